@@ -1,0 +1,247 @@
+//! Node configuration: every protocol parameter in one place, with the defaults from the design
+//! (DESIGN.md section 3). Deserialised from TOML (`[node]` of a scenario, or a node's config file)
+//! and validated with errors that name the field.
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration value out of range; names the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid value for `{field}`: {reason}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn check(ok: bool, field: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            field,
+            reason: reason.into(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    pub discovery: DiscoveryConfig,
+    pub gossip: GossipConfig,
+    pub health: HealthConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Peers dialled at start, chosen at random among the known ones.
+    pub initial_dials: usize,
+    /// Re-scan period: top up connections from the registry.
+    pub rescan_interval_ms: u64,
+    /// Bootstrap registry capacity (peers remembered).
+    pub registry_max_peers: usize,
+    /// Peers sent in one PEX response.
+    pub pex_max_peers: usize,
+    /// Connections a node tries to hold.
+    pub target_connections: usize,
+    /// Hard limit on connections (inbound beyond it are refused).
+    pub max_connections: usize,
+    /// Dials in flight at once.
+    pub max_pending_dials: usize,
+    /// A peer that failed to answer a dial is not tried again for this long.
+    pub dial_retry_after_ms: u64,
+    /// Recency half-life used by the reliability score.
+    pub recency_half_life_ms: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            initial_dials: 5,
+            rescan_interval_ms: 120_000,
+            registry_max_peers: 100,
+            pex_max_peers: 50,
+            target_connections: 8,
+            max_connections: 16,
+            max_pending_dials: 8,
+            dial_retry_after_ms: 60_000,
+            recency_half_life_ms: 600_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GossipConfig {
+    /// Period of a node's own announcement.
+    pub interval_ms: u64,
+    /// Known peers carried by one announcement.
+    pub top_peers: usize,
+    /// Hops an announcement travels (the originator's send is hop 1).
+    pub ttl: u8,
+    /// Rumours carried in one gossip frame (own + relayed).
+    pub max_rumors_per_frame: usize,
+    /// Rumour ids remembered for de-duplication.
+    pub seen_cache_max: usize,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            interval_ms: 60_000,
+            top_peers: 20,
+            ttl: 3,
+            max_rumors_per_frame: 16,
+            seen_cache_max: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Heartbeat period (one heartbeat to every connection per period).
+    pub heartbeat_interval_ms: u64,
+    /// A connection silent for this long is declared dead and closed.
+    pub heartbeat_timeout_ms: u64,
+    /// Reconnect attempts after a connection is lost.
+    pub reconnect_attempts: u32,
+    /// First reconnect delay; each next one is multiplied by `reconnect_multiplier`.
+    pub reconnect_base_ms: u64,
+    pub reconnect_multiplier: u32,
+    /// Upper bound of one reconnect delay.
+    pub reconnect_max_ms: u64,
+    /// Peers tracked for reconnection at once.
+    pub reconnect_max_peers: usize,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            heartbeat_interval_ms: 30_000,
+            heartbeat_timeout_ms: 90_000,
+            reconnect_attempts: 3,
+            reconnect_base_ms: 5_000,
+            reconnect_multiplier: 3,
+            reconnect_max_ms: 45_000,
+            reconnect_max_peers: 16,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Check every field; the error names the first one out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.discovery;
+        check(
+            d.target_connections >= 1,
+            "discovery.target_connections",
+            "must be at least 1",
+        )?;
+        check(
+            d.max_connections >= d.target_connections,
+            "discovery.max_connections",
+            format!("must be >= target_connections ({})", d.target_connections),
+        )?;
+        check(
+            d.registry_max_peers >= 1,
+            "discovery.registry_max_peers",
+            "must be at least 1",
+        )?;
+        check(
+            d.pex_max_peers >= 1,
+            "discovery.pex_max_peers",
+            "must be at least 1",
+        )?;
+        check(
+            d.max_pending_dials >= 1,
+            "discovery.max_pending_dials",
+            "must be at least 1",
+        )?;
+        check(
+            d.rescan_interval_ms >= 100,
+            "discovery.rescan_interval_ms",
+            "must be at least 100 ms",
+        )?;
+        check(
+            d.recency_half_life_ms >= 1,
+            "discovery.recency_half_life_ms",
+            "must be positive",
+        )?;
+        let g = &self.gossip;
+        check(
+            g.interval_ms >= 100,
+            "gossip.interval_ms",
+            "must be at least 100 ms",
+        )?;
+        check(g.ttl >= 1, "gossip.ttl", "must be at least 1")?;
+        check(
+            g.max_rumors_per_frame >= 1,
+            "gossip.max_rumors_per_frame",
+            "must be at least 1",
+        )?;
+        check(
+            g.seen_cache_max >= 16,
+            "gossip.seen_cache_max",
+            "must be at least 16",
+        )?;
+        let h = &self.health;
+        check(
+            h.heartbeat_interval_ms >= 100,
+            "health.heartbeat_interval_ms",
+            "must be at least 100 ms",
+        )?;
+        check(
+            h.heartbeat_timeout_ms > h.heartbeat_interval_ms,
+            "health.heartbeat_timeout_ms",
+            format!(
+                "must exceed heartbeat_interval_ms ({})",
+                h.heartbeat_interval_ms
+            ),
+        )?;
+        check(
+            h.reconnect_base_ms >= 1,
+            "health.reconnect_base_ms",
+            "must be positive",
+        )?;
+        check(
+            h.reconnect_multiplier >= 1,
+            "health.reconnect_multiplier",
+            "must be at least 1",
+        )?;
+        check(
+            h.reconnect_max_ms >= h.reconnect_base_ms,
+            "health.reconnect_max_ms",
+            format!("must be >= reconnect_base_ms ({})", h.reconnect_base_ms),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_plan() {
+        let c = NodeConfig::default();
+        c.validate().unwrap();
+        assert_eq!(c.discovery.initial_dials, 5);
+        assert_eq!(c.discovery.rescan_interval_ms, 120_000);
+        assert_eq!(c.discovery.pex_max_peers, 50);
+        assert_eq!(c.discovery.registry_max_peers, 100);
+        assert_eq!(c.gossip.top_peers, 20);
+        assert_eq!(c.gossip.ttl, 3);
+        assert_eq!(c.health.reconnect_attempts, 3);
+        assert_eq!(c.health.reconnect_max_ms, 45_000);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut c = NodeConfig::default();
+        c.discovery.max_connections = 2;
+        assert_eq!(c.validate().unwrap_err().field, "discovery.max_connections");
+        let e: Result<NodeConfig, _> = toml::from_str("[gossip]\nttl_hops = 3\n");
+        assert!(e.unwrap_err().to_string().contains("ttl_hops"));
+    }
+}

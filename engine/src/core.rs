@@ -1,0 +1,145 @@
+//! The sans-IO contract every protocol core follows, and the one generic actix actor ([`Shell`])
+//! that runs any core: it stamps inputs with the clock, keeps exactly one timer armed at the core's
+//! `next_timeout()`, and hands outputs to the subsystem's [`Wiring`]. Subsystem actors are this
+//! shell plus a wiring; all protocol logic stays in the cores.
+
+use crate::time::{Clock, Millis};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, SpawnHandle};
+
+/// A protocol state machine: inputs in, outputs out, no I/O, no clock, no OS randomness.
+pub trait Core: Unpin + 'static {
+    type Input: 'static;
+    type Output: 'static;
+    fn handle(&mut self, now: Millis, input: Self::Input);
+    fn handle_timeout(&mut self, now: Millis);
+    /// When `handle_timeout` wants to be called next.
+    fn next_timeout(&self) -> Option<Millis>;
+    fn poll_output(&mut self) -> Option<Self::Output>;
+}
+
+/// Where a subsystem's outputs go: the transport, other actors, the observer.
+pub trait Wiring<O>: Unpin + 'static {
+    fn route(&mut self, output: O);
+}
+
+/// Input to a shell's core.
+pub struct In<I>(pub I);
+
+impl<I: 'static> Message for In<I> {
+    type Result = ();
+}
+
+/// Stop the actor (nodes are stopped explicitly: their timers would keep them alive).
+pub struct Shutdown;
+
+impl Message for Shutdown {
+    type Result = ();
+}
+
+/// The actor around a core.
+pub struct Shell<C: Core, W: Wiring<C::Output>> {
+    core: C,
+    wiring: W,
+    clock: Clock,
+    timer: Option<(Millis, SpawnHandle)>,
+}
+
+impl<C: Core, W: Wiring<C::Output>> Shell<C, W> {
+    pub fn new(core: C, wiring: W, clock: Clock) -> Self {
+        Shell {
+            core,
+            wiring,
+            clock,
+            timer: None,
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        while let Some(out) = self.core.poll_output() {
+            self.wiring.route(out);
+        }
+        self.arm(ctx);
+    }
+
+    /// Keep one timer at the core's deadline: re-arm only when the deadline moved earlier or the
+    /// armed one has fired, so a busy actor does not churn timers.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        let Some(next) = self.core.next_timeout() else {
+            if let Some((_, h)) = self.timer.take() {
+                ctx.cancel_future(h);
+            }
+            return;
+        };
+        if let Some((armed, h)) = self.timer {
+            if armed <= next {
+                return;
+            }
+            ctx.cancel_future(h);
+        }
+        let delay = self
+            .clock
+            .instant_at(next)
+            .saturating_duration_since(tokio::time::Instant::now());
+        let handle = ctx.run_later(delay, move |act, ctx| {
+            act.timer = None;
+            let now = act.clock.now();
+            act.core.handle_timeout(now);
+            act.flush(ctx);
+        });
+        self.timer = Some((next, handle));
+    }
+}
+
+impl<C: Core, W: Wiring<C::Output>> Actor for Shell<C, W> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+    }
+}
+
+impl<C: Core, W: Wiring<C::Output>> Handler<In<C::Input>> for Shell<C, W> {
+    type Result = ();
+
+    fn handle(&mut self, msg: In<C::Input>, ctx: &mut Context<Self>) {
+        let now = self.clock.now();
+        self.core.handle(now, msg.0);
+        self.flush(ctx);
+    }
+}
+
+impl<C: Core, W: Wiring<C::Output>> Handler<Shutdown> for Shell<C, W> {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// A bounded FIFO output queue shared by the cores.
+pub type Outputs<O> = std::collections::VecDeque<O>;
+
+/// Events every core sees about connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    Up { peer: crate::PeerId, outbound: bool },
+    Down { peer: crate::PeerId },
+    DialFailed { peer: crate::PeerId },
+}
+
+/// What any core may ask of the outside world: the router applies these.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    Send {
+        to: crate::PeerId,
+        msg: crate::wire::Message,
+    },
+    /// The same message to several peers (encoded once).
+    Broadcast {
+        to: Vec<crate::PeerId>,
+        msg: crate::wire::Message,
+    },
+    Dial(crate::PeerId),
+    Disconnect(crate::PeerId),
+    Event(crate::observer::Event),
+}

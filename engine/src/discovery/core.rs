@@ -1,0 +1,303 @@
+//! Discovery protocol core: dials known peers at start, keeps the node at its target number of
+//! connections (re-scan timer, and whenever a link drops or news arrives), runs peer exchange (PEX)
+//! on every new connection, and feeds the registry from PEX and gossip.
+
+use super::registry::Registry;
+use crate::config::DiscoveryConfig;
+use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::observer::Event;
+use crate::time::Millis;
+use crate::types::PeerId;
+use crate::wire::Message;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A dial not answered within this time is forgotten (the transport should answer well before).
+pub const DIAL_STALE_MS: Millis = 30_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Link(LinkEvent),
+    PexRequest {
+        from: PeerId,
+        max: u16,
+    },
+    PexResponse {
+        from: PeerId,
+        peers: Vec<PeerId>,
+    },
+    /// Peers heard of through gossip.
+    Learned {
+        peers: Vec<PeerId>,
+    },
+    /// Gossip asks for the best `n` peers for its next announcement.
+    TopPeersRequest {
+        n: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Effect(Effect),
+    /// Answer to `TopPeersRequest`, for gossip.
+    TopPeers(Vec<PeerId>),
+}
+
+pub struct DiscoveryCore {
+    me: PeerId,
+    cfg: DiscoveryConfig,
+    rng: ChaCha8Rng,
+    registry: Registry,
+    connected: BTreeSet<PeerId>,
+    dialing: BTreeMap<PeerId, Millis>,
+    started: bool,
+    next_rescan: Millis,
+    out: Outputs<Output>,
+}
+
+impl DiscoveryCore {
+    pub fn new(me: PeerId, cfg: DiscoveryConfig, rng: ChaCha8Rng, bootstrap: &[PeerId]) -> Self {
+        let mut registry = Registry::new(cfg.registry_max_peers, cfg.recency_half_life_ms);
+        for p in bootstrap.iter().filter(|p| **p != me) {
+            registry.learn(*p, 0, |_| false);
+        }
+        DiscoveryCore {
+            me,
+            cfg,
+            rng,
+            registry,
+            connected: BTreeSet::new(),
+            dialing: BTreeMap::new(),
+            started: false,
+            next_rescan: 0,
+            out: Outputs::new(),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn connected(&self) -> &BTreeSet<PeerId> {
+        &self.connected
+    }
+
+    pub fn dialing(&self) -> impl Iterator<Item = &PeerId> {
+        self.dialing.keys()
+    }
+
+    fn in_use<'a>(
+        connected: &'a BTreeSet<PeerId>,
+        dialing: &'a BTreeMap<PeerId, Millis>,
+    ) -> impl Fn(&PeerId) -> bool + 'a {
+        move |p| connected.contains(p) || dialing.contains_key(p)
+    }
+
+    fn learn_all(&mut self, now: Millis, peers: &[PeerId]) {
+        let before = self.registry.len();
+        for p in peers {
+            if *p != self.me {
+                self.registry
+                    .learn(*p, now, Self::in_use(&self.connected, &self.dialing));
+            }
+        }
+        if self.registry.len() != before {
+            self.out
+                .push_back(Output::Effect(Effect::Event(Event::KnownPeers(
+                    self.registry.len(),
+                ))));
+        }
+    }
+
+    /// Peers that may be dialled now: known, not connected or dialling, not failed recently.
+    fn eligible(&self, now: Millis) -> Vec<(PeerId, f64)> {
+        self.registry
+            .ranked(now)
+            .into_iter()
+            .filter(|(p, _)| !self.connected.contains(p) && !self.dialing.contains_key(p))
+            .filter(|(p, _)| {
+                let failed = self.registry.get(p).and_then(|e| e.last_failure);
+                failed.is_none_or(|t| now.saturating_sub(t) >= self.cfg.dial_retry_after_ms)
+            })
+            .collect()
+    }
+
+    fn dial(&mut self, now: Millis, peer: PeerId) {
+        self.dialing.insert(peer, now);
+        self.out.push_back(Output::Effect(Effect::Dial(peer)));
+    }
+
+    /// Initial dials: `initial_dials` peers picked uniformly among the known ones.
+    fn start(&mut self, now: Millis) {
+        self.started = true;
+        let mut pool: Vec<PeerId> = self.eligible(now).into_iter().map(|(p, _)| p).collect();
+        pool.shuffle(&mut self.rng);
+        let n = self.cfg.initial_dials.min(self.cfg.max_pending_dials);
+        for p in pool.into_iter().take(n) {
+            self.dial(now, p);
+        }
+        self.out
+            .push_back(Output::Effect(Effect::Event(Event::KnownPeers(
+                self.registry.len(),
+            ))));
+    }
+
+    /// Dial until connected + dialling reaches the target, picking peers at random weighted by
+    /// their reliability score (so good peers are preferred without every node choosing the same).
+    fn top_up(&mut self, now: Millis) {
+        if !self.started {
+            return;
+        }
+        let have = self.connected.len() + self.dialing.len();
+        let room = self
+            .cfg
+            .max_pending_dials
+            .saturating_sub(self.dialing.len());
+        let want = self.cfg.target_connections.saturating_sub(have).min(room);
+        if want == 0 {
+            return;
+        }
+        let mut pool = self.eligible(now);
+        for _ in 0..want {
+            if pool.is_empty() {
+                break;
+            }
+            let total: f64 = pool.iter().map(|(_, s)| s.max(1e-6)).sum();
+            let mut x = self.rng.gen_range(0.0..total);
+            let mut pick = pool.len() - 1;
+            for (i, (_, s)) in pool.iter().enumerate() {
+                x -= s.max(1e-6);
+                if x < 0.0 {
+                    pick = i;
+                    break;
+                }
+            }
+            let (p, _) = pool.swap_remove(pick);
+            self.dial(now, p);
+        }
+    }
+
+    /// A PEX answer: connected peers first (they are alive now), then a random sample of the rest.
+    fn pex_answer(&mut self, from: PeerId, max: u16) -> Vec<PeerId> {
+        let max = usize::from(max).min(self.cfg.pex_max_peers);
+        let mut live: Vec<PeerId> = self
+            .connected
+            .iter()
+            .copied()
+            .filter(|p| *p != from)
+            .collect();
+        live.shuffle(&mut self.rng);
+        live.truncate(max);
+        if live.len() < max {
+            let mut rest: Vec<PeerId> = self
+                .registry
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| *p != from && !self.connected.contains(p))
+                .collect();
+            rest.shuffle(&mut self.rng);
+            live.extend(rest.into_iter().take(max - live.len()));
+        }
+        live
+    }
+
+    fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { peer, .. } => {
+                self.dialing.remove(&peer);
+                self.connected.insert(peer);
+                self.registry.record_success(
+                    peer,
+                    now,
+                    Self::in_use(&self.connected, &self.dialing),
+                );
+                let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
+                self.out.push_back(Output::Effect(Effect::Send {
+                    to: peer,
+                    msg: Message::PexRequest { max },
+                }));
+            }
+            LinkEvent::Down { peer } => {
+                if self.connected.remove(&peer) {
+                    self.registry
+                        .seen(peer, now, Self::in_use(&self.connected, &self.dialing));
+                }
+                self.top_up(now);
+            }
+            LinkEvent::DialFailed { peer } => {
+                self.dialing.remove(&peer);
+                self.registry.record_failure(&peer, now);
+                self.top_up(now);
+            }
+        }
+    }
+}
+
+impl Core for DiscoveryCore {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, now: Millis, input: Input) {
+        match input {
+            Input::Link(ev) => self.on_link(now, ev),
+            Input::PexRequest { from, max } => {
+                if self.connected.contains(&from) {
+                    let peers = self.pex_answer(from, max);
+                    self.out.push_back(Output::Effect(Effect::Send {
+                        to: from,
+                        msg: Message::PexResponse { peers },
+                    }));
+                }
+            }
+            Input::PexResponse { from, peers } => {
+                // Only from a peer we are connected to, and never more than we would ask for.
+                if self.connected.contains(&from) {
+                    let n = peers.len().min(self.cfg.pex_max_peers);
+                    self.learn_all(now, &peers[..n]);
+                    self.top_up(now);
+                }
+            }
+            Input::Learned { peers } => {
+                self.learn_all(now, &peers);
+                self.top_up(now);
+            }
+            Input::TopPeersRequest { n } => {
+                let mut top: Vec<PeerId> = self.connected.iter().copied().collect();
+                top.truncate(n);
+                if top.len() < n {
+                    let more = self.registry.ranked(now).into_iter().map(|(p, _)| p);
+                    let more: Vec<PeerId> = more
+                        .filter(|p| !self.connected.contains(p))
+                        .take(n - top.len())
+                        .collect();
+                    top.extend(more);
+                }
+                self.out.push_back(Output::TopPeers(top));
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        if !self.started {
+            self.start(now);
+            self.next_rescan = now + self.cfg.rescan_interval_ms;
+            return;
+        }
+        if now >= self.next_rescan {
+            self.dialing
+                .retain(|_, at| now.saturating_sub(*at) < DIAL_STALE_MS);
+            self.top_up(now);
+            self.next_rescan = now + self.cfg.rescan_interval_ms;
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Millis> {
+        Some(self.next_rescan)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+}

@@ -1,0 +1,10 @@
+//! Discovery: the bootstrap registry, dialling to the target degree, and peer exchange (PEX).
+
+pub mod actor;
+pub mod core;
+pub mod registry;
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{DiscoveryCore, Input, Output};
+pub use actor::{DiscoveryActor, DiscoveryWiring};

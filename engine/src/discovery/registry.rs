@@ -1,0 +1,251 @@
+//! The bootstrap registry: the peers this node knows, with dial success/failure counts and a
+//! reliability score (success rate + recency). Bounded; the lowest-scoring peer that is not in use
+//! makes room for a new one.
+
+use crate::time::Millis;
+use crate::types::PeerId;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Entry {
+    pub successes: u32,
+    pub failures: u32,
+    /// Last time this node was connected to the peer (or learned it was alive first-hand).
+    pub last_seen: Option<Millis>,
+    pub last_failure: Option<Millis>,
+}
+
+impl Entry {
+    /// Reliability in [0, 2]: Laplace-smoothed success rate (a stranger scores 0.5) plus a
+    /// recency term halving every `half_life_ms` since the peer was last seen.
+    pub fn score(&self, now: Millis, half_life_ms: u64) -> f64 {
+        let s = f64::from(self.successes);
+        let f = f64::from(self.failures);
+        let rate = (s + 1.0) / (s + f + 2.0);
+        let recency = match self.last_seen {
+            Some(t) => 0.5f64.powf(now.saturating_sub(t) as f64 / half_life_ms as f64),
+            None => 0.0,
+        };
+        rate + recency
+    }
+}
+
+/// Known peers, keyed by id (BTreeMap: iteration order is part of determinism).
+#[derive(Clone, Debug)]
+pub struct Registry {
+    entries: BTreeMap<PeerId, Entry>,
+    max_peers: usize,
+    half_life_ms: u64,
+}
+
+impl Registry {
+    pub fn new(max_peers: usize, half_life_ms: u64) -> Self {
+        assert!(max_peers >= 1);
+        Registry {
+            entries: BTreeMap::new(),
+            max_peers,
+            half_life_ms,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, peer: &PeerId) -> Option<&Entry> {
+        self.entries.get(peer)
+    }
+
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.entries.contains_key(peer)
+    }
+
+    pub fn score(&self, peer: &PeerId, now: Millis) -> Option<f64> {
+        self.entries
+            .get(peer)
+            .map(|e| e.score(now, self.half_life_ms))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Add a peer heard of second-hand. Returns whether it is now known. When full, the worst
+    /// peer for which `in_use` is false is evicted if it scores below a stranger (0.5); a full
+    /// registry of peers at least as good as a stranger keeps its peers.
+    pub fn learn(&mut self, peer: PeerId, now: Millis, in_use: impl Fn(&PeerId) -> bool) -> bool {
+        if self.entries.contains_key(&peer) {
+            return true;
+        }
+        if self.entries.len() >= self.max_peers {
+            let stranger = Entry::default().score(now, self.half_life_ms);
+            match self.worst(now, &in_use) {
+                Some((victim, score)) if score < stranger => {
+                    self.entries.remove(&victim);
+                }
+                _ => return false,
+            }
+        }
+        self.entries.insert(peer, Entry::default());
+        true
+    }
+
+    /// Record a first-hand sighting (connected, or connection closed after being up).
+    pub fn seen(&mut self, peer: PeerId, now: Millis, in_use: impl Fn(&PeerId) -> bool) {
+        self.force_insert(peer, now, in_use);
+        if let Some(e) = self.entries.get_mut(&peer) {
+            e.last_seen = Some(now);
+        }
+    }
+
+    pub fn record_success(&mut self, peer: PeerId, now: Millis, in_use: impl Fn(&PeerId) -> bool) {
+        self.seen(peer, now, in_use);
+        if let Some(e) = self.entries.get_mut(&peer) {
+            e.successes = e.successes.saturating_add(1);
+        }
+    }
+
+    pub fn record_failure(&mut self, peer: &PeerId, now: Millis) {
+        if let Some(e) = self.entries.get_mut(peer) {
+            e.failures = e.failures.saturating_add(1);
+            e.last_failure = Some(now);
+        }
+    }
+
+    /// Insert even when full (a peer we are actually connected to must be remembered): evict the
+    /// worst peer not in use, whatever its score.
+    fn force_insert(&mut self, peer: PeerId, now: Millis, in_use: impl Fn(&PeerId) -> bool) {
+        if self.entries.contains_key(&peer) {
+            return;
+        }
+        if self.entries.len() >= self.max_peers {
+            match self.worst(now, &in_use) {
+                Some((victim, _)) => {
+                    self.entries.remove(&victim);
+                }
+                None => return,
+            }
+        }
+        self.entries.insert(peer, Entry::default());
+    }
+
+    /// Lowest score among peers not in use; ties go to the smallest id (deterministic).
+    fn worst(&self, now: Millis, in_use: &impl Fn(&PeerId) -> bool) -> Option<(PeerId, f64)> {
+        let mut worst: Option<(PeerId, f64)> = None;
+        for (p, e) in &self.entries {
+            if in_use(p) {
+                continue;
+            }
+            let s = e.score(now, self.half_life_ms);
+            if worst.is_none_or(|(_, w)| s < w) {
+                worst = Some((*p, s));
+            }
+        }
+        worst
+    }
+
+    /// Peers sorted best first (score descending, id ascending on ties).
+    pub fn ranked(&self, now: Millis) -> Vec<(PeerId, f64)> {
+        let mut v: Vec<(PeerId, f64)> = self
+            .entries
+            .iter()
+            .map(|(p, e)| (*p, e.score(now, self.half_life_ms)))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pid(i: u8) -> PeerId {
+        PeerId([i; 32])
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Learn(u8),
+        Success(u8),
+        Failure(u8),
+        Advance(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            any::<u8>().prop_map(Op::Learn),
+            any::<u8>().prop_map(Op::Success),
+            any::<u8>().prop_map(Op::Failure),
+            (0u32..3_600_000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn score_is_bounded_and_monotone(s in 0u32..1000, f in 0u32..1000, age in 0u64..10_000_000) {
+            let e = Entry { successes: s, failures: f, last_seen: Some(0), last_failure: None };
+            let sc = e.score(age, 600_000);
+            prop_assert!((0.0..=2.0).contains(&sc));
+            // One more success never lowers the score; one more failure never raises it.
+            let better = Entry { successes: s + 1, ..e.clone() };
+            let worse = Entry { failures: f + 1, ..e.clone() };
+            prop_assert!(better.score(age, 600_000) >= sc);
+            prop_assert!(worse.score(age, 600_000) <= sc);
+            // Older sightings never score higher.
+            prop_assert!(e.score(age + 1000, 600_000) <= sc);
+        }
+
+        #[test]
+        fn registry_stays_bounded_and_keeps_peers_in_use(ops in prop::collection::vec(op(), 0..400), cap in 1usize..20) {
+            let mut r = Registry::new(cap, 600_000);
+            let mut now = 0u64;
+            let pinned = pid(0);
+            r.record_success(pinned, now, |_| false);
+            for o in ops {
+                let in_use = |p: &PeerId| *p == pinned;
+                match o {
+                    Op::Learn(i) => { r.learn(pid(i), now, in_use); }
+                    Op::Success(i) => r.record_success(pid(i), now, in_use),
+                    Op::Failure(i) => r.record_failure(&pid(i), now),
+                    Op::Advance(d) => now += u64::from(d),
+                }
+                prop_assert!(r.len() <= cap);
+                prop_assert!(r.contains(&pinned), "a peer in use was evicted");
+            }
+            let ranked = r.ranked(now);
+            prop_assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
+        }
+    }
+
+    #[test]
+    fn reliable_recent_peer_outranks_failing_one() {
+        let mut r = Registry::new(10, 600_000);
+        r.record_success(pid(1), 0, |_| false);
+        r.learn(pid(2), 0, |_| false);
+        r.record_failure(&pid(2), 0);
+        r.record_failure(&pid(2), 0);
+        let ranked = r.ranked(1000);
+        assert_eq!(ranked[0].0, pid(1));
+        assert_eq!(ranked[1].0, pid(2));
+    }
+
+    #[test]
+    fn full_registry_replaces_failing_peer_but_not_good_ones() {
+        let mut r = Registry::new(2, 600_000);
+        r.record_success(pid(1), 0, |_| false);
+        r.learn(pid(2), 0, |_| false);
+        r.record_failure(&pid(2), 0);
+        assert!(
+            r.learn(pid(3), 0, |_| false),
+            "failing peer should make room"
+        );
+        assert!(!r.contains(&pid(2)));
+        assert!(!r.learn(pid(4), 0, |_| false), "good peers are kept");
+    }
+}

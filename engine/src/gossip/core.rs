@@ -1,0 +1,256 @@
+//! Gossip protocol core. Every `interval_ms` a node announces its top known peers to all its
+//! connections in a rumour with a TTL; receivers de-duplicate by rumour id, hand the peers to
+//! discovery, and relay the rumour with TTL - 1 while it is above 1.
+//!
+//! Relays ride on the node's next round instead of being flooded at once: one frame per round
+//! carries the node's own rumour and the freshest pending relays (bounded by
+//! `max_rumors_per_frame`), encoded once for all connections. The message count per node is then
+//! O(degree / interval) whatever the TTL, at the price of up to one interval of delay per hop.
+
+use crate::config::GossipConfig;
+use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::observer::Event;
+use crate::time::Millis;
+use crate::types::PeerId;
+use crate::wire::{Message, Rumor, MAX_RUMORS, MAX_RUMOR_PEERS};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Link(LinkEvent),
+    Frame {
+        from: PeerId,
+        rumors: Vec<Rumor>,
+    },
+    /// Discovery's answer to our request for the peers to announce.
+    TopPeers(Vec<PeerId>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Effect(Effect),
+    /// Ask discovery for the best `n` peers (answered with `Input::TopPeers`).
+    RequestTopPeers(usize),
+    /// New peers heard of, for discovery.
+    Learned(Vec<PeerId>),
+}
+
+/// Bounded set of rumour ids already seen (FIFO eviction). Lookups only: nothing iterates the
+/// hash set, so its order never matters.
+#[derive(Clone, Debug)]
+pub struct SeenCache {
+    set: HashSet<(PeerId, u64)>,
+    order: VecDeque<(PeerId, u64)>,
+    cap: usize,
+}
+
+impl SeenCache {
+    pub fn new(cap: usize) -> Self {
+        SeenCache {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// Insert; returns false if the id was already there.
+    pub fn insert(&mut self, id: (PeerId, u64)) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+pub struct GossipCore {
+    me: PeerId,
+    cfg: GossipConfig,
+    connected: BTreeSet<PeerId>,
+    seen: SeenCache,
+    /// Rumours waiting for the next round, TTL already decremented.
+    relay: Vec<Rumor>,
+    seq: u64,
+    next_round: Millis,
+    awaiting_top: bool,
+    duplicates: u64,
+    out: Outputs<Output>,
+}
+
+impl GossipCore {
+    /// The first round falls at a random point of the first interval so nodes do not gossip in
+    /// lock-step.
+    pub fn new(me: PeerId, cfg: GossipConfig, mut rng: ChaCha8Rng) -> Self {
+        let first = rng.gen_range(0..cfg.interval_ms.max(1));
+        GossipCore {
+            me,
+            seen: SeenCache::new(cfg.seen_cache_max),
+            cfg,
+            connected: BTreeSet::new(),
+            relay: Vec::new(),
+            seq: 0,
+            next_round: first,
+            awaiting_top: false,
+            duplicates: 0,
+            out: Outputs::new(),
+        }
+    }
+
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    pub fn pending_relays(&self) -> &[Rumor] {
+        &self.relay
+    }
+
+    fn relay_cap(&self) -> usize {
+        self.cfg
+            .max_rumors_per_frame
+            .min(MAX_RUMORS)
+            .saturating_sub(1)
+    }
+
+    fn on_frame(&mut self, from: PeerId, rumors: Vec<Rumor>) {
+        if !self.connected.contains(&from) {
+            return;
+        }
+        let mut learned: BTreeSet<PeerId> = BTreeSet::new();
+        for mut r in rumors {
+            if r.origin == self.me || !self.seen.insert(r.id()) {
+                self.duplicates += 1;
+                continue;
+            }
+            self.out
+                .push_back(Output::Effect(Effect::Event(Event::RumorReceived {
+                    origin: r.origin,
+                    seq: r.seq,
+                })));
+            learned.extend(r.peers.iter().copied().filter(|p| *p != self.me));
+            learned.insert(r.origin);
+            if r.ttl > 1 {
+                r.ttl -= 1;
+                self.queue_relay(r);
+            }
+        }
+        if !learned.is_empty() {
+            self.out
+                .push_back(Output::Learned(learned.into_iter().collect()));
+        }
+    }
+
+    /// Keep the freshest rumours (highest TTL, then earliest queued) within the relay bound.
+    fn queue_relay(&mut self, r: Rumor) {
+        let cap = self.relay_cap();
+        if cap == 0 {
+            return;
+        }
+        if self.relay.len() < cap {
+            self.relay.push(r);
+            return;
+        }
+        // Replace the stalest (lowest TTL; the latest queued among equals) if the new one is fresher.
+        if let Some((i, worst)) = self
+            .relay
+            .iter()
+            .enumerate()
+            .rev()
+            .min_by_key(|(_, x)| x.ttl)
+        {
+            if worst.ttl < r.ttl {
+                self.relay[i] = r;
+            }
+        }
+    }
+
+    fn round(&mut self, peers: Vec<PeerId>) {
+        self.awaiting_top = false;
+        if self.connected.is_empty() {
+            self.relay.clear();
+            return;
+        }
+        self.seq += 1;
+        let mut peers = peers;
+        peers.retain(|p| *p != self.me);
+        peers.truncate(self.cfg.top_peers.min(MAX_RUMOR_PEERS));
+        let own = Rumor {
+            origin: self.me,
+            seq: self.seq,
+            ttl: self.cfg.ttl,
+            peers,
+        };
+        self.seen.insert(own.id());
+        self.out
+            .push_back(Output::Effect(Effect::Event(Event::RumorOriginated {
+                origin: self.me,
+                seq: self.seq,
+            })));
+        let mut rumors = Vec::with_capacity(1 + self.relay.len());
+        rumors.push(own);
+        // Freshest first; the sort is stable so equal TTLs keep arrival order.
+        self.relay.sort_by(|a, b| b.ttl.cmp(&a.ttl));
+        rumors.append(&mut self.relay);
+        let to: Vec<PeerId> = self.connected.iter().copied().collect();
+        self.out.push_back(Output::Effect(Effect::Broadcast {
+            to,
+            msg: Message::Gossip { rumors },
+        }));
+    }
+}
+
+impl Core for GossipCore {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, _now: Millis, input: Input) {
+        match input {
+            Input::Link(LinkEvent::Up { peer, .. }) => {
+                self.connected.insert(peer);
+            }
+            Input::Link(LinkEvent::Down { peer }) => {
+                self.connected.remove(&peer);
+            }
+            Input::Link(LinkEvent::DialFailed { .. }) => {}
+            Input::Frame { from, rumors } => self.on_frame(from, rumors),
+            Input::TopPeers(peers) => {
+                if self.awaiting_top {
+                    self.round(peers);
+                }
+            }
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        if now >= self.next_round {
+            self.next_round = now + self.cfg.interval_ms;
+            if !self.connected.is_empty() {
+                self.awaiting_top = true;
+                self.out
+                    .push_back(Output::RequestTopPeers(self.cfg.top_peers));
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Millis> {
+        Some(self.next_round)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+}

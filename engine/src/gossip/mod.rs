@@ -1,0 +1,9 @@
+//! Gossip: periodic announcements of known peers, relayed with a TTL and de-duplicated.
+
+pub mod actor;
+pub mod core;
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{GossipCore, Input, Output, SeenCache};
+pub use actor::{GossipActor, GossipWiring};

@@ -1,0 +1,21 @@
+//! swarm engine: the protocol cores (pure state machines), the thin actix actors that run them, the
+//! wire format, and the ports (transport, clock, observer) through which a node meets the world.
+//!
+//! Nothing here knows about WebRTC or the simulator: both plug in through [`transport::Transport`].
+
+pub mod config;
+pub mod core;
+pub mod discovery;
+pub mod gossip;
+pub mod health;
+pub mod node;
+pub mod observer;
+pub mod router;
+pub mod time;
+pub mod transport;
+pub mod types;
+pub mod wire;
+
+pub use config::{ConfigError, NodeConfig};
+pub use node::Node;
+pub use types::PeerId;

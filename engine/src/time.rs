@@ -1,0 +1,37 @@
+//! Injected time. Protocol cores never read a clock: they are handed `now` in milliseconds since the
+//! node's epoch. The actors read it from a [`Clock`], which is tokio's `Instant` (virtual under the
+//! simulator's paused runtime, real otherwise).
+
+/// Milliseconds since the node's epoch.
+pub type Millis = u64;
+
+/// The clock the actors use to stamp inputs for the cores.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    epoch: tokio::time::Instant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub fn starting_now() -> Self {
+        Clock {
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+
+    /// A clock with a given zero (all nodes of one simulation share it).
+    pub fn with_epoch(epoch: tokio::time::Instant) -> Self {
+        Clock { epoch }
+    }
+
+    pub fn now(&self) -> Millis {
+        tokio::time::Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_millis() as Millis
+    }
+
+    /// The tokio instant at which `at` falls, for timers.
+    pub fn instant_at(&self, at: Millis) -> tokio::time::Instant {
+        self.epoch + std::time::Duration::from_millis(at)
+    }
+}

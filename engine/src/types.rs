@@ -1,0 +1,60 @@
+//! Identifiers shared by every subsystem.
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A peer's identity on the wire: 32 bytes (the ed25519 public key once identity lands).
+/// Serialised as one 32-byte binary string (34 bytes of MessagePack), not as 32 integers.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub [u8; 32]);
+
+impl Serialize for PeerId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = PeerId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("32 bytes of peer id")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PeerId, E> {
+                let arr: [u8; 32] = v
+                    .try_into()
+                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                Ok(PeerId(arr))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl PeerId {
+    /// Short hex form for logs and reports (first 8 bytes).
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+
+    /// Derive a peer id from a seeded RNG (simulator nodes, tests).
+    pub fn random<R: rand::RngCore>(rng: &mut R) -> Self {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        PeerId(b)
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({})", self.short())
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
