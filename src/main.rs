@@ -1,1 +1,160 @@
-fn main() {}
+//! The `swarm` command line: run simulator scenarios, benchmark the simulator.
+//! (Real nodes, rendezvous and identity commands arrive with their subsystems.)
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use swarm_simulator::report::Report;
+use swarm_simulator::run::{run, RunOptions};
+use swarm_simulator::scenario;
+
+#[derive(Parser)]
+#[command(name = "swarm", version, about = "Simulation-first peer-to-peer swarm engine")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario file in the deterministic simulator.
+    Sim(SimArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Scenario file (TOML), e.g. scenarios/churn-50.toml.
+    scenario: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory for report.json and connectivity.svg.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Simulator throughput and peak memory on a churn scenario at several sizes.
+    Sim(BenchSimArgs),
+    /// (internal) one benchmark run in this process; prints its measurements as JSON.
+    #[command(hide = true)]
+    SimOne(BenchOneArgs),
+}
+
+#[derive(Args)]
+struct BenchSimArgs {
+    /// Scenario providing everything but the population size.
+    #[arg(long, default_value = "scenarios/churn-50.toml")]
+    scenario: PathBuf,
+    /// Population sizes to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    nodes: Vec<usize>,
+    /// Override the simulated duration (seconds).
+    #[arg(long)]
+    duration_s: Option<u64>,
+}
+
+#[derive(Args)]
+struct BenchOneArgs {
+    #[arg(long)]
+    scenario: PathBuf,
+    #[arg(long)]
+    nodes: usize,
+    #[arg(long)]
+    duration_s: Option<u64>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Sim(a) => sim(a),
+        Cmd::Bench(BenchCmd::Sim(a)) => bench_sim(a),
+        Cmd::Bench(BenchCmd::SimOne(a)) => bench_one(a),
+    }
+}
+
+fn sim(a: SimArgs) -> Result<()> {
+    let mut sc = scenario::load(&a.scenario)?;
+    if let Some(seed) = a.seed {
+        sc.seed = seed;
+    }
+    let report = run(&sc, RunOptions { progress: !a.quiet })?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating output directory {}", a.out.display()))?;
+    let json = report.write_json(&a.out).with_context(|| format!("writing report into {}", a.out.display()))?;
+    let svg = report.write_svg(&a.out).map_err(|e| anyhow::anyhow!("writing plot into {}: {e}", a.out.display()))?;
+    println!("{}", report.table());
+    println!("report: {}\nplot:   {}", json.display(), svg.display());
+    Ok(())
+}
+
+/// Peak resident set size of this process, from /proc (Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn bench_one(a: BenchOneArgs) -> Result<()> {
+    let mut sc = scenario::load(&a.scenario)?;
+    sc.nodes = a.nodes;
+    if let Some(d) = a.duration_s {
+        sc.duration_s = d;
+        sc.churn = sc.churn.clone().clamped_to(d);
+    }
+    let report: Report = run(&sc, RunOptions { progress: false })?;
+    let out = serde_json::json!({
+        "nodes": sc.nodes,
+        "simulated_s": report.simulated_s,
+        "wall_s": report.wall_s,
+        "messages": report.messages,
+        "msgs_per_wall_s": report.messages as f64 / report.wall_s.max(1e-9),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "connectivity_min": report.metrics.connectivity_min,
+        "digest": report.digest,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn bench_sim(a: BenchSimArgs) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the swarm binary")?;
+    println!(
+        "{:>8} {:>12} {:>10} {:>12} {:>14} {:>12} {:>10}",
+        "nodes", "simulated_s", "wall_s", "messages", "msgs/wall_s", "peak_MiB", "conn_min"
+    );
+    for n in a.nodes {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["bench", "sim-one", "--scenario"]).arg(&a.scenario).args(["--nodes", &n.to_string()]);
+        if let Some(d) = a.duration_s {
+            cmd.args(["--duration-s", &d.to_string()]);
+        }
+        let out = cmd.output().context("running a benchmark child process")?;
+        if !out.status.success() {
+            bail!("benchmark with {n} nodes failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading benchmark output")?;
+        let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:>8} {:>12.0} {:>10.2} {:>12.0} {:>14.0} {:>12.1} {:>10.4}",
+            n,
+            f("simulated_s"),
+            f("wall_s"),
+            f("messages"),
+            f("msgs_per_wall_s"),
+            f("peak_rss_bytes") / (1024.0 * 1024.0),
+            f("connectivity_min")
+        );
+    }
+    Ok(())
+}

@@ -16,10 +16,7 @@ fn check(ok: bool, field: &'static str, reason: impl Into<String>) -> Result<(),
     if ok {
         Ok(())
     } else {
-        Err(ConfigError {
-            field,
-            reason: reason.into(),
-        })
+        Err(ConfigError { field, reason: reason.into() })
     }
 }
 
@@ -87,13 +84,7 @@ pub struct GossipConfig {
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        GossipConfig {
-            interval_ms: 60_000,
-            top_peers: 20,
-            ttl: 3,
-            max_rumors_per_frame: 16,
-            seen_cache_max: 4096,
-        }
+        GossipConfig { interval_ms: 60_000, top_peers: 20, ttl: 3, max_rumors_per_frame: 16, seen_cache_max: 4096 }
     }
 }
 
@@ -133,82 +124,31 @@ impl NodeConfig {
     /// Check every field; the error names the first one out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.discovery;
-        check(
-            d.target_connections >= 1,
-            "discovery.target_connections",
-            "must be at least 1",
-        )?;
+        check(d.target_connections >= 1, "discovery.target_connections", "must be at least 1")?;
         check(
             d.max_connections >= d.target_connections,
             "discovery.max_connections",
             format!("must be >= target_connections ({})", d.target_connections),
         )?;
-        check(
-            d.registry_max_peers >= 1,
-            "discovery.registry_max_peers",
-            "must be at least 1",
-        )?;
-        check(
-            d.pex_max_peers >= 1,
-            "discovery.pex_max_peers",
-            "must be at least 1",
-        )?;
-        check(
-            d.max_pending_dials >= 1,
-            "discovery.max_pending_dials",
-            "must be at least 1",
-        )?;
-        check(
-            d.rescan_interval_ms >= 100,
-            "discovery.rescan_interval_ms",
-            "must be at least 100 ms",
-        )?;
-        check(
-            d.recency_half_life_ms >= 1,
-            "discovery.recency_half_life_ms",
-            "must be positive",
-        )?;
+        check(d.registry_max_peers >= 1, "discovery.registry_max_peers", "must be at least 1")?;
+        check(d.pex_max_peers >= 1, "discovery.pex_max_peers", "must be at least 1")?;
+        check(d.max_pending_dials >= 1, "discovery.max_pending_dials", "must be at least 1")?;
+        check(d.rescan_interval_ms >= 100, "discovery.rescan_interval_ms", "must be at least 100 ms")?;
+        check(d.recency_half_life_ms >= 1, "discovery.recency_half_life_ms", "must be positive")?;
         let g = &self.gossip;
-        check(
-            g.interval_ms >= 100,
-            "gossip.interval_ms",
-            "must be at least 100 ms",
-        )?;
+        check(g.interval_ms >= 100, "gossip.interval_ms", "must be at least 100 ms")?;
         check(g.ttl >= 1, "gossip.ttl", "must be at least 1")?;
-        check(
-            g.max_rumors_per_frame >= 1,
-            "gossip.max_rumors_per_frame",
-            "must be at least 1",
-        )?;
-        check(
-            g.seen_cache_max >= 16,
-            "gossip.seen_cache_max",
-            "must be at least 16",
-        )?;
+        check(g.max_rumors_per_frame >= 1, "gossip.max_rumors_per_frame", "must be at least 1")?;
+        check(g.seen_cache_max >= 16, "gossip.seen_cache_max", "must be at least 16")?;
         let h = &self.health;
-        check(
-            h.heartbeat_interval_ms >= 100,
-            "health.heartbeat_interval_ms",
-            "must be at least 100 ms",
-        )?;
+        check(h.heartbeat_interval_ms >= 100, "health.heartbeat_interval_ms", "must be at least 100 ms")?;
         check(
             h.heartbeat_timeout_ms > h.heartbeat_interval_ms,
             "health.heartbeat_timeout_ms",
-            format!(
-                "must exceed heartbeat_interval_ms ({})",
-                h.heartbeat_interval_ms
-            ),
+            format!("must exceed heartbeat_interval_ms ({})", h.heartbeat_interval_ms),
         )?;
-        check(
-            h.reconnect_base_ms >= 1,
-            "health.reconnect_base_ms",
-            "must be positive",
-        )?;
-        check(
-            h.reconnect_multiplier >= 1,
-            "health.reconnect_multiplier",
-            "must be at least 1",
-        )?;
+        check(h.reconnect_base_ms >= 1, "health.reconnect_base_ms", "must be positive")?;
+        check(h.reconnect_multiplier >= 1, "health.reconnect_multiplier", "must be at least 1")?;
         check(
             h.reconnect_max_ms >= h.reconnect_base_ms,
             "health.reconnect_max_ms",

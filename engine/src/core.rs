@@ -46,12 +46,7 @@ pub struct Shell<C: Core, W: Wiring<C::Output>> {
 
 impl<C: Core, W: Wiring<C::Output>> Shell<C, W> {
     pub fn new(core: C, wiring: W, clock: Clock) -> Self {
-        Shell {
-            core,
-            wiring,
-            clock,
-            timer: None,
-        }
+        Shell { core, wiring, clock, timer: None }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -76,10 +71,7 @@ impl<C: Core, W: Wiring<C::Output>> Shell<C, W> {
             }
             ctx.cancel_future(h);
         }
-        let delay = self
-            .clock
-            .instant_at(next)
-            .saturating_duration_since(tokio::time::Instant::now());
+        let delay = self.clock.instant_at(next).saturating_duration_since(tokio::time::Instant::now());
         let handle = ctx.run_later(delay, move |act, ctx| {
             act.timer = None;
             let now = act.clock.now();

@@ -58,24 +58,13 @@ impl Node {
         let hctx: Context<HealthActor> = Context::new();
         let (daddr, gaddr, haddr) = (dctx.address(), gctx.address(), hctx.address());
         let discovery = Shell::new(
-            DiscoveryCore::new(
-                p.id,
-                p.config.discovery,
-                subsystem_rng(p.seed, STREAM_DISCOVERY),
-                &p.bootstrap,
-            ),
-            DiscoveryWiring {
-                outbox: outbox.clone(),
-                gossip: gaddr.clone(),
-            },
+            DiscoveryCore::new(p.id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap),
+            DiscoveryWiring { outbox: outbox.clone(), gossip: gaddr.clone() },
             p.clock,
         );
         let gossip = Shell::new(
             GossipCore::new(p.id, p.config.gossip, subsystem_rng(p.seed, STREAM_GOSSIP)),
-            GossipWiring {
-                outbox: outbox.clone(),
-                discovery: daddr.clone(),
-            },
+            GossipWiring { outbox: outbox.clone(), discovery: daddr.clone() },
             p.clock,
         );
         let health = Shell::new(
@@ -83,19 +72,9 @@ impl Node {
             HealthWiring { outbox },
             p.clock,
         );
-        let inbox = Inbox::new(
-            p.id,
-            daddr.clone(),
-            gaddr.clone(),
-            haddr.clone(),
-            p.observer,
-        );
-        let node = Node {
-            id: p.id,
-            discovery: dctx.run(discovery),
-            gossip: gctx.run(gossip),
-            health: hctx.run(health),
-        };
+        let inbox = Inbox::new(p.id, daddr.clone(), gaddr.clone(), haddr.clone(), p.observer);
+        let node =
+            Node { id: p.id, discovery: dctx.run(discovery), gossip: gctx.run(gossip), health: hctx.run(health) };
         (node, inbox)
     }
 

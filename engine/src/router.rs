@@ -10,7 +10,7 @@ use crate::discovery::{self, DiscoveryActor};
 use crate::gossip::{self, GossipActor};
 use crate::health::{self, HealthActor};
 use crate::observer::{Event, Observer};
-use crate::transport::{Transport, TransportEvent};
+use crate::transport::{EventSink, Transport, TransportEvent};
 use crate::types::PeerId;
 use crate::wire::{self, Message};
 use actix::Addr;
@@ -25,11 +25,7 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(me: PeerId, transport: Rc<dyn Transport>, observer: Rc<dyn Observer>) -> Self {
-        Outbox {
-            me,
-            transport,
-            observer,
-        }
+        Outbox { me, transport, observer }
     }
 
     pub fn apply(&self, effect: Effect) {
@@ -80,16 +76,29 @@ impl Inbox {
         health: Addr<HealthActor>,
         observer: Rc<dyn Observer>,
     ) -> Self {
-        Inbox {
-            me,
-            discovery,
-            gossip,
-            health,
-            observer,
-        }
+        Inbox { me, discovery, gossip, health, observer }
     }
 
-    pub fn deliver(&self, event: TransportEvent) {
+    fn frame(&self, from: PeerId, bytes: &[u8]) {
+        let msg = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                // Counted for now; the reputation subsystem will penalise the sender.
+                self.observer.on_event(self.me, Event::BadFrame { from, error: e.to_string() });
+                return;
+            }
+        };
+        match msg {
+            Message::PexRequest { max } => self.discovery.do_send(In(discovery::Input::PexRequest { from, max })),
+            Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
+            Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
+            Message::Heartbeat { seq } => self.health.do_send(In(health::Input::Heartbeat { from, seq })),
+        }
+    }
+}
+
+impl EventSink for Inbox {
+    fn deliver(&self, event: TransportEvent) {
         let link = match event {
             TransportEvent::Frame { peer, bytes } => return self.frame(peer, &bytes),
             TransportEvent::Connected { peer, outbound } => LinkEvent::Up { peer, outbound },
@@ -99,36 +108,5 @@ impl Inbox {
         self.health.do_send(In(health::Input::Link(link)));
         self.discovery.do_send(In(discovery::Input::Link(link)));
         self.gossip.do_send(In(gossip::Input::Link(link)));
-    }
-
-    fn frame(&self, from: PeerId, bytes: &[u8]) {
-        let msg = match wire::decode(bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                // Counted for now; the reputation subsystem will penalise the sender.
-                self.observer.on_event(
-                    self.me,
-                    Event::BadFrame {
-                        from,
-                        error: e.to_string(),
-                    },
-                );
-                return;
-            }
-        };
-        match msg {
-            Message::PexRequest { max } => self
-                .discovery
-                .do_send(In(discovery::Input::PexRequest { from, max })),
-            Message::PexResponse { peers } => self
-                .discovery
-                .do_send(In(discovery::Input::PexResponse { from, peers })),
-            Message::Gossip { rumors } => self
-                .gossip
-                .do_send(In(gossip::Input::Frame { from, rumors })),
-            Message::Heartbeat { seq } => self
-                .health
-                .do_send(In(health::Input::Heartbeat { from, seq })),
-        }
     }
 }

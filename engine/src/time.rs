@@ -14,9 +14,7 @@ pub struct Clock {
 impl Clock {
     /// A clock whose zero is now.
     pub fn starting_now() -> Self {
-        Clock {
-            epoch: tokio::time::Instant::now(),
-        }
+        Clock { epoch: tokio::time::Instant::now() }
     }
 
     /// A clock with a given zero (all nodes of one simulation share it).
@@ -25,9 +23,7 @@ impl Clock {
     }
 
     pub fn now(&self) -> Millis {
-        tokio::time::Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_millis() as Millis
+        tokio::time::Instant::now().saturating_duration_since(self.epoch).as_millis() as Millis
     }
 
     /// The tokio instant at which `at` falls, for timers.

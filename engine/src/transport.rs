@@ -30,3 +30,8 @@ pub enum TransportEvent {
     DialFailed { peer: PeerId },
     Frame { peer: PeerId, bytes: Bytes },
 }
+
+/// Where a transport hands inbound events: the node's router inbox, or a recorder in tests.
+pub trait EventSink {
+    fn deliver(&self, event: TransportEvent);
+}

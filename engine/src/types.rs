@@ -23,9 +23,7 @@ impl<'de> Deserialize<'de> for PeerId {
                 f.write_str("32 bytes of peer id")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PeerId, E> {
-                let arr: [u8; 32] = v
-                    .try_into()
-                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                let arr: [u8; 32] = v.try_into().map_err(|_| E::invalid_length(v.len(), &self))?;
                 Ok(PeerId(arr))
             }
         }

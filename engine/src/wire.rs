@@ -65,27 +65,17 @@ pub enum WireError {
     #[error("malformed frame: {0}")]
     Malformed(String),
     #[error("{what} has {len} entries, limit {max}")]
-    Limit {
-        what: &'static str,
-        len: usize,
-        max: usize,
-    },
+    Limit { what: &'static str, len: usize, max: usize },
     #[error("could not encode frame: {0}")]
     Encode(String),
 }
 
 /// Encode a message into one frame.
 pub fn encode(msg: &Message) -> Result<Bytes, WireError> {
-    let frame = Frame {
-        version: PROTOCOL_VERSION,
-        msg: msg.clone(),
-    };
+    let frame = Frame { version: PROTOCOL_VERSION, msg: msg.clone() };
     let bytes = rmp_serde::to_vec(&frame).map_err(|e| WireError::Encode(e.to_string()))?;
     if bytes.len() > MAX_FRAME_BYTES {
-        return Err(WireError::TooLarge {
-            len: bytes.len(),
-            max: MAX_FRAME_BYTES,
-        });
+        return Err(WireError::TooLarge { len: bytes.len(), max: MAX_FRAME_BYTES });
     }
     Ok(Bytes::from(bytes))
 }
@@ -93,10 +83,7 @@ pub fn encode(msg: &Message) -> Result<Bytes, WireError> {
 /// Decode untrusted bytes: size first, then version, then the message and its list limits.
 pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     if bytes.len() > MAX_FRAME_BYTES {
-        return Err(WireError::TooLarge {
-            len: bytes.len(),
-            max: MAX_FRAME_BYTES,
-        });
+        return Err(WireError::TooLarge { len: bytes.len(), max: MAX_FRAME_BYTES });
     }
     if bytes.is_empty() {
         return Err(WireError::Empty);
@@ -107,20 +94,14 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
             // A frame from another protocol version may not decode at all: say so when we can.
             if let Ok((got, _)) = rmp_serde::from_slice::<(u8, serde::de::IgnoredAny)>(bytes) {
                 if got != PROTOCOL_VERSION {
-                    return Err(WireError::Version {
-                        got,
-                        supported: PROTOCOL_VERSION,
-                    });
+                    return Err(WireError::Version { got, supported: PROTOCOL_VERSION });
                 }
             }
             return Err(WireError::Malformed(e.to_string()));
         }
     };
     if frame.version != PROTOCOL_VERSION {
-        return Err(WireError::Version {
-            got: frame.version,
-            supported: PROTOCOL_VERSION,
-        });
+        return Err(WireError::Version { got: frame.version, supported: PROTOCOL_VERSION });
     }
     check_limits(&frame.msg)?;
     Ok(frame.msg)
@@ -139,9 +120,7 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         Message::PexResponse { peers } => limit("pex response", peers.len(), MAX_PEX_PEERS),
         Message::Gossip { rumors } => {
             limit("gossip frame", rumors.len(), MAX_RUMORS)?;
-            rumors
-                .iter()
-                .try_for_each(|r| limit("rumor", r.peers.len(), MAX_RUMOR_PEERS))
+            rumors.iter().try_for_each(|r| limit("rumor", r.peers.len(), MAX_RUMOR_PEERS))
         }
         Message::PexRequest { .. } | Message::Heartbeat { .. } => Ok(()),
     }
@@ -157,25 +136,14 @@ mod tests {
     }
 
     fn rumor() -> impl Strategy<Value = Rumor> {
-        (
-            peer(),
-            any::<u64>(),
-            any::<u8>(),
-            prop::collection::vec(peer(), 0..MAX_RUMOR_PEERS),
-        )
-            .prop_map(|(origin, seq, ttl, peers)| Rumor {
-                origin,
-                seq,
-                ttl,
-                peers,
-            })
+        (peer(), any::<u64>(), any::<u8>(), prop::collection::vec(peer(), 0..MAX_RUMOR_PEERS))
+            .prop_map(|(origin, seq, ttl, peers)| Rumor { origin, seq, ttl, peers })
     }
 
     fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
             any::<u16>().prop_map(|max| Message::PexRequest { max }),
-            prop::collection::vec(peer(), 0..MAX_PEX_PEERS)
-                .prop_map(|peers| Message::PexResponse { peers }),
+            prop::collection::vec(peer(), 0..MAX_PEX_PEERS).prop_map(|peers| Message::PexResponse { peers }),
             prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
         ]
@@ -213,56 +181,28 @@ mod tests {
     #[test]
     fn oversized_frame_rejected_before_decoding() {
         let bytes = vec![0u8; MAX_FRAME_BYTES + 1];
-        assert_eq!(
-            decode(&bytes),
-            Err(WireError::TooLarge {
-                len: MAX_FRAME_BYTES + 1,
-                max: MAX_FRAME_BYTES
-            })
-        );
+        assert_eq!(decode(&bytes), Err(WireError::TooLarge { len: MAX_FRAME_BYTES + 1, max: MAX_FRAME_BYTES }));
     }
 
     #[test]
     fn other_version_is_named() {
-        let frame = Frame {
-            version: 9,
-            msg: Message::Heartbeat { seq: 1 },
-        };
+        let frame = Frame { version: 9, msg: Message::Heartbeat { seq: 1 } };
         let bytes = rmp_serde::to_vec(&frame).unwrap();
-        assert_eq!(
-            decode(&bytes),
-            Err(WireError::Version {
-                got: 9,
-                supported: PROTOCOL_VERSION
-            })
-        );
+        assert_eq!(decode(&bytes), Err(WireError::Version { got: 9, supported: PROTOCOL_VERSION }));
     }
 
     #[test]
     fn list_limits_enforced_after_decoding() {
         let peers = vec![PeerId([7; 32]); MAX_PEX_PEERS + 1];
-        let frame = Frame {
-            version: PROTOCOL_VERSION,
-            msg: Message::PexResponse { peers },
-        };
+        let frame = Frame { version: PROTOCOL_VERSION, msg: Message::PexResponse { peers } };
         let bytes = rmp_serde::to_vec(&frame).unwrap();
-        assert!(matches!(
-            decode(&bytes),
-            Err(WireError::Limit {
-                what: "pex response",
-                ..
-            })
-        ));
+        assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "pex response", .. })));
     }
 
     #[test]
     fn huge_declared_length_does_not_allocate_it() {
         // A PexResponse claiming 2^32-1 peers in a 20-byte frame: must fail fast, not allocate.
-        let mut bytes = rmp_serde::to_vec(&Frame {
-            version: 1,
-            msg: Message::PexResponse { peers: vec![] },
-        })
-        .unwrap();
+        let mut bytes = rmp_serde::to_vec(&Frame { version: 1, msg: Message::PexResponse { peers: vec![] } }).unwrap();
         let n = bytes.len();
         bytes[n - 1] = 0xdd; // array32 marker replacing the empty fixarray
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);

@@ -99,15 +99,11 @@ impl DiscoveryCore {
         let before = self.registry.len();
         for p in peers {
             if *p != self.me {
-                self.registry
-                    .learn(*p, now, Self::in_use(&self.connected, &self.dialing));
+                self.registry.learn(*p, now, Self::in_use(&self.connected, &self.dialing));
             }
         }
         if self.registry.len() != before {
-            self.out
-                .push_back(Output::Effect(Effect::Event(Event::KnownPeers(
-                    self.registry.len(),
-                ))));
+            self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
         }
     }
 
@@ -138,10 +134,7 @@ impl DiscoveryCore {
         for p in pool.into_iter().take(n) {
             self.dial(now, p);
         }
-        self.out
-            .push_back(Output::Effect(Effect::Event(Event::KnownPeers(
-                self.registry.len(),
-            ))));
+        self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
     }
 
     /// Dial until connected + dialling reaches the target, picking peers at random weighted by
@@ -151,10 +144,7 @@ impl DiscoveryCore {
             return;
         }
         let have = self.connected.len() + self.dialing.len();
-        let room = self
-            .cfg
-            .max_pending_dials
-            .saturating_sub(self.dialing.len());
+        let room = self.cfg.max_pending_dials.saturating_sub(self.dialing.len());
         let want = self.cfg.target_connections.saturating_sub(have).min(room);
         if want == 0 {
             return;
@@ -182,21 +172,12 @@ impl DiscoveryCore {
     /// A PEX answer: connected peers first (they are alive now), then a random sample of the rest.
     fn pex_answer(&mut self, from: PeerId, max: u16) -> Vec<PeerId> {
         let max = usize::from(max).min(self.cfg.pex_max_peers);
-        let mut live: Vec<PeerId> = self
-            .connected
-            .iter()
-            .copied()
-            .filter(|p| *p != from)
-            .collect();
+        let mut live: Vec<PeerId> = self.connected.iter().copied().filter(|p| *p != from).collect();
         live.shuffle(&mut self.rng);
         live.truncate(max);
         if live.len() < max {
-            let mut rest: Vec<PeerId> = self
-                .registry
-                .iter()
-                .map(|(p, _)| *p)
-                .filter(|p| *p != from && !self.connected.contains(p))
-                .collect();
+            let mut rest: Vec<PeerId> =
+                self.registry.iter().map(|(p, _)| *p).filter(|p| *p != from && !self.connected.contains(p)).collect();
             rest.shuffle(&mut self.rng);
             live.extend(rest.into_iter().take(max - live.len()));
         }
@@ -208,21 +189,13 @@ impl DiscoveryCore {
             LinkEvent::Up { peer, .. } => {
                 self.dialing.remove(&peer);
                 self.connected.insert(peer);
-                self.registry.record_success(
-                    peer,
-                    now,
-                    Self::in_use(&self.connected, &self.dialing),
-                );
+                self.registry.record_success(peer, now, Self::in_use(&self.connected, &self.dialing));
                 let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
-                self.out.push_back(Output::Effect(Effect::Send {
-                    to: peer,
-                    msg: Message::PexRequest { max },
-                }));
+                self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::PexRequest { max } }));
             }
             LinkEvent::Down { peer } => {
                 if self.connected.remove(&peer) {
-                    self.registry
-                        .seen(peer, now, Self::in_use(&self.connected, &self.dialing));
+                    self.registry.seen(peer, now, Self::in_use(&self.connected, &self.dialing));
                 }
                 self.top_up(now);
             }
@@ -245,10 +218,7 @@ impl Core for DiscoveryCore {
             Input::PexRequest { from, max } => {
                 if self.connected.contains(&from) {
                     let peers = self.pex_answer(from, max);
-                    self.out.push_back(Output::Effect(Effect::Send {
-                        to: from,
-                        msg: Message::PexResponse { peers },
-                    }));
+                    self.out.push_back(Output::Effect(Effect::Send { to: from, msg: Message::PexResponse { peers } }));
                 }
             }
             Input::PexResponse { from, peers } => {
@@ -268,10 +238,7 @@ impl Core for DiscoveryCore {
                 top.truncate(n);
                 if top.len() < n {
                     let more = self.registry.ranked(now).into_iter().map(|(p, _)| p);
-                    let more: Vec<PeerId> = more
-                        .filter(|p| !self.connected.contains(p))
-                        .take(n - top.len())
-                        .collect();
+                    let more: Vec<PeerId> = more.filter(|p| !self.connected.contains(p)).take(n - top.len()).collect();
                     top.extend(more);
                 }
                 self.out.push_back(Output::TopPeers(top));
@@ -286,8 +253,7 @@ impl Core for DiscoveryCore {
             return;
         }
         if now >= self.next_rescan {
-            self.dialing
-                .retain(|_, at| now.saturating_sub(*at) < DIAL_STALE_MS);
+            self.dialing.retain(|_, at| now.saturating_sub(*at) < DIAL_STALE_MS);
             self.top_up(now);
             self.next_rescan = now + self.cfg.rescan_interval_ms;
         }

@@ -41,11 +41,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(max_peers: usize, half_life_ms: u64) -> Self {
         assert!(max_peers >= 1);
-        Registry {
-            entries: BTreeMap::new(),
-            max_peers,
-            half_life_ms,
-        }
+        Registry { entries: BTreeMap::new(), max_peers, half_life_ms }
     }
 
     pub fn len(&self) -> usize {
@@ -65,9 +61,7 @@ impl Registry {
     }
 
     pub fn score(&self, peer: &PeerId, now: Millis) -> Option<f64> {
-        self.entries
-            .get(peer)
-            .map(|e| e.score(now, self.half_life_ms))
+        self.entries.get(peer).map(|e| e.score(now, self.half_life_ms))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Entry)> {
@@ -150,11 +144,8 @@ impl Registry {
 
     /// Peers sorted best first (score descending, id ascending on ties).
     pub fn ranked(&self, now: Millis) -> Vec<(PeerId, f64)> {
-        let mut v: Vec<(PeerId, f64)> = self
-            .entries
-            .iter()
-            .map(|(p, e)| (*p, e.score(now, self.half_life_ms)))
-            .collect();
+        let mut v: Vec<(PeerId, f64)> =
+            self.entries.iter().map(|(p, e)| (*p, e.score(now, self.half_life_ms))).collect();
         v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }
@@ -241,10 +232,7 @@ mod tests {
         r.record_success(pid(1), 0, |_| false);
         r.learn(pid(2), 0, |_| false);
         r.record_failure(&pid(2), 0);
-        assert!(
-            r.learn(pid(3), 0, |_| false),
-            "failing peer should make room"
-        );
+        assert!(r.learn(pid(3), 0, |_| false), "failing peer should make room");
         assert!(!r.contains(&pid(2)));
         assert!(!r.learn(pid(4), 0, |_| false), "good peers are kept");
     }

@@ -22,12 +22,7 @@ fn me() -> PeerId {
 }
 
 fn core(boot: &[PeerId]) -> DiscoveryCore {
-    DiscoveryCore::new(
-        me(),
-        DiscoveryConfig::default(),
-        ChaCha8Rng::seed_from_u64(5),
-        boot,
-    )
+    DiscoveryCore::new(me(), DiscoveryConfig::default(), ChaCha8Rng::seed_from_u64(5), boot)
 }
 
 fn drain(c: &mut DiscoveryCore) -> Vec<Output> {
@@ -35,15 +30,7 @@ fn drain(c: &mut DiscoveryCore) -> Vec<Output> {
 }
 
 fn dials(out: &[Output]) -> Vec<PeerId> {
-    out.iter()
-        .filter_map(|o| {
-            if let Output::Effect(Effect::Dial(p)) = o {
-                Some(*p)
-            } else {
-                None
-            }
-        })
-        .collect()
+    out.iter().filter_map(|o| if let Output::Effect(Effect::Dial(p)) = o { Some(*p) } else { None }).collect()
 }
 
 #[test]
@@ -63,44 +50,19 @@ fn new_connection_triggers_pex_and_answers_are_bounded() {
     let mut c = core(&boot);
     c.handle_timeout(0);
     drain(&mut c);
-    c.handle(
-        10,
-        Input::Link(LinkEvent::Up {
-            peer: pid(1),
-            outbound: true,
-        }),
-    );
+    c.handle(10, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
     let out = drain(&mut c);
-    assert!(out.contains(&Output::Effect(Effect::Send {
-        to: pid(1),
-        msg: Message::PexRequest { max: 50 }
-    })));
-    c.handle(
-        20,
-        Input::PexRequest {
-            from: pid(1),
-            max: 500,
-        },
-    );
+    assert!(out.contains(&Output::Effect(Effect::Send { to: pid(1), msg: Message::PexRequest { max: 50 } })));
+    c.handle(20, Input::PexRequest { from: pid(1), max: 500 });
     let out = drain(&mut c);
-    let Some(Output::Effect(Effect::Send {
-        to,
-        msg: Message::PexResponse { peers },
-    })) = out.first()
-    else {
+    let Some(Output::Effect(Effect::Send { to, msg: Message::PexResponse { peers } })) = out.first() else {
         panic!("expected a PEX response, got {out:?}");
     };
     assert_eq!(*to, pid(1));
     assert_eq!(peers.len(), 50, "capped at pex_max_peers");
     assert!(!peers.contains(&pid(1)), "requester not sent to itself");
     // A request from a peer we are not connected to is ignored.
-    c.handle(
-        30,
-        Input::PexRequest {
-            from: pid(77),
-            max: 10,
-        },
-    );
+    c.handle(30, Input::PexRequest { from: pid(77), max: 10 });
     assert!(drain(&mut c).is_empty());
 }
 
@@ -109,21 +71,9 @@ fn pex_response_tops_up_to_target() {
     let mut c = core(&[pid(1)]);
     c.handle_timeout(0);
     assert_eq!(dials(&drain(&mut c)), vec![pid(1)]);
-    c.handle(
-        10,
-        Input::Link(LinkEvent::Up {
-            peer: pid(1),
-            outbound: true,
-        }),
-    );
+    c.handle(10, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
     drain(&mut c);
-    c.handle(
-        20,
-        Input::PexResponse {
-            from: pid(1),
-            peers: (2..40).map(pid).collect(),
-        },
-    );
+    c.handle(20, Input::PexResponse { from: pid(1), peers: (2..40).map(pid).collect() });
     let d = dials(&drain(&mut c));
     assert_eq!(d.len(), 7, "1 connected + 7 dialling = target 8");
     assert!(!d.contains(&pid(1)));

@@ -16,12 +16,8 @@ impl Wiring<Output> for GossipWiring {
     fn route(&mut self, output: Output) {
         match output {
             Output::Effect(e) => self.outbox.apply(e),
-            Output::RequestTopPeers(n) => self
-                .discovery
-                .do_send(In(discovery::Input::TopPeersRequest { n })),
-            Output::Learned(peers) => self
-                .discovery
-                .do_send(In(discovery::Input::Learned { peers })),
+            Output::RequestTopPeers(n) => self.discovery.do_send(In(discovery::Input::TopPeersRequest { n })),
+            Output::Learned(peers) => self.discovery.do_send(In(discovery::Input::Learned { peers })),
         }
     }
 }

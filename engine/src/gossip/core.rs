@@ -48,11 +48,7 @@ pub struct SeenCache {
 
 impl SeenCache {
     pub fn new(cap: usize) -> Self {
-        SeenCache {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            cap,
-        }
+        SeenCache { set: HashSet::new(), order: VecDeque::new(), cap }
     }
 
     /// Insert; returns false if the id was already there.
@@ -120,10 +116,7 @@ impl GossipCore {
     }
 
     fn relay_cap(&self) -> usize {
-        self.cfg
-            .max_rumors_per_frame
-            .min(MAX_RUMORS)
-            .saturating_sub(1)
+        self.cfg.max_rumors_per_frame.min(MAX_RUMORS).saturating_sub(1)
     }
 
     fn on_frame(&mut self, from: PeerId, rumors: Vec<Rumor>) {
@@ -136,11 +129,7 @@ impl GossipCore {
                 self.duplicates += 1;
                 continue;
             }
-            self.out
-                .push_back(Output::Effect(Effect::Event(Event::RumorReceived {
-                    origin: r.origin,
-                    seq: r.seq,
-                })));
+            self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin: r.origin, seq: r.seq })));
             learned.extend(r.peers.iter().copied().filter(|p| *p != self.me));
             learned.insert(r.origin);
             if r.ttl > 1 {
@@ -149,8 +138,7 @@ impl GossipCore {
             }
         }
         if !learned.is_empty() {
-            self.out
-                .push_back(Output::Learned(learned.into_iter().collect()));
+            self.out.push_back(Output::Learned(learned.into_iter().collect()));
         }
     }
 
@@ -165,13 +153,7 @@ impl GossipCore {
             return;
         }
         // Replace the stalest (lowest TTL; the latest queued among equals) if the new one is fresher.
-        if let Some((i, worst)) = self
-            .relay
-            .iter()
-            .enumerate()
-            .rev()
-            .min_by_key(|(_, x)| x.ttl)
-        {
+        if let Some((i, worst)) = self.relay.iter().enumerate().rev().min_by_key(|(_, x)| x.ttl) {
             if worst.ttl < r.ttl {
                 self.relay[i] = r;
             }
@@ -188,28 +170,16 @@ impl GossipCore {
         let mut peers = peers;
         peers.retain(|p| *p != self.me);
         peers.truncate(self.cfg.top_peers.min(MAX_RUMOR_PEERS));
-        let own = Rumor {
-            origin: self.me,
-            seq: self.seq,
-            ttl: self.cfg.ttl,
-            peers,
-        };
+        let own = Rumor { origin: self.me, seq: self.seq, ttl: self.cfg.ttl, peers };
         self.seen.insert(own.id());
-        self.out
-            .push_back(Output::Effect(Effect::Event(Event::RumorOriginated {
-                origin: self.me,
-                seq: self.seq,
-            })));
+        self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
         rumors.push(own);
         // Freshest first; the sort is stable so equal TTLs keep arrival order.
         self.relay.sort_by(|a, b| b.ttl.cmp(&a.ttl));
         rumors.append(&mut self.relay);
         let to: Vec<PeerId> = self.connected.iter().copied().collect();
-        self.out.push_back(Output::Effect(Effect::Broadcast {
-            to,
-            msg: Message::Gossip { rumors },
-        }));
+        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
     }
 }
 
@@ -240,8 +210,7 @@ impl Core for GossipCore {
             self.next_round = now + self.cfg.interval_ms;
             if !self.connected.is_empty() {
                 self.awaiting_top = true;
-                self.out
-                    .push_back(Output::RequestTopPeers(self.cfg.top_peers));
+                self.out.push_back(Output::RequestTopPeers(self.cfg.top_peers));
             }
         }
     }

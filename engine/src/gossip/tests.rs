@@ -24,42 +24,26 @@ fn drain(c: &mut GossipCore) -> Vec<Output> {
 
 fn connect(c: &mut GossipCore, peers: &[u8]) {
     for p in peers {
-        c.handle(
-            0,
-            Input::Link(LinkEvent::Up {
-                peer: pid(*p),
-                outbound: true,
-            }),
-        );
+        c.handle(0, Input::Link(LinkEvent::Up { peer: pid(*p), outbound: true }));
     }
 }
 
 /// Run one round (timer + discovery's answer) and return the broadcast rumours.
 fn round(c: &mut GossipCore, now: u64) -> Option<(Vec<PeerId>, Vec<Rumor>)> {
     c.handle_timeout(now.max(c.next_timeout().unwrap_or(0)));
-    let asked = drain(c)
-        .iter()
-        .any(|o| matches!(o, Output::RequestTopPeers(20)));
+    let asked = drain(c).iter().any(|o| matches!(o, Output::RequestTopPeers(20)));
     if !asked {
         return None;
     }
     c.handle(now, Input::TopPeers(vec![pid(50), pid(51)]));
     drain(c).into_iter().find_map(|o| match o {
-        Output::Effect(Effect::Broadcast {
-            to,
-            msg: Message::Gossip { rumors },
-        }) => Some((to, rumors)),
+        Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }) => Some((to, rumors)),
         _ => None,
     })
 }
 
 fn rumor(origin: u8, seq: u64, ttl: u8) -> Rumor {
-    Rumor {
-        origin: pid(origin),
-        seq,
-        ttl,
-        peers: vec![pid(origin.wrapping_add(100))],
-    }
+    Rumor { origin: pid(origin), seq, ttl, peers: vec![pid(origin.wrapping_add(100))] }
 }
 
 #[test]
@@ -67,34 +51,12 @@ fn duplicate_rumour_is_delivered_once() {
     let mut c = core(GossipConfig::default());
     connect(&mut c, &[1, 2]);
     drain(&mut c);
-    c.handle(
-        0,
-        Input::Frame {
-            from: pid(1),
-            rumors: vec![rumor(9, 1, 3)],
-        },
-    );
-    c.handle(
-        0,
-        Input::Frame {
-            from: pid(2),
-            rumors: vec![rumor(9, 1, 3)],
-        },
-    );
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(9, 1, 3)] });
+    c.handle(0, Input::Frame { from: pid(2), rumors: vec![rumor(9, 1, 3)] });
     let out = drain(&mut c);
-    let received = out
-        .iter()
-        .filter(|o| {
-            matches!(
-                o,
-                Output::Effect(Effect::Event(Event::RumorReceived { .. }))
-            )
-        })
-        .count();
-    let learned = out
-        .iter()
-        .filter(|o| matches!(o, Output::Learned(_)))
-        .count();
+    let received =
+        out.iter().filter(|o| matches!(o, Output::Effect(Effect::Event(Event::RumorReceived { .. })))).count();
+    let learned = out.iter().filter(|o| matches!(o, Output::Learned(_))).count();
     assert_eq!((received, learned), (1, 1));
     assert_eq!(c.duplicates(), 1);
 }
@@ -103,24 +65,14 @@ fn duplicate_rumour_is_delivered_once() {
 fn relays_decrement_ttl_and_stop_at_one() {
     let mut c = core(GossipConfig::default());
     connect(&mut c, &[1, 2]);
-    c.handle(
-        0,
-        Input::Frame {
-            from: pid(1),
-            rumors: vec![rumor(8, 1, 3), rumor(9, 1, 1)],
-        },
-    );
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3), rumor(9, 1, 1)] });
     let (to, rumors) = round(&mut c, 0).expect("a round with connections broadcasts");
     assert_eq!(to, vec![pid(1), pid(2)]);
     assert_eq!(rumors[0].origin, pid(0), "own rumour first");
     assert_eq!(rumors[0].ttl, 3);
     assert_eq!(rumors[0].peers, vec![pid(50), pid(51)]);
     let relayed: Vec<(PeerId, u8)> = rumors[1..].iter().map(|r| (r.origin, r.ttl)).collect();
-    assert_eq!(
-        relayed,
-        vec![(pid(8), 2)],
-        "ttl 3 relayed as 2; ttl 1 not relayed"
-    );
+    assert_eq!(relayed, vec![(pid(8), 2)], "ttl 3 relayed as 2; ttl 1 not relayed");
     // Relays are sent once.
     let (_, again) = round(&mut c, 60_000).unwrap();
     assert_eq!(again.len(), 1);
@@ -130,13 +82,7 @@ fn relays_decrement_ttl_and_stop_at_one() {
 fn no_round_without_connections_and_frames_from_strangers_ignored() {
     let mut c = core(GossipConfig::default());
     assert!(round(&mut c, 0).is_none());
-    c.handle(
-        0,
-        Input::Frame {
-            from: pid(3),
-            rumors: vec![rumor(9, 1, 3)],
-        },
-    );
+    c.handle(0, Input::Frame { from: pid(3), rumors: vec![rumor(9, 1, 3)] });
     assert!(drain(&mut c).is_empty());
 }
 

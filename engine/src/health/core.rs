@@ -23,9 +23,7 @@ pub type Output = Effect;
 /// Delay before reconnect attempt `attempt` (0-based): base * multiplier^attempt, capped.
 pub fn backoff_delay(cfg: &HealthConfig, attempt: u32) -> Millis {
     let factor = u64::from(cfg.reconnect_multiplier).saturating_pow(attempt);
-    cfg.reconnect_base_ms
-        .saturating_mul(factor)
-        .min(cfg.reconnect_max_ms)
+    cfg.reconnect_base_ms.saturating_mul(factor).min(cfg.reconnect_max_ms)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,18 +67,11 @@ impl HealthCore {
     }
 
     fn lost(&mut self, now: Millis, peer: PeerId) {
-        if self.cfg.reconnect_attempts == 0 || self.reconnect.len() >= self.cfg.reconnect_max_peers
-        {
+        if self.cfg.reconnect_attempts == 0 || self.reconnect.len() >= self.cfg.reconnect_max_peers {
             return;
         }
         let due = now + backoff_delay(&self.cfg, 0);
-        self.reconnect.insert(
-            peer,
-            Reconnect {
-                attempt: 0,
-                due: Some(due),
-            },
-        );
+        self.reconnect.insert(peer, Reconnect { attempt: 0, due: Some(due) });
     }
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
@@ -104,8 +95,7 @@ impl HealthCore {
                 r.attempt += 1;
                 if r.attempt >= self.cfg.reconnect_attempts {
                     self.reconnect.remove(&peer);
-                    self.out
-                        .push_back(Effect::Event(Event::ReconnectGaveUp { peer }));
+                    self.out.push_back(Effect::Event(Event::ReconnectGaveUp { peer }));
                 } else {
                     r.due = Some(now + backoff_delay(&self.cfg, r.attempt));
                 }
@@ -115,26 +105,18 @@ impl HealthCore {
 
     fn tick(&mut self, now: Millis) {
         let timeout = self.cfg.heartbeat_timeout_ms;
-        let expired: Vec<PeerId> = self
-            .conns
-            .iter()
-            .filter(|(_, heard)| now.saturating_sub(**heard) >= timeout)
-            .map(|(p, _)| *p)
-            .collect();
+        let expired: Vec<PeerId> =
+            self.conns.iter().filter(|(_, heard)| now.saturating_sub(**heard) >= timeout).map(|(p, _)| *p).collect();
         for p in expired {
             self.conns.remove(&p);
             self.out.push_back(Effect::Disconnect(p));
-            self.out
-                .push_back(Effect::Event(Event::PeerExpired { peer: p }));
+            self.out.push_back(Effect::Event(Event::PeerExpired { peer: p }));
             self.lost(now, p);
         }
         if !self.conns.is_empty() {
             self.seq += 1;
             let to: Vec<PeerId> = self.conns.keys().copied().collect();
-            self.out.push_back(Effect::Broadcast {
-                to,
-                msg: Message::Heartbeat { seq: self.seq },
-            });
+            self.out.push_back(Effect::Broadcast { to, msg: Message::Heartbeat { seq: self.seq } });
         }
     }
 }

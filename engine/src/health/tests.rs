@@ -53,13 +53,7 @@ proptest! {
 fn silent_peer_expires_then_reconnects_three_times_and_gives_up() {
     let cfg = HealthConfig::default();
     let mut c = HealthCore::new(cfg.clone(), ChaCha8Rng::seed_from_u64(1));
-    c.handle(
-        0,
-        Input::Link(LinkEvent::Up {
-            peer: pid(1),
-            outbound: true,
-        }),
-    );
+    c.handle(0, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
     // Run the core's timers for a long while, failing every reconnect dial at once.
     let (mut expired_at, mut dials, mut gave_up) = (None, vec![], false);
     while let Some(t) = c.next_timeout().filter(|t| *t <= 1_000_000) {
@@ -70,8 +64,7 @@ fn silent_peer_expires_then_reconnects_three_times_and_gives_up() {
                 Effect::Dial(p) if p == pid(1) => {
                     dials.push(t);
                     c.handle(t, Input::Link(LinkEvent::DialFailed { peer: pid(1) }));
-                    gave_up |= drain(&mut c)
-                        .contains(&Effect::Event(Event::ReconnectGaveUp { peer: pid(1) }));
+                    gave_up |= drain(&mut c).contains(&Effect::Event(Event::ReconnectGaveUp { peer: pid(1) }));
                 }
                 _ => {}
             }
@@ -79,18 +72,10 @@ fn silent_peer_expires_then_reconnects_three_times_and_gives_up() {
     }
     let expired_at = expired_at.expect("silent peer must be disconnected");
     assert!(
-        expired_at >= cfg.heartbeat_timeout_ms
-            && expired_at < cfg.heartbeat_timeout_ms + cfg.heartbeat_interval_ms
+        expired_at >= cfg.heartbeat_timeout_ms && expired_at < cfg.heartbeat_timeout_ms + cfg.heartbeat_interval_ms
     );
-    let gaps: Vec<u64> = dials
-        .iter()
-        .scan(expired_at, |prev, t| Some(t - std::mem::replace(prev, *t)))
-        .collect();
-    assert_eq!(
-        gaps,
-        vec![5_000, 15_000, 45_000],
-        "three attempts with exponential backoff"
-    );
+    let gaps: Vec<u64> = dials.iter().scan(expired_at, |prev, t| Some(t - std::mem::replace(prev, *t))).collect();
+    assert_eq!(gaps, vec![5_000, 15_000, 45_000], "three attempts with exponential backoff");
     assert!(gave_up);
 }
 
@@ -98,65 +83,30 @@ fn silent_peer_expires_then_reconnects_three_times_and_gives_up() {
 fn heartbeats_keep_a_connection_alive() {
     let cfg = HealthConfig::default();
     let mut c = HealthCore::new(cfg, ChaCha8Rng::seed_from_u64(2));
-    c.handle(
-        0,
-        Input::Link(LinkEvent::Up {
-            peer: pid(1),
-            outbound: false,
-        }),
-    );
+    c.handle(0, Input::Link(LinkEvent::Up { peer: pid(1), outbound: false }));
     let mut beats = 0;
     for step in 1..=20u64 {
         let now = step * 20_000;
-        c.handle(
-            now,
-            Input::Heartbeat {
-                from: pid(1),
-                seq: step,
-            },
-        );
+        c.handle(now, Input::Heartbeat { from: pid(1), seq: step });
         for (_, e) in run_until(&mut c, now) {
             assert_ne!(e, Effect::Disconnect(pid(1)));
-            if matches!(
-                e,
-                Effect::Broadcast {
-                    msg: Message::Heartbeat { .. },
-                    ..
-                }
-            ) {
+            if matches!(e, Effect::Broadcast { msg: Message::Heartbeat { .. }, .. }) {
                 beats += 1;
             }
         }
     }
     assert!(c.connections() == 1);
-    assert!(
-        (12..=14).contains(&beats),
-        "one heartbeat per 30 s over 400 s, got {beats}"
-    );
+    assert!((12..=14).contains(&beats), "one heartbeat per 30 s over 400 s, got {beats}");
 }
 
 #[test]
 fn reconnect_succeeds_and_is_cleared() {
     let mut c = HealthCore::new(HealthConfig::default(), ChaCha8Rng::seed_from_u64(3));
-    c.handle(
-        0,
-        Input::Link(LinkEvent::Up {
-            peer: pid(1),
-            outbound: true,
-        }),
-    );
+    c.handle(0, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
     c.handle(1_000, Input::Link(LinkEvent::Down { peer: pid(1) }));
     let eff = run_until(&mut c, 6_000);
-    assert!(eff
-        .iter()
-        .any(|(t, e)| *t == 6_000 && *e == Effect::Dial(pid(1))));
-    c.handle(
-        6_100,
-        Input::Link(LinkEvent::Up {
-            peer: pid(1),
-            outbound: true,
-        }),
-    );
+    assert!(eff.iter().any(|(t, e)| *t == 6_000 && *e == Effect::Dial(pid(1))));
+    c.handle(6_100, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
     assert_eq!(c.reconnecting().count(), 0);
     assert_eq!(c.connections(), 1);
 }

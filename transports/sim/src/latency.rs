@@ -16,10 +16,7 @@ pub enum Latency {
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency::Lognormal {
-            median_ms: 40.0,
-            sigma: 0.5,
-        }
+        Latency::Lognormal { median_ms: 40.0, sigma: 0.5 }
     }
 }
 
@@ -31,24 +28,17 @@ impl Latency {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let finite_pos = |v: f64| v.is_finite() && v >= 0.0;
         match *self {
-            Latency::Constant { ms } if !finite_pos(ms) => {
-                Err(("ms", format!("must be >= 0, got {ms}")))
-            }
+            Latency::Constant { ms } if !finite_pos(ms) => Err(("ms", format!("must be >= 0, got {ms}"))),
             Latency::Uniform { min_ms, .. } if !finite_pos(min_ms) => {
                 Err(("min_ms", format!("must be >= 0, got {min_ms}")))
             }
             Latency::Uniform { min_ms, max_ms } if !(max_ms.is_finite() && max_ms >= min_ms) => {
-                Err((
-                    "max_ms",
-                    format!("must be >= min_ms ({min_ms}), got {max_ms}"),
-                ))
+                Err(("max_ms", format!("must be >= min_ms ({min_ms}), got {max_ms}")))
             }
             Latency::Lognormal { median_ms, .. } if !(median_ms.is_finite() && median_ms > 0.0) => {
                 Err(("median_ms", format!("must be > 0, got {median_ms}")))
             }
-            Latency::Lognormal { sigma, .. }
-                if !(sigma.is_finite() && (0.0..=3.0).contains(&sigma)) =>
-            {
+            Latency::Lognormal { sigma, .. } if !(sigma.is_finite() && (0.0..=3.0).contains(&sigma)) => {
                 Err(("sigma", format!("must be within 0..=3, got {sigma}")))
             }
             _ => Ok(()),
@@ -66,12 +56,10 @@ impl Latency {
                     min_ms
                 }
             }
-            Latency::Lognormal { median_ms, sigma } => {
-                match LogNormal::new(median_ms.ln(), sigma) {
-                    Ok(d) => d.sample(rng),
-                    Err(_) => median_ms,
-                }
-            }
+            Latency::Lognormal { median_ms, sigma } => match LogNormal::new(median_ms.ln(), sigma) {
+                Ok(d) => d.sample(rng),
+                Err(_) => median_ms,
+            },
         };
         (ms.clamp(0.0, MAX_LATENCY_MS) * 1000.0) as u64
     }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::rc::Rc;
-use swarm_engine::router::Inbox;
+use swarm_engine::transport::EventSink;
 use swarm_engine::transport::{Transport, TransportEvent};
 use swarm_engine::PeerId;
 use tokio::sync::Notify;
@@ -106,7 +106,7 @@ struct Slot {
     inc: u32,
     alive: bool,
     peer: PeerId,
-    inbox: Option<Inbox>,
+    inbox: Option<Rc<dyn EventSink>>,
     max_connections: usize,
     side: u8,
     /// This node's half of each link: remote peer -> remote address.
@@ -157,10 +157,7 @@ impl SimNet {
             join_times_us: Vec::new(),
             pump_deadline: None,
         };
-        SimNet {
-            state: Rc::new(RefCell::new(state)),
-            wake: Rc::new(Notify::new()),
-        }
+        SimNet { state: Rc::new(RefCell::new(state)), wake: Rc::new(Notify::new()) }
     }
 
     /// Register a new node (a new slot, or a new incarnation of a dead slot) and return its port.
@@ -195,14 +192,10 @@ impl SimNet {
         sl.born_us = now;
         let addr = Addr { slot, inc: sl.inc };
         s.directory.insert(peer, addr);
-        SimPort {
-            net: self.clone(),
-            me: addr,
-            peer,
-        }
+        SimPort { net: self.clone(), me: addr, peer }
     }
 
-    pub fn set_inbox(&self, slot: u32, inbox: Inbox) {
+    pub fn set_inbox(&self, slot: u32, inbox: Rc<dyn EventSink>) {
         self.state.borrow_mut().slots[slot as usize].inbox = Some(inbox);
     }
 
@@ -223,11 +216,7 @@ impl SimNet {
     }
 
     pub fn is_alive(&self, slot: u32) -> bool {
-        self.state
-            .borrow()
-            .slots
-            .get(slot as usize)
-            .is_some_and(|s| s.alive)
+        self.state.borrow().slots.get(slot as usize).is_some_and(|s| s.alive)
     }
 
     pub fn stats(&self) -> NetStats {
@@ -248,10 +237,7 @@ impl SimNet {
     pub fn unjoined(&self, min_age_us: u64) -> usize {
         let s = self.state.borrow();
         let now = s.now_us();
-        s.slots
-            .iter()
-            .filter(|sl| sl.alive && sl.joined_at_us.is_none() && now - sl.born_us >= min_age_us)
-            .count()
+        s.slots.iter().filter(|sl| sl.alive && sl.joined_at_us.is_none() && now - sl.born_us >= min_age_us).count()
     }
 
     /// Connectivity of the overlay: (live nodes, size of the largest connected component, mean
@@ -292,19 +278,13 @@ impl SimNet {
 
 impl State {
     fn now_us(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.epoch)
-            .as_micros() as u64
+        Instant::now().saturating_duration_since(self.epoch).as_micros() as u64
     }
 
     /// Queue a step; returns whether the pump must wake (the step is due before its deadline).
     fn push(&mut self, at_us: u64, step: Step) -> bool {
         self.seq += 1;
-        self.queue.push(Queued {
-            at_us,
-            seq: self.seq,
-            step,
-        });
+        self.queue.push(Queued { at_us, seq: self.seq, step });
         self.pump_deadline.is_none_or(|d| at_us < d)
     }
 
@@ -315,15 +295,11 @@ impl State {
 
     /// The live slot at `addr`, if that incarnation is still the one running there.
     fn live(&self, addr: Addr) -> Option<&Slot> {
-        self.slots
-            .get(addr.slot as usize)
-            .filter(|s| s.alive && s.inc == addr.inc)
+        self.slots.get(addr.slot as usize).filter(|s| s.alive && s.inc == addr.inc)
     }
 
     fn live_mut(&mut self, addr: Addr) -> Option<&mut Slot> {
-        self.slots
-            .get_mut(addr.slot as usize)
-            .filter(|s| s.alive && s.inc == addr.inc)
+        self.slots.get_mut(addr.slot as usize).filter(|s| s.alive && s.inc == addr.inc)
     }
 
     fn record(&mut self, at_us: u64, kind: u8, from: Addr, to: Addr, fp: &[u8; 8]) {
@@ -359,17 +335,9 @@ impl State {
     fn deliver(&mut self, q: Queued) {
         let now = q.at_us;
         match q.step {
-            Step::Frame {
-                from,
-                peer,
-                to,
-                bytes,
-                fp,
-            } => {
+            Step::Frame { from, peer, to, bytes, fp } => {
                 // Delivered only on a link the receiver still holds to that very incarnation.
-                let ok = self
-                    .live(to)
-                    .is_some_and(|s| s.links.get(&peer) == Some(&from));
+                let ok = self.live(to).is_some_and(|s| s.links.get(&peer) == Some(&from));
                 if !ok {
                     self.stats.frames_dropped += 1;
                     return;
@@ -379,25 +347,13 @@ impl State {
                 self.stats.bytes_delivered += bytes.len() as u64;
                 self.event(to, TransportEvent::Frame { peer, bytes });
             }
-            Step::DialArrive {
-                from,
-                from_peer,
-                to,
-                to_peer,
-                started_us,
-            } => {
+            Step::DialArrive { from, from_peer, to, to_peer, started_us } => {
                 let timeout_us = self.cfg.connect_timeout_ms * 1000;
                 let dialer_alive = self.live(from).is_some();
                 let Some(target) = self.live(to) else {
                     // Nobody answers: the dialler gives up at its connect timeout.
                     let at = (started_us + timeout_us).max(now);
-                    self.push(
-                        at,
-                        Step::DialFailed {
-                            dialer: from,
-                            peer: to_peer,
-                        },
-                    );
+                    self.push(at, Step::DialFailed { dialer: from, peer: to_peer });
                     return;
                 };
                 let target_peer = target.peer;
@@ -408,13 +364,7 @@ impl State {
                     return;
                 }
                 if full && !already {
-                    self.push(
-                        now + lat,
-                        Step::DialFailed {
-                            dialer: from,
-                            peer: target_peer,
-                        },
-                    );
+                    self.push(now + lat, Step::DialFailed { dialer: from, peer: target_peer });
                     return;
                 }
                 self.record(now, 1, from, to, &[0; 8]);
@@ -424,28 +374,11 @@ impl State {
                         sl.dialing.remove(&from_peer);
                     }
                     self.note_link_added(to);
-                    self.event(
-                        to,
-                        TransportEvent::Connected {
-                            peer: from_peer,
-                            outbound: false,
-                        },
-                    );
+                    self.event(to, TransportEvent::Connected { peer: from_peer, outbound: false });
                 }
-                self.push(
-                    now + lat,
-                    Step::DialAccepted {
-                        dialer: from,
-                        peer: target_peer,
-                        acceptor: to,
-                    },
-                );
+                self.push(now + lat, Step::DialAccepted { dialer: from, peer: target_peer, acceptor: to });
             }
-            Step::DialAccepted {
-                dialer,
-                peer,
-                acceptor,
-            } => {
+            Step::DialAccepted { dialer, peer, acceptor } => {
                 let Some(sl) = self.live_mut(dialer) else {
                     return;
                 };
@@ -456,13 +389,7 @@ impl State {
                 sl.links.insert(peer, acceptor);
                 self.record(now, 2, acceptor, dialer, &[0; 8]);
                 self.note_link_added(dialer);
-                self.event(
-                    dialer,
-                    TransportEvent::Connected {
-                        peer,
-                        outbound: true,
-                    },
-                );
+                self.event(dialer, TransportEvent::Connected { peer, outbound: true });
             }
             Step::DialFailed { dialer, peer } => {
                 let Some(sl) = self.live_mut(dialer) else {
@@ -526,11 +453,7 @@ impl State {
                 largest = largest.max(size[r]);
             }
         }
-        let mean_degree = if live == 0 {
-            0.0
-        } else {
-            degree_sum as f64 / live as f64
-        };
+        let mean_degree = if live == 0 { 0.0 } else { degree_sum as f64 / live as f64 };
         (live, largest, mean_degree)
     }
 }
@@ -566,25 +489,13 @@ impl SimPort {
         s.stats.frames_sent += 1;
         let loss = s.cfg.loss;
         let lost = loss > 0.0 && s.rng.gen_bool(loss.min(1.0));
-        let cut = s
-            .slots
-            .get(to.slot as usize)
-            .is_some_and(|t| t.side != my_side);
+        let cut = s.slots.get(to.slot as usize).is_some_and(|t| t.side != my_side);
         if lost || cut {
             s.stats.frames_dropped += 1;
             return false;
         }
         let at = s.now_us() + s.latency_us();
-        s.push(
-            at,
-            Step::Frame {
-                from: self.me,
-                peer: self.peer,
-                to,
-                bytes,
-                fp,
-            },
-        )
+        s.push(at, Step::Frame { from: self.me, peer: self.peer, to, bytes, fp })
     }
 }
 
@@ -608,22 +519,10 @@ impl Transport for SimPort {
                     let at = now + s.latency_us();
                     s.push(
                         at,
-                        Step::DialArrive {
-                            from: self.me,
-                            from_peer: self.peer,
-                            to,
-                            to_peer: peer,
-                            started_us: now,
-                        },
+                        Step::DialArrive { from: self.me, from_peer: self.peer, to, to_peer: peer, started_us: now },
                     )
                 }
-                _ => s.push(
-                    timeout,
-                    Step::DialFailed {
-                        dialer: self.me,
-                        peer,
-                    },
-                ),
+                _ => s.push(timeout, Step::DialFailed { dialer: self.me, peer }),
             }
         };
         if wake {
@@ -641,13 +540,7 @@ impl Transport for SimPort {
                 return;
             };
             let at = s.now_us() + s.latency_us();
-            let wake = s.push(
-                at,
-                Step::Closed {
-                    from_peer: self.peer,
-                    to,
-                },
-            );
+            let wake = s.push(at, Step::Closed { from_peer: self.peer, to });
             s.event(self.me, TransportEvent::Disconnected { peer });
             wake
         };

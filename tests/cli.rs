@@ -1,0 +1,59 @@
+//! End-to-end: the `swarm` binary runs a scenario file and writes its report and plot.
+
+use std::process::Command;
+
+fn swarm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_swarm"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn sim_writes_report_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = swarm()
+        .args(["sim", "scenarios/smoke.toml", "--quiet", "--seed", "42", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "swarm sim failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    for key in ["scenario", "seed", "digest", "nodes", "simulated_s", "wall_s", "messages"] {
+        assert!(!report[key].is_null(), "report.json lacks `{key}`");
+    }
+    for key in [
+        "connectivity_min",
+        "connectivity_final",
+        "join_time_p50_s",
+        "join_time_p99_s",
+        "msgs_per_node_per_s",
+        "bytes_per_node_per_s",
+    ] {
+        assert!(report["metrics"][key].is_number(), "report.json lacks metrics.{key}");
+    }
+    assert_eq!(report["seed"], 42);
+    assert_eq!(report["digest"].as_str().unwrap().len(), 64);
+    let svg = std::fs::read_to_string(dir.path().join("connectivity.svg")).unwrap();
+    assert!(svg.contains("<svg"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("connectivity"), "no result table printed: {table}");
+}
+
+#[test]
+fn bad_scenario_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nnodes = 10\nduration_s = 60\n[churn]\nmodel = \"turnover\"\npercent = 150\nwindow_s = 60\n",
+    )
+    .unwrap();
+    let out = swarm().args(["sim", "--quiet"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("churn.percent"), "unhelpful error: {err}");
+    let missing = swarm().args(["sim", "--quiet", "no/such/file.toml"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.toml"));
+}
