@@ -110,8 +110,8 @@ fn bench_one(a: BenchOneArgs) -> Result<()> {
     sc.nodes = a.nodes;
     if let Some(d) = a.duration_s {
         sc.duration_s = d;
-        sc.churn = sc.churn.clone().clamped_to(d);
     }
+    sc.validate().map_err(|(field, reason)| anyhow::anyhow!("{}: `{field}` {reason}", a.scenario.display()))?;
     let report: Report = run(&sc, RunOptions { progress: false })?;
     let out = serde_json::json!({
         "nodes": sc.nodes,

@@ -5,8 +5,23 @@ use std::fmt;
 
 /// A peer's identity on the wire: 32 bytes (the ed25519 public key once identity lands).
 /// Serialised as one 32-byte binary string (34 bytes of MessagePack), not as 32 integers.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerId(pub [u8; 32]);
+
+/// Lexicographic byte order, as derived, but settled by one integer comparison of the first
+/// eight bytes in almost every case: peer ids are the keys of every map in the engine.
+impl Ord for PeerId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let head = |b: &[u8; 32]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        head(&self.0).cmp(&head(&other.0)).then_with(|| self.0[8..].cmp(&other.0[8..]))
+    }
+}
+
+impl PartialOrd for PeerId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Serialize for PeerId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -54,5 +69,22 @@ impl fmt::Debug for PeerId {
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn order_is_lexicographic_bytes(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), split in 0usize..32) {
+            prop_assert_eq!(PeerId(a).cmp(&PeerId(b)), a.cmp(&b));
+            // Ids sharing a prefix of any length still compare by bytes.
+            let mut c = a;
+            c[split..].copy_from_slice(&b[split..]);
+            prop_assert_eq!(PeerId(a).cmp(&PeerId(c)), a.cmp(&c));
+        }
     }
 }

@@ -96,13 +96,10 @@ impl DiscoveryCore {
     }
 
     fn learn_all(&mut self, now: Millis, peers: &[PeerId]) {
-        let before = self.registry.len();
-        for p in peers {
-            if *p != self.me {
-                self.registry.learn(*p, now, Self::in_use(&self.connected, &self.dialing));
-            }
-        }
-        if self.registry.len() != before {
+        let me = self.me;
+        let peers: Vec<PeerId> = peers.iter().copied().filter(|p| *p != me).collect();
+        let added = self.registry.learn_many(&peers, now, Self::in_use(&self.connected, &self.dialing));
+        if added > 0 {
             self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
         }
     }

@@ -68,24 +68,46 @@ impl Registry {
         self.entries.iter()
     }
 
-    /// Add a peer heard of second-hand. Returns whether it is now known. When full, the worst
-    /// peer for which `in_use` is false is evicted if it scores below a stranger (0.5); a full
-    /// registry of peers at least as good as a stranger keeps its peers.
+    /// Add a peer heard of second-hand. Returns whether it is now known.
     pub fn learn(&mut self, peer: PeerId, now: Millis, in_use: impl Fn(&PeerId) -> bool) -> bool {
-        if self.entries.contains_key(&peer) {
-            return true;
-        }
-        if self.entries.len() >= self.max_peers {
+        self.learn_many(&[peer], now, in_use);
+        self.entries.contains_key(&peer)
+    }
+
+    /// Add peers heard of second-hand; returns how many were new. Free room is used first; when
+    /// full, a newcomer may replace a peer that is not in use and scores below a stranger (0.5),
+    /// worst first. A full registry of peers at least as good as a stranger keeps its peers.
+    /// The registry is scored once per batch, not once per peer: gossip hands over hundreds.
+    pub fn learn_many(&mut self, peers: &[PeerId], now: Millis, in_use: impl Fn(&PeerId) -> bool) -> usize {
+        let free = self.max_peers.saturating_sub(self.entries.len());
+        // Room first: a full registry of good peers (the usual state) costs one scoring pass.
+        let mut victims: Vec<(f64, PeerId)> = Vec::new();
+        if free < peers.len() {
             let stranger = Entry::default().score(now, self.half_life_ms);
-            match self.worst(now, &in_use) {
-                Some((victim, score)) if score < stranger => {
-                    self.entries.remove(&victim);
-                }
-                _ => return false,
+            victims = self
+                .entries
+                .iter()
+                .map(|(p, e)| (e.score(now, self.half_life_ms), *p))
+                .filter(|(s, p)| *s < stranger && !in_use(p))
+                .collect();
+            if free == 0 && victims.is_empty() {
+                return 0;
             }
+            victims.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         }
-        self.entries.insert(peer, Entry::default());
-        true
+        let mut fresh: Vec<PeerId> = peers.iter().copied().filter(|p| !self.entries.contains_key(p)).collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        let added = fresh.len().min(free + victims.len());
+        let mut fresh = fresh.into_iter();
+        for p in fresh.by_ref().take(free) {
+            self.entries.insert(p, Entry::default());
+        }
+        for ((_, victim), p) in victims.into_iter().zip(fresh) {
+            self.entries.remove(&victim);
+            self.entries.insert(p, Entry::default());
+        }
+        added
     }
 
     /// Record a first-hand sighting (connected, or connection closed after being up).
@@ -211,6 +233,26 @@ mod tests {
             }
             let ranked = r.ranked(now);
             prop_assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn batch_learning_respects_bound_and_keeps_good_peers(
+            good in prop::collection::vec(0u8..60, 0..40), bad in prop::collection::vec(60u8..120, 0..40),
+            batch in prop::collection::vec(120u8..255, 0..80), cap in 1usize..50,
+        ) {
+            let mut r = Registry::new(cap, 600_000);
+            for g in &good { r.record_success(pid(*g), 0, |_| false); }
+            for b in &bad { r.learn(pid(*b), 0, |_| false); r.record_failure(&pid(*b), 0); }
+            let good_before: Vec<PeerId> = r.iter().filter(|(_, e)| e.successes > 0).map(|(p, _)| *p).collect();
+            let batch: Vec<PeerId> = batch.into_iter().map(pid).collect();
+            let added = r.learn_many(&batch, 1, |_| false);
+            prop_assert!(r.len() <= cap);
+            prop_assert!(good_before.iter().all(|p| r.contains(p)), "a good peer was evicted for a stranger");
+            let distinct: std::collections::BTreeSet<_> = batch.iter().collect();
+            prop_assert!(added <= distinct.len());
+            prop_assert_eq!(batch.iter().filter(|p| r.contains(p)).collect::<std::collections::BTreeSet<_>>().len(), added);
         }
     }
 

@@ -123,7 +123,7 @@ impl GossipCore {
         if !self.connected.contains(&from) {
             return;
         }
-        let mut learned: BTreeSet<PeerId> = BTreeSet::new();
+        let mut learned: Vec<PeerId> = Vec::new();
         for mut r in rumors {
             if r.origin == self.me || !self.seen.insert(r.id()) {
                 self.duplicates += 1;
@@ -131,14 +131,16 @@ impl GossipCore {
             }
             self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin: r.origin, seq: r.seq })));
             learned.extend(r.peers.iter().copied().filter(|p| *p != self.me));
-            learned.insert(r.origin);
+            learned.push(r.origin);
             if r.ttl > 1 {
                 r.ttl -= 1;
                 self.queue_relay(r);
             }
         }
         if !learned.is_empty() {
-            self.out.push_back(Output::Learned(learned.into_iter().collect()));
+            learned.sort_unstable();
+            learned.dedup();
+            self.out.push_back(Output::Learned(learned));
         }
     }
 

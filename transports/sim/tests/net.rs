@@ -67,8 +67,14 @@ fn handshake_then_frames_both_ways() {
         f.ports[0].send(pid(1), Bytes::from_static(b"hi"));
         f.ports[1].send(pid(0), Bytes::from_static(b"yo"));
         sleep(Duration::from_millis(100)).await;
-        assert_eq!(f.recs[1].take(), vec![(110, TransportEvent::Frame { peer: pid(0), bytes: Bytes::from_static(b"hi") })]);
-        assert_eq!(f.recs[0].take(), vec![(110, TransportEvent::Frame { peer: pid(1), bytes: Bytes::from_static(b"yo") })]);
+        assert_eq!(
+            f.recs[1].take(),
+            vec![(110, TransportEvent::Frame { peer: pid(0), bytes: Bytes::from_static(b"hi") })]
+        );
+        assert_eq!(
+            f.recs[0].take(),
+            vec![(110, TransportEvent::Frame { peer: pid(1), bytes: Bytes::from_static(b"yo") })]
+        );
         assert_eq!(f.net.connectivity(), (2, 2, 1.0));
     });
 }

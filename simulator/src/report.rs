@@ -1,0 +1,250 @@
+//! The run report: JSON for machines, a table for people, an SVG plot of connectivity and live
+//! nodes over time.
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One periodic measurement of the overlay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub t_s: f64,
+    pub live: usize,
+    /// Largest connected component / live nodes.
+    pub connectivity: f64,
+    pub mean_degree: f64,
+    pub known_peers_mean: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub connectivity_min: f64,
+    pub connectivity_final: f64,
+    pub join_time_p50_s: f64,
+    pub join_time_p99_s: f64,
+    pub joins_completed: usize,
+    pub joins_incomplete: usize,
+    pub msgs_per_node_per_s: f64,
+    pub bytes_per_node_per_s: f64,
+    pub known_peers_mean: f64,
+    pub gossip_coverage: f64,
+    pub frames_dropped: u64,
+    pub bad_frames: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    /// SHA-256 of the delivered-message trace, hex.
+    pub digest: String,
+    pub nodes: usize,
+    pub simulated_s: f64,
+    pub wall_s: f64,
+    pub messages: u64,
+    pub bytes: u64,
+    pub churn: serde_json::Value,
+    pub notes: Vec<String>,
+    pub metrics: Metrics,
+    pub samples: Vec<Sample>,
+}
+
+/// Nearest-rank percentile of sorted values; 0 when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Report {
+    pub fn write_json(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let path = dir.join("report.json");
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&path, text + "\n")?;
+        Ok(path)
+    }
+
+    /// Equal in everything but wall-clock time (what a determinism check compares).
+    pub fn same_outcome(&self, other: &Report) -> bool {
+        let mut a = self.clone();
+        a.wall_s = other.wall_s;
+        a == *other
+    }
+
+    pub fn table(&self) -> String {
+        let m = &self.metrics;
+        let rows: Vec<(&str, String)> = vec![
+            ("scenario", self.scenario.clone()),
+            ("seed", self.seed.to_string()),
+            ("nodes (start)", self.nodes.to_string()),
+            ("simulated", format!("{:.0} s", self.simulated_s)),
+            ("wall", format!("{:.2} s", self.wall_s)),
+            ("messages delivered", self.messages.to_string()),
+            ("connectivity min", format!("{:.4}", m.connectivity_min)),
+            ("connectivity final", format!("{:.4}", m.connectivity_final)),
+            ("join time p50", format!("{:.2} s", m.join_time_p50_s)),
+            ("join time p99", format!("{:.2} s", m.join_time_p99_s)),
+            ("joins completed / incomplete", format!("{} / {}", m.joins_completed, m.joins_incomplete)),
+            ("msgs per node per s", format!("{:.3}", m.msgs_per_node_per_s)),
+            ("bytes per node per s", format!("{:.1}", m.bytes_per_node_per_s)),
+            ("known peers (mean)", format!("{:.1}", m.known_peers_mean)),
+            ("gossip coverage", format!("{:.3}", m.gossip_coverage)),
+            ("frames dropped", m.frames_dropped.to_string()),
+            ("bad frames", m.bad_frames.to_string()),
+            ("digest", self.digest.clone()),
+        ];
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            out.push_str(&format!("{k:<width$}  {v}\n"));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
+        }
+        out
+    }
+
+    /// DIR/connectivity.svg: connectivity (left axis, 0..1) and live nodes normalised to the
+    /// starting population (same axis), over simulated time.
+    pub fn write_svg(&self, dir: &Path) -> Result<PathBuf, String> {
+        let path = dir.join("connectivity.svg");
+        let end = self.simulated_s.max(1.0);
+        let top = self.samples.iter().map(|s| s.live).max().unwrap_or(self.nodes).max(self.nodes) as f64;
+        {
+            let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(format!("{} (seed {})", self.scenario, self.seed), ("sans-serif", 22))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(55)
+                .build_cartesian_2d(0.0..end, 0.0..1.05)
+                .map_err(|e| e.to_string())?;
+            chart.configure_mesh().x_desc("simulated time (s)").y_desc("share").draw().map_err(|e| e.to_string())?;
+            let conn = self.samples.iter().map(|s| (s.t_s, s.connectivity));
+            chart
+                .draw_series(LineSeries::new(conn, BLUE.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label("connectivity (largest component / live)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            let live = self.samples.iter().map(|s| (s.t_s, s.live as f64 / top));
+            chart
+                .draw_series(LineSeries::new(live, RED))
+                .map_err(|e| e.to_string())?
+                .label(format!("live nodes / {top:.0}"))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())?;
+        }
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn report() -> Report {
+        Report {
+            scenario: "t".into(),
+            seed: 3,
+            digest: "ab".repeat(32),
+            nodes: 10,
+            simulated_s: 100.0,
+            wall_s: 0.5,
+            messages: 1234,
+            bytes: 99_999,
+            churn: serde_json::json!({ "model": "none" }),
+            notes: vec!["a note".into()],
+            metrics: Metrics {
+                connectivity_min: 0.99,
+                connectivity_final: 1.0,
+                join_time_p50_s: 0.2,
+                join_time_p99_s: 1.5,
+                joins_completed: 10,
+                joins_incomplete: 0,
+                msgs_per_node_per_s: 0.7,
+                bytes_per_node_per_s: 300.0,
+                known_peers_mean: 40.0,
+                gossip_coverage: 0.5,
+                frames_dropped: 4,
+                bad_frames: 0,
+            },
+            samples: (0..=10)
+                .map(|i| Sample {
+                    t_s: f64::from(i) * 10.0,
+                    live: 10,
+                    connectivity: 1.0 - f64::from(i) / 100.0,
+                    mean_degree: 8.0,
+                    known_peers_mean: 30.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_keys_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("swarm-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = report();
+        let path = r.write_json(&dir).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for k in ["scenario", "seed", "digest", "nodes", "simulated_s", "wall_s", "messages"] {
+            assert!(!v[k].is_null(), "missing {k}");
+        }
+        for k in [
+            "connectivity_min",
+            "connectivity_final",
+            "join_time_p50_s",
+            "join_time_p99_s",
+            "msgs_per_node_per_s",
+            "bytes_per_node_per_s",
+        ] {
+            assert!(v["metrics"][k].is_number(), "missing metrics.{k}");
+        }
+        let back: Report = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let svg = std::fs::read_to_string(r.write_svg(&dir).unwrap()).unwrap();
+        assert!(svg.contains("<svg") && (svg.contains("<polyline") || svg.contains("<path")), "no curve in the plot");
+        assert!(svg.contains("simulated time"), "axis label missing");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn same_outcome_ignores_wall_time_only() {
+        let a = report();
+        let mut b = a.clone();
+        b.wall_s = 9.0;
+        assert!(a.same_outcome(&b));
+        b.messages += 1;
+        assert!(!a.same_outcome(&b));
+    }
+
+    #[test]
+    fn table_names_the_headline_figures() {
+        let t = report().table();
+        assert!(t.contains("connectivity min") && t.contains("0.9900") && t.contains("note: a note"));
+    }
+
+    proptest! {
+        #[test]
+        fn percentile_is_an_element_and_monotone(mut v in prop::collection::vec(0.0f64..1e6, 1..200), p in 0.0f64..100.0, q in 0.0f64..100.0) {
+            v.sort_by(f64::total_cmp);
+            let (lo, hi) = if p <= q { (p, q) } else { (q, p) };
+            let a = percentile(&v, lo);
+            prop_assert!(v.contains(&a));
+            prop_assert!(a <= percentile(&v, hi));
+            prop_assert_eq!(percentile(&v, 100.0), v[v.len() - 1]);
+            prop_assert_eq!(percentile(&v, 0.0), v[0]);
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Runs one scenario: the engine's actors for every node on an actix System over a paused-time
+//! current-thread tokio runtime, connected by the simulated network, with churn, partitions and
+//! periodic measurements. Same scenario and seed => same delivered-message trace (digest).
+
+use crate::churn::{self, ChurnAction, ChurnEvent};
+use crate::collect::Collector;
+use crate::report::{percentile, Metrics, Report, Sample};
+use crate::scenario::{ChurnSpec, Scenario};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::time::Clock;
+use swarm_engine::PeerId;
+use swarm_transport_sim::{NetConfig, SimNet};
+use tokio::time::Instant;
+
+/// How the run reports progress while it goes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Draw a progress bar (on a terminal only).
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("could not start the simulation runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+// Independent RNG streams of one run, all from the scenario seed.
+const STREAM_IDENTITY: u64 = 10;
+const STREAM_CHURN: u64 = 11;
+const STREAM_BOOTSTRAP: u64 = 12;
+const STREAM_NET: u64 = 13;
+const STREAM_PARTITION: u64 = 14;
+
+fn stream(seed: u64, id: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(id);
+    r
+}
+
+enum Action {
+    Churn(ChurnEvent),
+    Sample,
+    PartitionStart(f64),
+    PartitionHeal,
+}
+
+/// Everything the driver tracks about the population.
+struct World {
+    sc: Scenario,
+    net: SimNet,
+    collector: Rc<Collector>,
+    clock: Clock,
+    nodes: Vec<Option<Node>>,
+    ids: Vec<PeerId>,
+    /// Recently crashed identities still listed by the rendezvous point: (id, crashed at ms).
+    listed_dead: VecDeque<(PeerId, u64)>,
+    ident_rng: ChaCha8Rng,
+    boot_rng: ChaCha8Rng,
+    live: usize,
+}
+
+impl World {
+    fn live_slots(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].is_some()).collect()
+    }
+
+    /// What a rendezvous point would answer a newcomer: random registered peers, including
+    /// crashed ones whose registration has not expired yet.
+    fn rendezvous_answer(&mut self, now_ms: u64, exclude: usize) -> Vec<PeerId> {
+        let ttl_ms = self.sc.bootstrap.rendezvous_ttl_s * 1000;
+        while self.listed_dead.front().is_some_and(|(_, t)| now_ms.saturating_sub(*t) > ttl_ms) {
+            self.listed_dead.pop_front();
+        }
+        let mut pool: Vec<PeerId> =
+            (0..self.nodes.len()).filter(|i| *i != exclude && self.nodes[*i].is_some()).map(|i| self.ids[i]).collect();
+        pool.extend(self.listed_dead.iter().map(|(p, _)| *p));
+        let n = self.sc.bootstrap.peers.min(pool.len());
+        pool.partial_shuffle(&mut self.boot_rng, n).0.to_vec()
+    }
+
+    /// A fresh identity and RNG seed for a node about to start.
+    fn new_identity(&mut self) -> (PeerId, u64) {
+        (PeerId::random(&mut self.ident_rng), self.ident_rng.gen())
+    }
+
+    fn start_node(&mut self, slot: usize, (id, seed): (PeerId, u64), bootstrap: Vec<PeerId>) {
+        if self.ids.len() <= slot {
+            self.ids.resize(slot + 1, PeerId([0; 32]));
+            self.nodes.resize_with(slot + 1, || None);
+        }
+        self.ids[slot] = id;
+        self.collector.register(id, slot);
+        let port = self.net.add_node(slot as u32, id, self.sc.node.discovery.max_connections);
+        let params = NodeParams {
+            id,
+            config: self.sc.node.clone(),
+            seed,
+            bootstrap,
+            transport: Rc::new(port),
+            observer: self.collector.clone(),
+            clock: self.clock,
+        };
+        let (node, inbox) = Node::start(params);
+        self.net.set_inbox(slot as u32, Rc::new(inbox));
+        self.nodes[slot] = Some(node);
+        self.live += 1;
+        self.collector.set_live(self.live);
+    }
+
+    fn crash(&mut self, slot: usize, now_ms: u64) {
+        if let Some(node) = self.nodes[slot].take() {
+            node.stop();
+            self.net.crash(slot as u32);
+            self.collector.forget(&node.id);
+            self.listed_dead.push_back((node.id, now_ms));
+            self.live -= 1;
+            self.collector.set_live(self.live);
+        }
+    }
+}
+
+/// Run a scenario to the end and build its report.
+pub fn run(sc: &Scenario, opts: RunOptions) -> Result<Report, RunError> {
+    let wall = std::time::Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+    let system = actix::System::with_tokio_rt(move || rt);
+    let sc = sc.clone();
+    let mut report = system.block_on(drive(sc, opts));
+    report.wall_s = wall.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>) -> Vec<(u64, u8, Action)> {
+    let end_ms = sc.duration_s * 1000;
+    let mut t: Vec<(u64, u8, Action)> = Vec::new();
+    for ev in churn_events {
+        t.push((ev.at_ms, 0, Action::Churn(ev)));
+    }
+    for p in &sc.partitions {
+        t.push((p.at_s * 1000, 1, Action::PartitionStart(p.fraction)));
+        t.push((p.heal_s * 1000, 1, Action::PartitionHeal));
+    }
+    let step = sc.sample_interval_s * 1000;
+    let mut at = step;
+    while at <= end_ms {
+        t.push((at, 2, Action::Sample));
+        at += step;
+    }
+    // Stable: equal (time, kind) keep generation order.
+    t.sort_by_key(|(at, kind, _)| (*at, *kind));
+    t
+}
+
+async fn drive(sc: Scenario, opts: RunOptions) -> Report {
+    let epoch = Instant::now();
+    let clock = Clock::with_epoch(epoch);
+    let net_cfg = NetConfig {
+        latency: sc.network.latency.clone(),
+        loss: sc.network.loss,
+        connect_timeout_ms: sc.network.connect_timeout_ms,
+    };
+    let net = SimNet::new(net_cfg, stream(sc.seed, STREAM_NET).gen(), epoch, sc.join_k);
+    actix::spawn(net.clone().pump());
+    let (churn_events, churn_info) =
+        churn::schedule_with_calibration(&sc.churn, sc.nodes, sc.duration_s, &mut stream(sc.seed, STREAM_CHURN));
+    let mut world = World {
+        net: net.clone(),
+        collector: Rc::new(Collector::new(epoch)),
+        clock,
+        nodes: Vec::new(),
+        ids: Vec::new(),
+        listed_dead: VecDeque::new(),
+        ident_rng: stream(sc.seed, STREAM_IDENTITY),
+        boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
+        live: 0,
+        sc: sc.clone(),
+    };
+    // The starting population: identities first, so each node can be told about some others
+    // (as a rendezvous point everyone registered with would).
+    let identities: Vec<(PeerId, u64)> = (0..sc.nodes).map(|_| world.new_identity()).collect();
+    for (slot, ident) in identities.iter().enumerate() {
+        let others = identities.len() - 1;
+        let n = sc.bootstrap.peers.min(others);
+        let boot: Vec<PeerId> = rand::seq::index::sample(&mut world.boot_rng, others, n)
+            .into_iter()
+            .map(|i| identities[if i >= slot { i + 1 } else { i }].0)
+            .collect();
+        world.start_node(slot, *ident, boot);
+    }
+    let progress = crate::progress::Progress::new(opts.progress, sc.duration_s);
+    let mut part_rng = stream(sc.seed, STREAM_PARTITION);
+    let mut samples: Vec<Sample> = Vec::new();
+    for (at_ms, _, action) in timeline(&sc, churn_events) {
+        tokio::time::sleep_until(epoch + std::time::Duration::from_millis(at_ms)).await;
+        match action {
+            Action::Churn(ev) => match ev.action {
+                ChurnAction::Crash { slot } => world.crash(slot, at_ms),
+                ChurnAction::Join { slot } => {
+                    let boot = world.rendezvous_answer(at_ms, slot);
+                    let ident = world.new_identity();
+                    world.start_node(slot, ident, boot);
+                }
+            },
+            Action::PartitionStart(fraction) => {
+                let mut live = world.live_slots();
+                live.shuffle(&mut part_rng);
+                let cut = ((live.len() as f64) * fraction).round() as usize;
+                for slot in &live[..cut] {
+                    net.set_side(*slot as u32, 1);
+                }
+            }
+            Action::PartitionHeal => {
+                for slot in 0..world.nodes.len() {
+                    net.set_side(slot as u32, 0);
+                }
+            }
+            Action::Sample => {
+                let (live, largest, mean_degree) = net.connectivity();
+                let live_slots = world.live_slots();
+                samples.push(Sample {
+                    t_s: at_ms as f64 / 1000.0,
+                    live,
+                    connectivity: if live == 0 { 0.0 } else { largest as f64 / live as f64 },
+                    mean_degree,
+                    known_peers_mean: world.collector.known_peers_mean(&live_slots),
+                });
+                progress.set(at_ms / 1000, &samples);
+            }
+        }
+    }
+    progress.finish();
+    for node in world.nodes.iter().flatten() {
+        node.stop();
+    }
+    build_report(&sc, &world, samples, churn_info)
+}
+
+fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: serde_json::Value) -> Report {
+    let net = &world.net;
+    let stats = net.stats();
+    let warm: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= sc.warmup_s as f64).collect();
+    let connectivity_min = warm.iter().map(|s| s.connectivity).fold(f64::INFINITY, f64::min);
+    let connectivity_min = if connectivity_min.is_finite() { connectivity_min } else { 0.0 };
+    let connectivity_final = samples.last().map_or(0.0, |s| s.connectivity);
+    let mut joins: Vec<f64> = net.join_times_us().iter().map(|us| *us as f64 / 1e6).collect();
+    joins.sort_by(f64::total_cmp);
+    let live_mean = if samples.is_empty() {
+        sc.nodes as f64
+    } else {
+        samples.iter().map(|s| s.live as f64).sum::<f64>() / samples.len() as f64
+    };
+    let node_seconds = (live_mean * sc.duration_s as f64).max(1.0);
+    let coverage_until = (sc.duration_s * 1000).saturating_sub(4 * sc.node.gossip.interval_ms);
+    let metrics = Metrics {
+        connectivity_min,
+        connectivity_final,
+        join_time_p50_s: percentile(&joins, 50.0),
+        join_time_p99_s: percentile(&joins, 99.0),
+        joins_completed: joins.len(),
+        // Nodes alive for at least a minute that never held join_k connections.
+        joins_incomplete: net.unjoined(60_000_000),
+        msgs_per_node_per_s: stats.frames_delivered as f64 / node_seconds,
+        bytes_per_node_per_s: stats.bytes_delivered as f64 / node_seconds,
+        known_peers_mean: warm.last().map_or(0.0, |s| s.known_peers_mean),
+        gossip_coverage: world.collector.gossip_coverage(coverage_until),
+        frames_dropped: stats.frames_dropped,
+        bad_frames: world.collector.bad_frames(),
+    };
+    let mut notes = vec![format!(
+        "connectivity_min is taken over samples at t >= {} s (warm-up excluded); connectivity = largest connected component / live nodes",
+        sc.warmup_s
+    )];
+    notes.push(format!(
+        "gossip reach is bounded by TTL {} and {} rumours per frame; coverage = mean share of live nodes reached per rumour",
+        sc.node.gossip.ttl, sc.node.gossip.max_rumors_per_frame
+    ));
+    notes.push(format!(
+        "dials {} (failed {}), connections expired by heartbeat timeout {}, reconnects given up {}",
+        stats.dials,
+        stats.dials_failed,
+        world.collector.expired(),
+        world.collector.reconnect_gave_up()
+    ));
+    if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
+        notes.push(format!("mass failure: {percent}% of nodes crashed at one instant, not replaced"));
+    }
+    Report {
+        scenario: sc.name.clone(),
+        seed: sc.seed,
+        digest: hex::encode(net.digest()),
+        nodes: sc.nodes,
+        simulated_s: sc.duration_s as f64,
+        wall_s: 0.0,
+        messages: stats.frames_delivered,
+        bytes: stats.bytes_delivered,
+        churn: churn_info,
+        notes,
+        metrics,
+        samples,
+    }
+}
