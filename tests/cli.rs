@@ -46,7 +46,7 @@ fn bad_scenario_names_file_and_field() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "name = \"x\"\nnodes = 10\nduration_s = 60\n[churn]\nmodel = \"turnover\"\npercent = 150\nwindow_s = 60\n",
+        "name = \"x\"\nnodes = 10\nduration_s = 600\n[churn]\nmodel = \"turnover\"\npercent = 150\nwindow_s = 60\n",
     )
     .unwrap();
     let out = swarm().args(["sim", "--quiet"]).arg(&bad).output().unwrap();

@@ -43,6 +43,9 @@ pub struct DiscoveryConfig {
     pub target_connections: usize,
     /// Hard limit on connections (inbound beyond it are refused).
     pub max_connections: usize,
+    /// At each re-scan a node at its target still dials one random known peer while it holds
+    /// fewer connections than this: the overlay keeps mixing, so partitions re-merge once healed.
+    pub explore_max_connections: usize,
     /// Dials in flight at once.
     pub max_pending_dials: usize,
     /// A peer that failed to answer a dial is not tried again for this long.
@@ -60,6 +63,7 @@ impl Default for DiscoveryConfig {
             pex_max_peers: 50,
             target_connections: 8,
             max_connections: 16,
+            explore_max_connections: 10,
             max_pending_dials: 8,
             dial_retry_after_ms: 60_000,
             recency_half_life_ms: 600_000,
@@ -84,7 +88,7 @@ pub struct GossipConfig {
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        GossipConfig { interval_ms: 60_000, top_peers: 20, ttl: 3, max_rumors_per_frame: 16, seen_cache_max: 4096 }
+        GossipConfig { interval_ms: 60_000, top_peers: 20, ttl: 3, max_rumors_per_frame: 4, seen_cache_max: 4096 }
     }
 }
 
@@ -129,6 +133,11 @@ impl NodeConfig {
             d.max_connections >= d.target_connections,
             "discovery.max_connections",
             format!("must be >= target_connections ({})", d.target_connections),
+        )?;
+        check(
+            d.explore_max_connections <= d.max_connections,
+            "discovery.explore_max_connections",
+            format!("must be <= max_connections ({})", d.max_connections),
         )?;
         check(d.registry_max_peers >= 1, "discovery.registry_max_peers", "must be at least 1")?;
         check(d.pex_max_peers >= 1, "discovery.pex_max_peers", "must be at least 1")?;

@@ -122,8 +122,8 @@ pub struct PartitionSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: invalid value for `{field}`: {reason}")]
@@ -132,7 +132,7 @@ pub enum ScenarioError {
 
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { file: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ScenarioError::Io { file: file.clone(), error })?;
     parse(&text, &file)
 }
 

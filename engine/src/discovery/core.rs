@@ -166,6 +166,21 @@ impl DiscoveryCore {
         }
     }
 
+    /// One dial to a uniformly chosen eligible peer when at target but below the exploration cap.
+    /// Uniform, not score-weighted: peers that failed during a partition must get their chance.
+    fn explore(&mut self, now: Millis) {
+        let have = self.connected.len() + self.dialing.len();
+        let busy = self.dialing.len() >= self.cfg.max_pending_dials;
+        if busy || have < self.cfg.target_connections || have >= self.cfg.explore_max_connections {
+            return;
+        }
+        let pool = self.eligible(now);
+        if !pool.is_empty() {
+            let (p, _) = pool[self.rng.gen_range(0..pool.len())];
+            self.dial(now, p);
+        }
+    }
+
     /// A PEX answer: connected peers first (they are alive now), then a random sample of the rest.
     fn pex_answer(&mut self, from: PeerId, max: u16) -> Vec<PeerId> {
         let max = usize::from(max).min(self.cfg.pex_max_peers);
@@ -252,6 +267,7 @@ impl Core for DiscoveryCore {
         if now >= self.next_rescan {
             self.dialing.retain(|_, at| now.saturating_sub(*at) < DIAL_STALE_MS);
             self.top_up(now);
+            self.explore(now);
             self.next_rescan = now + self.cfg.rescan_interval_ms;
         }
     }

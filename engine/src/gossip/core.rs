@@ -17,6 +17,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
+/// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
+/// sorted out once per round, far cheaper than keeping a set up to date per rumour). The
+/// registry they feed holds about 100 peers, so a few hundred per round is plenty.
+pub const MAX_PENDING_LEARNED: usize = 256;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     Link(LinkEvent),
@@ -33,16 +38,17 @@ pub enum Output {
     Effect(Effect),
     /// Ask discovery for the best `n` peers (answered with `Input::TopPeers`).
     RequestTopPeers(usize),
-    /// New peers heard of, for discovery.
+    /// Peers heard of since the last round, for discovery (sorted, distinct).
     Learned(Vec<PeerId>),
 }
 
-/// Bounded set of rumour ids already seen (FIFO eviction). Lookups only: nothing iterates the
-/// hash set, so its order never matters.
+/// Rumour ids already seen, bounded in count and in age (a rumour cannot still be travelling
+/// after TTL rounds, so older ids are dropped). Lookups only: nothing iterates the hash set, so
+/// its order never matters.
 #[derive(Clone, Debug)]
 pub struct SeenCache {
     set: HashSet<(PeerId, u64)>,
-    order: VecDeque<(PeerId, u64)>,
+    order: VecDeque<((PeerId, u64), Millis)>,
     cap: usize,
 }
 
@@ -52,17 +58,30 @@ impl SeenCache {
     }
 
     /// Insert; returns false if the id was already there.
-    pub fn insert(&mut self, id: (PeerId, u64)) -> bool {
+    pub fn insert(&mut self, id: (PeerId, u64), now: Millis) -> bool {
         if !self.set.insert(id) {
             return false;
         }
-        self.order.push_back(id);
+        self.order.push_back((id, now));
         if self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
+            if let Some((old, _)) = self.order.pop_front() {
                 self.set.remove(&old);
             }
         }
         true
+    }
+
+    /// Forget ids first seen before `cutoff`.
+    pub fn expire(&mut self, cutoff: Millis) {
+        while let Some((id, _)) = self.order.front().filter(|(_, t)| *t < cutoff) {
+            let id = *id;
+            self.set.remove(&id);
+            self.order.pop_front();
+        }
+        if self.order.capacity() > 4 * self.order.len().max(16) {
+            self.order.shrink_to_fit();
+            self.set.shrink_to_fit();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -81,6 +100,8 @@ pub struct GossipCore {
     seen: SeenCache,
     /// Rumours waiting for the next round, TTL already decremented.
     relay: Vec<Rumor>,
+    /// Peers heard of since the last round, unsorted (bounded by MAX_PENDING_LEARNED).
+    learned: Vec<PeerId>,
     seq: u64,
     next_round: Millis,
     awaiting_top: bool,
@@ -99,6 +120,7 @@ impl GossipCore {
             cfg,
             connected: BTreeSet::new(),
             relay: Vec::new(),
+            learned: Vec::new(),
             seq: 0,
             next_round: first,
             awaiting_top: false,
@@ -119,28 +141,23 @@ impl GossipCore {
         self.cfg.max_rumors_per_frame.min(MAX_RUMORS).saturating_sub(1)
     }
 
-    fn on_frame(&mut self, from: PeerId, rumors: Vec<Rumor>) {
+    fn on_frame(&mut self, now: Millis, from: PeerId, rumors: Vec<Rumor>) {
         if !self.connected.contains(&from) {
             return;
         }
-        let mut learned: Vec<PeerId> = Vec::new();
         for mut r in rumors {
-            if r.origin == self.me || !self.seen.insert(r.id()) {
+            if r.origin == self.me || !self.seen.insert(r.id(), now) {
                 self.duplicates += 1;
                 continue;
             }
             self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin: r.origin, seq: r.seq })));
-            learned.extend(r.peers.iter().copied().filter(|p| *p != self.me));
-            learned.push(r.origin);
+            let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
+            let me = self.me;
+            self.learned.extend(r.peers.iter().chain(std::iter::once(&r.origin)).filter(|p| **p != me).take(room));
             if r.ttl > 1 {
                 r.ttl -= 1;
                 self.queue_relay(r);
             }
-        }
-        if !learned.is_empty() {
-            learned.sort_unstable();
-            learned.dedup();
-            self.out.push_back(Output::Learned(learned));
         }
     }
 
@@ -162,7 +179,7 @@ impl GossipCore {
         }
     }
 
-    fn round(&mut self, peers: Vec<PeerId>) {
+    fn round(&mut self, now: Millis, peers: Vec<PeerId>) {
         self.awaiting_top = false;
         if self.connected.is_empty() {
             self.relay.clear();
@@ -173,12 +190,12 @@ impl GossipCore {
         peers.retain(|p| *p != self.me);
         peers.truncate(self.cfg.top_peers.min(MAX_RUMOR_PEERS));
         let own = Rumor { origin: self.me, seq: self.seq, ttl: self.cfg.ttl, peers };
-        self.seen.insert(own.id());
+        self.seen.insert(own.id(), now);
         self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
         rumors.push(own);
         // Freshest first; the sort is stable so equal TTLs keep arrival order.
-        self.relay.sort_by(|a, b| b.ttl.cmp(&a.ttl));
+        self.relay.sort_by_key(|r| std::cmp::Reverse(r.ttl));
         rumors.append(&mut self.relay);
         let to: Vec<PeerId> = self.connected.iter().copied().collect();
         self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
@@ -189,7 +206,7 @@ impl Core for GossipCore {
     type Input = Input;
     type Output = Output;
 
-    fn handle(&mut self, _now: Millis, input: Input) {
+    fn handle(&mut self, now: Millis, input: Input) {
         match input {
             Input::Link(LinkEvent::Up { peer, .. }) => {
                 self.connected.insert(peer);
@@ -198,10 +215,10 @@ impl Core for GossipCore {
                 self.connected.remove(&peer);
             }
             Input::Link(LinkEvent::DialFailed { .. }) => {}
-            Input::Frame { from, rumors } => self.on_frame(from, rumors),
+            Input::Frame { from, rumors } => self.on_frame(now, from, rumors),
             Input::TopPeers(peers) => {
                 if self.awaiting_top {
-                    self.round(peers);
+                    self.round(now, peers);
                 }
             }
         }
@@ -210,6 +227,15 @@ impl Core for GossipCore {
     fn handle_timeout(&mut self, now: Millis) {
         if now >= self.next_round {
             self.next_round = now + self.cfg.interval_ms;
+            // A rumour travels at most one hop per round: after ttl + 2 rounds it cannot return.
+            let horizon = (u64::from(self.cfg.ttl) + 2) * self.cfg.interval_ms;
+            self.seen.expire(now.saturating_sub(horizon));
+            if !self.learned.is_empty() {
+                let mut learned = std::mem::take(&mut self.learned);
+                learned.sort_unstable();
+                learned.dedup();
+                self.out.push_back(Output::Learned(learned));
+            }
             if !self.connected.is_empty() {
                 self.awaiting_top = true;
                 self.out.push_back(Output::RequestTopPeers(self.cfg.top_peers));
