@@ -96,3 +96,16 @@ fraction = 0.3
     assert!(during.connectivity <= 0.75, "a 30% partition must cut the overlay, got {}", during.connectivity);
     assert!(r.metrics.connectivity_final >= 0.99, "overlay did not heal: {}", r.metrics.connectivity_final);
 }
+
+/// The headline scenario as shipped: 1,000 nodes, an hour of 50% turnover.
+#[test]
+fn headline_churn_50_keeps_every_live_node_connected() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/churn-50.toml");
+    let sc = swarm_simulator::scenario::load(&path).unwrap();
+    let r = run(&sc, quiet()).unwrap();
+    let m = &r.metrics;
+    assert!(m.connectivity_min >= 0.99, "connectivity fell to {}", m.connectivity_min);
+    assert_eq!(r.churn["departures_in_window"], 500, "50% of 1,000 nodes must leave: {}", r.churn);
+    assert!(m.joins_incomplete == 0, "{} nodes never reached {} links", m.joins_incomplete, sc.join_k);
+    assert!(m.join_time_p99_s < 15.0, "p99 join took {} s", m.join_time_p99_s);
+}

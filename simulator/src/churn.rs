@@ -148,7 +148,8 @@ impl SessionDraws {
             let mut t_ms = start_ms;
             for u in units {
                 t_ms += scale_s * u * 1000.0;
-                let at_ms = t_ms.round() as u64;
+                // Floor, like the calibration's strict `t < window`: a departure never slips past the end.
+                let at_ms = t_ms.floor() as u64;
                 if at_ms >= end_ms {
                     break;
                 }
