@@ -14,6 +14,8 @@ pub struct Sample {
     pub connectivity: f64,
     pub mean_degree: f64,
     pub known_peers_mean: f64,
+    /// Nodes crashed or gone since the start (cumulative).
+    pub departed: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,43 +108,64 @@ impl Report {
         out
     }
 
-    /// DIR/connectivity.svg: connectivity (left axis, 0..1) and live nodes normalised to the
-    /// starting population (same axis), over simulated time.
+    /// DIR/connectivity.svg: on top, connectivity over simulated time on an axis zoomed to its
+    /// range; below, live nodes and cumulative departures (so the churn itself is visible).
     pub fn write_svg(&self, dir: &Path) -> Result<PathBuf, String> {
         let path = dir.join("connectivity.svg");
+        let err = |e: &dyn std::fmt::Display| e.to_string();
         let end = self.simulated_s.max(1.0);
-        let top = self.samples.iter().map(|s| s.live).max().unwrap_or(self.nodes).max(self.nodes) as f64;
+        let lowest = self.samples.iter().map(|s| s.connectivity).fold(1.0f64, f64::min);
+        // Zoom to the data, in steps of 0.05, so a dip to 0.99 is visible and not a flat line.
+        let floor = ((lowest - 0.01) * 20.0).floor() / 20.0;
+        let floor = floor.clamp(0.0, 0.95);
+        let top_count = self.samples.iter().map(|s| s.live.max(s.departed)).max().unwrap_or(0).max(self.nodes);
+        let top_count = top_count as f64 * 1.05;
         {
-            let root = SVGBackend::new(&path, (900, 500)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| e.to_string())?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(format!("{} (seed {})", self.scenario, self.seed), ("sans-serif", 22))
+            let root = SVGBackend::new(&path, (900, 640)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(&e))?;
+            let root = root
+                .titled(&format!("{} (seed {})", self.scenario, self.seed), ("sans-serif", 22))
+                .map_err(|e| err(&e))?;
+            let (upper, lower) = root.split_vertically(330);
+            let mut c = ChartBuilder::on(&upper)
                 .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(55)
-                .build_cartesian_2d(0.0..end, 0.0..1.05)
-                .map_err(|e| e.to_string())?;
-            chart.configure_mesh().x_desc("simulated time (s)").y_desc("share").draw().map_err(|e| e.to_string())?;
-            let conn = self.samples.iter().map(|s| (s.t_s, s.connectivity));
-            chart
-                .draw_series(LineSeries::new(conn, BLUE.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label("connectivity (largest component / live)")
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..end, floor..1.002)
+                .map_err(|e| err(&e))?;
+            c.configure_mesh().x_desc("simulated time (s)").y_desc("connectivity").draw().map_err(|e| err(&e))?;
+            c.draw_series(LineSeries::new(self.samples.iter().map(|s| (s.t_s, s.connectivity)), BLUE.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label("largest connected component / live nodes")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-            let live = self.samples.iter().map(|s| (s.t_s, s.live as f64 / top));
-            chart
-                .draw_series(LineSeries::new(live, RED))
-                .map_err(|e| e.to_string())?
-                .label(format!("live nodes / {top:.0}"))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
-                .map_err(|e| e.to_string())?;
-            root.present().map_err(|e| e.to_string())?;
+                .map_err(|e| err(&e))?;
+            let mut c = ChartBuilder::on(&lower)
+                .margin(12)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..end, 0.0..top_count)
+                .map_err(|e| err(&e))?;
+            c.configure_mesh().x_desc("simulated time (s)").y_desc("nodes").draw().map_err(|e| err(&e))?;
+            c.draw_series(LineSeries::new(self.samples.iter().map(|s| (s.t_s, s.live as f64)), RED.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label("live nodes")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            c.draw_series(LineSeries::new(self.samples.iter().map(|s| (s.t_s, s.departed as f64)), BLACK))
+                .map_err(|e| err(&e))?
+                .label("departed since start (cumulative)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(&e))?;
+            root.present().map_err(|e| err(&e))?;
         }
         Ok(path)
     }
@@ -186,6 +209,7 @@ mod tests {
                     connectivity: 1.0 - f64::from(i) / 100.0,
                     mean_degree: 8.0,
                     known_peers_mean: 30.0,
+                    departed: i as usize,
                 })
                 .collect(),
         }

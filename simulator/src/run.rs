@@ -63,6 +63,7 @@ struct World {
     ident_rng: ChaCha8Rng,
     boot_rng: ChaCha8Rng,
     live: usize,
+    departed: usize,
 }
 
 impl World {
@@ -120,6 +121,7 @@ impl World {
             self.collector.forget(&node.id);
             self.listed_dead.push_back((node.id, now_ms));
             self.live -= 1;
+            self.departed += 1;
             self.collector.set_live(self.live);
         }
     }
@@ -179,6 +181,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         ident_rng: stream(sc.seed, STREAM_IDENTITY),
         boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
         live: 0,
+        departed: 0,
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
@@ -229,6 +232,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     connectivity: if live == 0 { 0.0 } else { largest as f64 / live as f64 },
                     mean_degree,
                     known_peers_mean: world.collector.known_peers_mean(&live_slots),
+                    departed: world.departed,
                 });
                 progress.set(at_ms / 1000, &samples);
             }
