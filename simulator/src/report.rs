@@ -51,6 +51,26 @@ pub struct Report {
     pub samples: Vec<Sample>,
 }
 
+/// Top-level keys every report.json carries (the contract readers may rely on).
+pub const REQUIRED_KEYS: &[&str] = &["scenario", "seed", "digest", "nodes", "simulated_s", "wall_s", "messages"];
+/// Keys of `metrics` every report.json carries.
+pub const REQUIRED_METRICS: &[&str] = &[
+    "connectivity_min",
+    "connectivity_final",
+    "join_time_p50_s",
+    "join_time_p99_s",
+    "msgs_per_node_per_s",
+    "bytes_per_node_per_s",
+];
+
+/// The required keys a parsed report.json lacks (empty when it honours the contract).
+pub fn missing_keys(report: &serde_json::Value) -> Vec<String> {
+    let top = REQUIRED_KEYS.iter().filter(|k| report[**k].is_null()).map(|k| k.to_string());
+    let metrics =
+        REQUIRED_METRICS.iter().filter(|k| !report["metrics"][**k].is_number()).map(|k| format!("metrics.{k}"));
+    top.chain(metrics).collect()
+}
+
 /// Nearest-rank percentile of sorted values; 0 when there are none.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -222,19 +242,10 @@ mod tests {
         let r = report();
         let path = r.write_json(&dir).unwrap();
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for k in ["scenario", "seed", "digest", "nodes", "simulated_s", "wall_s", "messages"] {
-            assert!(!v[k].is_null(), "missing {k}");
-        }
-        for k in [
-            "connectivity_min",
-            "connectivity_final",
-            "join_time_p50_s",
-            "join_time_p99_s",
-            "msgs_per_node_per_s",
-            "bytes_per_node_per_s",
-        ] {
-            assert!(v["metrics"][k].is_number(), "missing metrics.{k}");
-        }
+        assert_eq!(missing_keys(&v), Vec::<String>::new());
+        let mut broken = v.clone();
+        broken["metrics"]["join_time_p99_s"] = serde_json::Value::Null;
+        assert_eq!(missing_keys(&broken), vec!["metrics.join_time_p99_s".to_string()]);
         let back: Report = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
         let svg = std::fs::read_to_string(r.write_svg(&dir).unwrap()).unwrap();
