@@ -2,8 +2,8 @@
 //! coverage, registry sizes, bad frames, expiries. Measurement only; nothing here feeds back into
 //! the nodes.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use swarm_engine::observer::{Event, Observer};
 use swarm_engine::PeerId;
 
@@ -17,10 +17,10 @@ struct RumorStat {
 struct State {
     epoch: tokio::time::Instant,
     live: usize,
-    slot_of: HashMap<PeerId, usize>,
+    slot_of: FxHashMap<PeerId, usize>,
     known: Vec<usize>,
     /// Keyed by (origin, seq); looked up only, summarised in id order at the end.
-    rumors: HashMap<(PeerId, u64), RumorStat>,
+    rumors: FxHashMap<(PeerId, u64), RumorStat>,
     bad_frames: u64,
     expired: u64,
     reconnect_gave_up: u64,
@@ -37,9 +37,9 @@ impl Collector {
         let st = State {
             epoch,
             live: 0,
-            slot_of: HashMap::new(),
+            slot_of: FxHashMap::default(),
             known: Vec::new(),
-            rumors: HashMap::new(),
+            rumors: FxHashMap::default(),
             bad_frames: 0,
             expired: 0,
             reconnect_gave_up: 0,

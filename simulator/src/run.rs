@@ -72,17 +72,34 @@ impl World {
     }
 
     /// What a rendezvous point would answer a newcomer: random registered peers, including
-    /// crashed ones whose registration has not expired yet.
+    /// crashed ones whose registration has not expired yet. Drawn by rejection over slots and
+    /// listed-dead entries (a join must not cost a pass over the whole population).
     fn rendezvous_answer(&mut self, now_ms: u64, exclude: usize) -> Vec<PeerId> {
         let ttl_ms = self.sc.bootstrap.rendezvous_ttl_s * 1000;
         while self.listed_dead.front().is_some_and(|(_, t)| now_ms.saturating_sub(*t) > ttl_ms) {
             self.listed_dead.pop_front();
         }
-        let mut pool: Vec<PeerId> =
-            (0..self.nodes.len()).filter(|i| *i != exclude && self.nodes[*i].is_some()).map(|i| self.ids[i]).collect();
-        pool.extend(self.listed_dead.iter().map(|(p, _)| *p));
-        let n = self.sc.bootstrap.peers.min(pool.len());
-        pool.partial_shuffle(&mut self.boot_rng, n).0.to_vec()
+        let slots = self.nodes.len();
+        let candidates = self.live.saturating_sub(usize::from(self.nodes[exclude].is_some())) + self.listed_dead.len();
+        let want = self.sc.bootstrap.peers.min(candidates);
+        let mut picked: Vec<PeerId> = Vec::with_capacity(want);
+        let mut tries = 0;
+        while picked.len() < want && tries < 64 * want.max(1) {
+            tries += 1;
+            let i = self.boot_rng.gen_range(0..slots + self.listed_dead.len());
+            let id = if i < slots {
+                if i == exclude || self.nodes[i].is_none() {
+                    continue;
+                }
+                self.ids[i]
+            } else {
+                self.listed_dead[i - slots].0
+            };
+            if !picked.contains(&id) {
+                picked.push(id);
+            }
+        }
+        picked
     }
 
     /// A fresh identity and RNG seed for a node about to start.

@@ -15,7 +15,8 @@ use crate::types::PeerId;
 use crate::wire::{Message, Rumor, MAX_RUMORS, MAX_RUMOR_PEERS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeSet, VecDeque};
 
 /// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
 /// sorted out once per round, far cheaper than keeping a set up to date per rumour). The
@@ -47,14 +48,14 @@ pub enum Output {
 /// its order never matters.
 #[derive(Clone, Debug)]
 pub struct SeenCache {
-    set: HashSet<(PeerId, u64)>,
+    set: FxHashSet<(PeerId, u64)>,
     order: VecDeque<((PeerId, u64), Millis)>,
     cap: usize,
 }
 
 impl SeenCache {
     pub fn new(cap: usize) -> Self {
-        SeenCache { set: HashSet::new(), order: VecDeque::new(), cap }
+        SeenCache { set: FxHashSet::default(), order: VecDeque::new(), cap }
     }
 
     /// Insert; returns false if the id was already there.

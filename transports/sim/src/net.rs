@@ -7,9 +7,10 @@ use crate::latency::Latency;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
 use swarm_engine::transport::EventSink;
 use swarm_engine::transport::{Transport, TransportEvent};
@@ -125,7 +126,7 @@ struct State {
     seq: u64,
     slots: Vec<Slot>,
     /// Current address of every identity ever registered (dead ones stay: dials to them time out).
-    directory: HashMap<PeerId, Addr>,
+    directory: FxHashMap<PeerId, Addr>,
     digest: Sha256,
     stats: NetStats,
     join_k: usize,
@@ -150,7 +151,7 @@ impl SimNet {
             queue: BinaryHeap::new(),
             seq: 0,
             slots: Vec::new(),
-            directory: HashMap::new(),
+            directory: FxHashMap::default(),
             digest: Sha256::new(),
             stats: NetStats::default(),
             join_k,
