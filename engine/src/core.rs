@@ -15,6 +15,9 @@ pub trait Core: Unpin + 'static {
     /// When `handle_timeout` wants to be called next.
     fn next_timeout(&self) -> Option<Millis>;
     fn poll_output(&mut self) -> Option<Self::Output>;
+    /// Assert the core's invariants (`debug_assert!`: on in tests and in the simulator's
+    /// builds, free otherwise). The shell calls it after every input and timeout.
+    fn check_invariants(&self) {}
 }
 
 /// Where a subsystem's outputs go: the transport, other actors, the observer.
@@ -50,6 +53,7 @@ impl<C: Core, W: Wiring<C::Output>> Shell<C, W> {
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.core.check_invariants();
         while let Some(out) = self.core.poll_output() {
             self.wiring.route(out);
         }

@@ -279,4 +279,11 @@ impl Core for DiscoveryCore {
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.dialing.len() <= self.cfg.max_pending_dials, "too many dials in flight");
+        debug_assert!(self.dialing.keys().all(|p| !self.connected.contains(p)), "dialling a connected peer");
+        debug_assert!(self.registry.len() <= self.cfg.registry_max_peers, "registry over its bound");
+        debug_assert!(!self.registry.contains(&self.me) && !self.connected.contains(&self.me), "self in registry");
+    }
 }

@@ -128,6 +128,7 @@ proptest! {
                 prop_assert!(!c.connected().contains(&d), "dialled a connected peer");
                 prop_assert!(rescan || !before_dialing.contains(&d), "dialled twice");
             }
+            c.check_invariants();
             prop_assert!(c.dialing().count() <= cfg.max_pending_dials);
             prop_assert!(c.registry().len() <= cfg.registry_max_peers);
             prop_assert!(!c.registry().contains(&me()));

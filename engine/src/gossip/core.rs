@@ -155,8 +155,10 @@ impl GossipCore {
             let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
             let me = self.me;
             self.learned.extend(r.peers.iter().chain(std::iter::once(&r.origin)).filter(|p| **p != me).take(room));
-            if r.ttl > 1 {
-                r.ttl -= 1;
+            // A peer cannot make a rumour travel further than our own policy allows.
+            let ttl = r.ttl.min(self.cfg.ttl);
+            if ttl > 1 {
+                r.ttl = ttl - 1;
                 self.queue_relay(r);
             }
         }
@@ -250,5 +252,12 @@ impl Core for GossipCore {
 
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.relay.len() <= self.relay_cap(), "relay queue over its bound");
+        debug_assert!(self.relay.iter().all(|r| r.ttl >= 1 && r.ttl < self.cfg.ttl), "relayed ttl out of range");
+        debug_assert!(self.learned.len() <= MAX_PENDING_LEARNED, "learned batch over its bound");
+        debug_assert!(self.seen.len() <= self.cfg.seen_cache_max, "seen cache over its bound");
     }
 }

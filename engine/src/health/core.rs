@@ -157,4 +157,10 @@ impl Core for HealthCore {
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.reconnect.len() <= self.cfg.reconnect_max_peers, "reconnect set over its bound");
+        debug_assert!(self.reconnect.keys().all(|p| !self.conns.contains_key(p)), "reconnecting a live connection");
+        debug_assert!(self.reconnect.values().all(|r| r.attempt < self.cfg.reconnect_attempts), "attempts over limit");
+    }
 }

@@ -58,6 +58,7 @@ fn silent_peer_expires_then_reconnects_three_times_and_gives_up() {
     let (mut expired_at, mut dials, mut gave_up) = (None, vec![], false);
     while let Some(t) = c.next_timeout().filter(|t| *t <= 1_000_000) {
         c.handle_timeout(t);
+        c.check_invariants();
         for e in drain(&mut c) {
             match e {
                 Effect::Disconnect(p) if p == pid(1) => expired_at = Some(t),
