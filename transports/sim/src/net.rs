@@ -242,7 +242,7 @@ impl SimNet {
     }
 
     /// Connectivity of the overlay: (live nodes, size of the largest connected component, mean
-    /// degree). A link counts when both ends are alive and both hold it.
+    /// degree). A link counts when both ends are alive, both hold it, and no partition cuts it.
     pub fn connectivity(&self) -> (usize, usize, f64) {
         self.state.borrow().connectivity()
     }
@@ -435,7 +435,8 @@ impl State {
                 let Some(other) = self.live(*addr) else {
                     continue;
                 };
-                if !other.links.contains_key(&sl.peer) {
+                // A link counts only if it can carry a frame: held at both ends, not cut.
+                if !other.links.contains_key(&sl.peer) || other.side != sl.side {
                     continue;
                 }
                 degree_sum += 1;

@@ -138,7 +138,9 @@ fn partition_drops_frames_and_blocks_dials() {
         let f = fixture(3, 0.0, 8);
         f.ports[0].connect(pid(1));
         sleep(Duration::from_millis(100)).await;
+        assert_eq!(f.net.connectivity(), (3, 2, 2.0 / 3.0));
         f.net.set_side(1, 1);
+        assert_eq!(f.net.connectivity(), (3, 1, 0.0), "a cut link carries nothing and does not count");
         f.ports[0].send(pid(1), Bytes::from_static(b"x"));
         f.ports[2].connect(pid(1));
         sleep(Duration::from_secs(4)).await;
