@@ -1,5 +1,5 @@
-//! The `swarm` command line: run simulator scenarios, benchmark the simulator.
-//! (Real nodes, rendezvous and identity commands arrive with their subsystems.)
+//! The `swarm` command line: run simulator scenarios, benchmark the simulator, manage a node's
+//! identity. (Real nodes and the rendezvous server arrive with their subsystems.)
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +22,41 @@ enum Cmd {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// A node's key pair: create, show, export, import.
+    Identity(IdentityArgs),
+}
+
+#[derive(Args)]
+struct IdentityArgs {
+    #[command(subcommand)]
+    cmd: IdentityCmd,
+    /// The node's data directory (the identity is DIR/identity.key).
+    #[arg(long, global = true, default_value = "swarm-data")]
+    data: PathBuf,
+    /// File whose first line is the passphrase (else the SWARM_PASSPHRASE environment variable).
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum IdentityCmd {
+    /// Create a new key pair, sealed under the passphrase (refuses to replace one).
+    New,
+    /// Print the peer id and user id (no passphrase needed).
+    Show,
+    /// Copy the sealed key file to FILE after checking the passphrase opens it.
+    Export {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Adopt a sealed key file; it must open with the passphrase before anything is written.
+    Import {
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing identity (kept as identity.key.previous).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args)]
@@ -80,6 +115,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Sim(a) => sim(a),
         Cmd::Bench(BenchCmd::Sim(a)) => bench_sim(a),
         Cmd::Bench(BenchCmd::SimOne(a)) => bench_one(a),
+        Cmd::Identity(a) => identity(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -162,6 +198,48 @@ fn bench_sim(a: BenchSimArgs) -> Result<()> {
             f("peak_rss_bytes") / (1024.0 * 1024.0),
             f("connectivity_min")
         );
+    }
+    Ok(())
+}
+
+fn passphrase(file: &Option<PathBuf>) -> Result<zeroize::Zeroizing<String>> {
+    let raw = match file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading passphrase file {}", f.display()))?,
+        None => std::env::var("SWARM_PASSPHRASE")
+            .map_err(|_| anyhow::anyhow!("a passphrase is needed: --passphrase-file FILE or SWARM_PASSPHRASE"))?,
+    };
+    let line = raw.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        bail!("the passphrase is empty");
+    }
+    Ok(zeroize::Zeroizing::new(line))
+}
+
+fn identity(a: IdentityArgs) -> Result<()> {
+    use swarm_engine::identity::{keys::user_id, store, vault, Identity};
+    let print = |peer: &swarm_engine::PeerId| println!("peer id: {peer}\nuser id: {}", user_id(peer));
+    match a.cmd {
+        IdentityCmd::New => {
+            let pass = passphrase(&a.passphrase_file)?;
+            let id = Identity::generate(&mut rand_core::OsRng);
+            let sealed = vault::seal(&id, pass.as_bytes(), vault::KdfParams::default(), &mut rand_core::OsRng)?;
+            store::create(&a.data, &sealed)?;
+            print(&id.peer_id());
+            println!("stored:  {}", store::key_path(&a.data).display());
+        }
+        IdentityCmd::Show => print(&store::public_key(&a.data)?),
+        IdentityCmd::Export { to } => {
+            let pass = passphrase(&a.passphrase_file)?;
+            let peer = store::export(&a.data, pass.as_bytes(), &to)?;
+            print(&peer);
+            println!("exported: {}", to.display());
+        }
+        IdentityCmd::Import { from, force } => {
+            let pass = passphrase(&a.passphrase_file)?;
+            let peer = store::import(&a.data, &from, pass.as_bytes(), force)?;
+            print(&peer);
+            println!("stored:  {}", store::key_path(&a.data).display());
+        }
     }
     Ok(())
 }

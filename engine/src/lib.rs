@@ -8,6 +8,7 @@ pub mod core;
 pub mod discovery;
 pub mod gossip;
 pub mod health;
+pub mod identity;
 pub mod node;
 pub mod observer;
 pub mod router;
