@@ -12,6 +12,7 @@ pub mod identity;
 pub mod node;
 pub mod observer;
 pub mod router;
+pub mod serde_bytes;
 pub mod time;
 pub mod transport;
 pub mod types;

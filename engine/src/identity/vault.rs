@@ -71,29 +71,8 @@ struct Header {
 #[derive(Serialize, Deserialize)]
 struct VaultFile {
     header: Header,
-    #[serde(with = "serde_bytes_vec")]
+    #[serde(with = "crate::serde_bytes")]
     sealed: Vec<u8>,
-}
-
-/// Vec<u8> as one MessagePack binary string (not an array of integers).
-mod serde_bytes_vec {
-    use serde::{Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-        }
-        d.deserialize_bytes(V)
-    }
 }
 
 fn derive_key(passphrase: &[u8], salt: &[u8; 16], kdf: &KdfParams) -> Result<Zeroizing<[u8; 32]>, VaultError> {
