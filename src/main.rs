@@ -8,6 +8,8 @@ use swarm_simulator::report::Report;
 use swarm_simulator::run::{run, RunOptions};
 use swarm_simulator::scenario;
 
+mod peers;
+
 #[derive(Parser)]
 #[command(name = "swarm", version, about = "Simulation-first peer-to-peer swarm engine")]
 struct Cli {
@@ -24,6 +26,28 @@ enum Cmd {
     Bench(BenchCmd),
     /// A node's key pair: create, show, export, import.
     Identity(IdentityArgs),
+    /// The node's persisted peer registry.
+    Peers {
+        #[command(subcommand)]
+        cmd: peers::PeersCmd,
+        /// The node's data directory (the store is DIR/db).
+        #[arg(long, global = true, default_value = "swarm-data")]
+        data: PathBuf,
+    },
+    /// (internal) test helpers.
+    #[command(hide = true, subcommand)]
+    Debug(DebugCmd),
+}
+
+#[derive(Subcommand)]
+enum DebugCmd {
+    /// Commit peer records one by one, printing each index after its commit.
+    Fill {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        records: u64,
+    },
 }
 
 #[derive(Args)]
@@ -116,6 +140,8 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Sim(a)) => bench_sim(a),
         Cmd::Bench(BenchCmd::SimOne(a)) => bench_one(a),
         Cmd::Identity(a) => identity(a),
+        Cmd::Peers { cmd, data } => peers::run(&data, cmd),
+        Cmd::Debug(DebugCmd::Fill { data, records }) => peers::fill(&data, records),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ pub mod node;
 pub mod observer;
 pub mod router;
 pub mod serde_bytes;
+pub mod storage;
 pub mod time;
 pub mod transport;
 pub mod types;

@@ -1,0 +1,106 @@
+//! `swarm peers`: the persisted peer registry of a node directory (heed), and the internal
+//! writer used by the crash test.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use std::io::Write;
+use std::path::Path;
+use swarm_engine::identity::user_id;
+use swarm_engine::storage::heed_store::HeedStorage;
+use swarm_engine::storage::records::{PeerRecord, PeerTable};
+use swarm_engine::PeerId;
+
+#[derive(Subcommand)]
+pub enum PeersCmd {
+    /// Remember a peer (by its 64-hex-character peer id), e.g. to seed a new node.
+    Add {
+        peer_id: String,
+        /// Where to reach it (repeatable), e.g. a rendezvous URL.
+        #[arg(long = "addr")]
+        addrs: Vec<String>,
+    },
+    /// List remembered peers.
+    List,
+    /// Forget peers not seen for more than DAYS days.
+    Prune {
+        #[arg(long)]
+        days: u64,
+    },
+}
+
+fn now_ms() -> u64 {
+    // The CLI edge may read the wall clock; protocol code never does.
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn parse_peer(s: &str) -> Result<PeerId> {
+    let bytes = hex::decode(s).with_context(|| format!("peer id `{s}` is not hexadecimal"))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        anyhow::anyhow!("peer id `{s}` has {} bytes, expected 32 (64 hex characters)", b.len())
+    })?;
+    Ok(PeerId(arr))
+}
+
+fn open(data: &Path) -> Result<HeedStorage> {
+    HeedStorage::open(data).with_context(|| format!("opening the store in {}", data.display()))
+}
+
+pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
+    match cmd {
+        PeersCmd::Add { peer_id, addrs } => {
+            let peer = parse_peer(&peer_id)?;
+            let mut s = open(data)?;
+            let rec = PeerRecord {
+                peer_id: peer,
+                user_id: user_id(&peer),
+                last_seen_ms: now_ms(),
+                addresses: addrs,
+                reliability: 0.5,
+                successes: 0,
+                failures: 0,
+            };
+            PeerTable::save(&mut s, &rec)?;
+            println!("added {peer}");
+        }
+        PeersCmd::List => {
+            let s = open(data)?;
+            for r in PeerTable::all(&s)? {
+                println!("{} {} last_seen_ms={} {}", r.peer_id, r.user_id, r.last_seen_ms, r.addresses.join(","));
+            }
+        }
+        PeersCmd::Prune { days } => {
+            let mut s = open(data)?;
+            let removed = PeerTable::prune(&mut s, now_ms(), days.saturating_mul(86_400_000))?;
+            println!("pruned {removed}");
+        }
+    }
+    Ok(())
+}
+
+/// Write `records` peers one committed batch at a time, printing each index once its commit has
+/// returned (the crash test kills this process and checks every printed index survived).
+pub fn fill(data: &Path, records: u64) -> Result<()> {
+    if records == 0 {
+        bail!("--records must be at least 1");
+    }
+    let mut s = open(data)?;
+    let mut out = std::io::stdout().lock();
+    for i in 0..records {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&i.to_be_bytes());
+        let peer = PeerId(id);
+        let rec = PeerRecord {
+            peer_id: peer,
+            user_id: user_id(&peer),
+            last_seen_ms: now_ms(),
+            addresses: vec![format!("fill-{i}")],
+            reliability: 0.5,
+            successes: 0,
+            failures: 0,
+        };
+        PeerTable::save(&mut s, &rec)?;
+        writeln!(out, "{i}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
