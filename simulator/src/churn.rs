@@ -3,7 +3,7 @@
 //! instant, and shrink without replacement.
 
 use crate::scenario::ChurnSpec;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
@@ -32,38 +32,45 @@ pub struct TurnoverCalibration {
     pub target: usize,
 }
 
-/// Sessions drawn per slot at most (bounds the work whatever the shape and scale).
+/// Sessions drawn per slot at most: bounds the work and memory whatever the shape and scale (a
+/// slot past its cap simply keeps its last node to the end).
 pub const MAX_SESSIONS_PER_SLOT: usize = 256;
+/// Range the calibration searches, as ln(scale in seconds): 1 ms up to ~1e304 s.
+const MIN_LN_SCALE: f64 = -6.907_755_278_982_137;
+const MAX_LN_SCALE: f64 = 700.0;
 
+/// The churn events of a run, sorted by time (simultaneous events keep generation order).
 pub fn schedule(spec: &ChurnSpec, nodes: usize, duration_s: u64, rng: &mut ChaCha8Rng) -> Vec<ChurnEvent> {
     schedule_with_calibration(spec, nodes, duration_s, rng).0
 }
 
-/// The schedule and a description of it for the report.
+/// The schedule and a description of it for the report (for turnover: the fitted Weibull scale,
+/// the target and the departures achieved in the window, from [`TurnoverCalibration`]).
 pub fn schedule_with_calibration(
     spec: &ChurnSpec,
     nodes: usize,
     duration_s: u64,
     rng: &mut ChaCha8Rng,
 ) -> (Vec<ChurnEvent>, serde_json::Value) {
-    let end_ms = duration_s * 1000;
-    let count = |percent: f64| ((percent / 100.0) * nodes as f64).round() as usize;
+    let end_ms = duration_s.saturating_mul(1000);
+    let count = |percent: f64| (((percent / 100.0) * nodes as f64).round() as usize).min(nodes);
     let mut events = Vec::new();
     let info = match *spec {
         ChurnSpec::None => json!({ "model": "none" }),
         ChurnSpec::MassFailure { percent, at_s } => {
-            let victims = rand::seq::index::sample(rng, nodes, count(percent).min(nodes)).into_vec();
-            let mut victims = victims;
+            let mut victims = rand::seq::index::sample(rng, nodes, count(percent)).into_vec();
             victims.sort_unstable();
-            for slot in &victims {
-                events.push(ChurnEvent { at_ms: at_s * 1000, action: ChurnAction::Crash { slot: *slot } });
+            let at_ms = at_s.saturating_mul(1000);
+            if at_ms < end_ms {
+                events.extend(victims.iter().map(|&slot| ChurnEvent { at_ms, action: ChurnAction::Crash { slot } }));
             }
-            json!({ "model": "mass_failure", "percent": percent, "at_s": at_s, "crashed": victims.len() })
+            json!({ "model": "mass_failure", "percent": percent, "at_s": at_s, "crashed": events.len() })
         }
         ChurnSpec::Shrink { percent, window_s, start_s } => {
-            let victims = rand::seq::index::sample(rng, nodes, count(percent).min(nodes)).into_vec();
-            for slot in victims {
-                let at_ms = start_s * 1000 + rng.gen_range(0..window_s * 1000);
+            let start_ms = start_s.saturating_mul(1000);
+            let window_ms = window_s.saturating_mul(1000).max(1);
+            for slot in rand::seq::index::sample(rng, nodes, count(percent)) {
+                let at_ms = start_ms.saturating_add(rng.gen_range(0..window_ms));
                 if at_ms < end_ms {
                     events.push(ChurnEvent { at_ms, action: ChurnAction::Crash { slot } });
                 }
@@ -71,8 +78,8 @@ pub fn schedule_with_calibration(
             json!({ "model": "shrink", "percent": percent, "window_s": window_s, "start_s": start_s, "crashed": events.len() })
         }
         ChurnSpec::Turnover { percent, window_s, start_s, weibull_shape } => {
-            let draws = SessionDraws::new(nodes, weibull_shape, rng);
-            let cal = draws.calibrate(count(percent), weibull_shape, window_s);
+            let mut draws = SessionDraws::new(nodes, weibull_shape, rng);
+            let cal = draws.calibrate(count(percent), window_s);
             draws.emit(cal.scale_s, start_s, end_ms, &mut events);
             let crashes = events.iter().filter(|e| matches!(e.action, ChurnAction::Crash { .. })).count();
             json!({
@@ -88,74 +95,149 @@ pub fn schedule_with_calibration(
     (events, info)
 }
 
-/// Unit-scale Weibull session lengths per slot: a session of scale `s` lasts `s * unit`, so the
-/// departure count is monotone in `s` and one set of draws serves every candidate scale.
+/// Unit-scale Weibull session lengths per slot, drawn lazily. Slot `i` reads stream `i` of one
+/// ChaCha key, so its k-th session is the same whichever scales the calibration tries: a session
+/// of scale `s` lasts `s * unit`, and the departure count is monotone in `s`.
 struct SessionDraws {
-    units: Vec<Vec<f64>>,
+    key: [u8; 32],
+    shape: f64,
+    /// Running sums of the unit sessions (departure k of a slot is at `scale * cum[k]`).
+    cum: Vec<Vec<f64>>,
 }
 
 impl SessionDraws {
     fn new(nodes: usize, shape: f64, rng: &mut ChaCha8Rng) -> Self {
-        let units = (0..nodes)
-            .map(|_| {
-                (0..MAX_SESSIONS_PER_SLOT)
-                    .map(|_| {
-                        let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-                        (-u.ln()).powf(1.0 / shape)
-                    })
-                    .collect()
-            })
-            .collect();
-        SessionDraws { units }
+        SessionDraws { key: rng.gen(), shape, cum: vec![Vec::new(); nodes] }
     }
 
-    /// Departures within [start, start + window) at scale `scale_s` (sessions counted from start).
-    fn departures(&self, scale_s: f64, window_s: u64) -> usize {
-        let w = window_s as f64;
-        self.units
-            .iter()
-            .map(|slot| {
-                let mut t = 0.0;
-                slot.iter()
-                    .take_while(|u| {
-                        t += scale_s * *u;
-                        t < w
-                    })
-                    .count()
-            })
-            .sum()
-    }
-
-    /// Bisect (on a log scale) for the scale whose departure count is closest to `target`.
-    fn calibrate(&self, target: usize, shape: f64, window_s: u64) -> TurnoverCalibration {
-        let (mut lo, mut hi) = (1e-3f64, 1e12f64); // count(lo) >= target >= count(hi)
-        for _ in 0..200 {
-            let mid = (lo * hi).sqrt();
-            if self.departures(mid, window_s) >= target {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
+    /// End of session `k` of `slot` at unit scale, or `None` past the per-slot cap.
+    fn unit_end(&mut self, slot: usize, k: usize) -> Option<f64> {
+        if k >= MAX_SESSIONS_PER_SLOT {
+            return None;
         }
-        let (clo, chi) = (self.departures(lo, window_s), self.departures(hi, window_s));
-        let (scale_s, departures) = if clo.abs_diff(target) <= chi.abs_diff(target) { (lo, clo) } else { (hi, chi) };
-        TurnoverCalibration { scale_s, shape, departures, target }
+        if k >= self.cum[slot].len() {
+            // Redraw from the stream's start: the prefix comes out identical, and doubling keeps
+            // the total work linear in the sessions a slot ever needs.
+            let len = (k + 1).next_power_of_two().clamp(4, MAX_SESSIONS_PER_SLOT);
+            let mut r = ChaCha8Rng::from_seed(self.key);
+            r.set_stream(slot as u64);
+            let mut total = 0.0;
+            self.cum[slot] = (0..len)
+                .map(|_| {
+                    let u: f64 = r.gen_range(f64::MIN_POSITIVE..1.0);
+                    total += (-u.ln()).powf(1.0 / self.shape);
+                    total
+                })
+                .collect();
+        }
+        Some(self.cum[slot][k])
     }
 
-    fn emit(&self, scale_s: f64, start_s: u64, end_ms: u64, events: &mut Vec<ChurnEvent>) {
-        let start_ms = start_s as f64 * 1000.0;
-        for (slot, units) in self.units.iter().enumerate() {
-            let mut t_ms = start_ms;
-            for u in units {
-                t_ms += scale_s * u * 1000.0;
-                // Floor, like the calibration's strict `t < window`: a departure never slips past the end.
-                let at_ms = t_ms.floor() as u64;
-                if at_ms >= end_ms {
+    /// Calls `f` with each departure of `slot`, in ms after the start, while it is below `limit_ms`.
+    /// Calibration and emission both go through here, so they agree to the millisecond.
+    fn walk(&mut self, slot: usize, scale_s: f64, limit_ms: u64, mut f: impl FnMut(u64)) {
+        let mut k = 0;
+        while let Some(end) = self.unit_end(slot, k) {
+            let off_ms = (scale_s * end * 1000.0).floor();
+            // NaN (a 0 * inf from an unvalidated shape) ends the slot like a time past the limit.
+            if off_ms.is_nan() || off_ms >= limit_ms as f64 {
+                break;
+            }
+            f(off_ms as u64);
+            k += 1;
+        }
+    }
+
+    fn departures(&mut self, scale_s: f64, window_ms: u64) -> usize {
+        let mut n = 0;
+        for slot in 0..self.cum.len() {
+            self.walk(slot, scale_s, window_ms, |_| n += 1);
+        }
+        n
+    }
+
+    fn count_at(&mut self, ln_scale: f64, window_ms: u64) -> usize {
+        self.departures(ln_scale.exp(), window_ms)
+    }
+
+    /// The scale whose departure count within the window is closest to `target`. It starts from
+    /// a first-session estimate, steps out by factors of two until the target is bracketed, then
+    /// bisects on ln(scale). Stepping out (rather than a fixed wide bracket) keeps every probe near
+    /// the answer, so no probe at a tiny scale makes every slot draw its whole session cap.
+    fn calibrate(&mut self, target: usize, window_s: u64) -> TurnoverCalibration {
+        let window_ms = window_s.saturating_mul(1000);
+        let nodes = self.cum.len();
+        // P(a first session ends within W) = 1 - exp(-(W / scale)^shape), solved for the share.
+        let share = if nodes == 0 { 0.5 } else { (target as f64 / nodes as f64).clamp(0.01, 0.99) };
+        let guess = (window_s.max(1) as f64).ln() - (-(1.0 - share).ln()).ln() / self.shape;
+        let guess = if guess.is_finite() { guess.clamp(MIN_LN_SCALE, MAX_LN_SCALE) } else { 0.0 };
+        let c = self.count_at(guess, window_ms);
+        // Invariant once bracketed: count(lo) > target > count(hi) (lo = smaller scale).
+        let (mut lo, mut c_lo, mut hi, mut c_hi) = (guess, c, guess, c);
+        if c > target {
+            let mut step = std::f64::consts::LN_2;
+            loop {
+                if lo >= MAX_LN_SCALE {
+                    return self.result(lo, c_lo, target); // even the largest scale departs too often
+                }
+                let ln = (lo + step).min(MAX_LN_SCALE);
+                let c = self.count_at(ln, window_ms);
+                if c <= target {
+                    (hi, c_hi) = (ln, c);
                     break;
                 }
+                (lo, c_lo) = (ln, c);
+                // Larger scales mean fewer sessions to draw, so big strides upward cost nothing.
+                step *= 2.0;
+            }
+        } else if c < target {
+            loop {
+                if hi <= MIN_LN_SCALE {
+                    return self.result(hi, c_hi, target); // the session cap binds
+                }
+                let ln = (hi - std::f64::consts::LN_2).max(MIN_LN_SCALE);
+                let c = self.count_at(ln, window_ms);
+                if c >= target {
+                    (lo, c_lo) = (ln, c);
+                    break;
+                }
+                (hi, c_hi) = (ln, c);
+            }
+        }
+        while c_lo != target && c_hi != target && hi - lo > 1e-12 {
+            let mid = 0.5 * (lo + hi);
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            let c = self.count_at(mid, window_ms);
+            if c > target {
+                (lo, c_lo) = (mid, c);
+            } else {
+                (hi, c_hi) = (mid, c);
+            }
+        }
+        // Several sessions can end at the same scale (a step of more than one): take the nearer side.
+        if c_hi.abs_diff(target) <= c_lo.abs_diff(target) {
+            self.result(hi, c_hi, target)
+        } else {
+            self.result(lo, c_lo, target)
+        }
+    }
+
+    fn result(&self, ln_scale: f64, departures: usize, target: usize) -> TurnoverCalibration {
+        TurnoverCalibration { scale_s: ln_scale.exp(), shape: self.shape, departures, target }
+    }
+
+    /// Every slot's renewals from `start_s` on, until `end_ms`: crash, and a new node at once.
+    fn emit(&mut self, scale_s: f64, start_s: u64, end_ms: u64, events: &mut Vec<ChurnEvent>) {
+        let start_ms = start_s.saturating_mul(1000);
+        let limit_ms = end_ms.saturating_sub(start_ms);
+        for slot in 0..self.cum.len() {
+            self.walk(slot, scale_s, limit_ms, |off_ms| {
+                let at_ms = start_ms + off_ms;
                 events.push(ChurnEvent { at_ms, action: ChurnAction::Crash { slot } });
                 events.push(ChurnEvent { at_ms, action: ChurnAction::Join { slot } });
-            }
+            });
         }
     }
 }
@@ -236,6 +318,60 @@ mod tests {
                 prop_assert!(ev.iter().all(|e| (100_000..600_000).contains(&e.at_ms)));
             }
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// Churn goes on past the window until the end of the run; the departures inside the
+        /// window still match the calibration to the event, and no slot exceeds its session cap.
+        #[test]
+        fn turnover_past_the_window_keeps_the_calibrated_count(
+            nodes in 2usize..400, percent in 0.0f64..=100.0, window_s in 1u64..3600,
+            extra_s in 0u64..3600, shape in 0.05f64..10.0, seed in any::<u64>(), start_s in 0u64..600,
+        ) {
+            let duration_s = start_s + window_s + extra_s;
+            let spec = turnover(percent, window_s, start_s, shape);
+            let (ev, info) = schedule_with_calibration(&spec, nodes, duration_s, &mut ChaCha8Rng::seed_from_u64(seed));
+            let window = start_s * 1000..(start_s + window_s) * 1000;
+            let in_window = ev
+                .iter()
+                .filter(|e| matches!(e.action, ChurnAction::Crash { .. }) && window.contains(&e.at_ms))
+                .count();
+            prop_assert_eq!(info["departures_in_window"].as_u64(), Some(in_window as u64), "{}", info);
+            prop_assert!(ev.iter().all(|e| e.at_ms < duration_s * 1000));
+            let mut per_slot: BTreeMap<usize, usize> = BTreeMap::new();
+            for e in &ev {
+                if let ChurnAction::Crash { slot } = e.action {
+                    *per_slot.entry(slot).or_default() += 1;
+                }
+            }
+            prop_assert!(per_slot.values().all(|n| *n <= MAX_SESSIONS_PER_SLOT));
+            check_alternation(&ev)?;
+        }
+    }
+
+    /// A slot's k-th session is the same whatever order the calibration asked for sessions in,
+    /// so the schedule does not depend on the path of the search.
+    #[test]
+    fn session_draws_do_not_depend_on_the_order_they_are_asked_for() {
+        let mut a = SessionDraws::new(3, 0.5, &mut ChaCha8Rng::seed_from_u64(9));
+        let mut b = SessionDraws::new(3, 0.5, &mut ChaCha8Rng::seed_from_u64(9));
+        let far = a.unit_end(1, 200);
+        let near: Vec<Option<f64>> = (0..=200).map(|k| b.unit_end(1, k)).collect();
+        assert_eq!(far, near[200]);
+        assert_eq!(a.unit_end(1, 3), near[3]);
+        assert!(near.windows(2).all(|w| w[0] < w[1]), "session ends increase");
+        assert_eq!(a.unit_end(1, MAX_SESSIONS_PER_SLOT), None);
+        assert_ne!(a.unit_end(0, 0), a.unit_end(2, 0), "slots draw from distinct streams");
+    }
+
+    /// A heavy tail with a small target needs an enormous scale; the search must still reach it.
+    #[test]
+    fn tiny_shape_and_small_target_is_calibrated() {
+        let spec = turnover(1.0, 3600, 0, 0.05);
+        let (ev, info) = schedule_with_calibration(&spec, 1000, 3600, &mut ChaCha8Rng::seed_from_u64(4));
+        assert_eq!(info["departures_in_window"], 10, "{info}");
+        assert_eq!(ev.len(), 20);
     }
 
     #[test]

@@ -81,7 +81,9 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 impl Report {
+    /// DIR/report.json, pretty-printed (DIR is created if missing).
     pub fn write_json(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
         let path = dir.join("report.json");
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(&path, text + "\n")?;
@@ -92,7 +94,9 @@ impl Report {
     pub fn same_outcome(&self, other: &Report) -> bool {
         let mut a = self.clone();
         a.wall_s = other.wall_s;
-        a == *other
+        // A NaN metric is never == itself; compared as JSON (where it is null) two runs that both
+        // produced it still agree.
+        a == *other || serde_json::to_value(&a).ok() == serde_json::to_value(other).ok()
     }
 
     pub fn table(&self) -> String {
@@ -101,13 +105,14 @@ impl Report {
             ("scenario", self.scenario.clone()),
             ("seed", self.seed.to_string()),
             ("nodes (start)", self.nodes.to_string()),
-            ("simulated", format!("{:.0} s", self.simulated_s)),
-            ("wall", format!("{:.2} s", self.wall_s)),
+            ("simulated (s)", format!("{:.0}", self.simulated_s)),
+            ("wall (s)", format!("{:.2}", self.wall_s)),
             ("messages delivered", self.messages.to_string()),
+            ("bytes delivered", self.bytes.to_string()),
             ("connectivity min", format!("{:.4}", m.connectivity_min)),
             ("connectivity final", format!("{:.4}", m.connectivity_final)),
-            ("join time p50", format!("{:.2} s", m.join_time_p50_s)),
-            ("join time p99", format!("{:.2} s", m.join_time_p99_s)),
+            ("join time p50 (s)", format!("{:.2}", m.join_time_p50_s)),
+            ("join time p99 (s)", format!("{:.2}", m.join_time_p99_s)),
             ("joins completed / incomplete", format!("{} / {}", m.joins_completed, m.joins_incomplete)),
             ("msgs per node per s", format!("{:.3}", m.msgs_per_node_per_s)),
             ("bytes per node per s", format!("{:.1}", m.bytes_per_node_per_s)),
@@ -131,6 +136,7 @@ impl Report {
     /// DIR/connectivity.svg: on top, connectivity over simulated time on an axis zoomed to its
     /// range; below, live nodes and cumulative departures (so the churn itself is visible).
     pub fn write_svg(&self, dir: &Path) -> Result<PathBuf, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let path = dir.join("connectivity.svg");
         let err = |e: &dyn std::fmt::Display| e.to_string();
         let end = self.simulated_s.max(1.0);
@@ -251,6 +257,8 @@ mod tests {
         let svg = std::fs::read_to_string(r.write_svg(&dir).unwrap()).unwrap();
         assert!(svg.contains("<svg") && (svg.contains("<polyline") || svg.contains("<path")), "no curve in the plot");
         assert!(svg.contains("simulated time"), "axis label missing");
+        assert!(svg.contains("t (seed 3)"), "title names the scenario");
+        assert!(svg.contains("live nodes") && svg.contains("connectivity"), "series labels missing");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -268,6 +276,47 @@ mod tests {
     fn table_names_the_headline_figures() {
         let t = report().table();
         assert!(t.contains("connectivity min") && t.contains("0.9900") && t.contains("note: a note"));
+        assert!(t.contains("join time p99 (s)") && t.contains("1.50"), "{t}");
+        // Aligned: every value starts in the same column.
+        let cols: Vec<usize> = t
+            .lines()
+            .filter(|l| !l.starts_with("note:"))
+            .map(|l| l.find("  ").map(|i| i + l[i..].len() - l[i..].trim_start().len()).unwrap_or(0))
+            .collect();
+        assert!(cols.windows(2).all(|w| w[0] == w[1]), "{t}");
+    }
+
+    #[test]
+    fn svg_of_a_run_without_samples_is_still_drawn() {
+        let dir = std::env::temp_dir().join(format!("swarm-report-empty-{}", std::process::id()));
+        let mut r = report();
+        r.samples.clear();
+        r.simulated_s = 0.0;
+        let svg = std::fs::read_to_string(r.write_svg(&dir).unwrap()).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("simulated time"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn same_outcome_tolerates_a_shared_nan() {
+        let mut a = report();
+        a.metrics.gossip_coverage = f64::NAN;
+        let mut b = a.clone();
+        b.wall_s = 1.0;
+        assert!(a.same_outcome(&b));
+        b.metrics.gossip_coverage = 0.5;
+        assert!(!a.same_outcome(&b));
+    }
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&[], 50.0), 0.0);
+        assert_eq!(percentile(&v, 25.0), 1.0);
+        assert_eq!(percentile(&v, 50.0), 2.0);
+        assert_eq!(percentile(&v, 50.1), 3.0);
+        assert_eq!(percentile(&v, 99.0), 4.0);
+        assert_eq!(percentile(&[7.0], 1.0), 7.0);
     }
 
     proptest! {

@@ -122,7 +122,9 @@ pub struct PartitionSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{file}: {error}")]
+    // Not `source`: the message already carries the cause, and callers printing the chain
+    // (anyhow's `{:#}`) would repeat it.
+    #[error("{file}: cannot read: {error}")]
     Io { file: String, error: std::io::Error },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
@@ -157,6 +159,18 @@ fn percent_ok(field: &str, p: f64) -> Check {
     ensure(p.is_finite() && (0.0..=100.0).contains(&p), field, format!("must be within 0..=100, got {p}"))
 }
 
+/// A churn window must end by the end of the run: the departures it promises (calibrated for
+/// turnover, exact for shrink) would otherwise silently not all happen.
+fn window_ok(start_s: u64, window_s: u64, duration_s: u64) -> Check {
+    ensure(window_s >= 1, "churn.window_s", "must be at least 1")?;
+    ensure(start_s < duration_s, "churn.start_s", format!("must be below duration_s ({duration_s}), got {start_s}"))?;
+    ensure(
+        start_s.saturating_add(window_s) <= duration_s,
+        "churn.window_s",
+        format!("start_s + window_s must not exceed duration_s ({duration_s}), got {start_s} + {window_s}"),
+    )
+}
+
 /// Largest population the simulator accepts.
 pub const MAX_NODES: usize = 100_000;
 /// Longest simulated duration accepted (a week).
@@ -180,6 +194,13 @@ impl Scenario {
         ensure(self.sample_interval_s >= 1, "sample_interval_s", "must be at least 1")?;
         ensure(self.warmup_s < d, "warmup_s", format!("must be below duration_s ({d}), got {}", self.warmup_s))?;
         ensure(self.join_k >= 1, "join_k", "must be at least 1")?;
+        // connectivity_min is taken over samples at or after warm-up: there must be one.
+        let iv = self.sample_interval_s;
+        ensure(
+            self.warmup_s.div_ceil(iv).saturating_mul(iv) <= d,
+            "sample_interval_s",
+            format!("no sample would fall within warmup_s..=duration_s ({}..={d}) every {iv} s", self.warmup_s),
+        )?;
         let n = &self.network;
         n.latency.validate().map_err(|(f, r)| (format!("network.latency.{f}"), r))?;
         ensure(
@@ -193,8 +214,7 @@ impl Scenario {
             ChurnSpec::None => {}
             ChurnSpec::Turnover { percent, window_s, start_s, weibull_shape } => {
                 percent_ok("churn.percent", percent)?;
-                ensure(window_s >= 1, "churn.window_s", "must be at least 1")?;
-                ensure(start_s < d, "churn.start_s", format!("must be below duration_s ({d}), got {start_s}"))?;
+                window_ok(start_s, window_s, d)?;
                 ensure(
                     weibull_shape.is_finite() && (0.05..=10.0).contains(&weibull_shape),
                     "churn.weibull_shape",
@@ -207,13 +227,32 @@ impl Scenario {
             }
             ChurnSpec::Shrink { percent, window_s, start_s } => {
                 percent_ok("churn.percent", percent)?;
-                ensure(window_s >= 1, "churn.window_s", "must be at least 1")?;
-                ensure(start_s < d, "churn.start_s", format!("must be below duration_s ({d}), got {start_s}"))?;
+                window_ok(start_s, window_s, d)?;
             }
         }
         for (i, p) in self.partitions.iter().enumerate() {
-            ensure(p.at_s < d, &format!("partition[{i}].at_s"), format!("must be below duration_s ({d})"))?;
-            ensure(p.heal_s > p.at_s, &format!("partition[{i}].heal_s"), format!("must be after at_s ({})", p.at_s))?;
+            // The network holds one cut at a time (a heal rejoins every side), so cuts must not overlap.
+            if let Some(prev) = i.checked_sub(1).map(|j| &self.partitions[j]) {
+                ensure(
+                    p.at_s >= prev.heal_s,
+                    &format!("partition[{i}].at_s"),
+                    format!(
+                        "must not be before partition[{}].heal_s ({}): partitions run one at a time, in order",
+                        i - 1,
+                        prev.heal_s
+                    ),
+                )?;
+            }
+            ensure(
+                p.at_s < d,
+                &format!("partition[{i}].at_s"),
+                format!("must be below duration_s ({d}), got {}", p.at_s),
+            )?;
+            ensure(
+                p.heal_s > p.at_s,
+                &format!("partition[{i}].heal_s"),
+                format!("must be after at_s ({}), got {}", p.at_s, p.heal_s),
+            )?;
             ensure(
                 p.fraction.is_finite() && p.fraction > 0.0 && p.fraction < 1.0,
                 &format!("partition[{i}].fraction"),
@@ -221,6 +260,16 @@ impl Scenario {
             )?;
         }
         self.node.validate().map_err(|e| (format!("node.{}", e.field), e.reason))?;
+        // Checked after the node section so a bad node config is reported as itself.
+        let max_conn = self.node.discovery.max_connections;
+        ensure(
+            self.join_k <= max_conn,
+            "join_k",
+            format!(
+                "must not exceed node.discovery.max_connections ({max_conn}), got {}: no node could join",
+                self.join_k
+            ),
+        )?;
         Ok(())
     }
 }
@@ -238,15 +287,26 @@ mod tests {
     #[test]
     fn every_shipped_scenario_is_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-        let mut n = 0;
+        let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                load(&path).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+                let sc = load(&path).unwrap_or_else(|e| panic!("{e}"));
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                assert_eq!(sc.name, stem, "{}: the name should match the file", path.display());
+                names.push(stem);
             }
         }
-        assert!(n >= 3, "expected the shipped scenarios, found {n}");
+        names.sort();
+        for want in ["churn-50", "mass-failure-50", "partition", "shrink-50", "smoke"] {
+            assert!(names.iter().any(|n| n == want), "scenarios/{want}.toml missing: {names:?}");
+        }
+        let headline = load(&dir.join("churn-50.toml")).unwrap();
+        assert_eq!((headline.nodes, headline.duration_s), (1000, 3660));
+        assert_eq!(
+            headline.churn,
+            ChurnSpec::Turnover { percent: 50.0, window_s: 3600, start_s: 60, weibull_shape: 0.5 }
+        );
     }
 
     #[test]
@@ -276,8 +336,63 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_in_sections_are_named() {
+        let e = err(&format!("{MIN}[churn]\nmodel = \"shrink\"\npercent = 10\nwindow_s = 60\nspeed = 2\n"));
+        assert!(e.contains("bad.toml") && e.contains("speed"), "{e}");
+        let e = err(&format!("{MIN}[churn]\nmodel = \"meteor\"\n"));
+        assert!(e.contains("bad.toml") && e.contains("meteor"), "{e}");
+        let e = err(&format!("{MIN}[node.discovery]\nmax_conns = 4\n"));
+        assert!(e.contains("bad.toml") && e.contains("max_conns"), "{e}");
+        let e = err(&format!("{MIN}[network]\nlatency = {{ dist = \"constant\", ms = 5, jitter = 1 }}\n"));
+        assert!(e.contains("bad.toml") && e.contains("jitter"), "{e}");
+    }
+
+    #[test]
+    fn times_must_fit_the_run() {
+        let e = err(&format!("{MIN}[churn]\nmodel = \"shrink\"\npercent = 10\nwindow_s = 600\nstart_s = 60\n"));
+        assert!(e.contains("`churn.window_s`") && e.contains("60 + 600"), "{e}");
+        let e = err(&format!("{MIN}[churn]\nmodel = \"turnover\"\npercent = 10\nwindow_s = 60\nstart_s = 600\n"));
+        assert!(e.contains("`churn.start_s`"), "{e}");
+        let e = err(&format!("{MIN}[churn]\nmodel = \"mass_failure\"\npercent = 10\nat_s = 900\n"));
+        assert!(e.contains("`churn.at_s`") && e.contains("900"), "{e}");
+        let e = err(&format!("{MIN}[churn]\nmodel = \"turnover\"\npercent = 10\nwindow_s = 60\nweibull_shape = 0\n"));
+        assert!(e.contains("`churn.weibull_shape`"), "{e}");
+        let e = err("name = \"t\"\nnodes = 10\nduration_s = 100\nwarmup_s = 61\nsample_interval_s = 60\n");
+        assert!(e.contains("`sample_interval_s`"), "{e}");
+        // A window ending exactly at the end of the run is fine.
+        parse(&format!("{MIN}[churn]\nmodel = \"shrink\"\npercent = 10\nwindow_s = 540\nstart_s = 60\n"), "ok.toml")
+            .unwrap();
+    }
+
+    #[test]
+    fn partitions_run_one_at_a_time() {
+        let two = |second_at: u64| {
+            format!(
+                "{MIN}[[partition]]\nat_s = 100\nheal_s = 200\nfraction = 0.3\n\
+                 [[partition]]\nat_s = {second_at}\nheal_s = 400\nfraction = 0.5\n"
+            )
+        };
+        let e = err(&two(150));
+        assert!(e.contains("`partition[1].at_s`") && e.contains("partition[0].heal_s (200)"), "{e}");
+        let sc = parse(&two(200), "ok.toml").unwrap();
+        assert_eq!(sc.partitions.len(), 2);
+        assert_eq!(sc.partitions[1].fraction, 0.5);
+    }
+
+    #[test]
+    fn join_k_must_be_reachable() {
+        let e = err(&format!("{MIN}join_k = 20\n"));
+        assert!(e.contains("`join_k`") && e.contains("max_connections (16)"), "{e}");
+        let sc = parse(&format!("{MIN}join_k = 20\n[node.discovery]\nmax_connections = 24\n"), "ok.toml").unwrap();
+        assert_eq!(sc.join_k, 20);
+    }
+
+    #[test]
     fn missing_file_is_named() {
-        let e = load(Path::new("no/such/scenario.toml")).unwrap_err().to_string();
-        assert!(e.contains("no/such/scenario.toml"), "{e}");
+        let e = load(Path::new("no/such/scenario.toml")).unwrap_err();
+        assert!(matches!(&e, ScenarioError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound));
+        let shown = e.to_string();
+        assert!(shown.contains("no/such/scenario.toml"), "{shown}");
+        assert_eq!(shown.matches("os error").count(), 1, "cause printed once: {shown}");
     }
 }
