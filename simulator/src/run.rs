@@ -102,9 +102,11 @@ impl World {
         picked
     }
 
-    /// A fresh identity and RNG seed for a node about to start.
+    /// A fresh ed25519 identity (from the run's seeded identity stream: ChaCha is a CSPRNG) and
+    /// the seed of the new node's RNG streams. The peer id is the public key, as on a real node.
     fn new_identity(&mut self) -> (PeerId, u64) {
-        (PeerId::random(&mut self.ident_rng), self.ident_rng.gen())
+        let id = swarm_engine::identity::Identity::generate(&mut self.ident_rng).peer_id();
+        (id, self.ident_rng.gen())
     }
 
     fn start_node(&mut self, slot: usize, (id, seed): (PeerId, u64), bootstrap: Vec<PeerId>) {
