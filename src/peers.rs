@@ -33,6 +33,19 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A peer first heard of now, with no dial history yet.
+fn fresh_record(peer: PeerId, addresses: Vec<String>) -> PeerRecord {
+    PeerRecord {
+        peer_id: peer,
+        user_id: user_id(&peer),
+        last_seen_ms: now_ms(),
+        addresses,
+        reliability: 0.5,
+        successes: 0,
+        failures: 0,
+    }
+}
+
 fn parse_peer(s: &str) -> Result<PeerId> {
     let bytes = hex::decode(s).with_context(|| format!("peer id `{s}` is not hexadecimal"))?;
     let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
@@ -50,16 +63,7 @@ pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
         PeersCmd::Add { peer_id, addrs } => {
             let peer = parse_peer(&peer_id)?;
             let mut s = open(data)?;
-            let rec = PeerRecord {
-                peer_id: peer,
-                user_id: user_id(&peer),
-                last_seen_ms: now_ms(),
-                addresses: addrs,
-                reliability: 0.5,
-                successes: 0,
-                failures: 0,
-            };
-            PeerTable::save(&mut s, &rec)?;
+            PeerTable::save(&mut s, &fresh_record(peer, addrs))?;
             println!("added {peer}");
         }
         PeersCmd::List => {
@@ -88,17 +92,7 @@ pub fn fill(data: &Path, records: u64) -> Result<()> {
     for i in 0..records {
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&i.to_be_bytes());
-        let peer = PeerId(id);
-        let rec = PeerRecord {
-            peer_id: peer,
-            user_id: user_id(&peer),
-            last_seen_ms: now_ms(),
-            addresses: vec![format!("fill-{i}")],
-            reliability: 0.5,
-            successes: 0,
-            failures: 0,
-        };
-        PeerTable::save(&mut s, &rec)?;
+        PeerTable::save(&mut s, &fresh_record(PeerId(id), vec![format!("fill-{i}")]))?;
         writeln!(out, "{i}")?;
         out.flush()?;
     }

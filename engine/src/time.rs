@@ -12,11 +12,6 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// A clock whose zero is now.
-    pub fn starting_now() -> Self {
-        Clock { epoch: tokio::time::Instant::now() }
-    }
-
     /// A clock with a given zero (all nodes of one simulation share it).
     pub fn with_epoch(epoch: tokio::time::Instant) -> Self {
         Clock { epoch }

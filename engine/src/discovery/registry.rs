@@ -60,10 +60,6 @@ impl Registry {
         self.entries.contains_key(peer)
     }
 
-    pub fn score(&self, peer: &PeerId, now: Millis) -> Option<f64> {
-        self.entries.get(peer).map(|e| e.score(now, self.half_life_ms))
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (&PeerId, &Entry)> {
         self.entries.iter()
     }

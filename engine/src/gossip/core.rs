@@ -134,10 +134,6 @@ impl GossipCore {
         self.duplicates
     }
 
-    pub fn pending_relays(&self) -> &[Rumor] {
-        &self.relay
-    }
-
     fn relay_cap(&self) -> usize {
         self.cfg.max_rumors_per_frame.min(MAX_RUMORS).saturating_sub(1)
     }

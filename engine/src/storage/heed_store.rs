@@ -8,7 +8,7 @@ use super::{Entries, Op, Storage, StorageError, Table};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, MdbError};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// First map size (grows on demand).
 pub const INITIAL_MAP_BYTES: usize = 16 << 20;
@@ -16,7 +16,6 @@ pub const INITIAL_MAP_BYTES: usize = 16 << 20;
 pub const DEFAULT_MAX_MAP_BYTES: usize = 64 << 30;
 
 pub struct HeedStorage {
-    path: PathBuf,
     env: Env,
     dbs: BTreeMap<Table, Database<Bytes, Bytes>>,
     map_bytes: usize,
@@ -54,11 +53,7 @@ impl HeedStorage {
             dbs.insert(t, db);
         }
         wtxn.commit().map_err(backend)?;
-        Ok(HeedStorage { path, env, dbs, map_bytes, max_map_bytes })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(HeedStorage { env, dbs, map_bytes, max_map_bytes })
     }
 
     pub fn map_bytes(&self) -> usize {

@@ -216,10 +216,6 @@ impl SimNet {
         self.state.borrow_mut().slots[slot as usize].side = side;
     }
 
-    pub fn is_alive(&self, slot: u32) -> bool {
-        self.state.borrow().slots.get(slot as usize).is_some_and(|s| s.alive)
-    }
-
     pub fn stats(&self) -> NetStats {
         self.state.borrow().stats.clone()
     }
@@ -468,10 +464,6 @@ pub struct SimPort {
 }
 
 impl SimPort {
-    pub fn addr(&self) -> Addr {
-        self.me
-    }
-
     fn fingerprint(bytes: &[u8]) -> [u8; 8] {
         let h = Sha256::digest(bytes);
         let mut fp = [0u8; 8];
