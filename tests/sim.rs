@@ -146,3 +146,27 @@ fn lossy_network_with_partition_heals_and_replays_exactly() {
     let during = a.samples.iter().find(|s| s.t_s == 450.0).unwrap();
     assert!((0.75..=0.85).contains(&during.connectivity), "cut not visible: {}", during.connectivity);
 }
+
+/// A tenth of the peers sign every envelope wrongly (their own rumours, and the honest ones they
+/// relay, tampered). Every invalid envelope is refused and reported, no honest one is, and the
+/// swarm around the liars stays whole: they are ordinary peers at the link level.
+#[test]
+fn invalid_signatures_are_all_rejected_and_honest_ones_never() {
+    let sc = scenario(&format!("{TURNOVER_200}\n[adversary]\ninvalid_signatures = 0.1\n"));
+    let r = run(&sc, quiet()).unwrap();
+    let m = &r.metrics;
+    assert!(m.adversaries >= 10, "the scenario must field adversaries, got {}", m.adversaries);
+    assert!(m.envelopes_invalid_rejected > 1_000, "adversaries must actually send envelopes");
+    assert_eq!(m.envelopes_invalid_accepted, 0, "an invalid envelope was believed");
+    assert_eq!(m.invalid_rejected_share, Some(1.0));
+    assert!(m.envelopes_honest_accepted > m.envelopes_invalid_rejected, "honest traffic must dominate");
+    assert_eq!(m.envelopes_honest_rejected, 0, "an honest envelope was refused");
+    assert!(m.offences >= m.envelopes_invalid_rejected, "every rejection is reported against its sender");
+    assert!(m.links_authenticated > 1_000);
+    assert!(m.connectivity_min >= 0.99, "connectivity fell to {}", m.connectivity_min);
+    // Without adversaries: nothing refused, nothing reported, and the share is undefined.
+    let clean = run(&scenario(TURNOVER_200), quiet()).unwrap();
+    assert_eq!((clean.metrics.adversaries, clean.metrics.offences), (0, 0));
+    assert_eq!(clean.metrics.invalid_rejected_share, None);
+    assert_eq!(clean.metrics.envelopes_honest_rejected, 0);
+}

@@ -26,6 +26,22 @@ pub struct NodeConfig {
     pub discovery: DiscoveryConfig,
     pub gossip: GossipConfig,
     pub health: HealthConfig,
+    pub auth: AuthConfig,
+}
+
+/// Peer authentication: every new link runs a challenge-response handshake proving that the peer
+/// holds the secret key of the id it connected as; nothing else crosses the link until it has.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A link whose peer has not proved its identity within this long is closed.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { handshake_timeout_ms: 10_000 }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,11 +100,20 @@ pub struct GossipConfig {
     pub max_rumors_per_frame: usize,
     /// Rumour ids remembered for de-duplication.
     pub seen_cache_max: usize,
+    /// A rumour dated further than this in the future is refused (clocks of peers differ).
+    pub max_clock_skew_ms: u64,
 }
 
 impl Default for GossipConfig {
     fn default() -> Self {
-        GossipConfig { interval_ms: 60_000, top_peers: 20, ttl: 3, max_rumors_per_frame: 4, seen_cache_max: 4096 }
+        GossipConfig {
+            interval_ms: 60_000,
+            top_peers: 20,
+            ttl: 3,
+            max_rumors_per_frame: 4,
+            seen_cache_max: 4096,
+            max_clock_skew_ms: 60_000,
+        }
     }
 }
 
@@ -149,6 +174,7 @@ impl NodeConfig {
         check(g.ttl >= 1, "gossip.ttl", "must be at least 1")?;
         check(g.max_rumors_per_frame >= 1, "gossip.max_rumors_per_frame", "must be at least 1")?;
         check(g.seen_cache_max >= 16, "gossip.seen_cache_max", "must be at least 16")?;
+        check(self.auth.handshake_timeout_ms >= 100, "auth.handshake_timeout_ms", "must be at least 100 ms")?;
         let h = &self.health;
         check(h.heartbeat_interval_ms >= 100, "health.heartbeat_interval_ms", "must be at least 100 ms")?;
         check(

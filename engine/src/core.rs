@@ -138,4 +138,9 @@ pub enum Effect {
     Dial(crate::PeerId),
     Disconnect(crate::PeerId),
     Event(crate::observer::Event),
+    /// A peer misbehaved: the hook the reputation subsystem scores (today: reported as an event).
+    Report {
+        peer: crate::PeerId,
+        offence: crate::observer::Offence,
+    },
 }

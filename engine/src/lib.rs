@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows about WebRTC or the simulator: both plug in through [`transport::Transport`].
 
+pub mod auth;
 pub mod config;
 pub mod core;
 pub mod discovery;

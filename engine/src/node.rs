@@ -1,13 +1,15 @@
 //! A node: the subsystem actors of one peer, wired to each other and to a transport. The same
 //! assembly runs in the simulator and over WebRTC; only the transport and the clock differ.
 
+use crate::auth::{AuthActor, AuthCore, AuthWiring, Gate};
 use crate::config::NodeConfig;
 use crate::core::{Shell, Shutdown};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, DiscoveryWiring};
-use crate::gossip::{GossipActor, GossipCore, GossipWiring};
+use crate::gossip::{Faults, GossipActor, GossipCore, GossipWiring};
 use crate::health::{HealthActor, HealthCore, HealthWiring};
+use crate::identity::{Identity, Verifier};
 use crate::observer::Observer;
-use crate::router::{Inbox, Outbox};
+use crate::router::{Dispatch, Inbox, Outbox};
 use crate::time::Clock;
 use crate::transport::Transport;
 use crate::types::PeerId;
@@ -26,9 +28,13 @@ pub fn subsystem_rng(node_seed: u64, stream: u64) -> ChaCha8Rng {
 const STREAM_DISCOVERY: u64 = 1;
 const STREAM_GOSSIP: u64 = 2;
 const STREAM_HEALTH: u64 = 3;
+const STREAM_AUTH: u64 = 4;
 
 pub struct NodeParams {
-    pub id: PeerId,
+    /// The node's key pair; its public key is the node's peer id.
+    pub identity: Rc<Identity>,
+    /// How signatures are checked (the simulator shares a memoising verifier among its nodes).
+    pub verifier: Rc<dyn Verifier>,
     pub config: NodeConfig,
     /// Seed of this node's RNG streams (the simulator derives it from the scenario seed).
     pub seed: u64,
@@ -37,6 +43,8 @@ pub struct NodeParams {
     pub transport: Rc<dyn Transport>,
     pub observer: Rc<dyn Observer>,
     pub clock: Clock,
+    /// Deliberate misbehaviour (the simulator's adversaries); `Faults::default()` for real nodes.
+    pub faults: Faults,
 }
 
 /// Handles to a running node's actors.
@@ -45,36 +53,58 @@ pub struct Node {
     discovery: Addr<DiscoveryActor>,
     gossip: Addr<GossipActor>,
     health: Addr<HealthActor>,
+    auth: Addr<AuthActor>,
 }
 
 impl Node {
     /// Start the actors on the current arbiter. Returns the node and the inbox its transport must
     /// deliver events to.
     pub fn start(p: NodeParams) -> (Node, Inbox) {
-        let outbox = Outbox::new(p.id, p.transport, p.observer.clone());
+        let id = p.identity.peer_id();
+        let outbox = Outbox::new(id, p.transport, p.observer);
         // Contexts first, so each actor can be wired to the others' addresses before any runs.
         let dctx: Context<DiscoveryActor> = Context::new();
         let gctx: Context<GossipActor> = Context::new();
         let hctx: Context<HealthActor> = Context::new();
+        let actx: Context<AuthActor> = Context::new();
         let (daddr, gaddr, haddr) = (dctx.address(), gctx.address(), hctx.address());
         let discovery = Shell::new(
-            DiscoveryCore::new(p.id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap),
+            DiscoveryCore::new(id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap),
             DiscoveryWiring { outbox: outbox.clone(), gossip: gaddr.clone() },
             p.clock,
         );
         let gossip = Shell::new(
-            GossipCore::new(p.id, p.config.gossip, subsystem_rng(p.seed, STREAM_GOSSIP)),
+            GossipCore::new(
+                p.identity.clone(),
+                p.verifier.clone(),
+                p.clock.unix_epoch_ms(),
+                p.faults,
+                p.config.gossip,
+                subsystem_rng(p.seed, STREAM_GOSSIP),
+            ),
             GossipWiring { outbox: outbox.clone(), discovery: daddr.clone() },
             p.clock,
         );
         let health = Shell::new(
             HealthCore::new(p.config.health, subsystem_rng(p.seed, STREAM_HEALTH)),
-            HealthWiring { outbox },
+            HealthWiring { outbox: outbox.clone() },
             p.clock,
         );
-        let inbox = Inbox::new(p.id, daddr.clone(), gaddr.clone(), haddr.clone(), p.observer);
-        let node =
-            Node { id: p.id, discovery: dctx.run(discovery), gossip: gctx.run(gossip), health: hctx.run(health) };
+        let dispatch = Dispatch { discovery: daddr, gossip: gaddr, health: haddr };
+        let gate = Rc::new(Gate::default());
+        let auth = Shell::new(
+            AuthCore::new(p.identity, p.verifier, p.config.auth, subsystem_rng(p.seed, STREAM_AUTH)),
+            AuthWiring { outbox: outbox.clone(), dispatch: dispatch.clone(), gate: gate.clone() },
+            p.clock,
+        );
+        let inbox = Inbox::new(actx.address(), gate, dispatch, outbox);
+        let node = Node {
+            id,
+            discovery: dctx.run(discovery),
+            gossip: gctx.run(gossip),
+            health: hctx.run(health),
+            auth: actx.run(auth),
+        };
         (node, inbox)
     }
 
@@ -83,5 +113,6 @@ impl Node {
         self.discovery.do_send(Shutdown);
         self.gossip.do_send(Shutdown);
         self.health.do_send(Shutdown);
+        self.auth.do_send(Shutdown);
     }
 }

@@ -1,6 +1,7 @@
 //! The observer port: what a node reports about itself for metrics and logs. The simulator collects
 //! these into its report; a real node logs them. Reporting never feeds back into protocol decisions.
 
+use crate::identity::Rejection;
 use crate::types::PeerId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +18,29 @@ pub enum Event {
     PeerExpired { peer: PeerId },
     /// Reconnection to a lost peer gave up after the configured attempts.
     ReconnectGaveUp { peer: PeerId },
+    /// A link's peer proved its identity.
+    Authenticated { peer: PeerId },
+    /// Misbehaviour attributed to a peer (the reputation subsystem's input).
+    Offence { peer: PeerId, offence: Offence },
+    /// A signed envelope (a rumour today; posts and manifests with content) passed every check.
+    EnvelopeAccepted { origin: PeerId, from: PeerId },
+    /// A signed envelope was refused; `from` is the neighbour that sent it.
+    EnvelopeRejected { origin: PeerId, from: PeerId, reason: Rejection },
+}
+
+/// What a peer did wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offence {
+    /// Sent a frame that does not decode or breaks a limit.
+    BadFrame,
+    /// Its authentication proof did not verify under the id it connected as.
+    AuthFailed,
+    /// Did not prove its identity within the handshake timeout.
+    AuthTimeout,
+    /// Sent protocol frames before proving its identity, or a second challenge.
+    Unauthenticated,
+    /// Sent an envelope that was refused (bad signature, unsigned, stale...).
+    InvalidEnvelope(Rejection),
 }
 
 pub trait Observer {

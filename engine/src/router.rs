@@ -1,15 +1,18 @@
 //! The router owns the transport side of a node. Outbound, the [`Outbox`] applies the cores'
 //! effects to the transport (encoding each message once, however many peers it goes to).
-//! Inbound, the [`Inbox`] decodes each frame and hands it straight to the one actor it is for.
+//! Inbound, the [`Inbox`] decodes each frame and hands it straight to the one actor it is for,
+//! once the link's peer has proved its identity (see [`crate::auth`]); until then, link events
+//! and frames go to the auth actor.
 //!
 //! The router is a pair of handles rather than an actor of its own: a frame then costs one
 //! mailbox hop (transport -> subsystem actor) instead of three, the main lever on simulator speed.
 
+use crate::auth::{self, AuthActor, Gate};
 use crate::core::{Effect, In, LinkEvent};
 use crate::discovery::{self, DiscoveryActor};
 use crate::gossip::{self, GossipActor};
 use crate::health::{self, HealthActor};
-use crate::observer::{Event, Observer};
+use crate::observer::{Event, Observer, Offence};
 use crate::transport::{EventSink, Transport, TransportEvent};
 use crate::types::PeerId;
 use crate::wire::{self, Message};
@@ -43,6 +46,7 @@ impl Outbox {
             Effect::Dial(peer) => self.transport.connect(peer),
             Effect::Disconnect(peer) => self.transport.disconnect(peer),
             Effect::Event(ev) => self.observer.on_event(self.me, ev),
+            Effect::Report { peer, offence } => self.observer.on_event(self.me, Event::Offence { peer, offence }),
         }
     }
 
@@ -58,55 +62,81 @@ impl Outbox {
     }
 }
 
-/// Inbound dispatch: transport events to the actors that handle them.
+/// The subsystem actors a proved link's events and frames go to.
+#[derive(Clone)]
+pub struct Dispatch {
+    pub discovery: Addr<DiscoveryActor>,
+    pub gossip: Addr<GossipActor>,
+    pub health: Addr<HealthActor>,
+}
+
+impl Dispatch {
+    /// A frame from a proved peer, to the one actor it is for.
+    pub fn frame(&self, from: PeerId, msg: Message) {
+        match msg {
+            Message::PexRequest { max } => self.discovery.do_send(In(discovery::Input::PexRequest { from, max })),
+            Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
+            Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
+            Message::Heartbeat { seq } => self.health.do_send(In(health::Input::Heartbeat { from, seq })),
+            // The handshake is the auth actor's alone; after it, a repeat is the peer's fault.
+            Message::Hello { .. } | Message::Proof { .. } => {}
+        }
+    }
+
+    /// A change of a proved link, to every subsystem.
+    pub fn link(&self, link: LinkEvent) {
+        self.health.do_send(In(health::Input::Link(link)));
+        self.discovery.do_send(In(discovery::Input::Link(link)));
+        self.gossip.do_send(In(gossip::Input::Link(link)));
+    }
+}
+
+/// Inbound: transport events through the authentication gate to the actors that handle them.
 #[derive(Clone)]
 pub struct Inbox {
-    me: PeerId,
-    discovery: Addr<DiscoveryActor>,
-    gossip: Addr<GossipActor>,
-    health: Addr<HealthActor>,
-    observer: Rc<dyn Observer>,
+    auth: Addr<AuthActor>,
+    gate: Rc<Gate>,
+    dispatch: Dispatch,
+    outbox: Outbox,
 }
 
 impl Inbox {
-    pub fn new(
-        me: PeerId,
-        discovery: Addr<DiscoveryActor>,
-        gossip: Addr<GossipActor>,
-        health: Addr<HealthActor>,
-        observer: Rc<dyn Observer>,
-    ) -> Self {
-        Inbox { me, discovery, gossip, health, observer }
+    pub fn new(auth: Addr<AuthActor>, gate: Rc<Gate>, dispatch: Dispatch, outbox: Outbox) -> Self {
+        Inbox { auth, gate, dispatch, outbox }
     }
 
     fn frame(&self, from: PeerId, bytes: &[u8]) {
         let msg = match wire::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
-                // Counted for now; the reputation subsystem will penalise the sender.
-                self.observer.on_event(self.me, Event::BadFrame { from, error: e.to_string() });
+                self.outbox.apply(Effect::Event(Event::BadFrame { from, error: e.to_string() }));
+                self.outbox.apply(Effect::Report { peer: from, offence: Offence::BadFrame });
                 return;
             }
         };
-        match msg {
-            Message::PexRequest { max } => self.discovery.do_send(In(discovery::Input::PexRequest { from, max })),
-            Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
-            Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
-            Message::Heartbeat { seq } => self.health.do_send(In(health::Input::Heartbeat { from, seq })),
-        }
+        let input = match msg {
+            Message::Hello { nonce } => auth::Input::Hello { from, nonce },
+            Message::Proof { signature } => auth::Input::Proof { from, signature },
+            msg if self.gate.is_proved(&from) => return self.dispatch.frame(from, msg),
+            msg => auth::Input::Early { from, msg },
+        };
+        self.auth.do_send(In(input));
     }
 }
 
 impl EventSink for Inbox {
     fn deliver(&self, event: TransportEvent) {
-        let link = match event {
+        let input = match event {
             TransportEvent::Frame { peer, bytes } => return self.frame(peer, &bytes),
-            TransportEvent::Connected { peer, outbound } => LinkEvent::Up { peer, outbound },
-            TransportEvent::Disconnected { peer } => LinkEvent::Down { peer },
-            TransportEvent::DialFailed { peer } => LinkEvent::DialFailed { peer },
+            TransportEvent::Connected { peer, outbound } => {
+                auth::Input::Connected { peer, outbound, generation: self.gate.open(peer) }
+            }
+            TransportEvent::Disconnected { peer } => {
+                self.gate.close(&peer);
+                auth::Input::Disconnected { peer }
+            }
+            TransportEvent::DialFailed { peer } => auth::Input::DialFailed { peer },
         };
-        self.health.do_send(In(health::Input::Link(link)));
-        self.discovery.do_send(In(discovery::Input::Link(link)));
-        self.gossip.do_send(In(gossip::Input::Link(link)));
+        self.auth.do_send(In(input));
     }
 }

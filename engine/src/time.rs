@@ -9,12 +9,19 @@ pub type Millis = u64;
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     epoch: tokio::time::Instant,
+    unix_epoch_ms: u64,
 }
 
 impl Clock {
-    /// A clock with a given zero (all nodes of one simulation share it).
-    pub fn with_epoch(epoch: tokio::time::Instant) -> Self {
-        Clock { epoch }
+    /// A clock with a given zero (all nodes of one simulation share it) and the Unix time, in
+    /// milliseconds, that zero stands for (signed envelopes carry Unix timestamps). A real node
+    /// reads the system clock once, where it starts, and passes it here.
+    pub fn with_epoch(epoch: tokio::time::Instant, unix_epoch_ms: u64) -> Self {
+        Clock { epoch, unix_epoch_ms }
+    }
+
+    pub fn unix_epoch_ms(&self) -> u64 {
+        self.unix_epoch_ms
     }
 
     pub fn now(&self) -> Millis {

@@ -3,6 +3,7 @@
 //! decoded lists are checked against their own limits after, so a peer can neither crash a node nor
 //! make it hold more than one frame's worth of data.
 
+use crate::identity::{Envelope, Identity};
 use crate::types::PeerId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,12 @@ pub const MAX_PEX_PEERS: usize = 256;
 pub const MAX_RUMORS: usize = 64;
 /// Most peers one rumour may carry.
 pub const MAX_RUMOR_PEERS: usize = 64;
+/// Largest signed rumour body (64 peers fit in well under half of it).
+pub const MAX_RUMOR_BODY_BYTES: usize = 4096;
+/// Length of an authentication challenge.
+pub const NONCE_BYTES: usize = 32;
+/// Length of an ed25519 signature.
+pub const SIGNATURE_BYTES: usize = 64;
 
 /// One transport message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,21 +42,52 @@ pub enum Message {
     Gossip { rumors: Vec<Rumor> },
     /// Health: liveness beacon, one per heartbeat interval per connection.
     Heartbeat { seq: u64 },
+    /// Authentication, first frame on every link: a fresh challenge for the peer to sign.
+    Hello {
+        #[serde(with = "crate::serde_bytes")]
+        nonce: Vec<u8>,
+    },
+    /// Authentication: the signature over the peer's challenge (see `auth`).
+    Proof {
+        #[serde(with = "crate::serde_bytes")]
+        signature: Vec<u8>,
+    },
 }
 
-/// A peer announcement travelling the overlay: identified by (origin, seq), de-duplicated by every
+/// A peer announcement travelling the overlay: a signed [`Envelope`] (the origin's key, a
+/// timestamp, and a [`RumorBody`] as its data) plus the hop budget `ttl`, which relays lower and
+/// which is therefore outside the signature. Identified by (origin, seq), de-duplicated by every
 /// receiver, relayed while `ttl` > 1.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rumor {
-    pub origin: PeerId,
-    pub seq: u64,
     pub ttl: u8,
+    pub envelope: Envelope,
+}
+
+/// What the origin of a rumour signs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RumorBody {
+    pub seq: u64,
     pub peers: Vec<PeerId>,
 }
 
 impl Rumor {
-    pub fn id(&self) -> (PeerId, u64) {
-        (self.origin, self.seq)
+    pub fn seal(identity: &Identity, body: &RumorBody, ttl: u8, unix_ms: u64) -> Result<Rumor, WireError> {
+        let data = rmp_serde::to_vec(body).map_err(|e| WireError::Encode(e.to_string()))?;
+        Ok(Rumor { ttl, envelope: Envelope::seal(identity, data, unix_ms) })
+    }
+
+    /// The origin's key, as the envelope claims it (verified separately).
+    pub fn origin(&self) -> PeerId {
+        self.envelope.public_key
+    }
+
+    /// Decode the signed body, with its own limit.
+    pub fn body(&self) -> Result<RumorBody, WireError> {
+        let body: RumorBody = rmp_serde::from_slice(&self.envelope.data)
+            .map_err(|e| WireError::Malformed(format!("rumour body: {e}")))?;
+        limit("rumor", body.peers.len(), MAX_RUMOR_PEERS)?;
+        Ok(body)
     }
 }
 
@@ -120,8 +158,13 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         Message::PexResponse { peers } => limit("pex response", peers.len(), MAX_PEX_PEERS),
         Message::Gossip { rumors } => {
             limit("gossip frame", rumors.len(), MAX_RUMORS)?;
-            rumors.iter().try_for_each(|r| limit("rumor", r.peers.len(), MAX_RUMOR_PEERS))
+            rumors.iter().try_for_each(|r| {
+                limit("rumor body", r.envelope.data.len(), MAX_RUMOR_BODY_BYTES)?;
+                limit("rumor signature", r.envelope.signature.len(), SIGNATURE_BYTES)
+            })
         }
+        Message::Hello { nonce } => limit("hello nonce", nonce.len(), NONCE_BYTES),
+        Message::Proof { signature } => limit("proof signature", signature.len(), SIGNATURE_BYTES),
         Message::PexRequest { .. } | Message::Heartbeat { .. } => Ok(()),
     }
 }
@@ -136,8 +179,10 @@ mod tests {
     }
 
     fn rumor() -> impl Strategy<Value = Rumor> {
-        (peer(), any::<u64>(), any::<u8>(), prop::collection::vec(peer(), 0..MAX_RUMOR_PEERS))
-            .prop_map(|(origin, seq, ttl, peers)| Rumor { origin, seq, ttl, peers })
+        (any::<[u8; 32]>(), any::<u64>(), any::<u8>(), prop::collection::vec(peer(), 0..MAX_RUMOR_PEERS), any::<u64>())
+            .prop_map(|(secret, seq, ttl, peers, ts)| {
+                Rumor::seal(&Identity::from_secret(&secret), &RumorBody { seq, peers }, ttl, ts).unwrap()
+            })
     }
 
     fn message() -> impl Strategy<Value = Message> {
@@ -146,6 +191,8 @@ mod tests {
             prop::collection::vec(peer(), 0..MAX_PEX_PEERS).prop_map(|peers| Message::PexResponse { peers }),
             prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
+            prop::collection::vec(any::<u8>(), 0..=NONCE_BYTES).prop_map(|nonce| Message::Hello { nonce }),
+            prop::collection::vec(any::<u8>(), 0..=SIGNATURE_BYTES).prop_map(|signature| Message::Proof { signature }),
         ]
     }
 
@@ -176,6 +223,18 @@ mod tests {
             bytes[i] = val;
             let _ = decode(&bytes);
         }
+    }
+
+    #[test]
+    fn rumour_body_round_trips_and_its_limit_holds() {
+        let id = Identity::from_secret(&[3; 32]);
+        let body = RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS] };
+        let r = Rumor::seal(&id, &body, 3, 1_000).unwrap();
+        assert!(r.envelope.data.len() <= MAX_RUMOR_BODY_BYTES);
+        assert_eq!(r.body().unwrap(), body);
+        assert_eq!(r.origin(), id.peer_id());
+        let over = Rumor::seal(&id, &RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS + 1] }, 3, 0);
+        assert!(matches!(over.unwrap().body(), Err(WireError::Limit { what: "rumor", .. })));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! coverage, registry sizes, bad frames, expiries. Measurement only; nothing here feeds back into
 //! the nodes.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
 use swarm_engine::observer::{Event, Observer};
 use swarm_engine::PeerId;
@@ -24,6 +24,12 @@ struct State {
     bad_frames: u64,
     expired: u64,
     reconnect_gave_up: u64,
+    authenticated: u64,
+    offences: u64,
+    /// Peers the scenario made adversarial (ground truth the nodes do not have).
+    adversaries: FxHashSet<PeerId>,
+    /// Envelopes (accepted, rejected) by sender: [honest, adversarial].
+    envelopes: [(u64, u64); 2],
 }
 
 /// The simulator's observer; one per run, shared by every node.
@@ -43,6 +49,10 @@ impl Collector {
             bad_frames: 0,
             expired: 0,
             reconnect_gave_up: 0,
+            authenticated: 0,
+            offences: 0,
+            adversaries: FxHashSet::default(),
+            envelopes: [(0, 0); 2],
         };
         Collector { st: RefCell::new(st) }
     }
@@ -101,6 +111,26 @@ impl Collector {
         self.st.borrow().expired
     }
 
+    pub fn mark_adversary(&self, peer: PeerId) {
+        self.st.borrow_mut().adversaries.insert(peer);
+    }
+
+    /// Adversarial nodes started over the run.
+    pub fn adversaries(&self) -> usize {
+        self.st.borrow().adversaries.len()
+    }
+
+    /// Envelopes (accepted, rejected) received from honest and from adversarial senders.
+    pub fn envelopes(&self) -> [(u64, u64); 2] {
+        self.st.borrow().envelopes
+    }
+
+    /// Links whose peer proved its identity, and offences reported, over the run.
+    pub fn auth_counts(&self) -> (u64, u64) {
+        let s = self.st.borrow();
+        (s.authenticated, s.offences)
+    }
+
     pub fn reconnect_gave_up(&self) -> u64 {
         self.st.borrow().reconnect_gave_up
     }
@@ -128,6 +158,16 @@ impl Observer for Collector {
             Event::BadFrame { .. } => s.bad_frames += 1,
             Event::PeerExpired { .. } => s.expired += 1,
             Event::ReconnectGaveUp { .. } => s.reconnect_gave_up += 1,
+            Event::Authenticated { .. } => s.authenticated += 1,
+            Event::Offence { .. } => s.offences += 1,
+            Event::EnvelopeAccepted { from, .. } => {
+                let bad = s.adversaries.contains(&from);
+                s.envelopes[usize::from(bad)].0 += 1;
+            }
+            Event::EnvelopeRejected { from, .. } => {
+                let bad = s.adversaries.contains(&from);
+                s.envelopes[usize::from(bad)].1 += 1;
+            }
         }
     }
 }

@@ -32,6 +32,20 @@ pub struct Metrics {
     pub gossip_coverage: f64,
     pub frames_dropped: u64,
     pub bad_frames: u64,
+    /// Links whose peer proved its identity in the handshake.
+    pub links_authenticated: u64,
+    /// Misbehaviour reports (the reputation hook's input), all kinds.
+    pub offences: u64,
+    /// Nodes the scenario made send broken signatures.
+    pub adversaries: usize,
+    /// Signed envelopes received from honest senders: accepted, rejected.
+    pub envelopes_honest_accepted: u64,
+    pub envelopes_honest_rejected: u64,
+    /// Signed envelopes received from adversarial senders (all of them invalid): accepted, rejected.
+    pub envelopes_invalid_accepted: u64,
+    pub envelopes_invalid_rejected: u64,
+    /// envelopes_invalid_rejected / all invalid received (target 1.0); null without adversaries.
+    pub invalid_rejected_share: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,6 +134,21 @@ impl Report {
             ("gossip coverage", format!("{:.3}", m.gossip_coverage)),
             ("frames dropped", m.frames_dropped.to_string()),
             ("bad frames", m.bad_frames.to_string()),
+            ("links authenticated", m.links_authenticated.to_string()),
+            ("offences reported", m.offences.to_string()),
+            ("adversaries", m.adversaries.to_string()),
+            (
+                "envelopes honest acc / rej",
+                format!("{} / {}", m.envelopes_honest_accepted, m.envelopes_honest_rejected),
+            ),
+            (
+                "envelopes invalid acc / rej",
+                format!("{} / {}", m.envelopes_invalid_accepted, m.envelopes_invalid_rejected),
+            ),
+            (
+                "invalid rejected share",
+                m.invalid_rejected_share.map_or_else(|| "n/a (no adversaries)".into(), |v| format!("{v:.4}")),
+            ),
             ("digest", self.digest.clone()),
         ];
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -227,6 +256,14 @@ mod tests {
                 gossip_coverage: 0.5,
                 frames_dropped: 4,
                 bad_frames: 0,
+                links_authenticated: 0,
+                offences: 0,
+                adversaries: 0,
+                envelopes_honest_accepted: 0,
+                envelopes_honest_rejected: 0,
+                envelopes_invalid_accepted: 0,
+                envelopes_invalid_rejected: 0,
+                invalid_rejected_share: None,
             },
             samples: (0..=10)
                 .map(|i| Sample {

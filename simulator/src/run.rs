@@ -11,6 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use swarm_engine::gossip::Faults;
+use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::node::{Node, NodeParams};
 use swarm_engine::time::Clock;
 use swarm_engine::PeerId;
@@ -36,6 +38,13 @@ const STREAM_CHURN: u64 = 11;
 const STREAM_BOOTSTRAP: u64 = 12;
 const STREAM_NET: u64 = 13;
 const STREAM_PARTITION: u64 = 14;
+const STREAM_ADVERSARY: u64 = 15;
+
+/// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
+const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
+
+/// Signature verdicts the run's shared verifier remembers (about 20 MB at most).
+const VERIFIER_MEMO: usize = 1 << 18;
 
 fn stream(seed: u64, id: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -61,7 +70,10 @@ struct World {
     /// Recently crashed identities still listed by the rendezvous point: (id, crashed at ms).
     listed_dead: VecDeque<(PeerId, u64)>,
     ident_rng: ChaCha8Rng,
+    /// One signature verifier for the whole run: a rumour many nodes receive is verified once.
+    verifier: Rc<MemoVerifier>,
     boot_rng: ChaCha8Rng,
+    adv_rng: ChaCha8Rng,
     live: usize,
     departed: usize,
 }
@@ -104,12 +116,13 @@ impl World {
 
     /// A fresh ed25519 identity (from the run's seeded identity stream: ChaCha is a CSPRNG) and
     /// the seed of the new node's RNG streams. The peer id is the public key, as on a real node.
-    fn new_identity(&mut self) -> (PeerId, u64) {
-        let id = swarm_engine::identity::Identity::generate(&mut self.ident_rng).peer_id();
-        (id, self.ident_rng.gen())
+    fn new_identity(&mut self) -> (Rc<Identity>, u64) {
+        let id = Identity::generate(&mut self.ident_rng);
+        (Rc::new(id), self.ident_rng.gen())
     }
 
-    fn start_node(&mut self, slot: usize, (id, seed): (PeerId, u64), bootstrap: Vec<PeerId>) {
+    fn start_node(&mut self, slot: usize, (identity, seed): (Rc<Identity>, u64), bootstrap: Vec<PeerId>) {
+        let id = identity.peer_id();
         if self.ids.len() <= slot {
             self.ids.resize(slot + 1, PeerId([0; 32]));
             self.nodes.resize_with(slot + 1, || None);
@@ -117,8 +130,14 @@ impl World {
         self.ids[slot] = id;
         self.collector.register(id, slot);
         let port = self.net.add_node(slot as u32, id, self.sc.node.discovery.max_connections);
+        let corrupt = self.adv_rng.gen_bool(self.sc.adversary.invalid_signatures);
+        if corrupt {
+            self.collector.mark_adversary(id);
+        }
         let params = NodeParams {
-            id,
+            faults: Faults { corrupt_signatures: corrupt },
+            identity,
+            verifier: self.verifier.clone(),
             config: self.sc.node.clone(),
             seed,
             bootstrap,
@@ -180,7 +199,7 @@ fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>) -> Vec<(u64, u8, Actio
 
 async fn drive(sc: Scenario, opts: RunOptions) -> Report {
     let epoch = Instant::now();
-    let clock = Clock::with_epoch(epoch);
+    let clock = Clock::with_epoch(epoch, SIM_UNIX_EPOCH_MS);
     let net_cfg = NetConfig {
         latency: sc.network.latency.clone(),
         loss: sc.network.loss,
@@ -198,22 +217,24 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         ids: Vec::new(),
         listed_dead: VecDeque::new(),
         ident_rng: stream(sc.seed, STREAM_IDENTITY),
+        verifier: Rc::new(MemoVerifier::new(VERIFIER_MEMO)),
         boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
+        adv_rng: stream(sc.seed, STREAM_ADVERSARY),
         live: 0,
         departed: 0,
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
     // (as a rendezvous point everyone registered with would).
-    let identities: Vec<(PeerId, u64)> = (0..sc.nodes).map(|_| world.new_identity()).collect();
+    let identities: Vec<(Rc<Identity>, u64)> = (0..sc.nodes).map(|_| world.new_identity()).collect();
     for (slot, ident) in identities.iter().enumerate() {
         let others = identities.len() - 1;
         let n = sc.bootstrap.peers.min(others);
         let boot: Vec<PeerId> = rand::seq::index::sample(&mut world.boot_rng, others, n)
             .into_iter()
-            .map(|i| identities[if i >= slot { i + 1 } else { i }].0)
+            .map(|i| identities[if i >= slot { i + 1 } else { i }].0.peer_id())
             .collect();
-        world.start_node(slot, *ident, boot);
+        world.start_node(slot, ident.clone(), boot);
     }
     let progress = crate::progress::Progress::new(opts.progress, sc.duration_s);
     let mut part_rng = stream(sc.seed, STREAM_PARTITION);
@@ -280,6 +301,8 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
     };
     let node_seconds = (live_mean * sc.duration_s as f64).max(1.0);
     let coverage_until = (sc.duration_s * 1000).saturating_sub(4 * sc.node.gossip.interval_ms);
+    let (authenticated, offences) = world.collector.auth_counts();
+    let [honest, invalid] = world.collector.envelopes();
     let metrics = Metrics {
         connectivity_min,
         connectivity_final,
@@ -294,6 +317,14 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         gossip_coverage: world.collector.gossip_coverage(coverage_until),
         frames_dropped: stats.frames_dropped,
         bad_frames: world.collector.bad_frames(),
+        links_authenticated: authenticated,
+        offences,
+        adversaries: world.collector.adversaries(),
+        envelopes_honest_accepted: honest.0,
+        envelopes_honest_rejected: honest.1,
+        envelopes_invalid_accepted: invalid.0,
+        envelopes_invalid_rejected: invalid.1,
+        invalid_rejected_share: (invalid.0 + invalid.1 > 0).then(|| invalid.1 as f64 / (invalid.0 + invalid.1) as f64),
     };
     let mut notes = vec![format!(
         "connectivity_min is taken over samples at t >= {} s (warm-up excluded); connectivity = largest connected component / live nodes",
@@ -309,6 +340,10 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         stats.dials_failed,
         world.collector.expired(),
         world.collector.reconnect_gave_up()
+    ));
+    let (verified, remembered) = world.verifier.stats();
+    notes.push(format!(
+        "signatures: {verified} ed25519 verifications, {remembered} more answered from the run's shared memo (same key, signature and message)"
     ));
     if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
         notes.push(format!("mass failure: {percent}% of nodes crashed at one instant, not replaced"));

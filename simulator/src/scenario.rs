@@ -34,6 +34,17 @@ pub struct Scenario {
     pub partitions: Vec<PartitionSpec>,
     #[serde(default)]
     pub node: NodeConfig,
+    #[serde(default)]
+    pub adversary: AdversarySpec,
+}
+
+/// Misbehaving peers mixed into the population.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdversarySpec {
+    /// Share of nodes (starting and joining, each drawn independently) that send every signed
+    /// envelope with a broken signature: their own rumours and the ones they relay.
+    pub invalid_signatures: f64,
 }
 
 fn default_seed() -> u64 {
@@ -210,6 +221,12 @@ impl Scenario {
         )?;
         ensure(n.connect_timeout_ms >= 1, "network.connect_timeout_ms", "must be at least 1")?;
         ensure(self.bootstrap.peers >= 1, "bootstrap.peers", "must be at least 1")?;
+        let bad = self.adversary.invalid_signatures;
+        ensure(
+            bad.is_finite() && (0.0..=1.0).contains(&bad),
+            "adversary.invalid_signatures",
+            format!("must be a share within 0..=1, got {bad}"),
+        )?;
         match self.churn {
             ChurnSpec::None => {}
             ChurnSpec::Turnover { percent, window_s, start_s, weibull_shape } => {

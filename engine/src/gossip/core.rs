@@ -6,17 +6,23 @@
 //! carries the node's own rumour and the freshest pending relays (bounded by
 //! `max_rumors_per_frame`), encoded once for all connections. The message count per node is then
 //! O(degree / interval) whatever the TTL, at the price of up to one interval of delay per hop.
+//!
+//! Rumours are signed envelopes: a receiver checks the timestamp and the origin's signature before
+//! it believes or relays one, and reports the neighbour that sent a bad one (honest nodes relay
+//! only what they verified, so a bad envelope is the sender's doing).
 
 use crate::config::GossipConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
-use crate::observer::Event;
+use crate::identity::{Identity, Rejection, Verifier};
+use crate::observer::{Event, Offence};
 use crate::time::Millis;
 use crate::types::PeerId;
-use crate::wire::{Message, Rumor, MAX_RUMORS, MAX_RUMOR_PEERS};
+use crate::wire::{Message, Rumor, RumorBody, MAX_RUMORS, MAX_RUMOR_PEERS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashSet;
 use std::collections::{BTreeSet, VecDeque};
+use std::rc::Rc;
 
 /// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
 /// sorted out once per round, far cheaper than keeping a set up to date per rumour). The
@@ -58,6 +64,10 @@ impl SeenCache {
         SeenCache { set: FxHashSet::default(), order: VecDeque::new(), cap }
     }
 
+    pub fn contains(&self, id: &(PeerId, u64)) -> bool {
+        self.set.contains(id)
+    }
+
     /// Insert; returns false if the id was already there.
     pub fn insert(&mut self, id: (PeerId, u64), now: Millis) -> bool {
         if !self.set.insert(id) {
@@ -94,8 +104,20 @@ impl SeenCache {
     }
 }
 
+/// Deliberate misbehaviour, for the simulator's adversarial peers only (a real node never sets
+/// it): every rumour this node sends, its own and the ones it relays, carries a broken signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub corrupt_signatures: bool,
+}
+
 pub struct GossipCore {
     me: PeerId,
+    identity: Rc<Identity>,
+    verifier: Rc<dyn Verifier>,
+    /// Unix time (ms) at the node clock's zero: envelopes carry Unix timestamps.
+    unix_epoch_ms: u64,
+    faults: Faults,
     cfg: GossipConfig,
     connected: BTreeSet<PeerId>,
     seen: SeenCache,
@@ -107,16 +129,28 @@ pub struct GossipCore {
     next_round: Millis,
     awaiting_top: bool,
     duplicates: u64,
+    rejected: u64,
     out: Outputs<Output>,
 }
 
 impl GossipCore {
     /// The first round falls at a random point of the first interval so nodes do not gossip in
     /// lock-step.
-    pub fn new(me: PeerId, cfg: GossipConfig, mut rng: ChaCha8Rng) -> Self {
+    pub fn new(
+        identity: Rc<Identity>,
+        verifier: Rc<dyn Verifier>,
+        unix_epoch_ms: u64,
+        faults: Faults,
+        cfg: GossipConfig,
+        mut rng: ChaCha8Rng,
+    ) -> Self {
         let first = rng.gen_range(0..cfg.interval_ms.max(1));
         GossipCore {
-            me,
+            me: identity.peer_id(),
+            identity,
+            verifier,
+            unix_epoch_ms,
+            faults,
             seen: SeenCache::new(cfg.seen_cache_max),
             cfg,
             connected: BTreeSet::new(),
@@ -126,6 +160,7 @@ impl GossipCore {
             next_round: first,
             awaiting_top: false,
             duplicates: 0,
+            rejected: 0,
             out: Outputs::new(),
         }
     }
@@ -134,8 +169,18 @@ impl GossipCore {
         self.duplicates
     }
 
+    /// Rumours refused (bad signature, stale, malformed...).
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
     fn relay_cap(&self) -> usize {
         self.cfg.max_rumors_per_frame.min(MAX_RUMORS).saturating_sub(1)
+    }
+
+    /// How long a rumour can still be travelling: one hop per round, plus slack.
+    fn horizon_ms(&self) -> Millis {
+        (u64::from(self.cfg.ttl) + 2) * self.cfg.interval_ms
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, rumors: Vec<Rumor>) {
@@ -143,14 +188,32 @@ impl GossipCore {
             return;
         }
         for mut r in rumors {
-            if r.origin == self.me || !self.seen.insert(r.id(), now) {
+            let origin = r.origin();
+            let Ok(body) = r.body() else {
+                self.reject(from, origin, Rejection::Malformed);
+                continue;
+            };
+            let id = (origin, body.seq);
+            if origin == self.me || self.seen.contains(&id) {
                 self.duplicates += 1;
                 continue;
             }
-            self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin: r.origin, seq: r.seq })));
+            // Only a verified rumour enters the seen cache: a forgery cannot pre-empt the real one.
+            let unix_now = self.unix_epoch_ms + now;
+            let checked = r
+                .envelope
+                .check_fresh(unix_now, self.horizon_ms(), self.cfg.max_clock_skew_ms)
+                .and_then(|()| r.envelope.verify_with(&*self.verifier));
+            if let Err(reason) = checked {
+                self.reject(from, origin, reason);
+                continue;
+            }
+            self.seen.insert(id, now);
+            self.out.push_back(Output::Effect(Effect::Event(Event::EnvelopeAccepted { origin, from })));
+            self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin, seq: body.seq })));
             let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
             let me = self.me;
-            self.learned.extend(r.peers.iter().chain(std::iter::once(&r.origin)).filter(|p| **p != me).take(room));
+            self.learned.extend(body.peers.iter().chain(std::iter::once(&origin)).filter(|p| **p != me).take(room));
             // A peer cannot make a rumour travel further than our own policy allows.
             let ttl = r.ttl.min(self.cfg.ttl);
             if ttl > 1 {
@@ -158,6 +221,12 @@ impl GossipCore {
                 self.queue_relay(r);
             }
         }
+    }
+
+    fn reject(&mut self, from: PeerId, origin: PeerId, reason: Rejection) {
+        self.rejected += 1;
+        self.out.push_back(Output::Effect(Effect::Event(Event::EnvelopeRejected { origin, from, reason })));
+        self.out.push_back(Output::Effect(Effect::Report { peer: from, offence: Offence::InvalidEnvelope(reason) }));
     }
 
     /// Keep the freshest rumours (highest TTL, then earliest queued) within the relay bound.
@@ -188,14 +257,29 @@ impl GossipCore {
         let mut peers = peers;
         peers.retain(|p| *p != self.me);
         peers.truncate(self.cfg.top_peers.min(MAX_RUMOR_PEERS));
-        let own = Rumor { origin: self.me, seq: self.seq, ttl: self.cfg.ttl, peers };
-        self.seen.insert(own.id(), now);
+        let body = RumorBody { seq: self.seq, peers };
+        let own = match Rumor::seal(&self.identity, &body, self.cfg.ttl, self.unix_epoch_ms + now) {
+            Ok(r) => r,
+            Err(e) => {
+                // Bounded by construction (<= MAX_RUMOR_PEERS ids); reaching this is a bug.
+                tracing::error!(error = %e, "could not seal own rumour");
+                return;
+            }
+        };
+        self.seen.insert((self.me, self.seq), now);
         self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
         rumors.push(own);
         // Freshest first; the sort is stable so equal TTLs keep arrival order.
         self.relay.sort_by_key(|r| std::cmp::Reverse(r.ttl));
         rumors.append(&mut self.relay);
+        if self.faults.corrupt_signatures {
+            for r in &mut rumors {
+                if let Some(b) = r.envelope.signature.first_mut() {
+                    *b ^= 0x01;
+                }
+            }
+        }
         let to: Vec<PeerId> = self.connected.iter().copied().collect();
         self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
     }
@@ -227,8 +311,7 @@ impl Core for GossipCore {
         if now >= self.next_round {
             self.next_round = now + self.cfg.interval_ms;
             // A rumour travels at most one hop per round: after ttl + 2 rounds it cannot return.
-            let horizon = (u64::from(self.cfg.ttl) + 2) * self.cfg.interval_ms;
-            self.seen.expire(now.saturating_sub(horizon));
+            self.seen.expire(now.saturating_sub(self.horizon_ms()));
             if !self.learned.is_empty() {
                 let mut learned = std::mem::take(&mut self.learned);
                 learned.sort_unstable();

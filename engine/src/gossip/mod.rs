@@ -5,5 +5,5 @@ pub mod core;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{GossipCore, Input, Output, SeenCache};
+pub use self::core::{Faults, GossipCore, Input, Output, SeenCache};
 pub use actor::{GossipActor, GossipWiring};

@@ -1,21 +1,41 @@
 //! Gossip core laws: de-duplication, TTL decrement and expiry, bounded frames, no echo of own rumours.
 
-use super::core::{GossipCore, Input, Output};
+use super::core::{Faults, GossipCore, Input, Output};
 use crate::config::GossipConfig;
 use crate::core::{Core, Effect, LinkEvent};
-use crate::observer::Event;
+use crate::identity::{Ed25519Verifier, Identity, Rejection};
+use crate::observer::{Event, Offence};
 use crate::types::PeerId;
-use crate::wire::{Message, Rumor};
+use crate::wire::{Message, Rumor, RumorBody};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::rc::Rc;
 
+/// Unix time at the test clock's zero.
+const UNIX0: u64 = 1_800_000_000_000;
+
+/// A link peer (links are authenticated elsewhere; gossip only needs distinct ids).
 fn pid(i: u8) -> PeerId {
     PeerId([i; 32])
 }
 
+fn ident(i: u8) -> Rc<Identity> {
+    thread_local!(static IDS: Vec<Rc<Identity>> = (0..=255u8).map(|i| Rc::new(Identity::from_secret(&[i; 32]))).collect());
+    IDS.with(|ids| ids[usize::from(i)].clone())
+}
+
+/// The id of rumour origin `i` (an ed25519 key, unlike link peers).
+fn origin(i: u8) -> PeerId {
+    ident(i).peer_id()
+}
+
+fn core_with(cfg: GossipConfig, faults: Faults) -> GossipCore {
+    GossipCore::new(ident(0), Rc::new(Ed25519Verifier), UNIX0, faults, cfg, ChaCha8Rng::seed_from_u64(7))
+}
+
 fn core(cfg: GossipConfig) -> GossipCore {
-    GossipCore::new(pid(0), cfg, ChaCha8Rng::seed_from_u64(7))
+    core_with(cfg, Faults::default())
 }
 
 fn drain(c: &mut GossipCore) -> Vec<Output> {
@@ -42,8 +62,18 @@ fn round(c: &mut GossipCore, now: u64) -> Option<(Vec<PeerId>, Vec<Rumor>)> {
     })
 }
 
-fn rumor(origin: u8, seq: u64, ttl: u8) -> Rumor {
-    Rumor { origin: pid(origin), seq, ttl, peers: vec![pid(origin.wrapping_add(100))] }
+/// A rumour by origin `o`, signed at test time `at` ms.
+fn rumor_at(o: u8, seq: u64, ttl: u8, at: u64) -> Rumor {
+    let body = RumorBody { seq, peers: vec![pid(o.wrapping_add(100))] };
+    Rumor::seal(&ident(o), &body, ttl, UNIX0 + at).unwrap()
+}
+
+fn rumor(o: u8, seq: u64, ttl: u8) -> Rumor {
+    rumor_at(o, seq, ttl, 0)
+}
+
+fn events(out: &[Output]) -> Vec<Event> {
+    out.iter().filter_map(|o| if let Output::Effect(Effect::Event(e)) = o { Some(e.clone()) } else { None }).collect()
 }
 
 #[test]
@@ -61,7 +91,9 @@ fn duplicate_rumour_is_delivered_once() {
     // What was learned reaches discovery once, at the next round, sorted and de-duplicated.
     c.handle_timeout(c.next_timeout().unwrap());
     let learned: Vec<Output> = drain(&mut c).into_iter().filter(|o| matches!(o, Output::Learned(_))).collect();
-    assert_eq!(learned, vec![Output::Learned(vec![pid(9), pid(109)])]);
+    let mut expect = vec![origin(9), pid(109)];
+    expect.sort();
+    assert_eq!(learned, vec![Output::Learned(expect)]);
 }
 
 #[test]
@@ -71,11 +103,13 @@ fn relays_decrement_ttl_and_stop_at_one() {
     c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3), rumor(9, 1, 1)] });
     let (to, rumors) = round(&mut c, 0).expect("a round with connections broadcasts");
     assert_eq!(to, vec![pid(1), pid(2)]);
-    assert_eq!(rumors[0].origin, pid(0), "own rumour first");
+    assert_eq!(rumors[0].origin(), origin(0), "own rumour first");
     assert_eq!(rumors[0].ttl, 3);
-    assert_eq!(rumors[0].peers, vec![pid(50), pid(51)]);
-    let relayed: Vec<(PeerId, u8)> = rumors[1..].iter().map(|r| (r.origin, r.ttl)).collect();
-    assert_eq!(relayed, vec![(pid(8), 2)], "ttl 3 relayed as 2; ttl 1 not relayed");
+    assert_eq!(rumors[0].body().unwrap().peers, vec![pid(50), pid(51)]);
+    assert_eq!(rumors[0].envelope.verify(), Ok(()), "own rumour is signed");
+    let relayed: Vec<(PeerId, u8)> = rumors[1..].iter().map(|r| (r.origin(), r.ttl)).collect();
+    assert_eq!(relayed, vec![(origin(8), 2)], "ttl 3 relayed as 2; ttl 1 not relayed");
+    assert_eq!(rumors[1].envelope, rumor(8, 1, 3).envelope, "relayed unchanged but for the ttl");
     // Relays are sent once.
     let (_, again) = round(&mut c, 60_000).unwrap();
     assert_eq!(again.len(), 1);
@@ -89,7 +123,62 @@ fn no_round_without_connections_and_frames_from_strangers_ignored() {
     assert!(drain(&mut c).is_empty());
 }
 
+#[test]
+fn forged_tampered_and_stale_rumours_are_rejected_and_reported() {
+    let mut c = core(GossipConfig::default());
+    connect(&mut c, &[1, 2]);
+    drain(&mut c);
+    // Origin 9's rumour with one peer swapped after signing.
+    const T: u64 = 6 * 60_000;
+    let mut tampered = rumor_at(9, 1, 3, T);
+    let mut body = tampered.body().unwrap();
+    body.peers[0] = pid(66);
+    tampered.envelope.data = rmp_serde::to_vec(&body).unwrap();
+    // Signed by 8 but claiming to be 9.
+    let mut forged = rumor_at(8, 2, 3, T);
+    forged.envelope.public_key = origin(9);
+    let mut unsigned = rumor_at(9, 3, 3, T);
+    unsigned.envelope.signature.clear();
+    let stale = rumor_at(9, 4, 3, 0);
+    let future = rumor_at(9, 5, 3, 10 * 60_000);
+    c.handle(T, Input::Frame { from: pid(1), rumors: vec![tampered, forged, unsigned, stale, future] });
+    let out = drain(&mut c);
+    let reasons: Vec<Rejection> = events(&out)
+        .into_iter()
+        .filter_map(|e| {
+            if let Event::EnvelopeRejected { reason, from, .. } = e {
+                (from == pid(1)).then_some(reason)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    assert_eq!(reasons[..3], [Rejection::BadSignature, Rejection::BadSignature, Rejection::Unsigned]);
+    assert!(matches!(reasons[3], Rejection::Stale { .. }) && matches!(reasons[4], Rejection::FromFuture { .. }));
+    let reports = out.iter().filter(|o| matches!(o, Output::Effect(Effect::Report { peer, offence: Offence::InvalidEnvelope(_) }) if *peer == pid(1))).count();
+    assert_eq!(reports, 5, "every rejection is reported against the sender");
+    assert!(!events(&out).iter().any(|e| matches!(e, Event::RumorReceived { .. })), "nothing believed");
+    assert_eq!(c.rejected(), 5);
+    // A forgery does not pre-empt the real rumour with the same id.
+    c.handle(T, Input::Frame { from: pid(2), rumors: vec![rumor_at(9, 1, 3, T)] });
+    let ev = events(&drain(&mut c));
+    assert!(ev.contains(&Event::EnvelopeAccepted { origin: origin(9), from: pid(2) }), "{ev:?}");
+    assert!(ev.contains(&Event::RumorReceived { origin: origin(9), seq: 1 }));
+}
+
+#[test]
+fn a_faulty_node_sends_only_broken_signatures() {
+    let mut bad = core_with(GossipConfig::default(), Faults { corrupt_signatures: true });
+    connect(&mut bad, &[1]);
+    bad.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3)] });
+    let (_, rumors) = round(&mut bad, 0).unwrap();
+    assert_eq!(rumors.len(), 2);
+    assert!(rumors.iter().all(|r| r.envelope.verify() == Err(Rejection::BadSignature)));
+}
+
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn frames_stay_bounded_and_never_echo(
         frames in prop::collection::vec((1u8..6, prop::collection::vec((0u8..12, 0u64..4, any::<u8>()), 0..10)), 0..40),
@@ -103,12 +192,12 @@ proptest! {
         let mut first_seen = std::collections::BTreeMap::new();
         let mut now = 0;
         for (i, (from, rs)) in frames.into_iter().enumerate() {
-            let rumors: Vec<Rumor> = rs.into_iter().map(|(o, s, t)| rumor(o, s, t)).collect();
+            let rumors: Vec<Rumor> = rs.into_iter().map(|(o, s, t)| rumor_at(o, s, t, now)).collect();
             c.handle(now, Input::Frame { from: pid(from), rumors: rumors.clone() });
             c.check_invariants();
             for o in drain(&mut c) {
                 if let Output::Effect(Effect::Event(Event::RumorReceived { origin, seq })) = o {
-                    prop_assert!(origin != pid(0), "own rumour accepted back");
+                    prop_assert!(origin != self::origin(0), "own rumour accepted back");
                     if let Some(t) = first_seen.insert((origin, seq), now) {
                         prop_assert!(now - t >= horizon, "rumour delivered twice within the horizon");
                     }
@@ -121,7 +210,7 @@ proptest! {
                     c.check_invariants();
                     for r in &out[1..] {
                         prop_assert!(r.ttl >= 1 && r.ttl < GossipConfig::default().ttl, "relayed beyond our ttl policy");
-                        prop_assert!(r.origin != pid(0));
+                        prop_assert!(r.origin() != origin(0));
                     }
                 }
             }

@@ -7,7 +7,7 @@
 //! envelopes inside the time window; when it must forget one to stay within its bound, it forgets
 //! the oldest timestamp and from then on refuses anything at or before that timestamp.
 
-use super::keys::{verify, Identity};
+use super::keys::{Ed25519Verifier, Identity, Verifier};
 use crate::time::Millis;
 use crate::types::PeerId;
 use rustc_hash::FxHashSet;
@@ -53,9 +53,28 @@ impl Envelope {
 
     /// Signature check alone (no clock, no replay memory).
     pub fn verify(&self) -> Result<(), Rejection> {
+        self.verify_with(&Ed25519Verifier)
+    }
+
+    /// Signature check through a [`Verifier`] port (the simulator's is shared and memoising).
+    pub fn verify_with(&self, verifier: &dyn Verifier) -> Result<(), Rejection> {
         let sig: &[u8; 64] = self.signature.as_slice().try_into().map_err(|_| Rejection::Unsigned)?;
-        verify(&self.public_key, &signed_bytes(&self.public_key, self.timestamp_ms, &self.data), sig)
+        verifier
+            .verify(&self.public_key, &signed_bytes(&self.public_key, self.timestamp_ms, &self.data), sig)
             .map_err(|_| Rejection::BadSignature)
+    }
+
+    /// Timestamp check: refused if older than `max_age_ms` or dated more than `max_ahead_ms` past
+    /// `now_ms` (Unix milliseconds by the receiver's clock).
+    pub fn check_fresh(&self, now_ms: u64, max_age_ms: u64, max_ahead_ms: u64) -> Result<(), Rejection> {
+        let ts = self.timestamp_ms;
+        if ts > now_ms.saturating_add(max_ahead_ms) {
+            return Err(Rejection::FromFuture { ahead_ms: ts - now_ms });
+        }
+        if ts < now_ms.saturating_sub(max_age_ms) {
+            return Err(Rejection::Stale { age_ms: now_ms - ts });
+        }
+        Ok(())
     }
 }
 
@@ -74,6 +93,8 @@ pub enum Rejection {
     Replay,
     #[error("envelope data of {len} bytes exceeds the {max}-byte limit")]
     TooLarge { len: usize, max: usize },
+    #[error("envelope data does not decode as the record it should carry")]
+    Malformed,
 }
 
 /// Counts of refusals by reason (what the reputation subsystem will be fed).
@@ -143,7 +164,7 @@ impl EnvelopeGuard {
             Err(Rejection::Stale { .. }) => c.stale += 1,
             Err(Rejection::FromFuture { .. }) => c.from_future += 1,
             Err(Rejection::Replay) => c.replay += 1,
-            Err(Rejection::TooLarge { .. }) => c.too_large += 1,
+            Err(Rejection::TooLarge { .. }) | Err(Rejection::Malformed) => c.too_large += 1,
         }
         r
     }
@@ -152,12 +173,10 @@ impl EnvelopeGuard {
         if env.data.len() > self.cfg.max_data_bytes {
             return Err(Rejection::TooLarge { len: env.data.len(), max: self.cfg.max_data_bytes });
         }
+        env.check_fresh(now_ms, self.cfg.window_ms, self.cfg.window_ms)?;
         let ts = env.timestamp_ms;
-        if ts > now_ms.saturating_add(self.cfg.window_ms) {
-            return Err(Rejection::FromFuture { ahead_ms: ts - now_ms });
-        }
         let oldest_ok = now_ms.saturating_sub(self.cfg.window_ms);
-        if ts < oldest_ok || self.floor_ms.is_some_and(|f| ts <= f) {
+        if self.floor_ms.is_some_and(|f| ts <= f) {
             return Err(Rejection::Stale { age_ms: now_ms.saturating_sub(ts) });
         }
         // Signature before memory: forged envelopes must not fill the replay cache.

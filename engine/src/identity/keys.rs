@@ -13,7 +13,7 @@ pub struct Identity {
 }
 
 /// Why a signature was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
     #[error("public key {0} is not a valid ed25519 point")]
     BadKey(String),
@@ -66,8 +66,91 @@ pub fn user_id(peer: &PeerId) -> String {
 /// Verify `signature` over `message` by `peer` (strict: rejects weak keys and malleable
 /// signatures).
 pub fn verify(peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
-    let key = VerifyingKey::from_bytes(&peer.0).map_err(|_| SignatureError::BadKey(peer.short()))?;
+    verify_key(&decompress(peer)?, peer, message, signature)
+}
+
+/// The public key as a curve point (the costly part of a check that a cache can keep).
+fn decompress(peer: &PeerId) -> Result<VerifyingKey, SignatureError> {
+    VerifyingKey::from_bytes(&peer.0).map_err(|_| SignatureError::BadKey(peer.short()))
+}
+
+fn verify_key(key: &VerifyingKey, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
     key.verify_strict(message, &Signature::from_bytes(signature)).map_err(|_| SignatureError::Invalid(peer.short()))
+}
+
+/// Signature checking as a port: real nodes verify every signature; the simulator shares one
+/// memoising verifier among all its nodes, so a rumour that a thousand nodes receive costs one
+/// ed25519 verification. Either way the answer is exactly ed25519's.
+pub trait Verifier {
+    fn verify(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError>;
+}
+
+/// Verifies every call.
+pub struct Ed25519Verifier;
+
+impl Verifier for Ed25519Verifier {
+    fn verify(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
+        verify(peer, message, signature)
+    }
+}
+
+/// Remembers verdicts by SHA-256(key, signature, message): sound (a hit needs the very same
+/// triple) and bounded (the memory is emptied when it reaches `capacity`). Also keeps the
+/// decompressed public keys it has seen, as many again at most.
+pub struct MemoVerifier {
+    verdicts: std::cell::RefCell<rustc_hash::FxHashMap<[u8; 32], Result<(), SignatureError>>>,
+    keys: std::cell::RefCell<rustc_hash::FxHashMap<PeerId, VerifyingKey>>,
+    capacity: usize,
+    stats: std::cell::Cell<(u64, u64)>,
+}
+
+impl MemoVerifier {
+    pub fn new(capacity: usize) -> Self {
+        MemoVerifier {
+            verdicts: Default::default(),
+            keys: Default::default(),
+            capacity: capacity.max(1),
+            stats: Default::default(),
+        }
+    }
+
+    fn key(&self, peer: &PeerId) -> Result<VerifyingKey, SignatureError> {
+        if let Some(k) = self.keys.borrow().get(peer) {
+            return Ok(*k);
+        }
+        let k = decompress(peer)?;
+        let mut keys = self.keys.borrow_mut();
+        if keys.len() >= self.capacity {
+            keys.clear();
+        }
+        keys.insert(*peer, k);
+        Ok(k)
+    }
+
+    /// (verifications done, answers from memory).
+    pub fn stats(&self) -> (u64, u64) {
+        self.stats.get()
+    }
+}
+
+impl Verifier for MemoVerifier {
+    fn verify(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
+        let key: [u8; 32] =
+            Sha256::new().chain_update(peer.0).chain_update(signature).chain_update(message).finalize().into();
+        let (done, hits) = self.stats.get();
+        if let Some(v) = self.verdicts.borrow().get(&key) {
+            self.stats.set((done, hits + 1));
+            return v.clone();
+        }
+        let v = self.key(peer).and_then(|k| verify_key(&k, peer, message, signature));
+        self.stats.set((done + 1, hits));
+        let mut memo = self.verdicts.borrow_mut();
+        if memo.len() >= self.capacity {
+            memo.clear();
+        }
+        memo.insert(key, v.clone());
+        v
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +200,25 @@ mod tests {
             prop_assume!(stranger.peer_id() != id.peer_id());
             prop_assert!(verify(&stranger.peer_id(), &msg, &sig).is_err());
         }
+    }
+
+    #[test]
+    fn memo_verifier_answers_exactly_as_ed25519() {
+        let (a, b) = (ident(1), ident(2));
+        let memo = MemoVerifier::new(3);
+        let sig = a.sign(b"m");
+        for _ in 0..2 {
+            assert!(memo.verify(&a.peer_id(), b"m", &sig).is_ok());
+            assert!(memo.verify(&b.peer_id(), b"m", &sig).is_err(), "same signature, other key");
+            assert!(memo.verify(&a.peer_id(), b"n", &sig).is_err(), "same signature, other message");
+        }
+        assert_eq!(memo.stats(), (3, 3));
+        // Past its capacity it forgets, and still answers right.
+        let mut bad = sig;
+        bad[0] ^= 1;
+        assert!(memo.verify(&a.peer_id(), b"m", &bad).is_err());
+        assert!(memo.verify(&a.peer_id(), b"m", &sig).is_ok());
+        assert!(memo.verdicts.borrow().len() <= 3);
     }
 
     #[test]

@@ -7,5 +7,5 @@ pub mod store;
 pub mod vault;
 
 pub use envelope::{Envelope, EnvelopeGuard, GuardConfig, Rejection, RejectionCounts};
-pub use keys::{user_id, verify, Identity, SignatureError};
+pub use keys::{user_id, verify, Ed25519Verifier, Identity, MemoVerifier, SignatureError, Verifier};
 pub use vault::{KdfParams, VaultError};

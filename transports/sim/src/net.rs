@@ -110,12 +110,22 @@ struct Slot {
     inbox: Option<Rc<dyn EventSink>>,
     max_connections: usize,
     side: u8,
-    /// This node's half of each link: remote peer -> remote address.
-    links: BTreeMap<PeerId, Addr>,
+    /// This node's half of each link: remote peer -> remote address and ordering state.
+    links: BTreeMap<PeerId, Link>,
     dialing: BTreeMap<PeerId, ()>,
     /// When this incarnation first held `join_k` links.
     joined_at_us: Option<u64>,
     born_us: u64,
+}
+
+/// One direction of a link, as the sending side holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    to: Addr,
+    /// Earliest arrival time of the next frame sent on this link. Links are ordered and reliable
+    /// channels (as WebRTC data channels in ordered mode are): a frame never overtakes the one
+    /// before it, nor, on the accepting side, the acceptance that opens the link at the dialler.
+    not_before_us: u64,
 }
 
 struct State {
@@ -334,7 +344,7 @@ impl State {
         match q.step {
             Step::Frame { from, peer, to, bytes, fp } => {
                 // Delivered only on a link the receiver still holds to that very incarnation.
-                let ok = self.live(to).is_some_and(|s| s.links.get(&peer) == Some(&from));
+                let ok = self.live(to).is_some_and(|s| s.links.get(&peer).is_some_and(|l| l.to == from));
                 if !ok {
                     self.stats.frames_dropped += 1;
                     return;
@@ -367,7 +377,7 @@ impl State {
                 self.record(now, 1, from, to, &[0; 8]);
                 if !already {
                     if let Some(sl) = self.live_mut(to) {
-                        sl.links.insert(from_peer, from);
+                        sl.links.insert(from_peer, Link { to: from, not_before_us: now + lat });
                         sl.dialing.remove(&from_peer);
                     }
                     self.note_link_added(to);
@@ -383,7 +393,7 @@ impl State {
                 if sl.links.contains_key(&peer) {
                     return; // both dialled each other: the link exists already
                 }
-                sl.links.insert(peer, acceptor);
+                sl.links.insert(peer, Link { to: acceptor, not_before_us: 0 });
                 self.record(now, 2, acceptor, dialer, &[0; 8]);
                 self.note_link_added(dialer);
                 self.event(dialer, TransportEvent::Connected { peer, outbound: true });
@@ -427,7 +437,8 @@ impl State {
                 continue;
             }
             live += 1;
-            for addr in sl.links.values() {
+            for link in sl.links.values() {
+                let addr = &link.to;
                 let Some(other) = self.live(*addr) else {
                     continue;
                 };
@@ -477,9 +488,10 @@ impl SimPort {
             return false;
         };
         let my_side = me.side;
-        let Some(to) = me.links.get(&peer).copied() else {
+        let Some(link) = me.links.get(&peer).copied() else {
             return false;
         };
+        let to = link.to;
         s.stats.frames_sent += 1;
         let loss = s.cfg.loss;
         let lost = loss > 0.0 && s.rng.gen_bool(loss.min(1.0));
@@ -488,7 +500,10 @@ impl SimPort {
             s.stats.frames_dropped += 1;
             return false;
         }
-        let at = s.now_us() + s.latency_us();
+        let at = (s.now_us() + s.latency_us()).max(link.not_before_us);
+        if let Some(l) = s.live_mut(self.me).and_then(|me| me.links.get_mut(&peer)) {
+            l.not_before_us = at;
+        }
         s.push(at, Step::Frame { from: self.me, peer: self.peer, to, bytes, fp })
     }
 }
@@ -530,10 +545,12 @@ impl Transport for SimPort {
             let Some(me) = s.live_mut(self.me) else {
                 return;
             };
-            let Some(to) = me.links.remove(&peer) else {
+            let Some(link) = me.links.remove(&peer) else {
                 return;
             };
-            let at = s.now_us() + s.latency_us();
+            let to = link.to;
+            // The close notice travels the link too: it does not overtake frames sent before it.
+            let at = (s.now_us() + s.latency_us()).max(link.not_before_us);
             let wake = s.push(at, Step::Closed { from_peer: self.peer, to });
             s.event(self.me, TransportEvent::Disconnected { peer });
             wake
