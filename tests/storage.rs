@@ -53,3 +53,82 @@ fn kill_9_while_writing_loses_no_committed_record() {
         assert!(listed.contains(&hex::encode(id)), "committed record {i} lost");
     }
 }
+
+/// A node that stored its registry on disk comes back on the same directory knowing its peers:
+/// restarted with no bootstrap at all, it rejoins the swarm from what it stored.
+#[test]
+fn a_restarted_node_rejoins_from_its_stored_registry() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+    use swarm_engine::discovery::{PeerStore, StoredPeer};
+    use swarm_engine::identity::{Ed25519Verifier, Identity};
+    use swarm_engine::node::{Node, NodeParams};
+    use swarm_engine::observer::TracingObserver;
+    use swarm_engine::storage::heed_store::HeedStorage;
+    use swarm_engine::storage::records::PeerTable;
+    use swarm_engine::storage::Storage;
+    use swarm_engine::time::Clock;
+    use swarm_engine::{NodeConfig, PeerId};
+    use swarm_transport_sim::{Latency, NetConfig, SimNet};
+
+    const UNIX0: u64 = 1_800_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    actix::System::with_tokio_rt(move || rt).block_on(async move {
+        let epoch = tokio::time::Instant::now();
+        let clock = Clock::with_epoch(epoch, UNIX0);
+        let cfg = NetConfig { latency: Latency::Constant { ms: 10.0 }, loss: 0.0, connect_timeout_ms: 3000 };
+        let net = SimNet::new(cfg, 1, epoch, 1);
+        actix::spawn(net.clone().pump());
+        let ids: Vec<Rc<Identity>> = (1..=5u8).map(|i| Rc::new(Identity::from_secret(&[i; 32]))).collect();
+        let start = |slot: usize, bootstrap: Vec<PeerId>, store: Option<(PeerStore, Vec<StoredPeer>)>| {
+            let id = ids[slot].clone();
+            let port = net.add_node(slot as u32, id.peer_id(), 16);
+            let (node, inbox) = Node::start(NodeParams {
+                identity: id,
+                verifier: Rc::new(Ed25519Verifier),
+                config: NodeConfig::default(),
+                seed: slot as u64,
+                bootstrap,
+                transport: Rc::new(port),
+                observer: Rc::new(TracingObserver),
+                clock,
+                peer_store: store,
+                faults: Default::default(),
+            });
+            net.set_inbox(slot as u32, Rc::new(inbox));
+            node
+        };
+        // Slots 1-4 know each other; slot 0 knows only slot 1 and learns the rest by PEX.
+        let all: Vec<PeerId> = ids.iter().map(|i| i.peer_id()).collect();
+        let _others: Vec<Node> = (1..5).map(|s| start(s, all.clone(), None)).collect();
+        let storage: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(HeedStorage::open(&db).unwrap()));
+        let store = PeerStore::new(storage.clone(), UNIX0);
+        let restored = store.restore(NodeConfig::default().discovery.forget_after_ms()).unwrap();
+        assert!(restored.is_empty());
+        let node = start(0, vec![all[1]], Some((store, restored)));
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(net.connectivity().1, 5, "slot 0 joined");
+        node.stop();
+        net.crash(0);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(storage);
+        assert_eq!(net.connectivity().0, 4);
+        // A new process would open the directory afresh: so do we, and look at what is stored.
+        let storage: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(HeedStorage::open(&db).unwrap()));
+        let stored = PeerTable::all(&*storage.borrow()).unwrap();
+        assert_eq!(stored.len(), 4, "every peer slot 0 met is stored: {stored:?}");
+        assert!(stored.iter().all(|r| r.last_seen_ms > UNIX0 && r.user_id.len() == 16));
+        assert!(stored.iter().filter(|r| r.successes >= 1).count() >= 2, "connections are counted: {stored:?}");
+        let store = PeerStore::new(storage, UNIX0 + 301_000);
+        let restored = store.restore(NodeConfig::default().discovery.forget_after_ms()).unwrap();
+        assert_eq!(restored.len(), 4);
+        // Restarted with no bootstrap: only the stored registry can bring it back.
+        let _again = start(0, vec![], Some((store, restored)));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let (live, largest, _) = net.connectivity();
+        assert_eq!((live, largest), (5, 5), "the restarted node rejoined from its stored registry");
+    });
+}

@@ -68,6 +68,8 @@ pub struct DiscoveryConfig {
     pub dial_retry_after_ms: u64,
     /// Recency half-life used by the reliability score.
     pub recency_half_life_ms: u64,
+    /// Stored peers not seen for this many days are pruned when a node starts.
+    pub forget_after_days: u64,
 }
 
 impl Default for DiscoveryConfig {
@@ -83,6 +85,7 @@ impl Default for DiscoveryConfig {
             max_pending_dials: 8,
             dial_retry_after_ms: 60_000,
             recency_half_life_ms: 600_000,
+            forget_after_days: 14,
         }
     }
 }
@@ -149,6 +152,12 @@ impl Default for HealthConfig {
     }
 }
 
+impl DiscoveryConfig {
+    pub fn forget_after_ms(&self) -> u64 {
+        self.forget_after_days.saturating_mul(24 * 3600 * 1000)
+    }
+}
+
 impl NodeConfig {
     /// Check every field; the error names the first one out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -169,6 +178,7 @@ impl NodeConfig {
         check(d.max_pending_dials >= 1, "discovery.max_pending_dials", "must be at least 1")?;
         check(d.rescan_interval_ms >= 100, "discovery.rescan_interval_ms", "must be at least 100 ms")?;
         check(d.recency_half_life_ms >= 1, "discovery.recency_half_life_ms", "must be positive")?;
+        check(d.forget_after_days >= 1, "discovery.forget_after_days", "must be at least 1")?;
         let g = &self.gossip;
         check(g.interval_ms >= 100, "gossip.interval_ms", "must be at least 100 ms")?;
         check(g.ttl >= 1, "gossip.ttl", "must be at least 1")?;

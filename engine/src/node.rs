@@ -4,7 +4,7 @@
 use crate::auth::{AuthActor, AuthCore, AuthWiring, Gate};
 use crate::config::NodeConfig;
 use crate::core::{Shell, Shutdown};
-use crate::discovery::{DiscoveryActor, DiscoveryCore, DiscoveryWiring};
+use crate::discovery::{DiscoveryActor, DiscoveryCore, DiscoveryWiring, PeerStore, StoredPeer};
 use crate::gossip::{Faults, GossipActor, GossipCore, GossipWiring};
 use crate::health::{HealthActor, HealthCore, HealthWiring};
 use crate::identity::{Identity, Verifier};
@@ -43,6 +43,9 @@ pub struct NodeParams {
     pub transport: Rc<dyn Transport>,
     pub observer: Rc<dyn Observer>,
     pub clock: Clock,
+    /// The stored registry and what was read back from it (see [`PeerStore::restore`]); `None`
+    /// keeps the registry in memory only (simulations).
+    pub peer_store: Option<(PeerStore, Vec<StoredPeer>)>,
     /// Deliberate misbehaviour (the simulator's adversaries); `Faults::default()` for real nodes.
     pub faults: Faults,
 }
@@ -68,9 +71,13 @@ impl Node {
         let hctx: Context<HealthActor> = Context::new();
         let actx: Context<AuthActor> = Context::new();
         let (daddr, gaddr, haddr) = (dctx.address(), gctx.address(), hctx.address());
+        let core = DiscoveryCore::new(id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap);
         let discovery = Shell::new(
-            DiscoveryCore::new(id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap),
-            DiscoveryWiring { outbox: outbox.clone(), gossip: gaddr.clone() },
+            match &p.peer_store {
+                Some((_, restored)) => core.with_persistence(restored),
+                None => core,
+            },
+            DiscoveryWiring { outbox: outbox.clone(), gossip: gaddr.clone(), store: p.peer_store.map(|(s, _)| s) },
             p.clock,
         );
         let gossip = Shell::new(

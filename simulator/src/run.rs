@@ -136,6 +136,7 @@ impl World {
         }
         let params = NodeParams {
             faults: Faults { corrupt_signatures: corrupt },
+            peer_store: None,
             identity,
             verifier: self.verifier.clone(),
             config: self.sc.node.clone(),

@@ -2,6 +2,7 @@
 //! gossip actor (which asks it for the peers to announce).
 
 use super::core::{DiscoveryCore, Output};
+use super::persist::PeerStore;
 use crate::core::{In, Shell, Wiring};
 use crate::gossip::{self, GossipActor};
 use crate::router::Outbox;
@@ -10,6 +11,8 @@ use actix::Addr;
 pub struct DiscoveryWiring {
     pub outbox: Outbox,
     pub gossip: Addr<GossipActor>,
+    /// Where registry snapshots are stored (real nodes); `None` in simulations.
+    pub store: Option<PeerStore>,
 }
 
 impl Wiring<Output> for DiscoveryWiring {
@@ -17,6 +20,15 @@ impl Wiring<Output> for DiscoveryWiring {
         match output {
             Output::Effect(e) => self.outbox.apply(e),
             Output::TopPeers(peers) => self.gossip.do_send(In(gossip::Input::TopPeers(peers))),
+            Output::Persist { now, entries } => {
+                if let Some(store) = &self.store {
+                    // A failed write (disk full...) costs this snapshot only; the next re-scan
+                    // tries again, and what was stored before stays as it was.
+                    if let Err(e) = store.save(now, &entries) {
+                        tracing::error!(error = %e, "could not store the peer registry");
+                    }
+                }
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! connections (re-scan timer, and whenever a link drops or news arrives), runs peer exchange (PEX)
 //! on every new connection, and feeds the registry from PEX and gossip.
 
-use super::registry::Registry;
+use super::persist::StoredPeer;
+use super::registry::{Entry, Registry};
 use crate::config::DiscoveryConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::observer::Event;
@@ -43,6 +44,11 @@ pub enum Output {
     Effect(Effect),
     /// Answer to `TopPeersRequest`, for gossip.
     TopPeers(Vec<PeerId>),
+    /// The registry as it stands, to be stored (only when persistence is on): at every re-scan.
+    Persist {
+        now: Millis,
+        entries: Vec<(PeerId, Entry, f64)>,
+    },
 }
 
 pub struct DiscoveryCore {
@@ -54,6 +60,7 @@ pub struct DiscoveryCore {
     dialing: BTreeMap<PeerId, Millis>,
     started: bool,
     next_rescan: Millis,
+    persist: bool,
     out: Outputs<Output>,
 }
 
@@ -72,7 +79,26 @@ impl DiscoveryCore {
             dialing: BTreeMap::new(),
             started: false,
             next_rescan: 0,
+            persist: false,
             out: Outputs::new(),
+        }
+    }
+
+    /// Start from what a previous run stored, and hand the registry out for storing at every
+    /// re-scan from now on.
+    pub fn with_persistence(mut self, restored: &[StoredPeer]) -> Self {
+        for r in restored.iter().filter(|r| r.peer != self.me) {
+            self.registry.restore(r.peer, r.successes, r.failures);
+        }
+        self.persist = true;
+        self
+    }
+
+    fn snapshot(&mut self, now: Millis) {
+        if self.persist {
+            let half_life = self.cfg.recency_half_life_ms;
+            let entries = self.registry.iter().map(|(p, e)| (*p, e.clone(), e.score(now, half_life))).collect();
+            self.out.push_back(Output::Persist { now, entries });
         }
     }
 
@@ -268,6 +294,7 @@ impl Core for DiscoveryCore {
             self.dialing.retain(|_, at| now.saturating_sub(*at) < DIAL_STALE_MS);
             self.top_up(now);
             self.explore(now);
+            self.snapshot(now);
             self.next_rescan = now + self.cfg.rescan_interval_ms;
         }
     }

@@ -2,9 +2,11 @@
 
 pub mod actor;
 pub mod core;
+pub mod persist;
 pub mod registry;
 #[cfg(test)]
 mod tests;
 
 pub use self::core::{DiscoveryCore, Input, Output};
 pub use actor::{DiscoveryActor, DiscoveryWiring};
+pub use persist::{PeerStore, StoredPeer};

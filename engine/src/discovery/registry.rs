@@ -106,6 +106,16 @@ impl Registry {
         added
     }
 
+    /// Put back what a previous run of this node knew of a peer (its counts; recency starts
+    /// over). Ignored once the registry is full: restored peers never evict live knowledge.
+    pub fn restore(&mut self, peer: PeerId, successes: u32, failures: u32) {
+        if self.entries.len() < self.max_peers || self.entries.contains_key(&peer) {
+            let e = self.entries.entry(peer).or_default();
+            e.successes = successes;
+            e.failures = failures;
+        }
+    }
+
     /// Record a first-hand sighting (connected, or connection closed after being up).
     pub fn seen(&mut self, peer: PeerId, now: Millis, in_use: impl Fn(&PeerId) -> bool) {
         self.force_insert(peer, now, in_use);
