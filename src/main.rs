@@ -105,6 +105,15 @@ enum BenchCmd {
     /// (internal) one benchmark run in this process; prints its measurements as JSON.
     #[command(hide = true)]
     SimOne(BenchOneArgs),
+    /// Cost of the signatures every node pays: sign, verify, memoised verify, a whole handshake.
+    Crypto(BenchCryptoArgs),
+}
+
+#[derive(Args)]
+struct BenchCryptoArgs {
+    /// Operations timed per figure.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    iterations: u32,
 }
 
 #[derive(Args)]
@@ -139,6 +148,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Sim(a) => sim(a),
         Cmd::Bench(BenchCmd::Sim(a)) => bench_sim(a),
         Cmd::Bench(BenchCmd::SimOne(a)) => bench_one(a),
+        Cmd::Bench(BenchCmd::Crypto(a)) => bench_crypto(a),
         Cmd::Identity(a) => identity(a),
         Cmd::Peers { cmd, data } => peers::run(&data, cmd),
         Cmd::Debug(DebugCmd::Fill { data, records }) => peers::fill(&data, records),
@@ -224,6 +234,68 @@ fn bench_sim(a: BenchSimArgs) -> Result<()> {
             f("peak_rss_bytes") / (1024.0 * 1024.0),
             f("connectivity_min")
         );
+    }
+    Ok(())
+}
+
+/// Mean microseconds per call of `f` over `n` calls.
+fn time_us(n: u32, mut f: impl FnMut(u32)) -> f64 {
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+fn bench_crypto(a: BenchCryptoArgs) -> Result<()> {
+    use swarm_engine::auth::transcript;
+    use swarm_engine::identity::{Ed25519Verifier, Envelope, Identity, MemoVerifier, Verifier};
+    let n = a.iterations;
+    let (alice, bob) = (Identity::from_secret(&[1; 32]), Identity::from_secret(&[2; 32]));
+    // A rumour-sized message (20 peer ids and framing): what gossip signs every round.
+    let msg = |i: u32| {
+        let mut m = vec![7u8; 700];
+        m[..4].copy_from_slice(&i.to_le_bytes());
+        m
+    };
+    let sigs: Vec<[u8; 64]> = (0..n).map(|i| alice.sign(&msg(i))).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(msg).collect();
+    let mut ok = 0u32;
+    let sign = time_us(n, |i| ok += u32::from(alice.sign(&msgs[i as usize])[0] != 0));
+    let verify = time_us(n, |i| {
+        ok += u32::from(Ed25519Verifier.verify(&alice.peer_id(), &msgs[i as usize], &sigs[i as usize]).is_ok())
+    });
+    let memo = MemoVerifier::new(64 << 20);
+    let _ = memo.verify(&alice.peer_id(), &msgs[0], &sigs[0]);
+    let memo_hit = time_us(n, |_| ok += u32::from(memo.verify(&alice.peer_id(), &msgs[0], &sigs[0]).is_ok()));
+    let seal =
+        time_us(n, |i| ok += u32::from(!Envelope::seal(&alice, msgs[i as usize].clone(), 1).signature.is_empty()));
+    // One side's share of a link handshake: sign the peer's challenge, verify the peer's proof.
+    let nonces: Vec<[u8; 32]> = (0..n).map(|i| [(i % 251) as u8; 32]).collect();
+    let proofs: Vec<[u8; 64]> =
+        nonces.iter().map(|c| bob.sign(&transcript(c, &bob.peer_id(), &alice.peer_id()))).collect();
+    let handshake = time_us(n, |i| {
+        let c = &nonces[i as usize];
+        let mine = alice.sign(&transcript(c, &alice.peer_id(), &bob.peer_id()));
+        let theirs = Ed25519Verifier.verify(
+            &bob.peer_id(),
+            &transcript(c, &bob.peer_id(), &alice.peer_id()),
+            &proofs[i as usize],
+        );
+        ok += u32::from(mine[0] != 0 || theirs.is_ok());
+    });
+    if ok == 0 {
+        bail!("no operation succeeded");
+    }
+    println!("{:<44} {:>10}", "operation (700-byte message)", "us / op");
+    for (name, us) in [
+        ("ed25519 sign", sign),
+        ("ed25519 verify (strict)", verify),
+        ("memoised verify, hit (simulator)", memo_hit),
+        ("envelope seal", seal),
+        ("handshake, one side (sign + verify)", handshake),
+    ] {
+        println!("{name:<44} {us:>10.2}");
     }
     Ok(())
 }

@@ -45,3 +45,16 @@ fn bad_scenario_names_file_and_field() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.toml"));
 }
+
+#[test]
+fn bench_crypto_prints_a_figure_per_operation() {
+    let out = swarm().args(["bench", "crypto", "--iterations", "20"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let figures: Vec<f64> = text.lines().skip(1).filter_map(|l| l.split_whitespace().last()?.parse().ok()).collect();
+    assert_eq!(figures.len(), 5, "{text}");
+    assert!(figures.iter().all(|us| us.is_finite() && *us > 0.0), "{text}");
+    let bad = swarm().args(["bench", "crypto", "--iterations", "0"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--iterations"));
+}

@@ -43,8 +43,9 @@ const STREAM_ADVERSARY: u64 = 15;
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
 
-/// Signature verdicts the run's shared verifier remembers (about 20 MB at most).
-const VERIFIER_MEMO: usize = 1 << 18;
+/// Bytes of signed messages the run's shared verifier remembers with their verdicts: at 10,000
+/// nodes about 30,000 rumours are travelling at any time (~0.75 KB each), plus handshakes.
+const VERIFIER_MEMO: usize = 32 << 20;
 
 fn stream(seed: u64, id: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);

@@ -94,22 +94,39 @@ impl Verifier for Ed25519Verifier {
     }
 }
 
-/// Remembers verdicts by SHA-256(key, signature, message): sound (a hit needs the very same
-/// triple) and bounded (the memory is emptied when it reaches `capacity`). Also keeps the
-/// decompressed public keys it has seen, as many again at most.
+/// Remembers verdicts per (key, signature), with the signed message kept beside each so that a
+/// hit needs the very same bytes (compared in full: no hash to collide). Bounded by the bytes of
+/// messages it holds, forgetting the oldest first. Also keeps the decompressed public keys it has
+/// met (up to 65,536).
 pub struct MemoVerifier {
-    verdicts: std::cell::RefCell<rustc_hash::FxHashMap<[u8; 32], Result<(), SignatureError>>>,
+    memo: std::cell::RefCell<Memo>,
     keys: std::cell::RefCell<rustc_hash::FxHashMap<PeerId, VerifyingKey>>,
-    capacity: usize,
+    capacity_bytes: usize,
     stats: std::cell::Cell<(u64, u64)>,
 }
 
+type MemoKey = (PeerId, [u8; 64]);
+/// The message a verdict was reached on, and the verdict.
+type Verdict = (Box<[u8]>, Result<(), SignatureError>);
+
+/// Decompressed public keys a [`MemoVerifier`] keeps (~200 bytes each).
+const MEMO_KEYS: usize = 1 << 16;
+
+#[derive(Default)]
+struct Memo {
+    verdicts: rustc_hash::FxHashMap<MemoKey, Verdict>,
+    order: std::collections::VecDeque<MemoKey>,
+    bytes: usize,
+}
+
 impl MemoVerifier {
-    pub fn new(capacity: usize) -> Self {
+    /// `capacity_bytes`: signed messages remembered, in bytes (about as much memory again goes to
+    /// the table itself).
+    pub fn new(capacity_bytes: usize) -> Self {
         MemoVerifier {
-            verdicts: Default::default(),
+            memo: Default::default(),
             keys: Default::default(),
-            capacity: capacity.max(1),
+            capacity_bytes: capacity_bytes.max(1),
             stats: Default::default(),
         }
     }
@@ -120,7 +137,7 @@ impl MemoVerifier {
         }
         let k = decompress(peer)?;
         let mut keys = self.keys.borrow_mut();
-        if keys.len() >= self.capacity {
+        if keys.len() >= MEMO_KEYS {
             keys.clear();
         }
         keys.insert(*peer, k);
@@ -131,24 +148,38 @@ impl MemoVerifier {
     pub fn stats(&self) -> (u64, u64) {
         self.stats.get()
     }
+
+    fn remember(&self, key: MemoKey, message: &[u8], verdict: Result<(), SignatureError>) {
+        let mut m = self.memo.borrow_mut();
+        while m.bytes + message.len() > self.capacity_bytes {
+            let Some(old) = m.order.pop_front() else { break };
+            if let Some((msg, _)) = m.verdicts.remove(&old) {
+                m.bytes -= msg.len();
+            }
+        }
+        if m.verdicts.insert(key, (message.into(), verdict)).is_none() {
+            m.order.push_back(key);
+            m.bytes += message.len();
+        }
+    }
 }
 
 impl Verifier for MemoVerifier {
     fn verify(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
-        let key: [u8; 32] =
-            Sha256::new().chain_update(peer.0).chain_update(signature).chain_update(message).finalize().into();
+        let key = (*peer, *signature);
         let (done, hits) = self.stats.get();
-        if let Some(v) = self.verdicts.borrow().get(&key) {
+        // None: never seen; Some(None): same key and signature over other bytes, which is not
+        // what was checked, so check it (and keep the first verdict, the one traffic repeats).
+        let cached = self.memo.borrow().verdicts.get(&key).map(|(msg, v)| (**msg == *message).then(|| v.clone()));
+        if let Some(Some(v)) = cached {
             self.stats.set((done, hits + 1));
-            return v.clone();
+            return v;
         }
         let v = self.key(peer).and_then(|k| verify_key(&k, peer, message, signature));
         self.stats.set((done + 1, hits));
-        let mut memo = self.verdicts.borrow_mut();
-        if memo.len() >= self.capacity {
-            memo.clear();
+        if cached.is_none() {
+            self.remember(key, message, v.clone());
         }
-        memo.insert(key, v.clone());
         v
     }
 }
@@ -212,13 +243,14 @@ mod tests {
             assert!(memo.verify(&b.peer_id(), b"m", &sig).is_err(), "same signature, other key");
             assert!(memo.verify(&a.peer_id(), b"n", &sig).is_err(), "same signature, other message");
         }
-        assert_eq!(memo.stats(), (3, 3));
-        // Past its capacity it forgets, and still answers right.
+        // "n" under a's key and signature is checked each time: only identical bytes hit.
+        assert_eq!(memo.stats(), (4, 2));
+        // Past its capacity (3 bytes of messages) it forgets the oldest, and still answers right.
         let mut bad = sig;
         bad[0] ^= 1;
         assert!(memo.verify(&a.peer_id(), b"m", &bad).is_err());
         assert!(memo.verify(&a.peer_id(), b"m", &sig).is_ok());
-        assert!(memo.verdicts.borrow().len() <= 3);
+        assert!(memo.memo.borrow().bytes <= 3 && memo.memo.borrow().verdicts.len() <= 3);
     }
 
     #[test]
