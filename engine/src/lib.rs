@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod content;
 pub mod core;
 pub mod discovery;
 pub mod gossip;
@@ -13,6 +14,7 @@ pub mod identity;
 pub mod node;
 pub mod observer;
 pub mod router;
+pub mod routing;
 pub mod serde_bytes;
 pub mod storage;
 pub mod time;

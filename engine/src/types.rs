@@ -1,12 +1,12 @@
 //! Identifiers shared by every subsystem.
 
-use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A peer's identity on the wire: 32 bytes (the ed25519 public key once identity lands).
 /// Serialised as one 32-byte binary string (34 bytes of MessagePack), not as 32 integers.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PeerId(pub [u8; 32]);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PeerId(#[serde(with = "crate::serde_bytes::array32")] pub [u8; 32]);
 
 /// Lexicographic byte order, as derived, but settled by one integer comparison of the first
 /// eight bytes in almost every case: peer ids are the keys of every map in the engine.
@@ -20,29 +20,6 @@ impl Ord for PeerId {
 impl PartialOrd for PeerId {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-impl Serialize for PeerId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for PeerId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = PeerId;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("32 bytes of peer id")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PeerId, E> {
-                let arr: [u8; 32] = v.try_into().map_err(|_| E::invalid_length(v.len(), &self))?;
-                Ok(PeerId(arr))
-            }
-        }
-        d.deserialize_bytes(V)
     }
 }
 
@@ -77,6 +54,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A MessagePack binary string of `len` bytes.
+    fn serde_bytes_of(len: usize) -> serde_bytes_value::B {
+        serde_bytes_value::B(vec![1; len])
+    }
+
+    mod serde_bytes_value {
+        #[derive(serde::Serialize)]
+        pub struct B(#[serde(with = "crate::serde_bytes")] pub Vec<u8>);
+    }
+
     proptest! {
         #[test]
         fn order_is_lexicographic_bytes(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), split in 0usize..32) {
@@ -85,6 +72,15 @@ mod tests {
             let mut c = a;
             c[split..].copy_from_slice(&b[split..]);
             prop_assert_eq!(PeerId(a).cmp(&PeerId(c)), a.cmp(&c));
+        }
+
+        #[test]
+        fn encodes_as_one_32_byte_string(a in any::<[u8; 32]>(), len in 0usize..40) {
+            let bytes = rmp_serde::to_vec(&PeerId(a)).unwrap();
+            prop_assert_eq!(bytes.len(), 34);
+            prop_assert_eq!(rmp_serde::from_slice::<PeerId>(&bytes).unwrap(), PeerId(a));
+            let other = rmp_serde::to_vec(&serde_bytes_of(len)).unwrap();
+            prop_assert_eq!(rmp_serde::from_slice::<PeerId>(&other).is_ok(), len == 32);
         }
     }
 }

@@ -1,0 +1,197 @@
+//! Chunks: a file is cut into pieces of at most [`MAX_CHUNK_BYTES`], each encrypted with
+//! AES-256-GCM under a key made for that file alone, and addressed by the SHA-256 of its
+//! ciphertext. Holders store and serve ciphertext they cannot read, and anyone can check that a
+//! chunk is the one asked for without the key.
+//!
+//! The nonce of chunk `i` is `i` itself (96-bit big-endian): unique because a key encrypts one
+//! file only. The index is also bound as associated data, so a holder cannot swap two chunks of
+//! the same file and have them decrypt.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Largest chunk of plaintext (one WebRTC message carries one chunk).
+pub const MAX_CHUNK_BYTES: usize = 256 * 1024;
+/// AES-GCM tag appended to every chunk.
+pub const TAG_BYTES: usize = 16;
+
+/// A chunk's address: SHA-256 of its ciphertext.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChunkId(#[serde(with = "crate::serde_bytes::array32")] pub [u8; 32]);
+
+impl ChunkId {
+    pub fn of(ciphertext: &[u8]) -> Self {
+        ChunkId(Sha256::digest(ciphertext).into())
+    }
+
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
+
+impl fmt::Debug for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkId({})", self.short())
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// The key of one file. Whoever holds it (and the manifest) can read the file; holders of its
+/// chunks cannot. Wiped from memory when dropped.
+#[derive(Clone)]
+pub struct FileKey(Zeroizing<[u8; 32]>);
+
+impl FileKey {
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut *k);
+        FileKey(k)
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        FileKey(Zeroizing::new(bytes))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(*self.0)
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(&*self.0).expect("a 32-byte key is an AES-256 key")
+    }
+}
+
+impl fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileKey(..)")
+    }
+}
+
+/// One encrypted chunk, ready to store or send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub id: ChunkId,
+    pub ciphertext: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChunkError {
+    #[error("chunk size {0} is outside 1..={MAX_CHUNK_BYTES}")]
+    BadChunkSize(usize),
+    #[error("chunk {index} has {len} bytes, more than a chunk can hold")]
+    TooLarge { index: u32, len: usize },
+    #[error("chunk {index} does not match its address {expected} (got {got})")]
+    HashMismatch { index: u32, expected: ChunkId, got: ChunkId },
+    #[error("chunk {index} does not decrypt under this file key (wrong key, or altered)")]
+    Decrypt { index: u32 },
+    #[error("file has {0} chunks, more than a manifest may list")]
+    TooManyChunks(usize),
+}
+
+fn nonce(index: u32) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[8..].copy_from_slice(&index.to_be_bytes());
+    n
+}
+
+/// Split and encrypt `data` into chunks of `chunk_size` plaintext bytes (the last may be
+/// shorter; an empty file has no chunks).
+pub fn encrypt(key: &FileKey, data: &[u8], chunk_size: usize) -> Result<Vec<Chunk>, ChunkError> {
+    if chunk_size == 0 || chunk_size > MAX_CHUNK_BYTES {
+        return Err(ChunkError::BadChunkSize(chunk_size));
+    }
+    let cipher = key.cipher();
+    data.chunks(chunk_size)
+        .enumerate()
+        .map(|(i, plain)| {
+            let index = u32::try_from(i).map_err(|_| ChunkError::TooManyChunks(i))?;
+            let aad = index.to_be_bytes();
+            let ciphertext = cipher
+                .encrypt(Nonce::from_slice(&nonce(index)), Payload { msg: plain, aad: &aad })
+                .expect("AES-GCM encryption of at most 256 KiB cannot fail");
+            Ok(Chunk { id: ChunkId::of(&ciphertext), ciphertext })
+        })
+        .collect()
+}
+
+/// Check a fetched chunk against the address it was asked by, then decrypt it as chunk `index`.
+pub fn decrypt(key: &FileKey, index: u32, expected: &ChunkId, ciphertext: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    if ciphertext.len() > MAX_CHUNK_BYTES + TAG_BYTES {
+        return Err(ChunkError::TooLarge { index, len: ciphertext.len() });
+    }
+    let got = ChunkId::of(ciphertext);
+    if got != *expected {
+        return Err(ChunkError::HashMismatch { index, expected: *expected, got });
+    }
+    let aad = index.to_be_bytes();
+    key.cipher()
+        .decrypt(Nonce::from_slice(&nonce(index)), Payload { msg: ciphertext, aad: &aad })
+        .map_err(|_| ChunkError::Decrypt { index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn key(seed: u64) -> FileKey {
+        FileKey::generate(&mut ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn round_trip_and_addresses(data in prop::collection::vec(any::<u8>(), 0..5000), size in 1usize..700) {
+            let k = key(1);
+            let chunks = encrypt(&k, &data, size).unwrap();
+            prop_assert_eq!(chunks.len(), data.len().div_ceil(size));
+            let mut back = vec![];
+            for (i, c) in chunks.iter().enumerate() {
+                prop_assert_eq!(c.id, ChunkId::of(&c.ciphertext));
+                prop_assert!(c.ciphertext.len() <= size + TAG_BYTES);
+                back.extend(decrypt(&k, i as u32, &c.id, &c.ciphertext).unwrap());
+            }
+            prop_assert_eq!(back, data);
+        }
+
+        #[test]
+        fn any_altered_byte_is_caught(data in prop::collection::vec(any::<u8>(), 1..2000), pos in any::<usize>()) {
+            let k = key(2);
+            let c = &encrypt(&k, &data, 1024).unwrap()[0];
+            let mut bad = c.ciphertext.clone();
+            let i = pos % bad.len();
+            bad[i] ^= 0x20;
+            // Asked by its address: the hash catches it.
+            prop_assert!(matches!(decrypt(&k, 0, &c.id, &bad), Err(ChunkError::HashMismatch { .. })), "hash must catch it");
+            // Even if the address were the altered bytes' own, the GCM tag catches it.
+            prop_assert_eq!(decrypt(&k, 0, &ChunkId::of(&bad), &bad), Err(ChunkError::Decrypt { index: 0 }));
+        }
+    }
+
+    #[test]
+    fn wrong_key_swapped_chunks_and_sizes_are_refused() {
+        let data = vec![5u8; 3000];
+        let chunks = encrypt(&key(3), &data, 1000).unwrap();
+        assert_eq!(decrypt(&key(4), 0, &chunks[0].id, &chunks[0].ciphertext), Err(ChunkError::Decrypt { index: 0 }));
+        // Same plaintext in chunks 0 and 1, yet chunk 1 does not pass as chunk 0.
+        assert_ne!(chunks[0].id, chunks[1].id, "same plaintext, different nonce, different address");
+        assert_eq!(decrypt(&key(3), 0, &chunks[1].id, &chunks[1].ciphertext), Err(ChunkError::Decrypt { index: 0 }));
+        assert_eq!(encrypt(&key(3), &data, 0), Err(ChunkError::BadChunkSize(0)));
+        assert_eq!(encrypt(&key(3), &data, MAX_CHUNK_BYTES + 1), Err(ChunkError::BadChunkSize(MAX_CHUNK_BYTES + 1)));
+        let big = vec![0u8; MAX_CHUNK_BYTES + TAG_BYTES + 1];
+        assert!(matches!(decrypt(&key(3), 0, &ChunkId::of(&big), &big), Err(ChunkError::TooLarge { .. })));
+        assert!(encrypt(&key(3), &[], 1000).unwrap().is_empty());
+    }
+}

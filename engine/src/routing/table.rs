@@ -1,0 +1,165 @@
+//! A Kademlia routing table: peers in 256 buckets by the highest bit in which their key differs
+//! from ours, at most `k` per bucket, least recently seen first. A full bucket keeps its old
+//! peers (long-lived peers are the likeliest to stay) and remembers newcomers as replacements,
+//! promoted when a member leaves. Pure data: fed by discovery's link events, asked by lookups.
+
+use super::{closest, Key};
+use crate::types::PeerId;
+use std::collections::VecDeque;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// Peers per bucket (Kademlia's k).
+    pub k: usize,
+    /// Replacement candidates remembered per full bucket.
+    pub replacements: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig { k: 20, replacements: 5 }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Least recently seen first.
+    peers: VecDeque<PeerId>,
+    replacements: VecDeque<PeerId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    me: Key,
+    cfg: TableConfig,
+    buckets: Vec<Bucket>,
+    len: usize,
+}
+
+impl RoutingTable {
+    pub fn new(me: &PeerId, cfg: TableConfig) -> Self {
+        assert!(cfg.k >= 1, "k must be at least 1");
+        RoutingTable { me: Key::of_peer(me), cfg, buckets: vec![Bucket::default(); 256], len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn bucket_of(&self, peer: &PeerId) -> Option<usize> {
+        self.me.distance(&Key::of_peer(peer)).bucket()
+    }
+
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.bucket_of(peer).is_some_and(|b| self.buckets[b].peers.contains(peer))
+    }
+
+    /// A peer was seen alive: refresh it, add it, or queue it as a replacement. Returns whether
+    /// it is in the table now.
+    pub fn seen(&mut self, peer: PeerId) -> bool {
+        let Some(b) = self.bucket_of(&peer) else { return false };
+        let (k, max_repl) = (self.cfg.k, self.cfg.replacements);
+        let bucket = &mut self.buckets[b];
+        if let Some(i) = bucket.peers.iter().position(|p| *p == peer) {
+            bucket.peers.remove(i);
+            bucket.peers.push_back(peer);
+            return true;
+        }
+        if bucket.peers.len() < k {
+            bucket.peers.push_back(peer);
+            bucket.replacements.retain(|p| *p != peer);
+            self.len += 1;
+            return true;
+        }
+        bucket.replacements.retain(|p| *p != peer);
+        bucket.replacements.push_back(peer);
+        if bucket.replacements.len() > max_repl {
+            bucket.replacements.pop_front();
+        }
+        false
+    }
+
+    /// A peer is gone (link down and not back, or failed a request): drop it and promote the
+    /// freshest replacement.
+    pub fn remove(&mut self, peer: &PeerId) {
+        let Some(b) = self.bucket_of(peer) else { return };
+        let bucket = &mut self.buckets[b];
+        bucket.replacements.retain(|p| p != peer);
+        if let Some(i) = bucket.peers.iter().position(|p| p == peer) {
+            bucket.peers.remove(i);
+            self.len -= 1;
+            if let Some(r) = bucket.replacements.pop_back() {
+                bucket.peers.push_back(r);
+                self.len += 1;
+            }
+        }
+    }
+
+    /// The `n` known peers closest to `target`.
+    pub fn closest(&self, target: &Key, n: usize) -> Vec<PeerId> {
+        closest(target, self.buckets.iter().flat_map(|b| b.peers.iter().copied()), n)
+    }
+
+    pub fn check_invariants(&self) {
+        debug_assert_eq!(self.len, self.buckets.iter().map(|b| b.peers.len()).sum::<usize>());
+        for (i, b) in self.buckets.iter().enumerate() {
+            debug_assert!(b.peers.len() <= self.cfg.k && b.replacements.len() <= self.cfg.replacements);
+            debug_assert!(b.peers.iter().all(|p| self.bucket_of(p) == Some(i)), "peer in the wrong bucket");
+            debug_assert!(b.replacements.iter().all(|p| !b.peers.contains(p)), "replacement also a member");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any sequence of sightings and departures keeps every bucket bounded and consistent,
+        /// never holds a peer twice, and `closest` agrees with a brute-force answer over the
+        /// members.
+        #[test]
+        fn table_stays_consistent(ops in prop::collection::vec((any::<bool>(), 0u8..60), 1..300), k in 1usize..4) {
+            let me = PeerId([0; 32]);
+            let mut t = RoutingTable::new(&me, TableConfig { k, replacements: 2 });
+            let peer = |i: u8| PeerId([i.wrapping_add(1); 32]);
+            let mut members = std::collections::BTreeSet::new();
+            for (add, i) in ops {
+                if add {
+                    t.seen(peer(i));
+                } else {
+                    t.remove(&peer(i));
+                }
+                t.check_invariants();
+                members = (0..60u8).map(peer).filter(|p| t.contains(p)).collect();
+                prop_assert_eq!(members.len(), t.len());
+            }
+            let target = Key([0x5a; 32]);
+            prop_assert_eq!(t.closest(&target, 5), closest(&target, members.iter().copied(), 5));
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_keeps_old_peers_and_promotes_a_replacement() {
+        let me = PeerId([0; 32]);
+        let mut t = RoutingTable::new(&me, TableConfig { k: 1, replacements: 1 });
+        // Find three peers that fall in the same bucket.
+        let mut same: Vec<PeerId> = vec![];
+        let first = (1..=255u8).map(|i| PeerId([i; 32])).collect::<Vec<_>>();
+        let b0 = t.bucket_of(&first[0]);
+        same.extend(first.iter().copied().filter(|p| t.bucket_of(p) == b0).take(3));
+        assert_eq!(same.len(), 3, "test needs three peers in one bucket");
+        assert!(t.seen(same[0]));
+        assert!(!t.seen(same[1]), "full bucket: the old peer stays");
+        assert!(t.contains(&same[0]) && !t.contains(&same[1]));
+        t.remove(&same[0]);
+        assert!(t.contains(&same[1]), "the replacement takes the free place");
+        assert!(!t.seen(me), "never ourselves");
+        assert_eq!(t.len(), 1);
+    }
+}
