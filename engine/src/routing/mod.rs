@@ -2,8 +2,10 @@
 //! table. A peer's routing key is SHA-256 of its public key (public keys are not uniform over
 //! the key space; their hashes are); a chunk's key is its id, itself a SHA-256.
 
+pub mod lookup;
 pub mod table;
 
+pub use lookup::{Lookup, LookupConfig};
 pub use table::{RoutingTable, TableConfig};
 
 use crate::content::ChunkId;

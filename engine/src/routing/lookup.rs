@@ -1,0 +1,230 @@
+//! Iterative lookup over the XOR metric, as a pure state machine: ask the closest peers known
+//! so far for the peers *they* know closest to the target, at most `alpha` questions in flight,
+//! until the `k` closest peers heard of have all answered. How a question reaches a peer (an
+//! existing link, a new one) and when it times out is the caller's business: it feeds answers and
+//! failures in and takes the next questions out.
+
+use super::{Distance, Key};
+use crate::types::PeerId;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupConfig {
+    /// Peers the lookup returns (the replica set needs RF of them; Kademlia's k is 20).
+    pub k: usize,
+    /// Questions in flight at once.
+    pub alpha: usize,
+}
+
+impl Default for LookupConfig {
+    fn default() -> Self {
+        LookupConfig { k: 20, alpha: 3 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Fresh,
+    Asked,
+    Answered,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Lookup {
+    target: Key,
+    cfg: LookupConfig,
+    /// Candidates by distance to the target (distinct peers have distinct distances).
+    peers: BTreeMap<Distance, (PeerId, State)>,
+    in_flight: usize,
+    queries: u32,
+}
+
+impl Lookup {
+    pub fn new(target: Key, seeds: impl IntoIterator<Item = PeerId>, cfg: LookupConfig) -> Self {
+        assert!(cfg.k >= 1 && cfg.alpha >= 1, "k and alpha must be at least 1");
+        let mut l = Lookup { target, cfg, peers: BTreeMap::new(), in_flight: 0, queries: 0 };
+        l.add(seeds);
+        l
+    }
+
+    /// Keep at most this many candidates: the closest; farther ones could never make the result.
+    fn cap(&self) -> usize {
+        4 * self.cfg.k.max(self.cfg.alpha)
+    }
+
+    fn add(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        for p in peers {
+            let d = Key::of_peer(&p).distance(&self.target);
+            self.peers.entry(d).or_insert((p, State::Fresh));
+        }
+        // Drop the farthest candidates nobody is waiting on.
+        while self.peers.len() > self.cap() {
+            let Some(&d) = self.peers.iter().rev().find(|(_, (_, s))| *s != State::Asked).map(|(d, _)| d) else {
+                break;
+            };
+            self.peers.remove(&d);
+        }
+    }
+
+    fn state_of(&mut self, peer: &PeerId) -> Option<&mut State> {
+        let d = Key::of_peer(peer).distance(&self.target);
+        self.peers.get_mut(&d).filter(|(p, _)| p == peer).map(|(_, s)| s)
+    }
+
+    /// The next peers to ask (marks them asked).
+    pub fn next_queries(&mut self) -> Vec<PeerId> {
+        let room = self.cfg.alpha.saturating_sub(self.in_flight);
+        if room == 0 || self.is_done() {
+            return vec![];
+        }
+        let k = self.cfg.k;
+        let picks: Vec<Distance> = self
+            .peers
+            .iter()
+            .filter(|(_, (_, s))| *s != State::Failed)
+            .take(k)
+            .filter(|(_, (_, s))| *s == State::Fresh)
+            .take(room)
+            .map(|(d, _)| *d)
+            .collect();
+        picks
+            .into_iter()
+            .filter_map(|d| {
+                let (p, s) = self.peers.get_mut(&d)?;
+                *s = State::Asked;
+                Some(*p)
+            })
+            .inspect(|_| {
+                self.in_flight += 1;
+                self.queries += 1;
+            })
+            .collect()
+    }
+
+    /// `from` answered with the peers it knows closest to the target. Answers nobody asked
+    /// for are ignored.
+    pub fn on_answer(&mut self, from: &PeerId, peers: impl IntoIterator<Item = PeerId>) {
+        match self.state_of(from) {
+            Some(s) if *s == State::Asked => *s = State::Answered,
+            _ => return,
+        }
+        self.in_flight -= 1;
+        self.add(peers);
+    }
+
+    /// `from` did not answer (timeout, refused link, wrong data).
+    pub fn on_failure(&mut self, from: &PeerId) {
+        match self.state_of(from) {
+            Some(s) if *s == State::Asked => *s = State::Failed,
+            Some(s) if *s == State::Fresh => {
+                *s = State::Failed;
+                return;
+            }
+            _ => return,
+        }
+        self.in_flight -= 1;
+    }
+
+    /// Done when nothing is in flight and the `k` closest peers not known to have failed have
+    /// all answered.
+    pub fn is_done(&self) -> bool {
+        self.in_flight == 0
+            && self
+                .peers
+                .values()
+                .filter(|(_, s)| *s != State::Failed)
+                .take(self.cfg.k)
+                .all(|(_, s)| *s == State::Answered)
+    }
+
+    /// The closest peers that answered, nearest first (at most `k`).
+    pub fn result(&self) -> Vec<PeerId> {
+        self.peers.values().filter(|(_, s)| *s == State::Answered).take(self.cfg.k).map(|(p, _)| *p).collect()
+    }
+
+    /// Questions asked so far.
+    pub fn queries(&self) -> u32 {
+        self.queries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::{closest, RoutingTable, TableConfig};
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn peer(i: u16) -> PeerId {
+        let mut b = [0u8; 32];
+        b[..2].copy_from_slice(&i.to_be_bytes());
+        b[2] = 0xAB;
+        PeerId(b)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Over a network where every peer's table was fed every other peer (k-buckets keep
+        /// what fits) and some peers are dead, a lookup from any live peer finds exactly the k
+        /// closest live peers to any target, with questions bounded well below the population.
+        #[test]
+        fn finds_the_k_closest_live_peers(
+            n in 20u16..300, dead_every in 3u16..20, target in any::<[u8; 32]>(), from in any::<u16>(), k in 1usize..8,
+        ) {
+            let all: Vec<PeerId> = (0..n).map(peer).collect();
+            let dead: BTreeSet<PeerId> = all.iter().copied().filter(|p| u16::from(p.0[1]).is_multiple_of(dead_every)).collect();
+            let tables: BTreeMap<PeerId, RoutingTable> = all
+                .iter()
+                .map(|me| {
+                    let mut t = RoutingTable::new(me, TableConfig { k: 8, replacements: 0 });
+                    for p in &all { t.seen(*p); }
+                    (*me, t)
+                })
+                .collect();
+            let live: Vec<PeerId> = all.iter().copied().filter(|p| !dead.contains(p)).collect();
+            prop_assume!(!live.is_empty());
+            let origin = live[from as usize % live.len()];
+            let target = Key(target);
+            let seeds = tables[&origin].closest(&target, 8).into_iter().filter(|p| *p != origin).chain(std::iter::once(origin));
+            let mut l = Lookup::new(target, seeds, LookupConfig { k, alpha: 3 });
+            let mut rounds = 0;
+            while !l.is_done() {
+                rounds += 1;
+                prop_assert!(rounds < 1000, "lookup does not terminate");
+                let qs = l.next_queries();
+                prop_assert!(!qs.is_empty(), "stuck: nothing in flight and not done");
+                for q in qs {
+                    if dead.contains(&q) {
+                        l.on_failure(&q);
+                    } else {
+                        l.on_answer(&q, tables[&q].closest(&target, 8));
+                    }
+                }
+            }
+            prop_assert_eq!(l.result(), closest(&target, live.iter().copied(), k));
+            prop_assert!(l.queries() as usize <= 3 * k + 60, "{} questions for {} peers", l.queries(), n);
+        }
+    }
+
+    #[test]
+    fn unasked_answers_and_failures_change_nothing() {
+        let target = Key([0; 32]);
+        let mut l = Lookup::new(target, [peer(1), peer(2)], LookupConfig { k: 2, alpha: 1 });
+        let q = l.next_queries();
+        assert_eq!(q.len(), 1);
+        let other = if q[0] == peer(1) { peer(2) } else { peer(1) };
+        l.on_answer(&other, [peer(9)]);
+        l.on_answer(&peer(77), [peer(9)]);
+        assert!(l.result().is_empty());
+        assert!(l.next_queries().is_empty(), "alpha = 1: one question at a time");
+        l.on_answer(&q[0], []);
+        assert_eq!(l.result(), vec![q[0]]);
+        assert!(!l.is_done(), "the other seed is still to ask");
+        let q2 = l.next_queries();
+        assert_eq!(q2, vec![other]);
+        l.on_failure(&other);
+        assert!(l.is_done());
+        assert_eq!(l.result(), vec![q[0]]);
+    }
+}
