@@ -27,6 +27,38 @@ pub struct NodeConfig {
     pub gossip: GossipConfig,
     pub health: HealthConfig,
     pub auth: AuthConfig,
+    pub replication: ReplicationConfig,
+}
+
+/// Replication: how many copies of each chunk, and how fast repair may go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// Replicas per chunk (the replica set: the `rf` live peers closest to the chunk by XOR).
+    pub rf: usize,
+    /// How often each node checks the replica sets of what it holds.
+    pub repair_interval_ms: u64,
+    /// Most bytes one node pushes for repair per round (the rate limit on repair traffic).
+    pub repair_bytes_per_round: u64,
+    /// A request for a chunk not answered within this long goes to another holder.
+    pub request_timeout_ms: u64,
+    /// How often a holder checks each chunk's replica set against the network (a lookup).
+    pub check_interval_ms: u64,
+    /// Most lookups one node starts per repair round.
+    pub lookups_per_round: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            rf: 3,
+            repair_interval_ms: 30_000,
+            repair_bytes_per_round: 2 * 1024 * 1024,
+            request_timeout_ms: 10_000,
+            check_interval_ms: 300_000,
+            lookups_per_round: 16,
+        }
+    }
 }
 
 /// Peer authentication: every new link runs a challenge-response handshake proving that the peer
@@ -184,6 +216,21 @@ impl NodeConfig {
         check(g.ttl >= 1, "gossip.ttl", "must be at least 1")?;
         check(g.max_rumors_per_frame >= 1, "gossip.max_rumors_per_frame", "must be at least 1")?;
         check(g.seen_cache_max >= 16, "gossip.seen_cache_max", "must be at least 16")?;
+        let r = &self.replication;
+        check(r.rf >= 1, "replication.rf", "must be at least 1")?;
+        check(r.repair_interval_ms >= 100, "replication.repair_interval_ms", "must be at least 100 ms")?;
+        check(
+            r.repair_bytes_per_round >= 256 * 1024 + 16,
+            "replication.repair_bytes_per_round",
+            "must fit at least one full chunk (262160 bytes)",
+        )?;
+        check(r.request_timeout_ms >= 100, "replication.request_timeout_ms", "must be at least 100 ms")?;
+        check(
+            r.check_interval_ms >= r.repair_interval_ms,
+            "replication.check_interval_ms",
+            "must be >= repair_interval_ms",
+        )?;
+        check(r.lookups_per_round >= 1, "replication.lookups_per_round", "must be at least 1")?;
         check(self.auth.handshake_timeout_ms >= 100, "auth.handshake_timeout_ms", "must be at least 100 ms")?;
         let h = &self.health;
         check(h.heartbeat_interval_ms >= 100, "health.heartbeat_interval_ms", "must be at least 100 ms")?;

@@ -13,6 +13,7 @@ pub mod health;
 pub mod identity;
 pub mod node;
 pub mod observer;
+pub mod replication;
 pub mod router;
 pub mod routing;
 pub mod serde_bytes;

@@ -1,0 +1,381 @@
+//! Replication core: keeps every chunk on its replica set, the `rf` live peers closest to the
+//! chunk by XOR distance, as far as this node can see (itself and the peers it is linked to; the
+//! topology keeps a node linked to its XOR neighbourhood, where the chunks it is responsible for
+//! and their other holders are).
+//!
+//! Repair is pulled, not pushed. Neighbours tell each other what they hold (everything when a
+//! link comes up, changes after) and whether they are full. Every `repair_interval_ms` a node
+//! looks at the chunks it has heard of: where it is itself in the replica set (counting only
+//! peers with room) and lacks the chunk, it asks one holder for it, within a byte budget per
+//! round, so churn never turns into a repair storm. The node that should hold a copy is the only
+//! one that asks for it, so nobody is sent a chunk twice; a newcomer that became closest asks
+//! for what it now owns; a full node is left out of everyone's replica sets and its share goes
+//! to the next closest.
+//!
+//! Neighbourhoods are not enough on their own: the peers closest to a chunk need not be closest
+//! to each other (XOR closeness to the chunk and to a holder differ). So each holder also checks
+//! its chunks against the network every `check_interval_ms`, and at once when a neighbour holding
+//! one goes: it asks the routing layer for the live peers closest to the chunk (`Lookup`), and
+//! tells the members of the replica set that lack it (`Offer`); they pull it.
+//!
+//! Pure: bytes stay in the inventory. The wiring answers `Request`s from it, stores what arrives
+//! and reports `Stored`. A copy is never dropped here: a node that is no longer among the
+//! closest keeps its copy as an extra replica; dropping under storage pressure is the
+//! inventory's call, reported with `Dropped`.
+
+use crate::config::ReplicationConfig;
+use crate::content::ChunkId;
+use crate::core::{Core, LinkEvent, Outputs};
+use crate::routing::replica_set;
+use crate::time::Millis;
+use crate::types::PeerId;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Link(LinkEvent),
+    /// The inventory holds this chunk now (published here, or fetched and stored).
+    Stored {
+        chunk: ChunkId,
+        bytes: u32,
+    },
+    /// The inventory let a chunk go.
+    Dropped {
+        chunk: ChunkId,
+    },
+    /// Whether the inventory has room for another chunk (changes are announced).
+    Room {
+        full: bool,
+    },
+    /// A neighbour's announcement.
+    Holdings {
+        from: PeerId,
+        held: Vec<ChunkId>,
+        released: Vec<ChunkId>,
+        full: bool,
+    },
+    /// A request for `chunk` to `from` will not be answered (refused, link gone, bad data).
+    Failed {
+        from: PeerId,
+        chunk: ChunkId,
+    },
+    /// A holder (neighbour or not) says we belong to the replica set of `chunk`.
+    Offer {
+        from: PeerId,
+        chunk: ChunkId,
+    },
+    /// The routing layer's answer to `Lookup`: live peers closest to the chunk, nearest first,
+    /// each with whether it is full.
+    Found {
+        chunk: ChunkId,
+        peers: Vec<Found>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Tell these neighbours what we hold now, no longer hold, and whether we are full.
+    Announce { to: Vec<PeerId>, held: Vec<ChunkId>, released: Vec<ChunkId>, full: bool },
+    /// Ask `to` for its copy of `chunk`.
+    Request { to: PeerId, chunk: ChunkId },
+    /// Find the live peers closest to `chunk` (answered with `Found`).
+    Lookup { chunk: ChunkId },
+    /// Tell `to` it belongs to the replica set of `chunk`, which we hold.
+    Offer { to: PeerId, chunk: ChunkId },
+}
+
+/// A peer a lookup reached, and what it said of itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub peer: PeerId,
+    /// It has no room for another chunk.
+    pub full: bool,
+    /// It holds the chunk looked up.
+    pub holds: bool,
+}
+
+/// Counters for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationStats {
+    pub requests: u64,
+    pub lookups: u64,
+    pub offers: u64,
+    pub failures: u64,
+    /// Rounds that stopped early for want of budget.
+    pub throttled_rounds: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Neighbour {
+    full: bool,
+}
+
+pub struct ReplicationCore {
+    me: PeerId,
+    cfg: ReplicationConfig,
+    /// Assumed size of a chunk we have not seen yet, for the budget (the largest there is).
+    chunk_bytes_max: u32,
+    neighbours: BTreeMap<PeerId, Neighbour>,
+    /// What we hold: size, and when to check its replica set against the network next.
+    held: BTreeMap<ChunkId, (u32, Millis)>,
+    /// Chunks others hold -> which peers (neighbours, and holders that offered them to us).
+    known: BTreeMap<ChunkId, BTreeSet<PeerId>>,
+    /// Offers made: (chunk, peer) -> until when not to repeat it.
+    offered: BTreeMap<(ChunkId, PeerId), Millis>,
+    full: bool,
+    /// Requests in flight: chunk -> (asked, deadline).
+    pending: BTreeMap<ChunkId, (PeerId, Millis)>,
+    /// Holders that failed us, per chunk, not asked again while the link lasts.
+    failed: BTreeSet<(ChunkId, PeerId)>,
+    next_round: Millis,
+    stats: ReplicationStats,
+    out: Outputs<Output>,
+}
+
+impl ReplicationCore {
+    pub fn new(me: PeerId, cfg: ReplicationConfig, chunk_bytes_max: u32, first_round: Millis) -> Self {
+        ReplicationCore {
+            me,
+            cfg,
+            chunk_bytes_max,
+            neighbours: BTreeMap::new(),
+            held: BTreeMap::new(),
+            known: BTreeMap::new(),
+            offered: BTreeMap::new(),
+            full: false,
+            pending: BTreeMap::new(),
+            failed: BTreeSet::new(),
+            next_round: first_round,
+            stats: ReplicationStats::default(),
+            out: Outputs::new(),
+        }
+    }
+
+    pub fn stats(&self) -> ReplicationStats {
+        self.stats
+    }
+
+    pub fn holds(&self, chunk: &ChunkId) -> bool {
+        self.held.contains_key(chunk)
+    }
+
+    fn announce(&mut self, to: Vec<PeerId>, held: Vec<ChunkId>, released: Vec<ChunkId>) {
+        if !to.is_empty() {
+            self.out.push_back(Output::Announce { to, held, released, full: self.full });
+        }
+    }
+
+    fn everyone(&self) -> Vec<PeerId> {
+        self.neighbours.keys().copied().collect()
+    }
+
+    fn forget_holder(&mut self, peer: &PeerId) {
+        self.known.retain(|_, hs| {
+            hs.remove(peer);
+            !hs.is_empty()
+        });
+        self.failed.retain(|(_, p)| p != peer);
+        let gone: Vec<ChunkId> = self.pending.iter().filter(|(_, (p, _))| p == peer).map(|(c, _)| *c).collect();
+        for c in gone {
+            self.pending.remove(&c);
+        }
+    }
+
+    fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { peer, .. } => {
+                if peer != self.me && !self.neighbours.contains_key(&peer) {
+                    self.neighbours.insert(peer, Neighbour::default());
+                    let all: Vec<ChunkId> = self.held.keys().copied().collect();
+                    self.announce(vec![peer], all, vec![]);
+                }
+            }
+            LinkEvent::Down { peer } => {
+                if self.neighbours.remove(&peer).is_some() {
+                    // Chunks it held with us are checked against the network at the next round.
+                    for (c, (_, check)) in self.held.iter_mut() {
+                        if self.known.get(c).is_some_and(|hs| hs.contains(&peer)) {
+                            *check = (*check).min(now);
+                        }
+                    }
+                    self.forget_holder(&peer);
+                }
+            }
+            LinkEvent::DialFailed { .. } => {}
+        }
+    }
+
+    fn unknow(&mut self, chunk: &ChunkId, peer: &PeerId) {
+        if let Some(hs) = self.known.get_mut(chunk) {
+            hs.remove(peer);
+            if hs.is_empty() {
+                self.known.remove(chunk);
+            }
+        }
+    }
+
+    /// The network's closest peers to a chunk we hold: offer it to the members of its replica
+    /// set (those with room) that are not known to hold it.
+    fn on_found(&mut self, now: Millis, chunk: ChunkId, peers: Vec<Found>) {
+        if !self.held.contains_key(&chunk) {
+            return;
+        }
+        let eligible = peers
+            .iter()
+            .filter(|f| f.peer == self.me || !f.full || f.holds)
+            .map(|f| f.peer)
+            .chain(std::iter::once(self.me));
+        let holding: BTreeSet<PeerId> = peers.iter().filter(|f| f.holds).map(|f| f.peer).collect();
+        for m in replica_set(&chunk, eligible, self.cfg.rf) {
+            if m == self.me || holding.contains(&m) || self.offered.contains_key(&(chunk, m)) {
+                continue;
+            }
+            self.offered.insert((chunk, m), now + self.cfg.check_interval_ms);
+            self.stats.offers += 1;
+            self.out.push_back(Output::Offer { to: m, chunk });
+        }
+    }
+
+    /// Whether we belong to the replica set of `chunk`, among ourselves and the neighbours with
+    /// room (a full neighbour counts only for chunks it already holds).
+    fn responsible_for(&self, chunk: &ChunkId, holders: &BTreeSet<PeerId>) -> bool {
+        let eligible = std::iter::once(self.me)
+            .chain(self.neighbours.iter().filter(|(p, n)| !n.full || holders.contains(p)).map(|(p, _)| *p));
+        replica_set(chunk, eligible, self.cfg.rf).contains(&self.me)
+    }
+
+    /// One repair round: fetch what we should hold and do not, within the byte budget.
+    fn round(&mut self, now: Millis) {
+        let expired: Vec<(ChunkId, PeerId)> =
+            self.pending.iter().filter(|(_, (_, d))| *d <= now).map(|(c, (p, _))| (*c, *p)).collect();
+        for (c, p) in expired {
+            self.pending.remove(&c);
+            self.failed.insert((c, p));
+            self.stats.failures += 1;
+        }
+        self.offered.retain(|_, until| *until > now);
+        let due: Vec<ChunkId> = self
+            .held
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(c, _)| *c)
+            .take(self.cfg.lookups_per_round)
+            .collect();
+        for c in due {
+            if let Some((_, at)) = self.held.get_mut(&c) {
+                *at = now + self.cfg.check_interval_ms;
+            }
+            self.stats.lookups += 1;
+            self.out.push_back(Output::Lookup { chunk: c });
+        }
+        if self.full {
+            return;
+        }
+        let mut budget = self.cfg.repair_bytes_per_round;
+        let mut asks = Vec::new();
+        for (chunk, holders) in &self.known {
+            if self.held.contains_key(chunk) || self.pending.contains_key(chunk) {
+                continue;
+            }
+            if !self.responsible_for(chunk, holders) {
+                continue;
+            }
+            // Ask the holder closest to the chunk that has not failed us for it.
+            let usable = holders.iter().copied().filter(|p| !self.failed.contains(&(*chunk, *p)));
+            let Some(from) = replica_set(chunk, usable, 1).first().copied() else { continue };
+            let cost = u64::from(self.chunk_bytes_max);
+            if cost > budget {
+                self.stats.throttled_rounds += 1;
+                break;
+            }
+            budget -= cost;
+            asks.push((*chunk, from));
+        }
+        for (chunk, from) in asks {
+            self.pending.insert(chunk, (from, now + self.cfg.request_timeout_ms));
+            self.stats.requests += 1;
+            self.out.push_back(Output::Request { to: from, chunk });
+        }
+    }
+}
+
+impl Core for ReplicationCore {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, now: Millis, input: Input) {
+        match input {
+            Input::Link(ev) => self.on_link(now, ev),
+            Input::Stored { chunk, bytes } => {
+                self.pending.remove(&chunk);
+                // A new chunk is checked against the network at the next round.
+                if self.held.insert(chunk, (bytes, now)).is_none() {
+                    let to = self.everyone();
+                    self.announce(to, vec![chunk], vec![]);
+                }
+            }
+            Input::Dropped { chunk } => {
+                if self.held.remove(&chunk).is_some() {
+                    let to = self.everyone();
+                    self.announce(to, vec![], vec![chunk]);
+                }
+            }
+            Input::Room { full } => {
+                if full != self.full {
+                    self.full = full;
+                    let to = self.everyone();
+                    self.announce(to, vec![], vec![]);
+                }
+            }
+            Input::Holdings { from, held, released, full } => {
+                let Some(n) = self.neighbours.get_mut(&from) else { return };
+                n.full = full;
+                for c in held {
+                    self.known.entry(c).or_default().insert(from);
+                }
+                for c in released {
+                    self.unknow(&c, &from);
+                }
+            }
+            Input::Failed { from, chunk } => {
+                if self.pending.get(&chunk).is_some_and(|(p, _)| *p == from) {
+                    self.pending.remove(&chunk);
+                    self.stats.failures += 1;
+                    if self.neighbours.contains_key(&from) {
+                        self.failed.insert((chunk, from));
+                    } else {
+                        self.unknow(&chunk, &from);
+                    }
+                }
+            }
+            Input::Offer { from, chunk } => {
+                if from != self.me && !self.held.contains_key(&chunk) {
+                    self.known.entry(chunk).or_default().insert(from);
+                }
+            }
+            Input::Found { chunk, peers } => self.on_found(now, chunk, peers),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        if now >= self.next_round {
+            self.next_round = now + self.cfg.repair_interval_ms;
+            self.round(now);
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Millis> {
+        Some(self.next_round)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(!self.neighbours.contains_key(&self.me), "linked to ourselves");
+        debug_assert!(self.known.values().all(|hs| !hs.is_empty() && !hs.contains(&self.me)));
+        debug_assert!(self.pending.keys().all(|c| !self.held.contains_key(c)), "asking for what we hold");
+        debug_assert!(self.failed.iter().all(|(_, p)| self.neighbours.contains_key(p)));
+    }
+}
