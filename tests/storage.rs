@@ -97,7 +97,9 @@ fn a_restarted_node_rejoins_from_its_stored_registry() {
                 clock,
                 peer_store: store,
                 faults: Default::default(),
-            });
+                content_store: Box::new(swarm_engine::storage::memory::MemoryStorage::new()),
+            })
+            .expect("memory store opens");
             net.set_inbox(slot as u32, Rc::new(inbox));
             node
         };

@@ -28,6 +28,51 @@ pub struct NodeConfig {
     pub health: HealthConfig,
     pub auth: AuthConfig,
     pub replication: ReplicationConfig,
+    pub routing: RoutingConfig,
+    pub topology: TopologyConfig,
+}
+
+/// Content routing: iterative lookups over the XOR metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Peers a lookup converges on, and peers in one answer.
+    pub k: usize,
+    /// Questions in flight per lookup.
+    pub alpha: usize,
+    /// A question not answered within this long counts as failed.
+    pub query_timeout_ms: u64,
+    /// Lookups one node runs at once (more wait their turn).
+    pub max_lookups: usize,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig { k: 8, alpha: 3, query_timeout_ms: 2_000, max_lookups: 32 }
+    }
+}
+
+/// Topology: which links a node keeps beyond the ones discovery makes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    /// Links to the peers closest to us by XOR (where our replicas' other holders are).
+    pub neighbourhood: usize,
+    /// How often a node looks itself up (finding its neighbourhood) and fills empty buckets.
+    pub refresh_interval_ms: u64,
+    /// A link we opened that topology does not want (one opened for an exchange: a transfer, an
+    /// offer, a lookup question; or a neighbour no longer in our neighbourhood) is closed, with
+    /// a goodbye, after this long idle. Short, so a busy node does not pile up links and refuse
+    /// the next peer that needs it.
+    pub idle_link_ms: u64,
+    /// Topology dials in flight at once.
+    pub max_dials: usize,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig { neighbourhood: 6, refresh_interval_ms: 300_000, idle_link_ms: 10_000, max_dials: 4 }
+    }
 }
 
 /// Replication: how many copies of each chunk, and how fast repair may go.
@@ -46,6 +91,14 @@ pub struct ReplicationConfig {
     pub check_interval_ms: u64,
     /// Most lookups one node starts per repair round.
     pub lookups_per_round: usize,
+    /// Bytes of chunks this node keeps at most (its own and others'); a full node refuses more.
+    pub capacity_bytes: u64,
+    /// A fetch that has not completed within this long fails.
+    pub fetch_timeout_ms: u64,
+    /// Copies kept beyond the replica set: a holder farther than the `rf + spare_copies`
+    /// closest live peers drops its copy once all `rf` of the replica set hold it (an author
+    /// keeps what it published).
+    pub spare_copies: usize,
 }
 
 impl Default for ReplicationConfig {
@@ -55,8 +108,11 @@ impl Default for ReplicationConfig {
             repair_interval_ms: 30_000,
             repair_bytes_per_round: 2 * 1024 * 1024,
             request_timeout_ms: 10_000,
-            check_interval_ms: 300_000,
+            check_interval_ms: 60_000,
             lookups_per_round: 16,
+            capacity_bytes: 1 << 30,
+            fetch_timeout_ms: 30_000,
+            spare_copies: 2,
         }
     }
 }
@@ -112,7 +168,7 @@ impl Default for DiscoveryConfig {
             registry_max_peers: 100,
             pex_max_peers: 50,
             target_connections: 8,
-            max_connections: 16,
+            max_connections: 48,
             explore_max_connections: 10,
             max_pending_dials: 8,
             dial_retry_after_ms: 60_000,
@@ -231,6 +287,22 @@ impl NodeConfig {
             "must be >= repair_interval_ms",
         )?;
         check(r.lookups_per_round >= 1, "replication.lookups_per_round", "must be at least 1")?;
+        check(r.fetch_timeout_ms >= 100, "replication.fetch_timeout_ms", "must be at least 100 ms")?;
+        let k = &self.routing;
+        check(
+            (1..=crate::wire::MAX_NODES).contains(&k.k),
+            "routing.k",
+            format!("must be 1..={}", crate::wire::MAX_NODES),
+        )?;
+        check(k.k >= r.rf, "routing.k", format!("must be >= replication.rf ({})", r.rf))?;
+        check(k.alpha >= 1, "routing.alpha", "must be at least 1")?;
+        check(k.query_timeout_ms >= 10, "routing.query_timeout_ms", "must be at least 10 ms")?;
+        check(k.max_lookups >= 1, "routing.max_lookups", "must be at least 1")?;
+        let t = &self.topology;
+        check(t.neighbourhood >= 1, "topology.neighbourhood", "must be at least 1")?;
+        check(t.refresh_interval_ms >= 1_000, "topology.refresh_interval_ms", "must be at least 1000 ms")?;
+        check(t.idle_link_ms >= 100, "topology.idle_link_ms", "must be at least 100 ms")?;
+        check(t.max_dials >= 1, "topology.max_dials", "must be at least 1")?;
         check(self.auth.handshake_timeout_ms >= 100, "auth.handshake_timeout_ms", "must be at least 100 ms")?;
         let h = &self.health;
         check(h.heartbeat_interval_ms >= 100, "health.heartbeat_interval_ms", "must be at least 100 ms")?;

@@ -118,9 +118,18 @@ pub type Outputs<O> = std::collections::VecDeque<O>;
 /// Events every core sees about connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
-    Up { peer: crate::PeerId, outbound: bool },
-    Down { peer: crate::PeerId },
-    DialFailed { peer: crate::PeerId },
+    Up {
+        peer: crate::PeerId,
+        outbound: bool,
+    },
+    /// `clean`: closed on purpose by either side (a `Bye`), not lost.
+    Down {
+        peer: crate::PeerId,
+        clean: bool,
+    },
+    DialFailed {
+        peer: crate::PeerId,
+    },
 }
 
 /// What any core may ask of the outside world: the router applies these.
@@ -136,7 +145,10 @@ pub enum Effect {
         msg: crate::wire::Message,
     },
     Dial(crate::PeerId),
+    /// Drop a link that failed (no goodbye).
     Disconnect(crate::PeerId),
+    /// Close a link on purpose: a `Bye` goes first so the peer does not treat it as lost.
+    Close(crate::PeerId),
     Event(crate::observer::Event),
     /// A peer misbehaved: the hook the reputation subsystem scores (today: reported as an event).
     Report {

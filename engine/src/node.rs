@@ -3,13 +3,16 @@
 
 use crate::auth::{AuthActor, AuthCore, AuthWiring, Gate};
 use crate::config::NodeConfig;
-use crate::core::{Shell, Shutdown};
+use crate::content::{ChunkId, Inventory, InventoryError};
+use crate::core::{In, Shell, Shutdown};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, DiscoveryWiring, PeerStore, StoredPeer};
 use crate::gossip::{Faults, GossipActor, GossipCore, GossipWiring};
 use crate::health::{HealthActor, HealthCore, HealthWiring};
 use crate::identity::{Identity, Verifier};
 use crate::observer::Observer;
+use crate::replication::{ContentActor, ContentCore, ContentInput, ContentWiring};
 use crate::router::{Dispatch, Inbox, Outbox};
+use crate::storage::Storage;
 use crate::time::Clock;
 use crate::transport::Transport;
 use crate::types::PeerId;
@@ -29,6 +32,7 @@ const STREAM_DISCOVERY: u64 = 1;
 const STREAM_GOSSIP: u64 = 2;
 const STREAM_HEALTH: u64 = 3;
 const STREAM_AUTH: u64 = 4;
+const STREAM_CONTENT: u64 = 5;
 
 pub struct NodeParams {
     /// The node's key pair; its public key is the node's peer id.
@@ -48,6 +52,9 @@ pub struct NodeParams {
     pub peer_store: Option<(PeerStore, Vec<StoredPeer>)>,
     /// Deliberate misbehaviour (the simulator's adversaries); `Faults::default()` for real nodes.
     pub faults: Faults,
+    /// Where the node's chunks live (heed for real nodes, memory in simulations); its capacity
+    /// is `config.replication.capacity_bytes`.
+    pub content_store: Box<dyn Storage>,
 }
 
 /// Handles to a running node's actors.
@@ -57,19 +64,31 @@ pub struct Node {
     gossip: Addr<GossipActor>,
     health: Addr<HealthActor>,
     auth: Addr<AuthActor>,
+    content: Addr<ContentActor>,
 }
 
 impl Node {
     /// Start the actors on the current arbiter. Returns the node and the inbox its transport must
-    /// deliver events to.
-    pub fn start(p: NodeParams) -> (Node, Inbox) {
+    /// deliver events to; fails only when the content store cannot be read.
+    pub fn start(p: NodeParams) -> Result<(Node, Inbox), InventoryError> {
         let id = p.identity.peer_id();
-        let outbox = Outbox::new(id, p.transport, p.observer);
+        let inventory = Inventory::open(p.content_store, p.config.replication.capacity_bytes)?;
+        let content_core = ContentCore::new(
+            id,
+            p.config.replication.clone(),
+            p.config.routing.clone(),
+            p.config.topology.clone(),
+            inventory,
+            subsystem_rng(p.seed, STREAM_CONTENT),
+        )?;
+        let gate = Rc::new(Gate::default());
+        let outbox = Outbox::new(id, p.transport, p.observer, gate.clone());
         // Contexts first, so each actor can be wired to the others' addresses before any runs.
         let dctx: Context<DiscoveryActor> = Context::new();
         let gctx: Context<GossipActor> = Context::new();
         let hctx: Context<HealthActor> = Context::new();
         let actx: Context<AuthActor> = Context::new();
+        let cctx: Context<ContentActor> = Context::new();
         let (daddr, gaddr, haddr) = (dctx.address(), gctx.address(), hctx.address());
         let core = DiscoveryCore::new(id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap);
         let discovery = Shell::new(
@@ -97,8 +116,8 @@ impl Node {
             HealthWiring { outbox: outbox.clone() },
             p.clock,
         );
-        let dispatch = Dispatch { discovery: daddr, gossip: gaddr, health: haddr };
-        let gate = Rc::new(Gate::default());
+        let content = Shell::new(content_core, ContentWiring { outbox: outbox.clone() }, p.clock);
+        let dispatch = Dispatch { discovery: daddr, gossip: gaddr, health: haddr, content: cctx.address() };
         let auth = Shell::new(
             AuthCore::new(p.identity, p.verifier, p.config.auth, subsystem_rng(p.seed, STREAM_AUTH)),
             AuthWiring { outbox: outbox.clone(), dispatch: dispatch.clone(), gate: gate.clone() },
@@ -111,8 +130,19 @@ impl Node {
             gossip: gctx.run(gossip),
             health: hctx.run(health),
             auth: actx.run(auth),
+            content: cctx.run(content),
         };
-        (node, inbox)
+        Ok((node, inbox))
+    }
+
+    /// Publish an encrypted chunk: stored here and replicated to its replica set.
+    pub fn publish(&self, data: Vec<u8>) {
+        self.content.do_send(In(ContentInput::Publish { data }));
+    }
+
+    /// Find and download a chunk (the outcome is reported as `Event::FetchFinished`).
+    pub fn fetch(&self, id: u64, chunk: ChunkId) {
+        self.content.do_send(In(ContentInput::Fetch { id, chunk }));
     }
 
     /// Stop every actor (a crash: no goodbye is sent).
@@ -121,5 +151,6 @@ impl Node {
         self.gossip.do_send(Shutdown);
         self.health.do_send(Shutdown);
         self.auth.do_send(Shutdown);
+        self.content.do_send(Shutdown);
     }
 }

@@ -1,6 +1,7 @@
 //! The observer port: what a node reports about itself for metrics and logs. The simulator collects
 //! these into its report; a real node logs them. Reporting never feeds back into protocol decisions.
 
+use crate::content::ChunkId;
 use crate::identity::Rejection;
 use crate::types::PeerId;
 
@@ -26,6 +27,21 @@ pub enum Event {
     EnvelopeAccepted { origin: PeerId, from: PeerId },
     /// A signed envelope was refused; `from` is the neighbour that sent it.
     EnvelopeRejected { origin: PeerId, from: PeerId, reason: Rejection },
+    /// This node stored a chunk.
+    ChunkStored { chunk: ChunkId, bytes: u32, cause: StoreCause },
+    /// This node let a chunk go (a surplus copy, far from the chunk, whose replica set holds it).
+    ChunkDropped { chunk: ChunkId },
+    /// A fetch this node ran ended; `latency_ms` from the request to the verified bytes.
+    FetchFinished { id: u64, chunk: ChunkId, ok: bool, latency_ms: u64 },
+}
+
+/// Why a node stored a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreCause {
+    /// Its own publication.
+    Published,
+    /// A replica pulled for the replica set.
+    Repair,
 }
 
 /// What a peer did wrong.
@@ -41,6 +57,8 @@ pub enum Offence {
     Unauthenticated,
     /// Sent an envelope that was refused (bad signature, unsigned, stale...).
     InvalidEnvelope(Rejection),
+    /// Sent chunk bytes that do not hash to the address asked for.
+    BadChunk,
 }
 
 pub trait Observer {

@@ -13,6 +13,7 @@ use crate::discovery::{self, DiscoveryActor};
 use crate::gossip::{self, GossipActor};
 use crate::health::{self, HealthActor};
 use crate::observer::{Event, Observer, Offence};
+use crate::replication::{ContentActor, ContentInput};
 use crate::transport::{EventSink, Transport, TransportEvent};
 use crate::types::PeerId;
 use crate::wire::{self, Message};
@@ -24,11 +25,12 @@ pub struct Outbox {
     me: PeerId,
     transport: Rc<dyn Transport>,
     observer: Rc<dyn Observer>,
+    gate: Rc<Gate>,
 }
 
 impl Outbox {
-    pub fn new(me: PeerId, transport: Rc<dyn Transport>, observer: Rc<dyn Observer>) -> Self {
-        Outbox { me, transport, observer }
+    pub fn new(me: PeerId, transport: Rc<dyn Transport>, observer: Rc<dyn Observer>, gate: Rc<Gate>) -> Self {
+        Outbox { me, transport, observer, gate }
     }
 
     pub fn apply(&self, effect: Effect) {
@@ -45,6 +47,13 @@ impl Outbox {
             }
             Effect::Dial(peer) => self.transport.connect(peer),
             Effect::Disconnect(peer) => self.transport.disconnect(peer),
+            Effect::Close(peer) => {
+                if let Some(bytes) = self.encode(&Message::Bye) {
+                    self.transport.send(peer, bytes);
+                }
+                self.gate.mark_clean(&peer);
+                self.transport.disconnect(peer);
+            }
             Effect::Event(ev) => self.observer.on_event(self.me, ev),
             Effect::Report { peer, offence } => self.observer.on_event(self.me, Event::Offence { peer, offence }),
         }
@@ -68,6 +77,7 @@ pub struct Dispatch {
     pub discovery: Addr<DiscoveryActor>,
     pub gossip: Addr<GossipActor>,
     pub health: Addr<HealthActor>,
+    pub content: Addr<ContentActor>,
 }
 
 impl Dispatch {
@@ -79,7 +89,16 @@ impl Dispatch {
             Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
             Message::Heartbeat { seq } => self.health.do_send(In(health::Input::Heartbeat { from, seq })),
             // The handshake is the auth actor's alone; after it, a repeat is the peer's fault.
-            Message::Hello { .. } | Message::Proof { .. } => {}
+            // A goodbye is the inbox's (it marks the link before the close arrives).
+            Message::Hello { .. } | Message::Proof { .. } | Message::Bye => {}
+            msg @ (Message::Holdings { .. }
+            | Message::Offer { .. }
+            | Message::GetChunk { .. }
+            | Message::ChunkData { .. }
+            | Message::NoChunk { .. }
+            | Message::Lookup(_)
+            | Message::Relay { .. }
+            | Message::Relayed { .. }) => self.content.do_send(In(ContentInput::Frame { from, msg })),
         }
     }
 
@@ -88,6 +107,7 @@ impl Dispatch {
         self.health.do_send(In(health::Input::Link(link)));
         self.discovery.do_send(In(discovery::Input::Link(link)));
         self.gossip.do_send(In(gossip::Input::Link(link)));
+        self.content.do_send(In(ContentInput::Link(link)));
     }
 }
 
@@ -117,6 +137,7 @@ impl Inbox {
         let input = match msg {
             Message::Hello { nonce } => auth::Input::Hello { from, nonce },
             Message::Proof { signature } => auth::Input::Proof { from, signature },
+            Message::Bye => return self.gate.mark_clean(&from),
             msg if self.gate.is_proved(&from) => return self.dispatch.frame(from, msg),
             msg => auth::Input::Early { from, msg },
         };
@@ -132,8 +153,8 @@ impl EventSink for Inbox {
                 auth::Input::Connected { peer, outbound, generation: self.gate.open(peer) }
             }
             TransportEvent::Disconnected { peer } => {
-                self.gate.close(&peer);
-                auth::Input::Disconnected { peer }
+                let clean = self.gate.close(&peer);
+                auth::Input::Disconnected { peer, clean }
             }
             TransportEvent::DialFailed { peer } => auth::Input::DialFailed { peer },
         };

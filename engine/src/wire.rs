@@ -3,7 +3,9 @@
 //! decoded lists are checked against their own limits after, so a peer can neither crash a node nor
 //! make it hold more than one frame's worth of data.
 
+use crate::content::{ChunkId, MAX_CHUNK_BYTES, TAG_BYTES};
 use crate::identity::{Envelope, Identity};
+use crate::routing::Key;
 use crate::types::PeerId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,12 @@ pub const MAX_RUMOR_BODY_BYTES: usize = 4096;
 pub const NONCE_BYTES: usize = 32;
 /// Length of an ed25519 signature.
 pub const SIGNATURE_BYTES: usize = 64;
+/// Most chunk ids one holdings announcement carries (larger inventories take several frames).
+pub const MAX_HOLDINGS: usize = 4096;
+/// Most peers one lookup answer carries.
+pub const MAX_NODES: usize = 32;
+/// Largest chunk payload on the wire: a full chunk with its AES-GCM tag.
+pub const MAX_CHUNK_WIRE_BYTES: usize = MAX_CHUNK_BYTES + TAG_BYTES;
 
 /// One transport message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +50,9 @@ pub enum Message {
     Gossip { rumors: Vec<Rumor> },
     /// Health: liveness beacon, one per heartbeat interval per connection.
     Heartbeat { seq: u64 },
+    /// The sender is closing this link on purpose (the last frame on it): not a failure, so
+    /// nobody tries to reconnect.
+    Bye,
     /// Authentication, first frame on every link: a fresh challenge for the peer to sign.
     Hello {
         #[serde(with = "crate::serde_bytes")]
@@ -52,6 +63,56 @@ pub enum Message {
         #[serde(with = "crate::serde_bytes")]
         signature: Vec<u8>,
     },
+    /// Replication: chunks the sender holds now and no longer holds (changes, or everything
+    /// when a link comes up), and whether it has room for more.
+    Holdings { held: Vec<ChunkId>, released: Vec<ChunkId>, full: bool },
+    /// Replication: "you belong to the replica set of this chunk, which I hold".
+    Offer { chunk: ChunkId },
+    /// Content: "send me this chunk".
+    GetChunk { chunk: ChunkId },
+    /// Content: a chunk, checked by the receiver against its address.
+    ChunkData {
+        chunk: ChunkId,
+        #[serde(with = "crate::serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Content: the sender does not hold the chunk asked for.
+    NoChunk { chunk: ChunkId },
+    /// Routing: a lookup question or answer, to a linked peer.
+    Lookup(LookupMsg),
+    /// Routing: "pass this to `to`, a peer you are linked to" (a lookup reaching a peer through
+    /// the one that told us of it). Relays hop once: the inner message cannot be a relay.
+    Relay { to: PeerId, msg: LookupMsg },
+    /// Routing: a message passed on by the sending peer from `from`.
+    Relayed { from: PeerId, msg: LookupMsg },
+}
+
+/// The two messages of an iterative lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LookupMsg {
+    /// "Which peers do you know closest to `target`?"
+    FindNode {
+        query: u64,
+        #[serde(with = "crate::serde_bytes::array32")]
+        target: [u8; 32],
+    },
+    /// The answer: the closest peers among the answerer and its links, each with what the
+    /// answerer knows of it (whether it is full, whether it holds the chunk `target` names).
+    Nodes { query: u64, peers: Vec<NodeInfo> },
+}
+
+impl LookupMsg {
+    pub fn find(query: u64, target: Key) -> Self {
+        LookupMsg::FindNode { query, target: target.0 }
+    }
+}
+
+/// One peer in a lookup answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub peer: PeerId,
+    pub full: bool,
+    pub holds: bool,
 }
 
 /// A peer announcement travelling the overlay: a signed [`Envelope`] (the origin's key, a
@@ -165,7 +226,21 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         }
         Message::Hello { nonce } => limit("hello nonce", nonce.len(), NONCE_BYTES),
         Message::Proof { signature } => limit("proof signature", signature.len(), SIGNATURE_BYTES),
-        Message::PexRequest { .. } | Message::Heartbeat { .. } => Ok(()),
+        Message::Holdings { held, released, .. } => {
+            limit("holdings", held.len(), MAX_HOLDINGS)?;
+            limit("holdings released", released.len(), MAX_HOLDINGS)
+        }
+        Message::ChunkData { data, .. } => limit("chunk bytes", data.len(), MAX_CHUNK_WIRE_BYTES),
+        Message::Lookup(m) | Message::Relay { msg: m, .. } | Message::Relayed { msg: m, .. } => match m {
+            LookupMsg::Nodes { peers, .. } => limit("lookup answer", peers.len(), MAX_NODES),
+            LookupMsg::FindNode { .. } => Ok(()),
+        },
+        Message::PexRequest { .. }
+        | Message::Heartbeat { .. }
+        | Message::Bye
+        | Message::Offer { .. }
+        | Message::GetChunk { .. }
+        | Message::NoChunk { .. } => Ok(()),
     }
 }
 
@@ -176,6 +251,20 @@ mod tests {
 
     fn peer() -> impl Strategy<Value = PeerId> {
         any::<[u8; 32]>().prop_map(PeerId)
+    }
+
+    fn chunk() -> impl Strategy<Value = ChunkId> {
+        any::<[u8; 32]>().prop_map(ChunkId)
+    }
+
+    fn lookup_msg() -> impl Strategy<Value = LookupMsg> {
+        let info =
+            (peer(), any::<bool>(), any::<bool>()).prop_map(|(peer, full, holds)| NodeInfo { peer, full, holds });
+        prop_oneof![
+            (any::<u64>(), any::<[u8; 32]>()).prop_map(|(query, target)| LookupMsg::FindNode { query, target }),
+            (any::<u64>(), prop::collection::vec(info, 0..MAX_NODES))
+                .prop_map(|(query, peers)| LookupMsg::Nodes { query, peers }),
+        ]
     }
 
     fn rumor() -> impl Strategy<Value = Rumor> {
@@ -191,8 +280,19 @@ mod tests {
             prop::collection::vec(peer(), 0..MAX_PEX_PEERS).prop_map(|peers| Message::PexResponse { peers }),
             prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
+            Just(Message::Bye),
             prop::collection::vec(any::<u8>(), 0..=NONCE_BYTES).prop_map(|nonce| Message::Hello { nonce }),
             prop::collection::vec(any::<u8>(), 0..=SIGNATURE_BYTES).prop_map(|signature| Message::Proof { signature }),
+            (prop::collection::vec(chunk(), 0..64), prop::collection::vec(chunk(), 0..64), any::<bool>())
+                .prop_map(|(held, released, full)| Message::Holdings { held, released, full }),
+            chunk().prop_map(|chunk| Message::Offer { chunk }),
+            chunk().prop_map(|chunk| Message::GetChunk { chunk }),
+            chunk().prop_map(|chunk| Message::NoChunk { chunk }),
+            (chunk(), prop::collection::vec(any::<u8>(), 0..2048))
+                .prop_map(|(chunk, data)| Message::ChunkData { chunk, data }),
+            lookup_msg().prop_map(Message::Lookup),
+            (peer(), lookup_msg()).prop_map(|(to, msg)| Message::Relay { to, msg }),
+            (peer(), lookup_msg()).prop_map(|(from, msg)| Message::Relayed { from, msg }),
         ]
     }
 
@@ -256,6 +356,22 @@ mod tests {
         let frame = Frame { version: PROTOCOL_VERSION, msg: Message::PexResponse { peers } };
         let bytes = rmp_serde::to_vec(&frame).unwrap();
         assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "pex response", .. })));
+    }
+
+    #[test]
+    fn chunk_payload_and_holdings_limits_hold() {
+        let data = vec![0u8; MAX_CHUNK_WIRE_BYTES + 1];
+        let frame = Frame { version: PROTOCOL_VERSION, msg: Message::ChunkData { chunk: ChunkId([1; 32]), data } };
+        let bytes = rmp_serde::to_vec(&frame).unwrap();
+        assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "chunk bytes", .. })));
+        let full = Message::ChunkData { chunk: ChunkId([1; 32]), data: vec![7; MAX_CHUNK_WIRE_BYTES] };
+        assert_eq!(decode(&encode(&full).unwrap()).unwrap(), full);
+        let held = vec![ChunkId([2; 32]); MAX_HOLDINGS + 1];
+        let frame = Frame { version: PROTOCOL_VERSION, msg: Message::Holdings { held, released: vec![], full: false } };
+        let bytes = rmp_serde::to_vec(&frame).unwrap();
+        assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "holdings", .. })));
+        let most = Message::Holdings { held: vec![ChunkId([2; 32]); MAX_HOLDINGS], released: vec![], full: true };
+        assert!(encode(&most).is_ok(), "a full holdings frame fits the frame limit");
     }
 
     #[test]

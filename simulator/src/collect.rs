@@ -4,7 +4,8 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
-use swarm_engine::observer::{Event, Observer};
+use swarm_engine::content::ChunkId;
+use swarm_engine::observer::{Event, Observer, StoreCause};
 use swarm_engine::PeerId;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,6 +31,48 @@ struct State {
     adversaries: FxHashSet<PeerId>,
     /// Envelopes (accepted, rejected) by sender: [honest, adversarial].
     envelopes: [(u64, u64); 2],
+    content: Content,
+}
+
+/// Ground truth about chunks: who holds what (from the nodes' reports), what was lost.
+#[derive(Default)]
+struct Content {
+    /// Published chunks in publication order, with the time of publication (ms).
+    published: Vec<(ChunkId, u64)>,
+    index: FxHashMap<ChunkId, usize>,
+    live_holders: Vec<u32>,
+    max_holders: Vec<u32>,
+    lost: Vec<bool>,
+    /// Chunks lost while their author held the only copy (it crashed before any replica).
+    lost_unreplicated: u64,
+    held_by: FxHashMap<PeerId, Vec<usize>>,
+    repair_bytes: u64,
+    repair_stores: u64,
+    /// Surplus copies nodes let go.
+    dropped: u64,
+    /// Per probe: (fetches ok, fetches failed); fetchers that crashed never answer.
+    probes: Vec<(u32, u32)>,
+    latencies_ms: Vec<u64>,
+}
+
+/// What the collector measured about content, for the report.
+#[derive(Clone, Debug, Default)]
+pub struct ContentSummary {
+    pub published: usize,
+    pub lost: usize,
+    pub lost_unreplicated: u64,
+    pub repair_bytes: u64,
+    pub repair_stores: u64,
+    pub dropped: u64,
+    /// Availability per probe (answered fetches only), in probe order.
+    pub probes: Vec<Option<f64>>,
+    pub fetches_ok: u64,
+    pub fetches_failed: u64,
+    /// Latencies of successful fetches, sorted (s).
+    pub latencies_s: Vec<f64>,
+    /// Live copies of each surviving chunk at the end: (min, mean).
+    pub copies_min: u32,
+    pub copies_mean: f64,
 }
 
 /// The simulator's observer; one per run, shared by every node.
@@ -53,6 +96,7 @@ impl Collector {
             offences: 0,
             adversaries: FxHashSet::default(),
             envelopes: [(0, 0); 2],
+            content: Content::default(),
         };
         Collector { st: RefCell::new(st) }
     }
@@ -71,8 +115,72 @@ impl Collector {
         s.known[slot] = 0;
     }
 
+    /// A node crashed: it is gone, and so are its copies.
     pub fn forget(&self, peer: &PeerId) {
-        self.st.borrow_mut().slot_of.remove(peer);
+        let mut s = self.st.borrow_mut();
+        s.slot_of.remove(peer);
+        let c = &mut s.content;
+        for i in c.held_by.remove(peer).unwrap_or_default() {
+            c.live_holders[i] -= 1;
+            if c.live_holders[i] == 0 && !c.lost[i] {
+                c.lost[i] = true;
+                if c.max_holders[i] <= 1 {
+                    c.lost_unreplicated += 1;
+                }
+            }
+        }
+    }
+
+    /// The published chunks: (id, published at ms), in order.
+    pub fn published(&self) -> Vec<(ChunkId, u64)> {
+        self.st.borrow().content.published.clone()
+    }
+
+    /// Number of chunks published no later than `ms` (they are numbered in publication order).
+    /// Chunks whose publication completed (a second copy was stored somewhere) and that were
+    /// published at or before `ms`: what an availability probe may ask for.
+    pub fn probe_candidates(&self, ms: u64) -> Vec<ChunkId> {
+        let s = self.st.borrow();
+        let c = &s.content;
+        let n = c.published.partition_point(|(_, at)| *at <= ms);
+        (0..n).filter(|i| c.max_holders[*i] >= 2).map(|i| c.published[i].0).collect()
+    }
+
+    /// A new availability probe; returns its number (fetch ids carry it in their high bits).
+    pub fn open_probe(&self) -> u64 {
+        let mut s = self.st.borrow_mut();
+        s.content.probes.push((0, 0));
+        (s.content.probes.len() - 1) as u64
+    }
+
+    pub fn content_summary(&self) -> ContentSummary {
+        let s = self.st.borrow();
+        let c = &s.content;
+        let mut latencies_s: Vec<f64> = c.latencies_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
+        latencies_s.sort_by(f64::total_cmp);
+        let alive: Vec<u32> = (0..c.published.len()).filter(|i| !c.lost[*i]).map(|i| c.live_holders[i]).collect();
+        ContentSummary {
+            published: c.published.len(),
+            lost: c.lost.iter().filter(|l| **l).count(),
+            lost_unreplicated: c.lost_unreplicated,
+            repair_bytes: c.repair_bytes,
+            repair_stores: c.repair_stores,
+            dropped: c.dropped,
+            probes: c
+                .probes
+                .iter()
+                .map(|(ok, failed)| (ok + failed > 0).then(|| f64::from(*ok) / f64::from(ok + failed)))
+                .collect(),
+            fetches_ok: c.probes.iter().map(|(ok, _)| u64::from(*ok)).sum(),
+            fetches_failed: c.probes.iter().map(|(_, f)| u64::from(*f)).sum(),
+            latencies_s,
+            copies_min: alive.iter().copied().min().unwrap_or(0),
+            copies_mean: if alive.is_empty() {
+                0.0
+            } else {
+                alive.iter().map(|n| f64::from(*n)).sum::<f64>() / alive.len() as f64
+            },
+        }
     }
 
     /// Mean registry size over the given (live) slots.
@@ -167,6 +275,58 @@ impl Observer for Collector {
             Event::EnvelopeRejected { from, .. } => {
                 let bad = s.adversaries.contains(&from);
                 s.envelopes[usize::from(bad)].1 += 1;
+            }
+            Event::ChunkStored { chunk, bytes, cause } => {
+                let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
+                let c = &mut s.content;
+                let i = match c.index.get(&chunk) {
+                    Some(i) => *i,
+                    None if cause == StoreCause::Published => {
+                        c.published.push((chunk, now_ms));
+                        c.live_holders.push(0);
+                        c.max_holders.push(0);
+                        c.lost.push(false);
+                        c.index.insert(chunk, c.published.len() - 1);
+                        c.published.len() - 1
+                    }
+                    // A chunk the run did not publish: not ours to count.
+                    None => return,
+                };
+                if cause == StoreCause::Repair {
+                    c.repair_bytes += u64::from(bytes);
+                    c.repair_stores += 1;
+                }
+                let held = c.held_by.entry(node).or_default();
+                if !held.contains(&i) {
+                    held.push(i);
+                    c.live_holders[i] += 1;
+                    c.max_holders[i] = c.max_holders[i].max(c.live_holders[i]);
+                }
+            }
+            Event::ChunkDropped { chunk } => {
+                let c = &mut s.content;
+                let Some(&i) = c.index.get(&chunk) else { return };
+                if let Some(held) = c.held_by.get_mut(&node) {
+                    if let Some(at) = held.iter().position(|x| *x == i) {
+                        held.swap_remove(at);
+                        c.dropped += 1;
+                        c.live_holders[i] -= 1;
+                        if c.live_holders[i] == 0 && !c.lost[i] {
+                            c.lost[i] = true;
+                        }
+                    }
+                }
+            }
+            Event::FetchFinished { id, ok, latency_ms, .. } => {
+                let c = &mut s.content;
+                if let Some(p) = c.probes.get_mut((id >> 32) as usize) {
+                    if ok {
+                        p.0 += 1;
+                        c.latencies_ms.push(latency_ms);
+                    } else {
+                        p.1 += 1;
+                    }
+                }
             }
         }
     }

@@ -18,7 +18,7 @@ pub struct Sample {
     pub departed: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub connectivity_min: f64,
     pub connectivity_final: f64,
@@ -46,6 +46,36 @@ pub struct Metrics {
     pub envelopes_invalid_rejected: u64,
     /// envelopes_invalid_rejected / all invalid received (target 1.0); null without adversaries.
     pub invalid_rejected_share: Option<f64>,
+    /// Content (null without a content workload). Lowest share of a probe's fetches that
+    /// succeeded, over the probes after warm-up; and the last probe's.
+    #[serde(default)]
+    pub availability_min: Option<f64>,
+    #[serde(default)]
+    pub availability_final: Option<f64>,
+    /// Share of published chunks never lost (some live node held a copy all along). A
+    /// publication completes when a second copy is stored (the write is acknowledged); one cut
+    /// short by its author's crash before that is counted apart, in `publishes_cut_short`.
+    #[serde(default)]
+    pub durability: Option<f64>,
+    /// Durability the replication factor alone would give under the scenario's mass failure,
+    /// with no repair: 1 - (share crashed)^rf.
+    #[serde(default)]
+    pub durability_bound_no_repair: Option<f64>,
+    #[serde(default)]
+    pub fetch_latency_p50_s: Option<f64>,
+    #[serde(default)]
+    pub fetch_latency_p99_s: Option<f64>,
+    /// Bytes of replicas stored by repair, per live node per simulated second.
+    #[serde(default)]
+    pub repair_bytes_per_node_per_s: Option<f64>,
+    #[serde(default)]
+    pub chunks_published: Option<usize>,
+    /// Chunks lost after their publication completed.
+    #[serde(default)]
+    pub chunks_lost: Option<usize>,
+    /// Publications whose author crashed before any other node stored a copy.
+    #[serde(default)]
+    pub publishes_cut_short: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -149,8 +179,32 @@ impl Report {
                 "invalid rejected share",
                 m.invalid_rejected_share.map_or_else(|| "n/a (no adversaries)".into(), |v| format!("{v:.4}")),
             ),
-            ("digest", self.digest.clone()),
         ];
+        let mut rows = rows;
+        if let Some(d) = m.durability {
+            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
+            rows.push((
+                "chunks published / cut short / lost",
+                format!(
+                    "{} / {} / {}",
+                    m.chunks_published.unwrap_or(0),
+                    m.publishes_cut_short.unwrap_or(0),
+                    m.chunks_lost.unwrap_or(0)
+                ),
+            ));
+            rows.push(("durability", format!("{d:.4}")));
+            if let Some(b) = m.durability_bound_no_repair {
+                rows.push(("durability bound, no repair", format!("{b:.4}")));
+            }
+            rows.push(("availability min", f(m.availability_min, 4)));
+            rows.push(("availability final", f(m.availability_final, 4)));
+            rows.push((
+                "fetch latency p50 / p99 (s)",
+                format!("{} / {}", f(m.fetch_latency_p50_s, 3), f(m.fetch_latency_p99_s, 3)),
+            ));
+            rows.push(("repair bytes per node per s", f(m.repair_bytes_per_node_per_s, 1)));
+        }
+        rows.push(("digest", self.digest.clone()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {
@@ -264,6 +318,7 @@ mod tests {
                 envelopes_invalid_accepted: 0,
                 envelopes_invalid_rejected: 0,
                 invalid_rejected_share: None,
+                ..Metrics::default()
             },
             samples: (0..=10)
                 .map(|i| Sample {

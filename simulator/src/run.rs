@@ -14,6 +14,7 @@ use std::rc::Rc;
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::time::Clock;
 use swarm_engine::PeerId;
 use swarm_transport_sim::{NetConfig, SimNet};
@@ -39,6 +40,7 @@ const STREAM_BOOTSTRAP: u64 = 12;
 const STREAM_NET: u64 = 13;
 const STREAM_PARTITION: u64 = 14;
 const STREAM_ADVERSARY: u64 = 15;
+const STREAM_CONTENT: u64 = 16;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -58,6 +60,8 @@ enum Action {
     Sample,
     PartitionStart(f64),
     PartitionHeal,
+    Publish,
+    Probe,
 }
 
 /// Everything the driver tracks about the population.
@@ -146,8 +150,9 @@ impl World {
             transport: Rc::new(port),
             observer: self.collector.clone(),
             clock: self.clock,
+            content_store: Box::new(MemoryStorage::new()),
         };
-        let (node, inbox) = Node::start(params);
+        let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));
         self.nodes[slot] = Some(node);
         self.live += 1;
@@ -178,9 +183,34 @@ pub fn run(sc: &Scenario, opts: RunOptions) -> Result<Report, RunError> {
     Ok(report)
 }
 
-fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>) -> Vec<(u64, u8, Action)> {
+fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>, rng: &mut ChaCha8Rng) -> Vec<(u64, u8, Action)> {
     let end_ms = sc.duration_s * 1000;
     let mut t: Vec<(u64, u8, Action)> = Vec::new();
+    let c = &sc.content;
+    if c.enabled() {
+        // Publications: a Poisson process at the population's total rate.
+        let rate_per_ms = c.publishes_per_node_per_hour * sc.nodes as f64 / 3_600_000.0;
+        let stop = end_ms.saturating_sub(60_000);
+        let mut at = (sc.warmup_s * 1000) as f64;
+        loop {
+            let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+            at += -u.ln() / rate_per_ms;
+            if at >= stop as f64 {
+                break;
+            }
+            t.push((at as u64, 3, Action::Publish));
+        }
+        let last = end_ms.saturating_sub(sc.node.replication.fetch_timeout_ms + 5_000);
+        let mut at = (sc.warmup_s + c.probe_interval_s) * 1000;
+        while at <= last {
+            t.push((at, 4, Action::Probe));
+            at += c.probe_interval_s * 1000;
+        }
+        // The final probe as late as the fetches allow: availability_final.
+        if t.last().is_some_and(|(a, k, _)| *k == 4 && *a < last) {
+            t.push((last, 4, Action::Probe));
+        }
+    }
     for ev in churn_events {
         t.push((ev.at_ms, 0, Action::Churn(ev)));
     }
@@ -240,8 +270,9 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
     }
     let progress = crate::progress::Progress::new(opts.progress, sc.duration_s);
     let mut part_rng = stream(sc.seed, STREAM_PARTITION);
+    let mut content_rng = stream(sc.seed, STREAM_CONTENT);
     let mut samples: Vec<Sample> = Vec::new();
-    for (at_ms, _, action) in timeline(&sc, churn_events) {
+    for (at_ms, _, action) in timeline(&sc, churn_events, &mut content_rng) {
         tokio::time::sleep_until(epoch + std::time::Duration::from_millis(at_ms)).await;
         match action {
             Action::Churn(ev) => match ev.action {
@@ -258,6 +289,36 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                 let cut = ((live.len() as f64) * fraction).round() as usize;
                 for slot in &live[..cut] {
                     net.set_side(*slot as u32, 1);
+                }
+            }
+            Action::Publish => {
+                let live = world.live_slots();
+                if live.is_empty() {
+                    continue;
+                }
+                let slot = live[content_rng.gen_range(0..live.len())];
+                let len = content_rng.gen_range(sc.content.chunk_bytes_min..=sc.content.chunk_bytes_max);
+                // Random bytes stand for ciphertext (which is indistinguishable from them).
+                let mut data = vec![0u8; len];
+                content_rng.fill(&mut data[..]);
+                if let Some(node) = &world.nodes[slot] {
+                    node.publish(data);
+                }
+            }
+            Action::Probe => {
+                let live = world.live_slots();
+                let min_age_ms = sc.content.probe_min_age_s * 1000;
+                let published = world.collector.probe_candidates(at_ms.saturating_sub(min_age_ms));
+                if live.is_empty() || published.is_empty() {
+                    continue;
+                }
+                let probe = world.collector.open_probe();
+                let n = sc.content.probe_fetches.min(published.len());
+                for (j, i) in rand::seq::index::sample(&mut content_rng, published.len(), n).into_iter().enumerate() {
+                    let slot = live[content_rng.gen_range(0..live.len())];
+                    if let Some(node) = &world.nodes[slot] {
+                        node.fetch(probe << 32 | j as u64, published[i]);
+                    }
                 }
             }
             Action::PartitionHeal => {
@@ -327,7 +388,9 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         envelopes_invalid_accepted: invalid.0,
         envelopes_invalid_rejected: invalid.1,
         invalid_rejected_share: (invalid.0 + invalid.1 > 0).then(|| invalid.1 as f64 / (invalid.0 + invalid.1) as f64),
+        ..Metrics::default()
     };
+    let mut metrics = metrics;
     let mut notes = vec![format!(
         "connectivity_min is taken over samples at t >= {} s (warm-up excluded); connectivity = largest connected component / live nodes",
         sc.warmup_s
@@ -350,6 +413,9 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
     if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
         notes.push(format!("mass failure: {percent}% of nodes crashed at one instant, not replaced"));
     }
+    if sc.content.enabled() {
+        content_metrics(sc, world, node_seconds, &mut metrics, &mut notes);
+    }
     Report {
         scenario: sc.name.clone(),
         seed: sc.seed,
@@ -363,5 +429,49 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         notes,
         metrics,
         samples,
+    }
+}
+
+/// The content figures: availability from the probes' fetches, durability from the ground truth
+/// of who held what, repair traffic from the replicas stored.
+fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metrics, notes: &mut Vec<String>) {
+    let c = world.collector.content_summary();
+    let answered: Vec<f64> = c.probes.iter().flatten().copied().collect();
+    m.availability_min = answered.iter().copied().reduce(f64::min);
+    m.availability_final = answered.last().copied();
+    // A publication counts once it completed (a second copy stored): before that the author
+    // holds the only copy and the write is not acknowledged.
+    let completed = c.published - c.lost_unreplicated as usize;
+    let lost = c.lost - c.lost_unreplicated as usize;
+    m.durability = (completed > 0).then(|| 1.0 - lost as f64 / completed as f64);
+    m.fetch_latency_p50_s = (!c.latencies_s.is_empty()).then(|| percentile(&c.latencies_s, 50.0));
+    m.fetch_latency_p99_s = (!c.latencies_s.is_empty()).then(|| percentile(&c.latencies_s, 99.0));
+    m.repair_bytes_per_node_per_s = Some(c.repair_bytes as f64 / node_seconds);
+    m.chunks_published = Some(c.published);
+    m.chunks_lost = Some(lost);
+    m.publishes_cut_short = Some(c.lost_unreplicated);
+    let rf = sc.node.replication.rf as i32;
+    notes.push(format!(
+        "content: {} chunks published, {} of them cut short (the author crashed before any other node stored a copy: not acknowledged, not counted), {} lost after; {} replicas stored by repair ({} bytes), {} surplus copies dropped; live copies of surviving chunks at the end: min {}, mean {:.2} (rf {rf})",
+        c.published, c.lost_unreplicated, lost, c.repair_stores, c.repair_bytes, c.dropped, c.copies_min, c.copies_mean
+    ));
+    notes.push(format!(
+        "availability: {} probes of up to {} fetches each, every {} s, of chunks published at least {} s before (publication completed), each from a random live node; {} fetches ok, {} failed (fetches whose node crashed are not counted)",
+        c.probes.len(),
+        sc.content.probe_fetches,
+        sc.content.probe_interval_s,
+        sc.content.probe_min_age_s,
+        c.fetches_ok,
+        c.fetches_failed
+    ));
+    if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
+        let lost_share = (percent / 100.0).powi(rf);
+        m.durability_bound_no_repair = Some(1.0 - lost_share);
+        notes.push(format!(
+            "bound: with rf {rf} and {percent}% of nodes crashing at once, a chunk whose {rf} copies sit on random nodes loses all of them with probability {:.4}; durability without repair would be {:.4}; measured {}",
+            lost_share,
+            1.0 - lost_share,
+            m.durability.map_or("n/a".into(), |d| format!("{d:.4}"))
+        ));
     }
 }

@@ -36,6 +36,48 @@ pub struct Scenario {
     pub node: NodeConfig,
     #[serde(default)]
     pub adversary: AdversarySpec,
+    #[serde(default)]
+    pub content: ContentSpec,
+}
+
+/// The content workload: nodes publish chunks, and probes fetch published chunks from random
+/// live nodes to measure availability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContentSpec {
+    /// Chunks published per live node per hour (0: no content workload). Publishing runs from
+    /// `warmup_s` until a minute before the end.
+    pub publishes_per_node_per_hour: f64,
+    /// Chunk sizes, drawn uniformly within these bounds (bytes).
+    pub chunk_bytes_min: usize,
+    pub chunk_bytes_max: usize,
+    /// An availability probe every this long (the first after warm-up, the last leaving time for
+    /// its fetches to finish before the end).
+    pub probe_interval_s: u64,
+    /// Published chunks one probe fetches, each from a random live node.
+    pub probe_fetches: usize,
+    /// Probes fetch only chunks published at least this long before (a publication completes
+    /// once its replicas are placed, which takes a lookup and a transfer).
+    pub probe_min_age_s: u64,
+}
+
+impl Default for ContentSpec {
+    fn default() -> Self {
+        ContentSpec {
+            publishes_per_node_per_hour: 0.0,
+            chunk_bytes_min: 4096,
+            chunk_bytes_max: 16384,
+            probe_interval_s: 300,
+            probe_fetches: 200,
+            probe_min_age_s: 30,
+        }
+    }
+}
+
+impl ContentSpec {
+    pub fn enabled(&self) -> bool {
+        self.publishes_per_node_per_hour > 0.0
+    }
 }
 
 /// Misbehaving peers mixed into the population.
@@ -227,6 +269,38 @@ impl Scenario {
             "adversary.invalid_signatures",
             format!("must be a share within 0..=1, got {bad}"),
         )?;
+        let c = &self.content;
+        ensure(
+            c.publishes_per_node_per_hour.is_finite() && (0.0..=3600.0).contains(&c.publishes_per_node_per_hour),
+            "content.publishes_per_node_per_hour",
+            format!("must be within 0..=3600, got {}", c.publishes_per_node_per_hour),
+        )?;
+        let max = swarm_engine::content::MAX_CHUNK_BYTES;
+        ensure(
+            (1..=max).contains(&c.chunk_bytes_min),
+            "content.chunk_bytes_min",
+            format!("must be within 1..={max}, got {}", c.chunk_bytes_min),
+        )?;
+        ensure(
+            (c.chunk_bytes_min..=max).contains(&c.chunk_bytes_max),
+            "content.chunk_bytes_max",
+            format!(
+                "must be within chunk_bytes_min..={max} ({}..={max}), got {}",
+                c.chunk_bytes_min, c.chunk_bytes_max
+            ),
+        )?;
+        ensure(c.probe_interval_s >= 1, "content.probe_interval_s", "must be at least 1")?;
+        ensure(c.probe_fetches >= 1, "content.probe_fetches", "must be at least 1")?;
+        if c.enabled() {
+            let room = self.node.replication.fetch_timeout_ms / 1000 + 5;
+            ensure(
+                self.warmup_s + c.probe_interval_s + room <= d,
+                "content.probe_interval_s",
+                format!(
+                    "no probe fits: warmup_s + probe_interval_s + fetch time ({room} s) must not exceed duration_s ({d})"
+                ),
+            )?;
+        }
         match self.churn {
             ChurnSpec::None => {}
             ChurnSpec::Turnover { percent, window_s, start_s, weibull_shape } => {
@@ -398,8 +472,10 @@ mod tests {
 
     #[test]
     fn join_k_must_be_reachable() {
-        let e = err(&format!("{MIN}join_k = 20\n"));
+        let e = err(&format!("{MIN}join_k = 20\n[node.discovery]\nmax_connections = 16\n"));
         assert!(e.contains("`join_k`") && e.contains("max_connections (16)"), "{e}");
+        let e = err(&format!("{MIN}join_k = 50\n"));
+        assert!(e.contains("max_connections (48)"), "the default cap: {e}");
         let sc = parse(&format!("{MIN}join_k = 20\n[node.discovery]\nmax_connections = 24\n"), "ok.toml").unwrap();
         assert_eq!(sc.join_k, 20);
     }

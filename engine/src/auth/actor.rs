@@ -22,7 +22,7 @@ impl Wiring<Output> for AuthWiring {
                     self.dispatch.link(LinkEvent::Up { peer, outbound });
                 }
             }
-            Output::Down { peer } => self.dispatch.link(LinkEvent::Down { peer }),
+            Output::Down { peer, clean } => self.dispatch.link(LinkEvent::Down { peer, clean }),
             Output::DialFailed { peer } => self.dispatch.link(LinkEvent::DialFailed { peer }),
             Output::Deliver { from, msg } => {
                 if self.gate.is_proved(&from) {

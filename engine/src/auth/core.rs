@@ -47,6 +47,8 @@ pub enum Input {
     },
     Disconnected {
         peer: PeerId,
+        /// Closed on purpose (our `Close` or the peer's `Bye`).
+        clean: bool,
     },
     DialFailed {
         peer: PeerId,
@@ -78,6 +80,7 @@ pub enum Output {
     /// A proved link closed.
     Down {
         peer: PeerId,
+        clean: bool,
     },
     /// An outbound link failed, at the transport or in the handshake.
     DialFailed {
@@ -173,7 +176,7 @@ impl AuthCore {
         if let Some(old) = self.forget(&peer) {
             // The transport replaced a link without telling us it closed: treat it as closed.
             if old.deadline.is_none() {
-                self.out.push_back(Output::Down { peer });
+                self.out.push_back(Output::Down { peer, clean: false });
             }
         }
         let mut nonce = [0u8; NONCE_BYTES];
@@ -243,8 +246,8 @@ impl Core for AuthCore {
     fn handle(&mut self, now: Millis, input: Input) {
         match input {
             Input::Connected { peer, outbound, generation } => self.on_connected(now, peer, outbound, generation),
-            Input::Disconnected { peer } => match self.forget(&peer) {
-                Some(l) if l.deadline.is_none() => self.out.push_back(Output::Down { peer }),
+            Input::Disconnected { peer, clean } => match self.forget(&peer) {
+                Some(l) if l.deadline.is_none() => self.out.push_back(Output::Down { peer, clean }),
                 Some(l) if l.outbound => self.out.push_back(Output::DialFailed { peer }),
                 _ => {}
             },

@@ -19,7 +19,8 @@ use std::cell::{Cell, RefCell};
 /// generation proved. Lookups only: nothing iterates it.
 #[derive(Default)]
 pub struct Gate {
-    links: RefCell<FxHashMap<PeerId, (u64, bool)>>,
+    /// Peer -> (generation, proved, closed on purpose).
+    links: RefCell<FxHashMap<PeerId, (u64, bool, bool)>>,
     next: Cell<u64>,
 }
 
@@ -28,18 +29,26 @@ impl Gate {
     pub fn open(&self, peer: PeerId) -> u64 {
         let g = self.next.get() + 1;
         self.next.set(g);
-        self.links.borrow_mut().insert(peer, (g, false));
+        self.links.borrow_mut().insert(peer, (g, false, false));
         g
     }
 
-    pub fn close(&self, peer: &PeerId) {
-        self.links.borrow_mut().remove(peer);
+    /// The link closed; true if either side closed it on purpose.
+    pub fn close(&self, peer: &PeerId) -> bool {
+        self.links.borrow_mut().remove(peer).is_some_and(|(_, _, clean)| clean)
+    }
+
+    /// Either side said this link is closing on purpose.
+    pub fn mark_clean(&self, peer: &PeerId) {
+        if let Some((_, _, clean)) = self.links.borrow_mut().get_mut(peer) {
+            *clean = true;
+        }
     }
 
     /// Mark a link proved; false if that generation is no longer the peer's current link.
     pub fn prove(&self, peer: &PeerId, generation: u64) -> bool {
         match self.links.borrow_mut().get_mut(peer) {
-            Some((g, proved)) if *g == generation => {
+            Some((g, proved, _)) if *g == generation => {
                 *proved = true;
                 true
             }
@@ -48,6 +57,6 @@ impl Gate {
     }
 
     pub fn is_proved(&self, peer: &PeerId) -> bool {
-        self.links.borrow().get(peer).is_some_and(|(_, p)| *p)
+        self.links.borrow().get(peer).is_some_and(|(_, p, _)| *p)
     }
 }

@@ -215,7 +215,7 @@ proptest! {
             now += u64::from(x) * 50;
             match what {
                 0 => { gen += 1; a.handle(now, Input::Connected { peer: id, outbound: x % 2 == 0, generation: gen }) }
-                1 => a.handle(now, Input::Disconnected { peer: id }),
+                1 => a.handle(now, Input::Disconnected { peer: id, clean: false }),
                 2 => if let Some(n) = nonces.get(&id) {
                     a.handle(now, Input::Proof { from: id, signature: p.sign(&transcript(n, &id, &me.peer_id())).to_vec() })
                 },

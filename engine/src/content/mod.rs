@@ -6,6 +6,6 @@ pub mod chunk;
 pub mod inventory;
 pub mod manifest;
 
-pub use chunk::{Chunk, ChunkError, ChunkId, FileKey, MAX_CHUNK_BYTES};
+pub use chunk::{Chunk, ChunkError, ChunkId, FileKey, MAX_CHUNK_BYTES, TAG_BYTES};
 pub use inventory::{Inventory, InventoryError};
 pub use manifest::{prepare_file, ContentError, ContentId, Manifest, Post};

@@ -231,7 +231,7 @@ impl DiscoveryCore {
                 let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
                 self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::PexRequest { max } }));
             }
-            LinkEvent::Down { peer } => {
+            LinkEvent::Down { peer, .. } => {
                 if self.connected.remove(&peer) {
                     self.registry.seen(peer, now, Self::in_use(&self.connected, &self.dialing));
                 }

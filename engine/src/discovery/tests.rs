@@ -116,7 +116,7 @@ proptest! {
             let rescan = matches!(e, Ev::Tick);
             match e {
                 Ev::Up(p) => c.handle(now, Input::Link(LinkEvent::Up { peer: pid(p), outbound: true })),
-                Ev::Down(p) => c.handle(now, Input::Link(LinkEvent::Down { peer: pid(p) })),
+                Ev::Down(p) => c.handle(now, Input::Link(LinkEvent::Down { peer: pid(p), clean: false })),
                 Ev::Fail(p) => c.handle(now, Input::Link(LinkEvent::DialFailed { peer: pid(p) })),
                 Ev::Pex(f, v) => c.handle(now, Input::PexResponse { from: pid(f), peers: v.into_iter().map(pid).collect() }),
                 Ev::Tick => { now += cfg.rescan_interval_ms; c.handle_timeout(now) }

@@ -294,7 +294,7 @@ impl Core for GossipCore {
             Input::Link(LinkEvent::Up { peer, .. }) => {
                 self.connected.insert(peer);
             }
-            Input::Link(LinkEvent::Down { peer }) => {
+            Input::Link(LinkEvent::Down { peer, .. }) => {
                 self.connected.remove(&peer);
             }
             Input::Link(LinkEvent::DialFailed { .. }) => {}

@@ -80,8 +80,9 @@ impl HealthCore {
                 self.conns.insert(peer, now);
                 self.reconnect.remove(&peer);
             }
-            LinkEvent::Down { peer } => {
-                if self.conns.remove(&peer).is_some() {
+            LinkEvent::Down { peer, clean } => {
+                // A link closed on purpose is not lost: nothing to reconnect.
+                if self.conns.remove(&peer).is_some() && !clean {
                     self.lost(now, peer);
                 }
             }

@@ -101,10 +101,24 @@ fn heartbeats_keep_a_connection_alive() {
 }
 
 #[test]
+fn a_link_closed_on_purpose_is_not_reconnected() {
+    let mut c = HealthCore::new(HealthConfig::default(), ChaCha8Rng::seed_from_u64(3));
+    c.handle(0, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
+    c.handle(0, Input::Link(LinkEvent::Up { peer: pid(2), outbound: true }));
+    c.handle(1_000, Input::Link(LinkEvent::Down { peer: pid(1), clean: true }));
+    c.handle(1_000, Input::Link(LinkEvent::Down { peer: pid(2), clean: false }));
+    let eff = run_until(&mut c, 120_000);
+    let dials: Vec<&Effect> = eff.iter().map(|(_, e)| e).filter(|e| matches!(e, Effect::Dial(_))).collect();
+    assert!(dials.iter().all(|e| **e == Effect::Dial(pid(2))), "only the lost link is redialled: {dials:?}");
+    assert!(!dials.is_empty(), "the lost link is redialled");
+    assert_eq!(c.reconnecting().collect::<Vec<_>>(), vec![&pid(2)]);
+}
+
+#[test]
 fn reconnect_succeeds_and_is_cleared() {
     let mut c = HealthCore::new(HealthConfig::default(), ChaCha8Rng::seed_from_u64(3));
     c.handle(0, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
-    c.handle(1_000, Input::Link(LinkEvent::Down { peer: pid(1) }));
+    c.handle(1_000, Input::Link(LinkEvent::Down { peer: pid(1), clean: false }));
     let eff = run_until(&mut c, 6_000);
     assert!(eff.iter().any(|(t, e)| *t == 6_000 && *e == Effect::Dial(pid(1))));
     c.handle(6_100, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));

@@ -18,18 +18,39 @@
 //! one goes: it asks the routing layer for the live peers closest to the chunk (`Lookup`), and
 //! tells the members of the replica set that lack it (`Offer`); they pull it.
 //!
+//! Churn moves replica sets, so old holders end up far from their chunks. A holder whose check
+//! finds it outside the `rf + spare_copies` closest live peers, with all `rf` of the replica set
+//! saying they hold the chunk, lets its copy go (`Drop`); spares nearer than that stay, as warm
+//! copies for the next departure. What a node published itself, or found stored at start (the
+//! store does not say whose a chunk was), is never dropped this way.
+//!
 //! Pure: bytes stay in the inventory. The wiring answers `Request`s from it, stores what arrives
-//! and reports `Stored`. A copy is never dropped here: a node that is no longer among the
-//! closest keeps its copy as an extra replica; dropping under storage pressure is the
-//! inventory's call, reported with `Dropped`.
+//! and reports `Stored`; it removes what `Drop` names and reports `Dropped`.
 
 use crate::config::ReplicationConfig;
 use crate::content::ChunkId;
 use crate::core::{Core, LinkEvent, Outputs};
-use crate::routing::replica_set;
+use crate::routing::{closest, replica_set, Distance, Key};
 use crate::time::Millis;
 use crate::types::PeerId;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Why the core looks for chunks to fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    /// The periodic round, over everything known.
+    Round,
+    /// A neighbour announced what it holds.
+    Announced,
+    /// A holder offered us a chunk.
+    Offered,
+}
+
+/// How soon a chunk just offered around is checked again.
+const URGENT_CHECK_MS: Millis = 10_000;
+
+/// A dropped copy is not taken back on our own view for this many check intervals.
+const DROP_COOLDOWN_CHECKS: Millis = 10;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
@@ -39,9 +60,20 @@ pub enum Input {
         chunk: ChunkId,
         bytes: u32,
     },
+    /// This node published the chunk: held, and its replica set is looked up at once (a new
+    /// chunk must not wait for the next round with a single copy).
+    Published {
+        chunk: ChunkId,
+        bytes: u32,
+    },
     /// The inventory let a chunk go.
     Dropped {
         chunk: ChunkId,
+    },
+    /// Held since before this run (never dropped as surplus).
+    Kept {
+        chunk: ChunkId,
+        bytes: u32,
     },
     /// Whether the inventory has room for another chunk (changes are announced).
     Room {
@@ -82,6 +114,8 @@ pub enum Output {
     Lookup { chunk: ChunkId },
     /// Tell `to` it belongs to the replica set of `chunk`, which we hold.
     Offer { to: PeerId, chunk: ChunkId },
+    /// Our copy of `chunk` is surplus: remove it (answered with `Dropped`).
+    Drop { chunk: ChunkId },
 }
 
 /// A peer a lookup reached, and what it said of itself.
@@ -101,6 +135,8 @@ pub struct ReplicationStats {
     pub lookups: u64,
     pub offers: u64,
     pub failures: u64,
+    /// Surplus copies let go.
+    pub drops: u64,
     /// Rounds that stopped early for want of budget.
     pub throttled_rounds: u64,
 }
@@ -118,6 +154,16 @@ pub struct ReplicationCore {
     neighbours: BTreeMap<PeerId, Neighbour>,
     /// What we hold: size, and when to check its replica set against the network next.
     held: BTreeMap<ChunkId, (u32, Millis)>,
+    /// Held chunks never dropped as surplus (published here, or stored before this run).
+    pinned: BTreeSet<ChunkId>,
+    /// Surplus copies we let go -> until when our own view (neighbours' announcements) may not
+    /// make us take them back: a lookup saw farther than that view, and only an `Offer` (a
+    /// holder's lookup naming us) overrides it. Without this, a node whose neighbours do not
+    /// include the chunk's closest peers fetches and drops the same chunk over and over.
+    dropped: BTreeMap<ChunkId, Millis>,
+    /// Checks due before the next round: chunks just offered around (to confirm the copies
+    /// were taken) or looked up with nobody found (a node still forming its links).
+    urgent: BTreeSet<(Millis, ChunkId)>,
     /// Chunks others hold -> which peers (neighbours, and holders that offered them to us).
     known: BTreeMap<ChunkId, BTreeSet<PeerId>>,
     /// Offers made: (chunk, peer) -> until when not to repeat it.
@@ -128,24 +174,33 @@ pub struct ReplicationCore {
     /// Holders that failed us, per chunk, not asked again while the link lasts.
     failed: BTreeSet<(ChunkId, PeerId)>,
     next_round: Millis,
+    /// Repair budget left (bytes), and when it was last refilled.
+    tokens: u64,
+    tokens_at: Millis,
     stats: ReplicationStats,
     out: Outputs<Output>,
 }
 
 impl ReplicationCore {
     pub fn new(me: PeerId, cfg: ReplicationConfig, chunk_bytes_max: u32, first_round: Millis) -> Self {
+        let tokens = cfg.repair_bytes_per_round;
         ReplicationCore {
+            tokens,
             me,
             cfg,
             chunk_bytes_max,
             neighbours: BTreeMap::new(),
             held: BTreeMap::new(),
+            pinned: BTreeSet::new(),
+            dropped: BTreeMap::new(),
+            urgent: BTreeSet::new(),
             known: BTreeMap::new(),
             offered: BTreeMap::new(),
             full: false,
             pending: BTreeMap::new(),
             failed: BTreeSet::new(),
             next_round: first_round,
+            tokens_at: 0,
             stats: ReplicationStats::default(),
             out: Outputs::new(),
         }
@@ -157,6 +212,26 @@ impl ReplicationCore {
 
     pub fn holds(&self, chunk: &ChunkId) -> bool {
         self.held.contains_key(chunk)
+    }
+
+    /// Whether this node is full.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Whether `peer` (a neighbour) said it is full.
+    pub fn neighbour_full(&self, peer: &PeerId) -> bool {
+        self.neighbours.get(peer).is_some_and(|n| n.full)
+    }
+
+    /// Whether `peer` is known to hold `chunk` (a neighbour's announcement or an offer).
+    pub fn known_holder(&self, chunk: &ChunkId, peer: &PeerId) -> bool {
+        self.known.get(chunk).is_some_and(|hs| hs.contains(peer))
+    }
+
+    /// Chunks held, with their sizes.
+    pub fn held(&self) -> impl Iterator<Item = (&ChunkId, u32)> {
+        self.held.iter().map(|(c, (b, _))| (c, *b))
     }
 
     fn announce(&mut self, to: Vec<PeerId>, held: Vec<ChunkId>, released: Vec<ChunkId>) {
@@ -190,7 +265,7 @@ impl ReplicationCore {
                     self.announce(vec![peer], all, vec![]);
                 }
             }
-            LinkEvent::Down { peer } => {
+            LinkEvent::Down { peer, .. } => {
                 if self.neighbours.remove(&peer).is_some() {
                     // Chunks it held with us are checked against the network at the next round.
                     for (c, (_, check)) in self.held.iter_mut() {
@@ -226,19 +301,53 @@ impl ReplicationCore {
             .map(|f| f.peer)
             .chain(std::iter::once(self.me));
         let holding: BTreeSet<PeerId> = peers.iter().filter(|f| f.holds).map(|f| f.peer).collect();
-        for m in replica_set(&chunk, eligible, self.cfg.rf) {
+        let ranked = replica_set(&chunk, eligible, self.cfg.rf + self.cfg.spare_copies);
+        let set = &ranked[..ranked.len().min(self.cfg.rf)];
+        let mut offers = 0;
+        for &m in set {
             if m == self.me || holding.contains(&m) || self.offered.contains_key(&(chunk, m)) {
                 continue;
             }
             self.offered.insert((chunk, m), now + self.cfg.check_interval_ms);
             self.stats.offers += 1;
+            offers += 1;
             self.out.push_back(Output::Offer { to: m, chunk });
+        }
+        if offers > 0 || peers.iter().all(|f| f.peer == self.me) {
+            self.urgent.insert((now + URGENT_CHECK_MS, chunk));
+        }
+        // Surplus: far from the chunk, and the whole replica set (others than us) holds it.
+        let surplus = !ranked.contains(&self.me)
+            && set.len() == self.cfg.rf
+            && set.iter().all(|m| holding.contains(m))
+            && !self.pinned.contains(&chunk);
+        if surplus {
+            self.stats.drops += 1;
+            self.out.push_back(Output::Drop { chunk });
         }
     }
 
+    /// How far our own view reaches: the distance to our `2 * rf`-th closest neighbour (None:
+    /// fewer neighbours than that, we see everyone). The topology links every node to its XOR
+    /// neighbourhood, so within this radius nobody closer to a chunk can hide from us; beyond
+    /// it, the peers closest to a chunk are mostly not our neighbours, and our view would name
+    /// us responsible for chunks that belong elsewhere (a copy fetched, then dropped).
+    fn view_radius(&self) -> Option<Distance> {
+        let me = Key::of_peer(&self.me);
+        let hood = closest(&me, self.neighbours.keys().copied(), 2 * self.cfg.rf);
+        if hood.len() < 2 * self.cfg.rf {
+            return None;
+        }
+        hood.last().map(|p| Key::of_peer(p).distance(&me))
+    }
+
     /// Whether we belong to the replica set of `chunk`, among ourselves and the neighbours with
-    /// room (a full neighbour counts only for chunks it already holds).
-    fn responsible_for(&self, chunk: &ChunkId, holders: &BTreeSet<PeerId>) -> bool {
+    /// room (a full neighbour counts only for chunks it already holds), for a chunk within our
+    /// view radius.
+    fn responsible_for(&self, chunk: &ChunkId, holders: &BTreeSet<PeerId>, radius: Option<Distance>) -> bool {
+        if radius.is_some_and(|r| Key::of_peer(&self.me).distance(&Key::of_chunk(chunk)) > r) {
+            return false;
+        }
         let eligible = std::iter::once(self.me)
             .chain(self.neighbours.iter().filter(|(p, n)| !n.full || holders.contains(p)).map(|(p, _)| *p));
         replica_set(chunk, eligible, self.cfg.rf).contains(&self.me)
@@ -254,6 +363,7 @@ impl ReplicationCore {
             self.stats.failures += 1;
         }
         self.offered.retain(|_, until| *until > now);
+        self.dropped.retain(|_, until| *until > now);
         let due: Vec<ChunkId> = self
             .held
             .iter()
@@ -268,28 +378,55 @@ impl ReplicationCore {
             self.stats.lookups += 1;
             self.out.push_back(Output::Lookup { chunk: c });
         }
+        let all: Vec<ChunkId> = self.known.keys().copied().collect();
+        self.ask(now, all, Ask::Round);
+    }
+
+    /// Refill the repair budget: `repair_bytes_per_round` per `repair_interval_ms`, accrued
+    /// continuously, never more than one round's worth (a token bucket).
+    fn refill(&mut self, now: Millis) {
+        let cap = self.cfg.repair_bytes_per_round;
+        let elapsed = now.saturating_sub(self.tokens_at);
+        let add = u128::from(elapsed) * u128::from(cap) / u128::from(self.cfg.repair_interval_ms.max(1));
+        self.tokens = (u128::from(self.tokens) + add).min(u128::from(cap)) as u64;
+        self.tokens_at = now;
+    }
+
+    /// Ask for the chunks among `chunks` that we should hold and do not, within the budget.
+    /// Rounds ask for everything known; an offer or an announcement asks at once for what it
+    /// names (a new chunk must not wait a round with a single copy).
+    fn ask(&mut self, now: Millis, chunks: Vec<ChunkId>, why: Ask) {
+        let round = why == Ask::Round;
         if self.full {
             return;
         }
-        let mut budget = self.cfg.repair_bytes_per_round;
+        self.refill(now);
+        let radius = self.view_radius();
         let mut asks = Vec::new();
-        for (chunk, holders) in &self.known {
-            if self.held.contains_key(chunk) || self.pending.contains_key(chunk) {
+        for chunk in chunks {
+            let Some(holders) = self.known.get(&chunk) else { continue };
+            if self.held.contains_key(&chunk) || self.pending.contains_key(&chunk) {
                 continue;
             }
-            if !self.responsible_for(chunk, holders) {
+            if why != Ask::Offered && self.dropped.get(&chunk).is_some_and(|until| *until > now) {
+                continue;
+            }
+            // An offer comes from a holder whose lookup named us: it saw farther than we do.
+            if why != Ask::Offered && !self.responsible_for(&chunk, holders, radius) {
                 continue;
             }
             // Ask the holder closest to the chunk that has not failed us for it.
-            let usable = holders.iter().copied().filter(|p| !self.failed.contains(&(*chunk, *p)));
-            let Some(from) = replica_set(chunk, usable, 1).first().copied() else { continue };
+            let usable = holders.iter().copied().filter(|p| !self.failed.contains(&(chunk, *p)));
+            let Some(from) = replica_set(&chunk, usable, 1).first().copied() else { continue };
             let cost = u64::from(self.chunk_bytes_max);
-            if cost > budget {
-                self.stats.throttled_rounds += 1;
+            if cost > self.tokens {
+                if round {
+                    self.stats.throttled_rounds += 1;
+                }
                 break;
             }
-            budget -= cost;
-            asks.push((*chunk, from));
+            self.tokens -= cost;
+            asks.push((chunk, from));
         }
         for (chunk, from) in asks {
             self.pending.insert(chunk, (from, now + self.cfg.request_timeout_ms));
@@ -314,7 +451,18 @@ impl Core for ReplicationCore {
                     self.announce(to, vec![chunk], vec![]);
                 }
             }
+            Input::Published { chunk, bytes } => {
+                self.pinned.insert(chunk);
+                self.handle(now, Input::Stored { chunk, bytes });
+                if let Some((_, at)) = self.held.get_mut(&chunk) {
+                    *at = now + self.cfg.check_interval_ms;
+                    self.stats.lookups += 1;
+                    self.out.push_back(Output::Lookup { chunk });
+                }
+            }
             Input::Dropped { chunk } => {
+                self.pinned.remove(&chunk);
+                self.dropped.insert(chunk, now + DROP_COOLDOWN_CHECKS * self.cfg.check_interval_ms);
                 if self.held.remove(&chunk).is_some() {
                     let to = self.everyone();
                     self.announce(to, vec![], vec![chunk]);
@@ -330,12 +478,13 @@ impl Core for ReplicationCore {
             Input::Holdings { from, held, released, full } => {
                 let Some(n) = self.neighbours.get_mut(&from) else { return };
                 n.full = full;
-                for c in held {
-                    self.known.entry(c).or_default().insert(from);
+                for c in &held {
+                    self.known.entry(*c).or_default().insert(from);
                 }
                 for c in released {
                     self.unknow(&c, &from);
                 }
+                self.ask(now, held, Ask::Announced);
             }
             Input::Failed { from, chunk } => {
                 if self.pending.get(&chunk).is_some_and(|(p, _)| *p == from) {
@@ -350,14 +499,30 @@ impl Core for ReplicationCore {
             }
             Input::Offer { from, chunk } => {
                 if from != self.me && !self.held.contains_key(&chunk) {
+                    self.dropped.remove(&chunk);
                     self.known.entry(chunk).or_default().insert(from);
+                    self.ask(now, vec![chunk], Ask::Offered);
                 }
             }
             Input::Found { chunk, peers } => self.on_found(now, chunk, peers),
+            Input::Kept { chunk, bytes } => {
+                self.pinned.insert(chunk);
+                self.handle(now, Input::Stored { chunk, bytes });
+            }
         }
     }
 
     fn handle_timeout(&mut self, now: Millis) {
+        while let Some(&(at, chunk)) = self.urgent.first() {
+            if at > now {
+                break;
+            }
+            self.urgent.pop_first();
+            if self.held.contains_key(&chunk) {
+                self.stats.lookups += 1;
+                self.out.push_back(Output::Lookup { chunk });
+            }
+        }
         if now >= self.next_round {
             self.next_round = now + self.cfg.repair_interval_ms;
             self.round(now);
@@ -365,7 +530,7 @@ impl Core for ReplicationCore {
     }
 
     fn next_timeout(&self) -> Option<Millis> {
-        Some(self.next_round)
+        Some(self.urgent.first().map_or(self.next_round, |(at, _)| (*at).min(self.next_round)))
     }
 
     fn poll_output(&mut self) -> Option<Output> {
@@ -376,6 +541,7 @@ impl Core for ReplicationCore {
         debug_assert!(!self.neighbours.contains_key(&self.me), "linked to ourselves");
         debug_assert!(self.known.values().all(|hs| !hs.is_empty() && !hs.contains(&self.me)));
         debug_assert!(self.pending.keys().all(|c| !self.held.contains_key(c)), "asking for what we hold");
+        debug_assert!(self.pinned.iter().all(|c| self.held.contains_key(c)), "pinned but not held");
         debug_assert!(self.failed.iter().all(|(_, p)| self.neighbours.contains_key(p)));
     }
 }

@@ -1,10 +1,15 @@
-//! Replication: every chunk kept on the `rf` live peers closest to it by XOR distance, repaired
-//! when holders go, handed to newcomers that become closest, migrated away from full peers.
-//! The core is here; its actor, the wire messages and the simulator workload come next
-//! (see README, "Content and replication: what is built").
+//! Replication and content: every chunk kept on the `rf` live peers closest to it by XOR
+//! distance, repaired when holders go, handed to newcomers that become closest, migrated away
+//! from full peers; found by iterative XOR lookups; fetched with verification. The placement
+//! rules are [`core::ReplicationCore`]; [`content::ContentCore`] runs them over links with the
+//! inventory, lookups, topology and fetch; [`actor::ContentActor`] is its actor.
 
+pub mod actor;
+pub mod content;
 pub mod core;
 #[cfg(test)]
 mod tests;
 
+pub use self::actor::{ContentActor, ContentWiring};
+pub use self::content::{ContentCore, ContentStats, FetchError, Input as ContentInput, PublishError};
 pub use self::core::{Found, Input, Output, ReplicationCore, ReplicationStats};

@@ -77,7 +77,7 @@ impl Model {
         for (a, b) in gone {
             for (x, y) in [(a, b), (b, a)] {
                 if let Some(n) = self.nodes.get_mut(&x) {
-                    n.core.handle(self.now, Input::Link(LinkEvent::Down { peer: y }));
+                    n.core.handle(self.now, Input::Link(LinkEvent::Down { peer: y, clean: false }));
                 }
             }
         }
@@ -141,13 +141,13 @@ impl Model {
                     }
                     Output::Lookup { chunk } => {
                         // The routing layer, as an oracle: the live peers closest to the chunk,
-                        // at least 8, and on until `rf` of them have room (a lookup counts only
-                        // peers with room towards its k).
+                        // at least 8, and on until `rf + spare_copies` of them have room (enough
+                        // to rank every holder that may keep a copy).
                         let all = closest(&Key::of_chunk(&chunk), self.nodes.keys().copied(), usize::MAX);
                         let mut found = vec![];
                         let mut with_room = 0;
                         for p in all {
-                            if found.len() >= 8 && with_room >= self.cfg.rf {
+                            if found.len() >= 8 && with_room >= self.cfg.rf + self.cfg.spare_copies {
                                 break;
                             }
                             let room = self.has_room(&p);
@@ -163,6 +163,14 @@ impl Model {
                         if let Some(n) = self.nodes.get_mut(&to) {
                             n.core.handle(now, Input::Offer { from, chunk });
                         }
+                    }
+                    Output::Drop { chunk } => {
+                        let now = self.now;
+                        let n = self.nodes.get_mut(&from).unwrap();
+                        n.inventory.remove(&chunk);
+                        n.core.handle(now, Input::Dropped { chunk });
+                        let full = n.inventory.len() >= n.capacity;
+                        n.core.handle(now, Input::Room { full });
                     }
                 }
             }
@@ -210,11 +218,13 @@ impl Model {
                 n.core.handle_timeout(self.now);
                 n.core.check_invariants();
             }
-            for (p, n) in &self.nodes {
-                self.requested_bytes_per_node_round
-                    .push((n.core.stats().requests - before[p]) * u64::from(CHUNK_BYTES));
-            }
             self.settle();
+            // Everything asked in the round, including what offers made during it asked for.
+            for (p, n) in &self.nodes {
+                if let Some(b) = before.get(p) {
+                    self.requested_bytes_per_node_round.push((n.core.stats().requests - b) * u64::from(CHUNK_BYTES));
+                }
+            }
         }
     }
 
@@ -223,8 +233,9 @@ impl Model {
     fn repair_until_quiet(&mut self, max_rounds: usize) -> bool {
         let mut quiet = 0;
         for _ in 0..max_rounds {
-            let work =
-                |m: &Model| -> u64 { m.nodes.values().map(|n| n.core.stats().requests + n.core.stats().offers).sum() };
+            let work = |m: &Model| -> u64 {
+                m.nodes.values().map(|n| n.core.stats().requests + n.core.stats().offers + n.core.stats().drops).sum()
+            };
             let before = work(self);
             self.rounds(1);
             quiet = if work(self) == before { quiet + 1 } else { 0 };
@@ -317,6 +328,10 @@ proptest! {
                 prop_assert!(holders.contains(&root), "chunk {:?} is not on its closest peer", c);
             }
         }
+        // Surplus copies go at their holder's next check (every check interval): give every
+        // holder two.
+        m.rounds(2 * check_rounds);
+        prop_assert!(m.repair_until_quiet(200), "repair never finishes");
         // And then every chunk still held anywhere is on its whole replica set.
         for c in published.iter().filter(|c| !m.holders(c).is_empty()) {
             let room: Vec<PeerId> = m.nodes.iter()
@@ -326,6 +341,9 @@ proptest! {
             for member in replica_set(c, room.iter().copied(), rf) {
                 prop_assert!(holders.contains(&member), "chunk {:?} missing on a replica-set member after settling", c);
             }
+            // Surplus copies are let go: none beyond the replica set and its spares.
+            let keep = replica_set(c, room.iter().copied(), rf + cfg.spare_copies);
+            prop_assert!(holders.iter().all(|h| keep.contains(h)), "chunk {:?} kept far away: {:?} vs {:?}", c, holders, keep);
         }
         prop_assert_eq!(m.duplicate_requests, 0, "a node asked for a chunk it already held");
         let budget = cfg.repair_bytes_per_round;

@@ -99,6 +99,11 @@ impl RoutingTable {
         }
     }
 
+    /// The members of bucket `b` (0..=255), most recently seen last.
+    pub fn bucket(&self, b: usize) -> impl DoubleEndedIterator<Item = &PeerId> {
+        self.buckets.get(b).into_iter().flat_map(|bk| bk.peers.iter())
+    }
+
     /// The `n` known peers closest to `target`.
     pub fn closest(&self, target: &Key, n: usize) -> Vec<PeerId> {
         closest(target, self.buckets.iter().flat_map(|b| b.peers.iter().copied()), n)
@@ -118,6 +123,7 @@ impl RoutingTable {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
 
     proptest! {
         /// Any sequence of sightings and departures keeps every bucket bounded and consistent,
@@ -150,7 +156,7 @@ mod tests {
         let mut t = RoutingTable::new(&me, TableConfig { k: 1, replacements: 1 });
         // Find three peers that fall in the same bucket.
         let mut same: Vec<PeerId> = vec![];
-        let first = (1..=255u8).map(|i| PeerId([i; 32])).collect::<Vec<_>>();
+        let first = (1..=255u8).map(|i| PeerId(Sha256::digest([i]).into())).collect::<Vec<_>>();
         let b0 = t.bucket_of(&first[0]);
         same.extend(first.iter().copied().filter(|p| t.bucket_of(p) == b0).take(3));
         assert_eq!(same.len(), 3, "test needs three peers in one bucket");

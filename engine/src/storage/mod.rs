@@ -80,3 +80,18 @@ pub trait Storage {
         self.apply(&[Op::Delete { table, key: key.to_vec() }])
     }
 }
+
+/// A boxed store is a store (nodes pick their backend at run time).
+impl<S: Storage + ?Sized> Storage for Box<S> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(table, key)
+    }
+
+    fn scan(&self, table: Table) -> Result<Entries, StorageError> {
+        (**self).scan(table)
+    }
+
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError> {
+        (**self).apply(ops)
+    }
+}

@@ -1,0 +1,939 @@
+//! The content core: everything a node does with chunks, as one state machine over its links.
+//!
+//! - **Inventory**: the chunks held (published here or pulled for replication), bytes checked
+//!   against their address on the way in, capacity tracked ([`Inventory`]).
+//! - **Replication**: the placement and repair rules of [`ReplicationCore`], whose outputs are
+//!   turned into frames here.
+//! - **Content routing**: iterative XOR lookups ([`Lookup`]). A question goes to a linked peer
+//!   directly, or through the peer whose answer named the one asked ([`Message::Relay`], one
+//!   hop: the answerer is linked to every peer it names). Answers list the closest peers among
+//!   the answerer and its links, with what the answerer knows of each (full, holds the chunk).
+//! - **Topology**: beside discovery's random links, a node keeps links to its XOR neighbourhood
+//!   (the `neighbourhood` closest peers it has found, where its chunks' other holders are) and
+//!   one link in every bucket above it (so every lookup answer comes closer to any target), found
+//!   by looking itself and random keys up every `refresh_interval_ms`. Links opened for one
+//!   exchange (a chunk transfer, an offer) are closed once idle and not wanted.
+//! - **Fetch**: a lookup of the chunk, then the holders it found, nearest first, until one
+//!   sends bytes that hash to the address; a holder whose bytes do not is reported
+//!   ([`Offence::BadChunk`]) and the next one is asked.
+//!
+//! One actor, because all of these read the same links, table and inventory: split into several,
+//! each would keep a copy and every frame would cost extra mailbox hops.
+
+use super::core::{Found, Input as ReplIn, Output as ReplOut, ReplicationCore, ReplicationStats};
+use crate::config::{ReplicationConfig, RoutingConfig, TopologyConfig};
+use crate::content::{ChunkId, Inventory, InventoryError, MAX_CHUNK_BYTES, TAG_BYTES};
+use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::observer::{Event, Offence, StoreCause};
+use crate::routing::{closest, Key, Lookup, LookupConfig, RoutingTable, TableConfig};
+use crate::storage::Storage;
+use crate::time::Millis;
+use crate::types::PeerId;
+use crate::wire::{LookupMsg, Message, NodeInfo, MAX_HOLDINGS};
+use rand::{Rng, RngCore};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Frames queued for one peer while it is being dialled.
+const MAX_QUEUED_PER_DIAL: usize = 16;
+/// Dials for exchanges (transfers, offers, lookups' relays) in flight at once.
+const MAX_EXCHANGE_DIALS: usize = 16;
+/// Lookups one fetch may run (the first and the retries after a miss), and the pause before
+/// each retry.
+const FETCH_ATTEMPTS: u32 = 3;
+const FETCH_RETRY_MS: Millis = 2_000;
+/// A dial not answered within this long is given up.
+const DIAL_TIMEOUT_MS: Millis = 15_000;
+/// Extra time a lookup question gets when the peer must be dialled first (connect + handshake).
+const DIAL_QUESTION_EXTRA_MS: Millis = 3_000;
+/// Lookups waiting for a free slot.
+const MAX_WAITING_LOOKUPS: usize = 1024;
+/// Period of topology upkeep (dials toward wanted peers, closing idle links).
+const MAINTAIN_MS: Millis = 10_000;
+/// Random-key lookups started per refresh to fill buckets with no known peer.
+const BUCKET_LOOKUPS_PER_REFRESH: usize = 4;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Link(LinkEvent),
+    /// A content, replication or routing frame from a proved peer.
+    Frame {
+        from: PeerId,
+        msg: Message,
+    },
+    /// Publish an encrypted chunk (its address is the SHA-256 of these bytes).
+    Publish {
+        data: Vec<u8>,
+    },
+    /// Find and download a chunk; answered by `Output::Fetched` with the same `id`.
+    Fetch {
+        id: u64,
+        chunk: ChunkId,
+    },
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    #[error("no holder of chunk {0} could be found")]
+    NotFound(ChunkId),
+    #[error("chunk {0} was not retrieved within the fetch timeout")]
+    Timeout(ChunkId),
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("could not store chunk: {0}")]
+    Store(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Effect(Effect),
+    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
+    Published { chunk: ChunkId, result: Result<(), PublishError> },
+}
+
+/// Counters for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentStats {
+    pub replication: ReplicationStats,
+    pub lookups_done: u64,
+    pub lookup_queries: u64,
+    pub chunks_served: u64,
+    pub bytes_served: u64,
+    pub bad_chunks: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LinkState {
+    /// We dialled it for topology or an exchange: ours to close when no longer wanted.
+    ours: bool,
+    /// Last chunk exchange or offer over it.
+    last_used: Millis,
+}
+
+#[derive(Clone, Debug)]
+struct Dial {
+    at: Millis,
+    /// For an exchange (else topology).
+    exchange: bool,
+    queued: Vec<Message>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// Replica check of a chunk we hold.
+    Check(ChunkId),
+    /// A fetch's search for holders.
+    Fetch(u64),
+    /// Topology: our own key (the neighbourhood) or a random key in a bucket.
+    Refresh,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Info {
+    full: bool,
+    holds: bool,
+    /// Said by the peer itself (overrides what others said of it).
+    own: bool,
+}
+
+struct Query {
+    target: Key,
+    purpose: Purpose,
+    lookup: Lookup,
+    /// Peer -> the answerer that named it (linked to it: our relay to it).
+    via: BTreeMap<PeerId, PeerId>,
+    info: BTreeMap<PeerId, Info>,
+    /// Questions in flight -> deadline.
+    asked: BTreeMap<PeerId, Millis>,
+}
+
+/// One outstanding `GetChunk` to one peer, and everyone waiting on it (a repair and fetches of
+/// the same chunk share a single request).
+#[derive(Clone, Debug)]
+struct Get {
+    repair: bool,
+    fetches: Vec<u64>,
+    deadline: Millis,
+}
+
+struct FetchState {
+    chunk: ChunkId,
+    started: Millis,
+    deadline: Millis,
+    /// Holders still to try, nearest first (None: the lookup is still running).
+    candidates: Option<VecDeque<PeerId>>,
+    /// The holder asked now.
+    asking: Option<PeerId>,
+    /// Lookups started for it so far, and when the next one starts (after a miss).
+    attempts: u32,
+    retry_at: Option<Millis>,
+}
+
+pub struct ContentCore<S: Storage> {
+    me: PeerId,
+    my_key: Key,
+    rcfg: RoutingConfig,
+    tcfg: TopologyConfig,
+    fetch_timeout_ms: Millis,
+    inv: Inventory<S>,
+    repl: ReplicationCore,
+    table: RoutingTable,
+    links: BTreeMap<PeerId, LinkState>,
+    dialing: BTreeMap<PeerId, Dial>,
+    queries: BTreeMap<u64, Query>,
+    waiting: VecDeque<(Key, Purpose)>,
+    next_query: u64,
+    gets: BTreeMap<(PeerId, ChunkId), Get>,
+    fetches: BTreeMap<u64, FetchState>,
+    rng: ChaCha8Rng,
+    next_refresh: Millis,
+    next_maintain: Millis,
+    stats: ContentStats,
+    out: Outputs<Output>,
+}
+
+fn random_key_in_bucket(me: &Key, b: usize, rng: &mut ChaCha8Rng) -> Key {
+    let mut d = [0u8; 32];
+    rng.fill_bytes(&mut d);
+    let byte = 31 - b / 8;
+    for x in d.iter_mut().take(byte) {
+        *x = 0;
+    }
+    let bit = b % 8;
+    d[byte] &= ((1u16 << (bit + 1)) - 1) as u8;
+    d[byte] |= 1 << bit;
+    let mut k = me.0;
+    for (x, y) in k.iter_mut().zip(d) {
+        *x ^= y;
+    }
+    Key(k)
+}
+
+impl<S: Storage> ContentCore<S> {
+    pub fn new(
+        me: PeerId,
+        cfg: ReplicationConfig,
+        rcfg: RoutingConfig,
+        tcfg: TopologyConfig,
+        inv: Inventory<S>,
+        rng: ChaCha8Rng,
+    ) -> Result<Self, InventoryError> {
+        let fetch_timeout_ms = cfg.fetch_timeout_ms;
+        let chunk_max = (MAX_CHUNK_BYTES + TAG_BYTES) as u32;
+        let first_round = cfg.repair_interval_ms;
+        let mut repl = ReplicationCore::new(me, cfg, chunk_max, first_round);
+        // What a previous run stored is held again (checked against the network at once).
+        for id in inv.chunk_ids()? {
+            let bytes = inv.get_chunk(&id)?.map_or(0, |b| b.len() as u32);
+            repl.handle(0, ReplIn::Kept { chunk: id, bytes });
+        }
+        repl.handle(0, ReplIn::Room { full: !inv.has_room(chunk_max as usize) });
+        let mut core = ContentCore {
+            me,
+            my_key: Key::of_peer(&me),
+            table: RoutingTable::new(&me, TableConfig { k: rcfg.k, replacements: 4 }),
+            rcfg,
+            tcfg,
+            fetch_timeout_ms,
+            inv,
+            repl,
+            links: BTreeMap::new(),
+            dialing: BTreeMap::new(),
+            queries: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            next_query: 0,
+            gets: BTreeMap::new(),
+            fetches: BTreeMap::new(),
+            rng,
+            // The first look-around once the node has had time to make its first links.
+            next_refresh: 5_000,
+            next_maintain: MAINTAIN_MS,
+            stats: ContentStats::default(),
+            out: Outputs::new(),
+        };
+        core.drain_repl(0);
+        Ok(core)
+    }
+
+    pub fn stats(&self) -> ContentStats {
+        ContentStats { replication: self.repl.stats(), ..self.stats }
+    }
+
+    pub fn inventory(&self) -> &Inventory<S> {
+        &self.inv
+    }
+
+    fn effect(&mut self, e: Effect) {
+        self.out.push_back(Output::Effect(e));
+    }
+
+    fn send(&mut self, to: PeerId, msg: Message) {
+        self.effect(Effect::Send { to, msg });
+    }
+
+    /// Send to a peer, dialling it first if we are not linked. Returns false when that is not
+    /// possible now (too many dials in flight, queue full): the caller counts it as a failure.
+    fn send_to(&mut self, now: Millis, to: PeerId, msg: Message) -> bool {
+        if to == self.me {
+            return false;
+        }
+        if let Some(l) = self.links.get_mut(&to) {
+            l.last_used = now;
+            self.send(to, msg);
+            return true;
+        }
+        if let Some(d) = self.dialing.get_mut(&to) {
+            if d.queued.len() >= MAX_QUEUED_PER_DIAL {
+                return false;
+            }
+            d.queued.push(msg);
+            return true;
+        }
+        if self.dialing.values().filter(|d| d.exchange).count() >= MAX_EXCHANGE_DIALS {
+            return false;
+        }
+        self.dialing.insert(to, Dial { at: now, exchange: true, queued: vec![msg] });
+        self.effect(Effect::Dial(to));
+        true
+    }
+
+    // ---- replication outputs -> frames ----------------------------------------------------
+
+    fn drain_repl(&mut self, now: Millis) {
+        while let Some(o) = self.repl.poll_output() {
+            match o {
+                ReplOut::Announce { to, held, released, full } => {
+                    // Split so every frame stays within the wire limit.
+                    let mut held = held.chunks(MAX_HOLDINGS).map(<[ChunkId]>::to_vec).collect::<Vec<_>>();
+                    let mut released = released.chunks(MAX_HOLDINGS).map(<[ChunkId]>::to_vec).collect::<Vec<_>>();
+                    let frames = held.len().max(released.len()).max(1);
+                    held.resize(frames, vec![]);
+                    released.resize(frames, vec![]);
+                    for (h, r) in held.into_iter().zip(released) {
+                        let msg = Message::Holdings { held: h, released: r, full };
+                        self.effect(Effect::Broadcast { to: to.clone(), msg });
+                    }
+                }
+                ReplOut::Request { to, chunk } => {
+                    if !self.request(now, to, chunk, None) {
+                        self.repl.handle(now, ReplIn::Failed { from: to, chunk });
+                    }
+                }
+                ReplOut::Lookup { chunk } => self.start_lookup(now, Key::of_chunk(&chunk), Purpose::Check(chunk)),
+                ReplOut::Offer { to, chunk } => {
+                    self.send_to(now, to, Message::Offer { chunk });
+                }
+                ReplOut::Drop { chunk } => match self.inv.remove_chunk(&chunk) {
+                    Ok(_) => {
+                        self.repl.handle(now, ReplIn::Dropped { chunk });
+                        self.effect(Effect::Event(Event::ChunkDropped { chunk }));
+                        self.update_room(now);
+                    }
+                    Err(e) => tracing::warn!(node = %self.me.short(), error = %e, "cannot drop a surplus copy"),
+                },
+            }
+        }
+    }
+
+    /// Ask `to` for `chunk` for a repair (`fetch` None) or a fetch, joining a request already
+    /// out. False if it cannot be sent now.
+    fn request(&mut self, now: Millis, to: PeerId, chunk: ChunkId, fetch: Option<u64>) -> bool {
+        if !self.gets.contains_key(&(to, chunk)) {
+            if !self.send_to(now, to, Message::GetChunk { chunk }) {
+                return false;
+            }
+            let deadline = now + self.repl_timeout();
+            self.gets.insert((to, chunk), Get { repair: false, fetches: vec![], deadline });
+        }
+        let g = self.gets.get_mut(&(to, chunk)).expect("inserted above");
+        match fetch {
+            Some(id) => g.fetches.push(id),
+            None => g.repair = true,
+        }
+        true
+    }
+
+    fn repl_timeout(&self) -> Millis {
+        self.rcfg.query_timeout_ms.max(1) * 2
+    }
+
+    // ---- lookups ----------------------------------------------------------------------------
+
+    fn start_lookup(&mut self, now: Millis, target: Key, purpose: Purpose) {
+        if self.queries.len() >= self.rcfg.max_lookups {
+            if self.waiting.len() < MAX_WAITING_LOOKUPS {
+                self.waiting.push_back((target, purpose));
+            } else if let Purpose::Fetch(id) = purpose {
+                self.finish_fetch(now, id, Err(()));
+            }
+            return;
+        }
+        let id = self.next_query;
+        self.next_query += 1;
+        // Seeds: the linked peers closest to the target (reachable without a relay).
+        let seeds = closest(&target, self.links.keys().copied(), self.rcfg.k.max(self.rcfg.alpha));
+        let cfg = LookupConfig { k: self.rcfg.k, alpha: self.rcfg.alpha };
+        let q = Query {
+            target,
+            purpose,
+            lookup: Lookup::new(target, seeds, cfg),
+            via: BTreeMap::new(),
+            info: BTreeMap::new(),
+            asked: BTreeMap::new(),
+        };
+        self.queries.insert(id, q);
+        self.advance(now, id);
+    }
+
+    /// Send the lookup's next questions; finish it when it is done.
+    fn advance(&mut self, now: Millis, id: u64) {
+        let deadline = now + self.rcfg.query_timeout_ms;
+        for _ in 0..64 {
+            let Some(q) = self.queries.get_mut(&id) else { return };
+            let next = q.lookup.next_queries();
+            if next.is_empty() {
+                break;
+            }
+            let mut sends = vec![];
+            let mut dials = vec![];
+            for p in next {
+                let msg = LookupMsg::find(id, q.target);
+                if self.links.contains_key(&p) {
+                    q.asked.insert(p, deadline);
+                    sends.push((p, Message::Lookup(msg)));
+                } else if let Some(v) = q.via.get(&p).copied().filter(|v| self.links.contains_key(v)) {
+                    q.asked.insert(p, deadline);
+                    sends.push((v, Message::Relay { to: p, msg }));
+                } else {
+                    // Named by a peer we reached through a relay ourselves: no one-hop path,
+                    // so dial it (the question waits in the dial's queue).
+                    q.asked.insert(p, deadline + DIAL_QUESTION_EXTRA_MS);
+                    dials.push((p, Message::Lookup(msg)));
+                }
+            }
+            self.stats.lookup_queries += (sends.len() + dials.len()) as u64;
+            for (to, msg) in sends {
+                self.send(to, msg);
+            }
+            for (to, msg) in dials {
+                if !self.send_to(now, to, msg) {
+                    if let Some(q) = self.queries.get_mut(&id) {
+                        q.asked.remove(&to);
+                        q.lookup.on_failure(&to);
+                    }
+                }
+            }
+        }
+        if self.queries.get(&id).is_some_and(|q| q.lookup.is_done()) {
+            self.finish_lookup(now, id);
+        }
+    }
+
+    fn finish_lookup(&mut self, now: Millis, id: u64) {
+        let Some(q) = self.queries.remove(&id) else { return };
+        self.stats.lookups_done += 1;
+        let result = q.lookup.result();
+        match q.purpose {
+            Purpose::Check(chunk) => {
+                let peers = result
+                    .iter()
+                    .map(|p| {
+                        let i = q.info.get(p).copied().unwrap_or_default();
+                        Found { peer: *p, full: i.full, holds: i.holds }
+                    })
+                    .collect();
+                self.repl.handle(now, ReplIn::Found { chunk, peers });
+                self.drain_repl(now);
+            }
+            Purpose::Fetch(fid) => {
+                // Holders the answers named, nearest to the chunk first.
+                let holders: Vec<PeerId> = q.info.iter().filter(|(_, i)| i.holds).map(|(p, _)| *p).collect();
+                let holders = closest(&q.target, holders.into_iter().filter(|p| *p != self.me), usize::MAX);
+                if let Some(f) = self.fetches.get_mut(&fid) {
+                    f.candidates = Some(holders.into_iter().collect());
+                }
+                self.try_next_holder(now, fid);
+            }
+            Purpose::Refresh => self.maintain(now),
+        }
+        while self.queries.len() < self.rcfg.max_lookups {
+            let Some((target, purpose)) = self.waiting.pop_front() else { break };
+            self.start_lookup(now, target, purpose);
+        }
+    }
+
+    /// An answer from `from` (directly or relayed) to lookup `id`.
+    fn on_nodes(&mut self, now: Millis, from: PeerId, id: u64, peers: Vec<NodeInfo>) {
+        let me = self.me;
+        let linked: BTreeSet<PeerId> = peers.iter().map(|n| n.peer).filter(|p| self.links.contains_key(p)).collect();
+        let Some(q) = self.queries.get_mut(&id) else { return };
+        if q.asked.remove(&from).is_none() {
+            return;
+        }
+        for n in &peers {
+            if n.peer == me {
+                continue;
+            }
+            let own = n.peer == from;
+            let e = q.info.entry(n.peer).or_default();
+            if own {
+                // What a peer says of itself overrides what others said of it.
+                *e = Info { full: n.full, holds: n.holds, own: true };
+            } else if !e.own {
+                e.full = n.full;
+                e.holds |= n.holds;
+            }
+            if !own && !linked.contains(&n.peer) {
+                q.via.entry(n.peer).or_insert(from);
+            }
+        }
+        q.lookup.on_answer(&from, peers.iter().map(|n| n.peer).filter(|p| *p != me));
+        self.table.seen(from);
+        self.advance(now, id);
+    }
+
+    /// Our answer to a lookup question: the closest among ourselves and our links.
+    fn answer(&self, target: [u8; 32], query: u64) -> LookupMsg {
+        let key = Key(target);
+        let chunk = ChunkId(target);
+        // Only linked peers: they are alive now, and we can relay to them. (Naming the routing
+        // table's contacts too was tried: stale ones cost the asker a dial timeout each, and
+        // fetch latency doubled at 1,000 nodes.)
+        let candidates = std::iter::once(self.me).chain(self.links.keys().copied());
+        let peers = closest(&key, candidates, self.rcfg.k)
+            .into_iter()
+            .map(|p| {
+                if p == self.me {
+                    NodeInfo { peer: p, full: self.repl.is_full(), holds: self.repl.holds(&chunk) }
+                } else {
+                    NodeInfo { peer: p, full: self.repl.neighbour_full(&p), holds: self.repl.known_holder(&chunk, &p) }
+                }
+            })
+            .collect();
+        LookupMsg::Nodes { query, peers }
+    }
+
+    fn fail_question(&mut self, now: Millis, id: u64, peer: &PeerId) {
+        if let Some(q) = self.queries.get_mut(&id) {
+            if q.asked.remove(peer).is_some() {
+                q.lookup.on_failure(peer);
+                self.advance(now, id);
+            }
+        }
+    }
+
+    // ---- fetch ------------------------------------------------------------------------------
+
+    fn try_next_holder(&mut self, now: Millis, id: u64) {
+        loop {
+            let Some(f) = self.fetches.get_mut(&id) else { return };
+            let chunk = f.chunk;
+            let Some(cands) = f.candidates.as_mut() else { return };
+            let Some(p) = cands.pop_front() else {
+                f.asking = None;
+                // No holder found, or none answered: look again a little later (links change,
+                // a busy holder frees a slot), while the deadline allows.
+                if f.attempts < FETCH_ATTEMPTS && now + FETCH_RETRY_MS < f.deadline {
+                    f.candidates = None;
+                    f.retry_at = Some(now + FETCH_RETRY_MS);
+                    return;
+                }
+                return self.finish_fetch(now, id, Err(()));
+            };
+            f.asking = Some(p);
+            if self.request(now, p, chunk, Some(id)) {
+                return;
+            }
+        }
+    }
+
+    /// `Err(())`: no holder found; a timeout is told apart by the deadline.
+    fn finish_fetch(&mut self, now: Millis, id: u64, result: Result<Vec<u8>, ()>) {
+        let Some(f) = self.fetches.remove(&id) else { return };
+        if let Some(p) = f.asking {
+            if let Some(g) = self.gets.get_mut(&(p, f.chunk)) {
+                g.fetches.retain(|x| *x != id);
+                if g.fetches.is_empty() && !g.repair {
+                    self.gets.remove(&(p, f.chunk));
+                }
+            }
+        }
+        let result = result.map_err(|()| {
+            if now >= f.deadline {
+                FetchError::Timeout(f.chunk)
+            } else {
+                FetchError::NotFound(f.chunk)
+            }
+        });
+        let latency_ms = now.saturating_sub(f.started);
+
+        self.effect(Effect::Event(Event::FetchFinished { id, chunk: f.chunk, ok: result.is_ok(), latency_ms }));
+        self.out.push_back(Output::Fetched { id, chunk: f.chunk, result });
+    }
+
+    fn get_failed(&mut self, now: Millis, from: PeerId, chunk: ChunkId) {
+        let Some(g) = self.gets.remove(&(from, chunk)) else { return };
+        if g.repair {
+            self.repl.handle(now, ReplIn::Failed { from, chunk });
+            self.drain_repl(now);
+        }
+        for id in g.fetches {
+            self.try_next_holder(now, id);
+        }
+    }
+
+    fn on_chunk(&mut self, now: Millis, from: PeerId, chunk: ChunkId, data: Vec<u8>) {
+        if !self.gets.contains_key(&(from, chunk)) {
+            return;
+        }
+        if ChunkId::of(&data) != chunk {
+            self.stats.bad_chunks += 1;
+            self.effect(Effect::Report { peer: from, offence: Offence::BadChunk });
+            return self.get_failed(now, from, chunk);
+        }
+        if let Some(l) = self.links.get_mut(&from) {
+            l.last_used = now;
+        }
+        let Some(g) = self.gets.remove(&(from, chunk)) else { return };
+        for id in g.fetches {
+            if let Some(f) = self.fetches.get_mut(&id) {
+                f.asking = None; // the request is answered
+            }
+            self.finish_fetch(now, id, Ok(data.clone()));
+        }
+        if g.repair {
+            let bytes = data.len() as u32;
+            match self.inv.put_chunk(&chunk, &data) {
+                Ok(()) => {
+                    self.repl.handle(now, ReplIn::Stored { chunk, bytes });
+                    self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Repair }));
+                }
+                Err(e) => {
+                    tracing::debug!(node = %self.me.short(), error = %e, "replica not stored");
+                    self.repl.handle(now, ReplIn::Failed { from, chunk });
+                }
+            }
+            self.update_room(now);
+            self.drain_repl(now);
+        }
+    }
+
+    fn update_room(&mut self, now: Millis) {
+        let full = !self.inv.has_room(MAX_CHUNK_BYTES + TAG_BYTES);
+        self.repl.handle(now, ReplIn::Room { full });
+    }
+
+    // ---- topology ---------------------------------------------------------------------------
+
+    /// The peers we want links to: our neighbourhood, and one peer in each bucket above it
+    /// (a bucket already holding a link needs nothing more).
+    fn wanted(&self) -> BTreeSet<PeerId> {
+        let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
+        let lowest = hood.iter().filter_map(|p| self.my_key.distance(&Key::of_peer(p)).bucket()).max().unwrap_or(0);
+        let mut linked_buckets = BTreeSet::new();
+        for p in self.links.keys() {
+            if let Some(b) = self.my_key.distance(&Key::of_peer(p)).bucket() {
+                linked_buckets.insert(b);
+            }
+        }
+        let mut want: BTreeSet<PeerId> = hood.into_iter().collect();
+        for b in (lowest + 1)..256 {
+            if !linked_buckets.contains(&b) {
+                if let Some(p) = self.table.bucket(b).next_back() {
+                    want.insert(*p);
+                }
+            }
+        }
+        want
+    }
+
+    /// Dial wanted peers; close links we opened that are idle and no longer wanted.
+    fn maintain(&mut self, now: Millis) {
+        let want = self.wanted();
+        let mut topo_dials = self.dialing.values().filter(|d| !d.exchange).count();
+        for p in &want {
+            if topo_dials >= self.tcfg.max_dials {
+                break;
+            }
+            if !self.links.contains_key(p) && !self.dialing.contains_key(p) {
+                self.dialing.insert(*p, Dial { at: now, exchange: false, queued: vec![] });
+                self.effect(Effect::Dial(*p));
+                topo_dials += 1;
+            }
+        }
+        let busy: BTreeSet<PeerId> = self.gets.keys().map(|(p, _)| *p).collect();
+        let idle = self.tcfg.idle_link_ms;
+        let close: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(p, l)| {
+                l.ours && !want.contains(p) && !busy.contains(p) && now.saturating_sub(l.last_used) >= idle
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for p in close {
+            self.effect(Effect::Close(p));
+        }
+    }
+
+    /// Look ourselves up (finding the neighbourhood) and a random key in each empty bucket.
+    fn refresh(&mut self, now: Millis) {
+        self.start_lookup(now, self.my_key, Purpose::Refresh);
+        let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
+        let lowest = hood.iter().filter_map(|p| self.my_key.distance(&Key::of_peer(p)).bucket()).max().unwrap_or(0);
+        let mut started = 0;
+        for b in ((lowest + 1)..256).rev() {
+            if started >= BUCKET_LOOKUPS_PER_REFRESH {
+                break;
+            }
+            let empty = self.table.bucket(b).next().is_none();
+            // Buckets far below the network's size are empty for good: stop at the first
+            // empty one whose range is smaller than what the neighbourhood spans.
+            if empty {
+                let target = random_key_in_bucket(&self.my_key, b, &mut self.rng);
+                self.start_lookup(now, target, Purpose::Refresh);
+                started += 1;
+            }
+        }
+    }
+
+    // ---- links ------------------------------------------------------------------------------
+
+    fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { peer, outbound } => {
+                let dial = self.dialing.remove(&peer);
+                let ours = outbound && dial.is_some();
+                self.links.insert(peer, LinkState { ours, last_used: now });
+                self.table.seen(peer);
+                self.repl.handle(now, ReplIn::Link(ev));
+                for msg in dial.map(|d| d.queued).unwrap_or_default() {
+                    self.send(peer, msg);
+                }
+            }
+            LinkEvent::Down { peer, .. } => {
+                self.links.remove(&peer);
+                let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
+                self.table.remove(&peer);
+                self.repl.handle(now, ReplIn::Link(ev));
+                self.peer_gone(now, &peer);
+                if hood.contains(&peer) {
+                    // A neighbour went: find who takes its place soon.
+                    self.next_refresh = self.next_refresh.min(now + 1_000);
+                }
+            }
+            LinkEvent::DialFailed { peer } => {
+                self.table.remove(&peer);
+                self.repl.handle(now, ReplIn::Link(ev));
+                if let Some(d) = self.dialing.remove(&peer) {
+                    for msg in d.queued {
+                        if let Message::GetChunk { chunk } = msg {
+                            self.get_failed(now, peer, chunk);
+                        }
+                    }
+                }
+                self.peer_gone(now, &peer);
+            }
+        }
+        self.drain_repl(now);
+    }
+
+    /// Everything waiting on a peer that is gone fails now.
+    fn peer_gone(&mut self, now: Millis, peer: &PeerId) {
+        let gets: Vec<ChunkId> = self.gets.keys().filter(|(p, _)| p == peer).map(|(_, c)| *c).collect();
+        for c in gets {
+            self.get_failed(now, *peer, c);
+        }
+        let asked: Vec<(u64, PeerId)> = self
+            .queries
+            .iter()
+            .flat_map(|(id, q)| {
+                q.asked.keys().filter(|p| *p == peer || q.via.get(*p) == Some(peer)).map(move |p| (*id, *p))
+            })
+            .collect();
+        for (id, p) in asked {
+            self.fail_question(now, id, &p);
+        }
+    }
+
+    fn on_frame(&mut self, now: Millis, from: PeerId, msg: Message) {
+        if !self.links.contains_key(&from) {
+            return;
+        }
+        match msg {
+            Message::Holdings { held, released, full } => {
+                self.repl.handle(now, ReplIn::Holdings { from, held, released, full });
+            }
+            Message::Offer { chunk } => self.repl.handle(now, ReplIn::Offer { from, chunk }),
+            Message::GetChunk { chunk } => match self.inv.get_chunk(&chunk) {
+                Ok(Some(data)) => {
+                    self.stats.chunks_served += 1;
+                    self.stats.bytes_served += data.len() as u64;
+                    if let Some(l) = self.links.get_mut(&from) {
+                        l.last_used = now;
+                    }
+                    self.send(from, Message::ChunkData { chunk, data });
+                }
+                Ok(None) => self.send(from, Message::NoChunk { chunk }),
+                Err(e) => {
+                    tracing::warn!(node = %self.me.short(), error = %e, "cannot read chunk");
+                    self.send(from, Message::NoChunk { chunk });
+                }
+            },
+            Message::ChunkData { chunk, data } => self.on_chunk(now, from, chunk, data),
+            Message::NoChunk { chunk } => self.get_failed(now, from, chunk),
+            Message::Lookup(LookupMsg::FindNode { query, target }) => {
+                let answer = self.answer(target, query);
+                self.send(from, Message::Lookup(answer));
+            }
+            Message::Lookup(LookupMsg::Nodes { query, peers }) => self.on_nodes(now, from, query, peers),
+            Message::Relay { to, msg } if to != from && self.links.contains_key(&to) => {
+                self.send(to, Message::Relayed { from, msg });
+            }
+            Message::Relayed { from: origin, msg } => match msg {
+                LookupMsg::FindNode { query, target } => {
+                    let answer = self.answer(target, query);
+                    self.send(from, Message::Relay { to: origin, msg: answer });
+                }
+                LookupMsg::Nodes { query, peers } => self.on_nodes(now, origin, query, peers),
+            },
+            _ => {}
+        }
+        self.drain_repl(now);
+    }
+
+    fn publish(&mut self, now: Millis, data: Vec<u8>) {
+        let chunk = ChunkId::of(&data);
+        let bytes = data.len() as u32;
+        let result = self.inv.put_chunk(&chunk, &data).map_err(|e| PublishError::Store(e.to_string()));
+        if result.is_ok() {
+            self.repl.handle(now, ReplIn::Published { chunk, bytes });
+            self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Published }));
+        }
+        self.update_room(now);
+        self.out.push_back(Output::Published { chunk, result });
+        self.drain_repl(now);
+    }
+
+    fn fetch(&mut self, now: Millis, id: u64, chunk: ChunkId) {
+        let deadline = now + self.fetch_timeout_ms;
+        let f =
+            FetchState { chunk, started: now, deadline, candidates: None, asking: None, attempts: 1, retry_at: None };
+        self.fetches.insert(id, f);
+        match self.inv.get_chunk(&chunk) {
+            Ok(Some(data)) => self.finish_fetch(now, id, Ok(data)),
+            _ => self.start_lookup(now, Key::of_chunk(&chunk), Purpose::Fetch(id)),
+        }
+    }
+
+    /// Deadlines: questions, requests, dials, fetches.
+    fn expire(&mut self, now: Millis) {
+        let late: Vec<(u64, PeerId)> = self
+            .queries
+            .iter()
+            .flat_map(|(id, q)| q.asked.iter().filter(|(_, d)| **d <= now).map(move |(p, _)| (*id, *p)))
+            .collect();
+        for (id, p) in late {
+            self.fail_question(now, id, &p);
+        }
+        let late: Vec<(PeerId, ChunkId)> =
+            self.gets.iter().filter(|(_, g)| g.deadline <= now).map(|(k, _)| *k).collect();
+        for (p, c) in late {
+            self.get_failed(now, p, c);
+        }
+        let late: Vec<PeerId> =
+            self.dialing.iter().filter(|(_, d)| now.saturating_sub(d.at) >= DIAL_TIMEOUT_MS).map(|(p, _)| *p).collect();
+        for p in late {
+            self.on_link(now, LinkEvent::DialFailed { peer: p });
+        }
+        let retry: Vec<(u64, ChunkId)> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.retry_at.is_some_and(|t| t <= now))
+            .map(|(id, f)| (*id, f.chunk))
+            .collect();
+        for (id, chunk) in retry {
+            if let Some(f) = self.fetches.get_mut(&id) {
+                f.retry_at = None;
+                f.attempts += 1;
+            }
+            self.start_lookup(now, Key::of_chunk(&chunk), Purpose::Fetch(id));
+        }
+        let late: Vec<u64> = self.fetches.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
+        for id in late {
+            // A lookup still running for it finishes unheard.
+            self.finish_fetch(now, id, Err(()));
+        }
+    }
+}
+
+impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, now: Millis, input: Input) {
+        match input {
+            Input::Link(ev) => self.on_link(now, ev),
+            Input::Frame { from, msg } => self.on_frame(now, from, msg),
+            Input::Publish { data } => self.publish(now, data),
+            Input::Fetch { id, chunk } => self.fetch(now, id, chunk),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        self.expire(now);
+        if self.repl.next_timeout().is_some_and(|t| t <= now) {
+            self.repl.handle_timeout(now);
+            self.drain_repl(now);
+        }
+        if now >= self.next_refresh {
+            // Jittered (0.75x to 1.25x), or nodes started together refresh together for ever,
+            // and their lookups' dials pile up on everyone at the same moment.
+            let i = self.tcfg.refresh_interval_ms;
+            self.next_refresh = now + i - i / 4 + self.rng.gen_range(0..=i / 2);
+            self.refresh(now);
+        }
+        if now >= self.next_maintain {
+            self.next_maintain = now + MAINTAIN_MS;
+            self.maintain(now);
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Millis> {
+        let mut t = self.next_refresh.min(self.next_maintain);
+        if let Some(r) = self.repl.next_timeout() {
+            t = t.min(r);
+        }
+        for q in self.queries.values() {
+            if let Some(d) = q.asked.values().min() {
+                t = t.min(*d);
+            }
+        }
+        if let Some(d) = self.gets.values().map(|g| g.deadline).min() {
+            t = t.min(d);
+        }
+        if let Some(d) = self.dialing.values().map(|d| d.at + DIAL_TIMEOUT_MS).min() {
+            t = t.min(d);
+        }
+        if let Some(d) = self.fetches.values().map(|f| f.retry_at.unwrap_or(f.deadline).min(f.deadline)).min() {
+            t = t.min(d);
+        }
+        Some(t)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Runs after every input, so only what is cheap: the replication core's and the routing
+    /// table's own invariants walk all they hold and are checked by their tests instead.
+    fn check_invariants(&self) {
+        debug_assert!(self.table.len() <= 256 * self.rcfg.k, "routing table over its bound");
+        debug_assert!(self.dialing.keys().all(|p| !self.links.contains_key(p)), "dialling a linked peer");
+        debug_assert!(self.queries.len() <= self.rcfg.max_lookups, "too many lookups");
+        debug_assert!(self.waiting.len() <= MAX_WAITING_LOOKUPS);
+        debug_assert!(!self.links.contains_key(&self.me), "linked to ourselves");
+    }
+}
