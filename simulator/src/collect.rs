@@ -52,6 +52,8 @@ struct Content {
     dropped: u64,
     /// Per probe: (fetches ok, fetches failed); fetchers that crashed never answer.
     probes: Vec<(u32, u32)>,
+    /// When each probe ran (ms).
+    probe_at_ms: Vec<u64>,
     latencies_ms: Vec<u64>,
 }
 
@@ -66,6 +68,8 @@ pub struct ContentSummary {
     pub dropped: u64,
     /// Availability per probe (answered fetches only), in probe order.
     pub probes: Vec<Option<f64>>,
+    /// Per probe: (time s, fetches ok, fetches failed).
+    pub probe_counts: Vec<(f64, u32, u32)>,
     pub fetches_ok: u64,
     pub fetches_failed: u64,
     /// Latencies of successful fetches, sorted (s).
@@ -147,9 +151,10 @@ impl Collector {
     }
 
     /// A new availability probe; returns its number (fetch ids carry it in their high bits).
-    pub fn open_probe(&self) -> u64 {
+    pub fn open_probe(&self, at_ms: u64) -> u64 {
         let mut s = self.st.borrow_mut();
         s.content.probes.push((0, 0));
+        s.content.probe_at_ms.push(at_ms);
         (s.content.probes.len() - 1) as u64
     }
 
@@ -170,6 +175,12 @@ impl Collector {
                 .probes
                 .iter()
                 .map(|(ok, failed)| (ok + failed > 0).then(|| f64::from(*ok) / f64::from(ok + failed)))
+                .collect(),
+            probe_counts: c
+                .probes
+                .iter()
+                .zip(&c.probe_at_ms)
+                .map(|((ok, failed), at)| (*at as f64 / 1000.0, *ok, *failed))
                 .collect(),
             fetches_ok: c.probes.iter().map(|(ok, _)| u64::from(*ok)).sum(),
             fetches_failed: c.probes.iter().map(|(_, f)| u64::from(*f)).sum(),

@@ -312,7 +312,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                 if live.is_empty() || published.is_empty() {
                     continue;
                 }
-                let probe = world.collector.open_probe();
+                let probe = world.collector.open_probe(at_ms);
                 let n = sc.content.probe_fetches.min(published.len());
                 for (j, i) in rand::seq::index::sample(&mut content_rng, published.len(), n).into_iter().enumerate() {
                     let slot = live[content_rng.gen_range(0..live.len())];
@@ -464,6 +464,15 @@ fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metr
         c.fetches_ok,
         c.fetches_failed
     ));
+    let misses: Vec<String> = c
+        .probe_counts
+        .iter()
+        .filter(|(_, _, failed)| *failed > 0)
+        .map(|(at, ok, failed)| format!("t={at:.0} s {failed} of {}", ok + failed))
+        .collect();
+    if !misses.is_empty() {
+        notes.push(format!("probes with failed fetches: {}", misses.join(", ")));
+    }
     if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
         let lost_share = (percent / 100.0).powi(rf);
         m.durability_bound_no_repair = Some(1.0 - lost_share);

@@ -372,8 +372,15 @@ impl<S: Storage> ContentCore<S> {
         }
         let id = self.next_query;
         self.next_query += 1;
-        // Seeds: the linked peers closest to the target (reachable without a relay).
-        let seeds = closest(&target, self.links.keys().copied(), self.rcfg.k.max(self.rcfg.alpha));
+        // Seeds: the linked peers closest to the target (reachable without a relay). A fetch's
+        // retry also seeds from the routing table (those are dialled): the first lookup missed,
+        // perhaps because no link reaches the chunk's region.
+        let retry = match purpose {
+            Purpose::Fetch(f) => self.fetches.get(&f).is_some_and(|f| f.attempts > 1),
+            _ => false,
+        };
+        let table = if retry { self.table.closest(&target, self.rcfg.k) } else { vec![] };
+        let seeds = closest(&target, self.links.keys().copied().chain(table), self.rcfg.k.max(self.rcfg.alpha));
         let cfg = LookupConfig { k: self.rcfg.k, alpha: self.rcfg.alpha };
         let q = Query {
             target,
