@@ -94,6 +94,7 @@ impl Dispatch {
             msg @ (Message::Holdings { .. }
             | Message::Offer { .. }
             | Message::GetChunk { .. }
+            | Message::GetVia { .. }
             | Message::ChunkData { .. }
             | Message::NoChunk { .. }
             | Message::Lookup(_)

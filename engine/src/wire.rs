@@ -70,6 +70,9 @@ pub enum Message {
     Offer { chunk: ChunkId },
     /// Content: "send me this chunk".
     GetChunk { chunk: ChunkId },
+    /// Content: "get this chunk from `from` (a peer you are linked to) for me"; answered with
+    /// `ChunkData` or `NoChunk` like `GetChunk`. Spares the asker a dial to a busy holder.
+    GetVia { from: PeerId, chunk: ChunkId },
     /// Content: a chunk, checked by the receiver against its address.
     ChunkData {
         chunk: ChunkId,
@@ -240,6 +243,7 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         | Message::Bye
         | Message::Offer { .. }
         | Message::GetChunk { .. }
+        | Message::GetVia { .. }
         | Message::NoChunk { .. } => Ok(()),
     }
 }
@@ -287,6 +291,7 @@ mod tests {
                 .prop_map(|(held, released, full)| Message::Holdings { held, released, full }),
             chunk().prop_map(|chunk| Message::Offer { chunk }),
             chunk().prop_map(|chunk| Message::GetChunk { chunk }),
+            (peer(), chunk()).prop_map(|(from, chunk)| Message::GetVia { from, chunk }),
             chunk().prop_map(|chunk| Message::NoChunk { chunk }),
             (chunk(), prop::collection::vec(any::<u8>(), 0..2048))
                 .prop_map(|(chunk, data)| Message::ChunkData { chunk, data }),

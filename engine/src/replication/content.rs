@@ -42,6 +42,8 @@ const MAX_EXCHANGE_DIALS: usize = 16;
 /// each retry.
 const FETCH_ATTEMPTS: u32 = 3;
 const FETCH_RETRY_MS: Millis = 2_000;
+/// Requests one node forwards for others at once (`GetVia`).
+const MAX_PROXIED: usize = 64;
 /// A dial not answered within this long is given up.
 const DIAL_TIMEOUT_MS: Millis = 15_000;
 /// Extra time a lookup question gets when the peer must be dialled first (connect + handshake).
@@ -155,7 +157,15 @@ struct Query {
 struct Get {
     repair: bool,
     fetches: Vec<u64>,
+    /// Peers we fetch it for (`GetVia`): they get what we get.
+    proxied: Vec<PeerId>,
     deadline: Millis,
+}
+
+impl Get {
+    fn is_idle(&self) -> bool {
+        !self.repair && self.fetches.is_empty() && self.proxied.is_empty()
+    }
 }
 
 struct FetchState {
@@ -164,6 +174,9 @@ struct FetchState {
     deadline: Millis,
     /// Holders still to try, nearest first (None: the lookup is still running).
     candidates: Option<VecDeque<PeerId>>,
+    /// Holder -> a linked peer that named it in the lookup (linked to it): asked to get the
+    /// chunk for us when we are not linked to the holder ourselves.
+    vias: BTreeMap<PeerId, PeerId>,
     /// The holder asked now.
     asking: Option<PeerId>,
     /// Lookups started for it so far, and when the next one starts (after a miss).
@@ -345,7 +358,7 @@ impl<S: Storage> ContentCore<S> {
                 return false;
             }
             let deadline = now + self.repl_timeout();
-            self.gets.insert((to, chunk), Get { repair: false, fetches: vec![], deadline });
+            self.gets.insert((to, chunk), Get { repair: false, fetches: vec![], proxied: vec![], deadline });
         }
         let g = self.gets.get_mut(&(to, chunk)).expect("inserted above");
         match fetch {
@@ -458,8 +471,10 @@ impl<S: Storage> ContentCore<S> {
                 // Holders the answers named, nearest to the chunk first.
                 let holders: Vec<PeerId> = q.info.iter().filter(|(_, i)| i.holds).map(|(p, _)| *p).collect();
                 let holders = closest(&q.target, holders.into_iter().filter(|p| *p != self.me), usize::MAX);
+                let links = &self.links;
                 if let Some(f) = self.fetches.get_mut(&fid) {
                     f.candidates = Some(holders.into_iter().collect());
+                    f.vias = q.via.iter().filter(|(_, v)| links.contains_key(*v)).map(|(p, v)| (*p, *v)).collect();
                 }
                 self.try_next_holder(now, fid);
             }
@@ -549,6 +564,20 @@ impl<S: Storage> ContentCore<S> {
                 }
                 return self.finish_fetch(now, id, Err(()));
             };
+            // Not linked to the holder, but to a peer that is: ask through it (no dial).
+            let via = f.vias.get(&p).copied().filter(|v| !self.links.contains_key(&p) && self.links.contains_key(v));
+            if let Some(v) = via {
+                f.asking = Some(v);
+                if !self.gets.contains_key(&(v, chunk)) {
+                    self.send(v, Message::GetVia { from: p, chunk });
+                    let deadline = now + self.repl_timeout();
+                    self.gets.insert((v, chunk), Get { repair: false, fetches: vec![], proxied: vec![], deadline });
+                }
+                if let Some(g) = self.gets.get_mut(&(v, chunk)) {
+                    g.fetches.push(id);
+                }
+                return;
+            }
             f.asking = Some(p);
             if self.request(now, p, chunk, Some(id)) {
                 return;
@@ -562,7 +591,7 @@ impl<S: Storage> ContentCore<S> {
         if let Some(p) = f.asking {
             if let Some(g) = self.gets.get_mut(&(p, f.chunk)) {
                 g.fetches.retain(|x| *x != id);
-                if g.fetches.is_empty() && !g.repair {
+                if g.is_idle() {
                     self.gets.remove(&(p, f.chunk));
                 }
             }
@@ -582,6 +611,11 @@ impl<S: Storage> ContentCore<S> {
 
     fn get_failed(&mut self, now: Millis, from: PeerId, chunk: ChunkId) {
         let Some(g) = self.gets.remove(&(from, chunk)) else { return };
+        for o in g.proxied {
+            if self.links.contains_key(&o) {
+                self.send(o, Message::NoChunk { chunk });
+            }
+        }
         if g.repair {
             self.repl.handle(now, ReplIn::Failed { from, chunk });
             self.drain_repl(now);
@@ -604,6 +638,11 @@ impl<S: Storage> ContentCore<S> {
             l.last_used = now;
         }
         let Some(g) = self.gets.remove(&(from, chunk)) else { return };
+        for o in &g.proxied {
+            if self.links.contains_key(o) {
+                self.send(*o, Message::ChunkData { chunk, data: data.clone() });
+            }
+        }
         for id in g.fetches {
             if let Some(f) = self.fetches.get_mut(&id) {
                 f.asking = None; // the request is answered
@@ -624,6 +663,31 @@ impl<S: Storage> ContentCore<S> {
             }
             self.update_room(now);
             self.drain_repl(now);
+        }
+    }
+
+    /// `origin` asks us to get `chunk` from `holder` for it: served from our own store if we
+    /// have it, else asked of the holder if we are linked to it (never dialled: a relay must not
+    /// be made to open links), within a bound on what we proxy at once.
+    fn get_for(&mut self, now: Millis, origin: PeerId, holder: PeerId, chunk: ChunkId) {
+        if let Ok(Some(data)) = self.inv.get_chunk(&chunk) {
+            self.stats.chunks_served += 1;
+            self.stats.bytes_served += data.len() as u64;
+            return self.send(origin, Message::ChunkData { chunk, data });
+        }
+        let proxying: usize = self.gets.values().map(|g| g.proxied.len()).sum();
+        if holder == origin || !self.links.contains_key(&holder) || proxying >= MAX_PROXIED {
+            return self.send(origin, Message::NoChunk { chunk });
+        }
+        if !self.gets.contains_key(&(holder, chunk)) {
+            self.send(holder, Message::GetChunk { chunk });
+            let deadline = now + self.repl_timeout();
+            self.gets.insert((holder, chunk), Get { repair: false, fetches: vec![], proxied: vec![], deadline });
+        }
+        if let Some(g) = self.gets.get_mut(&(holder, chunk)) {
+            if !g.proxied.contains(&origin) {
+                g.proxied.push(origin);
+            }
         }
     }
 
@@ -789,6 +853,7 @@ impl<S: Storage> ContentCore<S> {
                     self.send(from, Message::NoChunk { chunk });
                 }
             },
+            Message::GetVia { from: holder, chunk } => self.get_for(now, from, holder, chunk),
             Message::ChunkData { chunk, data } => self.on_chunk(now, from, chunk, data),
             Message::NoChunk { chunk } => self.get_failed(now, from, chunk),
             Message::Lookup(LookupMsg::FindNode { query, target }) => {
@@ -826,8 +891,16 @@ impl<S: Storage> ContentCore<S> {
 
     fn fetch(&mut self, now: Millis, id: u64, chunk: ChunkId) {
         let deadline = now + self.fetch_timeout_ms;
-        let f =
-            FetchState { chunk, started: now, deadline, candidates: None, asking: None, attempts: 1, retry_at: None };
+        let f = FetchState {
+            chunk,
+            started: now,
+            deadline,
+            candidates: None,
+            vias: BTreeMap::new(),
+            asking: None,
+            attempts: 1,
+            retry_at: None,
+        };
         self.fetches.insert(id, f);
         match self.inv.get_chunk(&chunk) {
             Ok(Some(data)) => self.finish_fetch(now, id, Ok(data)),
