@@ -353,19 +353,26 @@ impl<S: Storage> ContentCore<S> {
     /// Ask `to` for `chunk` for a repair (`fetch` None) or a fetch, joining a request already
     /// out. False if it cannot be sent now.
     fn request(&mut self, now: Millis, to: PeerId, chunk: ChunkId, fetch: Option<u64>) -> bool {
-        if !self.gets.contains_key(&(to, chunk)) {
-            if !self.send_to(now, to, Message::GetChunk { chunk }) {
-                return false;
-            }
-            let deadline = now + self.repl_timeout();
-            self.gets.insert((to, chunk), Get { repair: false, fetches: vec![], proxied: vec![], deadline });
+        if !self.gets.contains_key(&(to, chunk)) && !self.send_to(now, to, Message::GetChunk { chunk }) {
+            return false;
         }
-        let g = self.gets.get_mut(&(to, chunk)).expect("inserted above");
+        let g = self.get_entry(now, to, chunk);
         match fetch {
             Some(id) => g.fetches.push(id),
             None => g.repair = true,
         }
         true
+    }
+
+    /// The request to `peer` for `chunk` (sent by the caller), opened if new.
+    fn get_entry(&mut self, now: Millis, peer: PeerId, chunk: ChunkId) -> &mut Get {
+        let deadline = now + self.repl_timeout();
+        self.gets.entry((peer, chunk)).or_insert_with(|| Get {
+            repair: false,
+            fetches: vec![],
+            proxied: vec![],
+            deadline,
+        })
     }
 
     fn repl_timeout(&self) -> Millis {
@@ -570,12 +577,8 @@ impl<S: Storage> ContentCore<S> {
                 f.asking = Some(v);
                 if !self.gets.contains_key(&(v, chunk)) {
                     self.send(v, Message::GetVia { from: p, chunk });
-                    let deadline = now + self.repl_timeout();
-                    self.gets.insert((v, chunk), Get { repair: false, fetches: vec![], proxied: vec![], deadline });
                 }
-                if let Some(g) = self.gets.get_mut(&(v, chunk)) {
-                    g.fetches.push(id);
-                }
+                self.get_entry(now, v, chunk).fetches.push(id);
                 return;
             }
             f.asking = Some(p);
@@ -681,13 +684,10 @@ impl<S: Storage> ContentCore<S> {
         }
         if !self.gets.contains_key(&(holder, chunk)) {
             self.send(holder, Message::GetChunk { chunk });
-            let deadline = now + self.repl_timeout();
-            self.gets.insert((holder, chunk), Get { repair: false, fetches: vec![], proxied: vec![], deadline });
         }
-        if let Some(g) = self.gets.get_mut(&(holder, chunk)) {
-            if !g.proxied.contains(&origin) {
-                g.proxied.push(origin);
-            }
+        let g = self.get_entry(now, holder, chunk);
+        if !g.proxied.contains(&origin) {
+            g.proxied.push(origin);
         }
     }
 
