@@ -698,11 +698,18 @@ impl<S: Storage> ContentCore<S> {
 
     // ---- topology ---------------------------------------------------------------------------
 
+    /// Our XOR neighbourhood as the table knows it, and the bucket of its farthest member (the
+    /// buckets above it are where one link each is wanted).
+    fn neighbourhood(&self) -> (Vec<PeerId>, usize) {
+        let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
+        let lowest = hood.iter().filter_map(|p| self.my_key.distance(&Key::of_peer(p)).bucket()).max().unwrap_or(0);
+        (hood, lowest)
+    }
+
     /// The peers we want links to: our neighbourhood, and one peer in each bucket above it
     /// (a bucket already holding a link needs nothing more).
     fn wanted(&self) -> BTreeSet<PeerId> {
-        let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
-        let lowest = hood.iter().filter_map(|p| self.my_key.distance(&Key::of_peer(p)).bucket()).max().unwrap_or(0);
+        let (hood, lowest) = self.neighbourhood();
         let mut linked_buckets = BTreeSet::new();
         for p in self.links.keys() {
             if let Some(b) = self.my_key.distance(&Key::of_peer(p)).bucket() {
@@ -752,17 +759,14 @@ impl<S: Storage> ContentCore<S> {
     /// Look ourselves up (finding the neighbourhood) and a random key in each empty bucket.
     fn refresh(&mut self, now: Millis) {
         self.start_lookup(now, self.my_key, Purpose::Refresh);
-        let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
-        let lowest = hood.iter().filter_map(|p| self.my_key.distance(&Key::of_peer(p)).bucket()).max().unwrap_or(0);
+        let (_, lowest) = self.neighbourhood();
         let mut started = 0;
         for b in ((lowest + 1)..256).rev() {
             if started >= BUCKET_LOOKUPS_PER_REFRESH {
                 break;
             }
-            let empty = self.table.bucket(b).next().is_none();
-            // Buckets far below the network's size are empty for good: stop at the first
-            // empty one whose range is smaller than what the neighbourhood spans.
-            if empty {
+            // Farthest buckets first; those below the neighbourhood's are not looked into.
+            if self.table.bucket(b).next().is_none() {
                 let target = random_key_in_bucket(&self.my_key, b, &mut self.rng);
                 self.start_lookup(now, target, Purpose::Refresh);
                 started += 1;
