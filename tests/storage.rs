@@ -98,6 +98,7 @@ fn a_restarted_node_rejoins_from_its_stored_registry() {
                 peer_store: store,
                 faults: Default::default(),
                 content_store: Box::new(swarm_engine::storage::memory::MemoryStorage::new()),
+                content_listener: None,
             })
             .expect("memory store opens");
             net.set_inbox(slot as u32, Rc::new(inbox));

@@ -10,7 +10,7 @@ use crate::gossip::{Faults, GossipActor, GossipCore, GossipWiring};
 use crate::health::{HealthActor, HealthCore, HealthWiring};
 use crate::identity::{Identity, Verifier};
 use crate::observer::Observer;
-use crate::replication::{ContentActor, ContentCore, ContentInput, ContentWiring};
+use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentWiring};
 use crate::router::{Dispatch, Inbox, Outbox};
 use crate::storage::Storage;
 use crate::time::Clock;
@@ -55,6 +55,8 @@ pub struct NodeParams {
     /// Where the node's chunks live (heed for real nodes, memory in simulations); its capacity
     /// is `config.replication.capacity_bytes`.
     pub content_store: Box<dyn Storage>,
+    /// Told how each fetch and publish ended (a real node's API); `None` in simulations.
+    pub content_listener: Option<ContentListener>,
 }
 
 /// Handles to a running node's actors.
@@ -116,7 +118,8 @@ impl Node {
             HealthWiring { outbox: outbox.clone() },
             p.clock,
         );
-        let content = Shell::new(content_core, ContentWiring { outbox: outbox.clone() }, p.clock);
+        let content =
+            Shell::new(content_core, ContentWiring { outbox: outbox.clone(), listener: p.content_listener }, p.clock);
         let dispatch = Dispatch { discovery: daddr, gossip: gaddr, health: haddr, content: cctx.address() };
         let auth = Shell::new(
             AuthCore::new(p.identity, p.verifier, p.config.auth, subsystem_rng(p.seed, STREAM_AUTH)),
@@ -143,6 +146,12 @@ impl Node {
     /// Find and download a chunk (the outcome is reported as `Event::FetchFinished`).
     pub fn fetch(&self, id: u64, chunk: ChunkId) {
         self.content.do_send(In(ContentInput::Fetch { id, chunk }));
+    }
+
+    /// Peers learned outside the swarm (a rendezvous server's answer, an operator's hint): into
+    /// the registry, dialled as discovery sees fit.
+    pub fn learn(&self, peers: Vec<PeerId>) {
+        self.discovery.do_send(In(crate::discovery::Input::Learned { peers }));
     }
 
     /// Stop every actor (a crash: no goodbye is sent).

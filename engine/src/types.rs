@@ -49,6 +49,28 @@ impl fmt::Display for PeerId {
     }
 }
 
+/// A 32-byte id written as hex that does not parse; `what` names the kind of id.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("{what} `{text}` is not 64 hexadecimal characters")]
+pub struct HexIdError {
+    pub what: &'static str,
+    pub text: String,
+}
+
+/// Read a 32-byte id written as 64 hex characters (peer ids, chunk ids, keys).
+pub fn parse_hex32(what: &'static str, text: &str) -> Result<[u8; 32], HexIdError> {
+    let err = || HexIdError { what, text: text.chars().take(80).collect() };
+    let bytes = hex::decode(text.trim()).map_err(|_| err())?;
+    bytes.try_into().map_err(|_| err())
+}
+
+impl std::str::FromStr for PeerId {
+    type Err = HexIdError;
+    fn from_str(s: &str) -> Result<Self, HexIdError> {
+        parse_hex32("peer id", s).map(PeerId)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

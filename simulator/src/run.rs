@@ -151,6 +151,7 @@ impl World {
             observer: self.collector.clone(),
             clock: self.clock,
             content_store: Box::new(MemoryStorage::new()),
+            content_listener: None,
         };
         let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));

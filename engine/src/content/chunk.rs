@@ -40,6 +40,13 @@ impl fmt::Debug for ChunkId {
     }
 }
 
+impl std::str::FromStr for ChunkId {
+    type Err = crate::types::HexIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::types::parse_hex32("chunk id", s).map(ChunkId)
+    }
+}
+
 impl fmt::Display for ChunkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
@@ -110,18 +117,24 @@ pub fn encrypt(key: &FileKey, data: &[u8], chunk_size: usize) -> Result<Vec<Chun
     if chunk_size == 0 || chunk_size > MAX_CHUNK_BYTES {
         return Err(ChunkError::BadChunkSize(chunk_size));
     }
-    let cipher = key.cipher();
     data.chunks(chunk_size)
         .enumerate()
-        .map(|(i, plain)| {
-            let index = u32::try_from(i).map_err(|_| ChunkError::TooManyChunks(i))?;
-            let aad = index.to_be_bytes();
-            let ciphertext = cipher
-                .encrypt(Nonce::from_slice(&nonce(index)), Payload { msg: plain, aad: &aad })
-                .expect("AES-GCM encryption of at most 256 KiB cannot fail");
-            Ok(Chunk { id: ChunkId::of(&ciphertext), ciphertext })
-        })
+        .map(|(i, plain)| encrypt_one(key, u32::try_from(i).map_err(|_| ChunkError::TooManyChunks(i))?, plain))
         .collect()
+}
+
+/// Encrypt one piece of at most [`MAX_CHUNK_BYTES`] as chunk `index` of the file `key` is for
+/// (a file's sealed manifest is such a piece, at an index no data chunk uses).
+pub fn encrypt_one(key: &FileKey, index: u32, plain: &[u8]) -> Result<Chunk, ChunkError> {
+    if plain.len() > MAX_CHUNK_BYTES {
+        return Err(ChunkError::TooLarge { index, len: plain.len() });
+    }
+    let aad = index.to_be_bytes();
+    let ciphertext = key
+        .cipher()
+        .encrypt(Nonce::from_slice(&nonce(index)), Payload { msg: plain, aad: &aad })
+        .expect("AES-GCM encryption of at most 256 KiB cannot fail");
+    Ok(Chunk { id: ChunkId::of(&ciphertext), ciphertext })
 }
 
 /// Check a fetched chunk against the address it was asked by, then decrypt it as chunk `index`.

@@ -5,7 +5,9 @@
 pub mod chunk;
 pub mod inventory;
 pub mod manifest;
+pub mod share;
 
 pub use chunk::{Chunk, ChunkError, ChunkId, FileKey, MAX_CHUNK_BYTES, TAG_BYTES};
 pub use inventory::{Inventory, InventoryError};
 pub use manifest::{prepare_file, ContentError, ContentId, Manifest, Post};
+pub use share::{open_root, share_file, share_post, FileShare, Opened, ShareLink};

@@ -2,13 +2,26 @@
 //! router; fetch and publish results are reported through the observer (the simulator's
 //! metrics) and logged.
 
-use super::content::{ContentCore, Output};
+use super::content::{ContentCore, FetchError, Output, PublishError};
+use crate::content::ChunkId;
 use crate::core::{Shell, Wiring};
 use crate::router::Outbox;
 use crate::storage::Storage;
 
+/// Where a node's host hears how its fetches and publishes ended (a real node's API waits on
+/// them; the simulator reads the observer's events instead).
+pub type ContentListener = Box<dyn FnMut(ContentResult)>;
+
+/// A fetch or publish that ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ContentResult {
+    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
+    Published { chunk: ChunkId, result: Result<(), PublishError> },
+}
+
 pub struct ContentWiring {
     pub outbox: Outbox,
+    pub listener: Option<ContentListener>,
 }
 
 impl Wiring<Output> for ContentWiring {
@@ -17,11 +30,19 @@ impl Wiring<Output> for ContentWiring {
             Output::Effect(e) => self.outbox.apply(e),
             Output::Fetched { id, chunk, result } => {
                 tracing::debug!(id, chunk = %chunk.short(), ok = result.is_ok(), "fetch finished");
+                if let Some(l) = &mut self.listener {
+                    l(ContentResult::Fetched { id, chunk, result });
+                }
             }
-            Output::Published { chunk, result } => match result {
-                Ok(()) => tracing::debug!(chunk = %chunk.short(), "published"),
-                Err(e) => tracing::warn!(chunk = %chunk.short(), error = %e, "publish failed"),
-            },
+            Output::Published { chunk, result } => {
+                match &result {
+                    Ok(()) => tracing::debug!(chunk = %chunk.short(), "published"),
+                    Err(e) => tracing::warn!(chunk = %chunk.short(), error = %e, "publish failed"),
+                }
+                if let Some(l) = &mut self.listener {
+                    l(ContentResult::Published { chunk, result });
+                }
+            }
         }
     }
 }
