@@ -34,7 +34,8 @@ pub struct Server {
     cfg: Arc<ServerConfig>,
 }
 
-/// A running server; `shutdown` stops it and closes every connection.
+/// A running server; `shutdown` stops it and closes every connection. Dropping the handle
+/// without `shutdown` stops it too (in the background).
 pub struct ServerHandle {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
