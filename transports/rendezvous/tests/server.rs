@@ -1,0 +1,209 @@
+//! The real server on 127.0.0.1:0 with real WebSocket clients: discovery, signal relay both ways,
+//! and every refusal (unknown peer, too large, rate limit, too many registrations, peer mismatch).
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use swarm_rendezvous::{
+    ClientError, ClientEvent, ErrorCode, PeerId, RendezvousClient, Server, ServerConfig, ServerHandle, ServerMsg,
+};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+async fn start(cfg: ServerConfig) -> ServerHandle {
+    Server::bind("127.0.0.1:0".parse().expect("addr"), cfg).await.expect("bind").spawn()
+}
+
+fn peer(i: u8) -> PeerId {
+    PeerId([i; 32])
+}
+
+type RawWs = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw(url: &str) -> RawWs {
+    tokio_tungstenite::connect_async(url).await.expect("connect").0
+}
+
+/// Next JSON message, or None when the server closed the connection.
+async fn next_msg(ws: &mut RawWs) -> Option<ServerMsg> {
+    loop {
+        match timeout(WAIT, ws.next()).await.expect("server answered in time") {
+            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(t.as_str()).expect("server JSON")),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn send(ws: &mut RawWs, json: &str) {
+    ws.send(Message::text(json.to_owned())).await.expect("send");
+}
+
+fn code_of(msg: Option<ServerMsg>) -> ErrorCode {
+    match msg {
+        Some(ServerMsg::Error { code, .. }) => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<ClientEvent>) -> ClientEvent {
+    timeout(WAIT, rx.recv()).await.expect("event in time").expect("event stream open")
+}
+
+#[tokio::test]
+async fn two_clients_discover_each_other_and_relay_signals_both_ways() {
+    let server = start(ServerConfig::default()).await;
+    let (a, mut a_events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("a connects");
+    let (b, mut b_events) = RendezvousClient::connect(&server.url(), peer(2)).await.expect("b connects");
+    assert_eq!(a.register("swarm", 60).await, Ok(60));
+    assert_eq!(b.register("swarm", 5).await, Ok(10), "ttl clamped to min_ttl_s");
+    let (peers, cookie) = a.discover("swarm", 10, None).await.expect("discover");
+    assert_eq!(peers, vec![peer(2)]);
+    assert_eq!(b.discover("swarm", 10, None).await.expect("discover").0, vec![peer(1)]);
+    assert!(a.discover("swarm", 10, Some(&cookie)).await.expect("next page").0.is_empty());
+
+    a.signal(peer(2), "offer-sdp").expect("queued");
+    assert_eq!(next_event(&mut b_events).await, ClientEvent::Signal { from: peer(1), payload: "offer-sdp".into() });
+    b.signal(peer(1), "answer-sdp").expect("queued");
+    assert_eq!(next_event(&mut a_events).await, ClientEvent::Signal { from: peer(2), payload: "answer-sdp".into() });
+    assert!(a.ping().await.is_ok());
+
+    // A closed connection's registrations go with it.
+    drop(b);
+    assert_eq!(next_event(&mut b_events).await, ClientEvent::Disconnected);
+    let gone = async {
+        while !a.discover("swarm", 10, None).await.expect("discover").0.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(WAIT, gone).await.expect("b's registration removed after its connection closed");
+    a.unregister("swarm").expect("queued");
+    server.shutdown().await;
+    assert_eq!(next_event(&mut a_events).await, ClientEvent::Disconnected);
+    assert_eq!(a.register("swarm", 60).await, Err(ClientError::Disconnected));
+}
+
+#[tokio::test]
+async fn signal_to_an_unknown_peer_comes_back_as_an_error_event() {
+    let server = start(ServerConfig::default()).await;
+    let (a, mut events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+    a.register("swarm", 60).await.expect("register");
+    a.signal(peer(9), "offer").expect("queued");
+    match next_event(&mut events).await {
+        ClientEvent::Error { code: ErrorCode::UnknownPeer, message } => assert!(message.contains(&peer(9).to_hex())),
+        other => panic!("expected unknown_peer, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_message_gets_too_large_then_close() {
+    let cfg = ServerConfig { max_message_bytes: 1024, max_signal_payload_bytes: 512, ..ServerConfig::default() };
+    let server = start(cfg).await;
+    let mut ws = raw(&server.url()).await;
+    send(&mut ws, r#"{"type":"ping","id":1}"#).await;
+    assert_eq!(next_msg(&mut ws).await, Some(ServerMsg::Pong { id: Some(1) }));
+    let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(2000));
+    send(&mut ws, &big).await;
+    assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::TooLarge);
+    assert_eq!(next_msg(&mut ws).await, None, "connection closed after too_large");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn flooding_is_rate_limited_and_then_disconnected() {
+    let cfg =
+        ServerConfig { rate_msgs_per_s: 5, rate_burst_msgs: 10, max_rate_violations: 5, ..ServerConfig::default() };
+    let server = start(cfg).await;
+    let mut ws = raw(&server.url()).await;
+    for _ in 0..30 {
+        send(&mut ws, r#"{"type":"ping"}"#).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    while let Some(msg) = next_msg(&mut ws).await {
+        match msg {
+            ServerMsg::Pong { .. } => pongs += 1,
+            ServerMsg::Error { code: ErrorCode::RateLimited, .. } => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!((10..=11).contains(&pongs), "burst of 10 served (plus refill), got {pongs}");
+    assert_eq!(limited, 6, "5 tolerated violations, the 6th closes");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_many_registrations_for_one_peer() {
+    let server = start(ServerConfig::default()).await;
+    let (a, _events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+    for i in 0..8 {
+        a.register(&format!("ns{i}"), 60).await.expect("within max_registrations_per_peer");
+    }
+    match a.register("ns8", 60).await {
+        Err(ClientError::Server { code: ErrorCode::TooManyRegistrations, .. }) => {}
+        other => panic!("expected too_many_registrations, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn identity_rules_and_bad_input_over_the_wire() {
+    let server = start(ServerConfig::default()).await;
+    let mut ws = raw(&server.url()).await;
+    let p1 = peer(1).to_hex();
+    let p2 = peer(2).to_hex();
+    send(&mut ws, &format!(r#"{{"type":"signal","to":"{p2}","payload":"x","id":1}}"#)).await;
+    assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::NotRegistered);
+    send(&mut ws, &format!(r#"{{"type":"register","ns":"swarm","peer":"{p1}","ttl_s":60,"id":2}}"#)).await;
+    assert_eq!(next_msg(&mut ws).await, Some(ServerMsg::Registered { ns: "swarm".into(), ttl_s: 60, id: Some(2) }));
+    send(&mut ws, &format!(r#"{{"type":"register","ns":"swarm","peer":"{p2}","ttl_s":60,"id":3}}"#)).await;
+    assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::PeerMismatch);
+    for (bad, code) in [
+        ("not json", ErrorCode::BadMessage),
+        (r#"{"type":"teleport"}"#, ErrorCode::BadMessage),
+        (r#"{"type":"register","ns":"swarm","ttl_s":60}"#, ErrorCode::BadMessage),
+        (r#"{"type":"register","ns":"swarm","peer":"ABC","ttl_s":60}"#, ErrorCode::BadPeerId),
+        (r#"{"type":"discover","ns":"Bad NS","limit":5}"#, ErrorCode::BadNamespace),
+        (r#"{"type":"discover","ns":"swarm","cookie":"zz"}"#, ErrorCode::BadCookie),
+    ] {
+        send(&mut ws, bad).await;
+        assert_eq!(code_of(next_msg(&mut ws).await), code, "{bad}");
+    }
+    ws.send(Message::binary(vec![1, 2, 3])).await.expect("send");
+    assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::BadMessage);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_newer_connection_takes_over_the_peer_route() {
+    let server = start(ServerConfig::default()).await;
+    let (old, _old_events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+    let (new, mut new_events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+    let (other, _other_events) = RendezvousClient::connect(&server.url(), peer(2)).await.expect("connect");
+    old.register("swarm", 60).await.expect("register");
+    new.register("swarm", 60).await.expect("register");
+    other.register("swarm", 60).await.expect("register");
+    other.signal(peer(1), "hello").expect("queued");
+    assert_eq!(next_event(&mut new_events).await, ClientEvent::Signal { from: peer(2), payload: "hello".into() });
+    // The old connection leaving does not take the peer's registration with it.
+    drop(old);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(other.discover("swarm", 10, None).await.expect("discover").0, vec![peer(1)]);
+    server.shutdown().await;
+}
+
+#[test]
+fn client_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let server = start(ServerConfig::default()).await;
+        let (c, _events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+        is_send(&c.register("swarm", 60));
+        is_send(&c.discover("swarm", 1, None));
+        is_send(&c.ping());
+        is_send(&c);
+        server.shutdown().await;
+    });
+}
