@@ -1,0 +1,158 @@
+//! Transport configuration: every limit is named with its unit, defaults live here, and
+//! [`WebRtcConfig::validate`] names the field that is wrong. Also turns the config into the
+//! webrtc `SettingEngine` (the setup-speed and throughput settings are chosen here).
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use webrtc::peer_connection::{SettingEngine, SettingEngineBuilder};
+
+/// Largest data-channel message the webrtc crate accepts (its SCTP max message size cap).
+pub const SCTP_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebRtcConfig {
+    /// Local address the UDP sockets bind (port 0). 127.0.0.1 for loopback; a wildcard would skip
+    /// loopback interfaces.
+    pub bind_ip: IpAddr,
+    /// STUN/TURN urls ("stun:host:port"); empty means host candidates only.
+    pub ice_servers: Vec<String>,
+    /// A dial that has not opened its data channel by then reports `DialFailed`.
+    pub dial_timeout_ms: u64,
+    /// Largest data-channel message, tag byte included; also the SCTP max message size we
+    /// advertise for receiving. At most 256 KiB.
+    pub max_message_bytes: usize,
+    /// Largest engine frame; a fragmented frame growing past this closes the link.
+    pub max_frame_bytes: usize,
+    /// Bytes handed to SCTP but not yet acknowledged, per link, above which sending waits.
+    pub send_buffer_limit_bytes: usize,
+    /// Bytes queued per peer behind a full send buffer; frames beyond this are dropped.
+    pub max_queued_bytes: usize,
+    /// How many connected peers carry each of our offers/answers as a mesh RELAY.
+    pub relay_fanout: usize,
+    /// RELAY requests accepted from one link per second (token bucket refill).
+    pub relay_rate_per_sec: u32,
+    /// RELAY requests one link may make in a burst (token bucket size).
+    pub relay_burst: u32,
+    /// Largest signal JSON accepted from a relay or forwarded.
+    pub max_signal_bytes: usize,
+    /// How many (peer, session, kind) signals are remembered to drop duplicates.
+    pub max_seen_signals: usize,
+    /// Connections (open or being set up) at most; further dials fail, offers are ignored.
+    pub max_links: usize,
+    /// Interval between ICE connectivity checks (webrtc default 200 ms: the setup cost).
+    pub ice_check_interval_ms: u64,
+    /// How long ICE keeps checking one candidate pair before giving it up (webrtc default
+    /// 7 x 200 ms): the check count is this over `ice_check_interval_ms`, so fast checks do not
+    /// shorten the time a slow path gets to answer.
+    pub ice_pair_timeout_ms: u64,
+    /// No traffic for this long: ICE says disconnected.
+    pub ice_disconnected_timeout_ms: u64,
+    /// Then this much longer: ICE failed, the link closes (`Disconnected`).
+    pub ice_failed_timeout_ms: u64,
+    /// ICE keepalive interval on an idle link.
+    pub ice_keepalive_interval_ms: u64,
+    /// SCTP receive window per link (a_rwnd); at least max_message_bytes.
+    pub sctp_receive_buffer_bytes: u32,
+    /// Outbound SCTP packet budget; `None` keeps the crate default (1191, safe on any path).
+    /// Larger values cut per-packet cost on loopback but exceed real path MTUs.
+    pub sctp_mtu_bytes: Option<u32>,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ice_servers: Vec::new(),
+            dial_timeout_ms: 10_000,
+            max_message_bytes: SCTP_MAX_MESSAGE_BYTES,
+            max_frame_bytes: 8 * 1024 * 1024,
+            send_buffer_limit_bytes: 1024 * 1024,
+            max_queued_bytes: 16 * 1024 * 1024,
+            relay_fanout: 3,
+            relay_rate_per_sec: 20,
+            relay_burst: 40,
+            max_signal_bytes: 64 * 1024,
+            max_seen_signals: 4096,
+            max_links: 512,
+            ice_check_interval_ms: 20,
+            ice_pair_timeout_ms: 2_000,
+            ice_disconnected_timeout_ms: 5_000,
+            ice_failed_timeout_ms: 10_000,
+            ice_keepalive_interval_ms: 2_000,
+            sctp_receive_buffer_bytes: 4 * 1024 * 1024,
+            sctp_mtu_bytes: None,
+        }
+    }
+}
+
+/// A config field out of range.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("max_message_bytes {0} must be within 2..={SCTP_MAX_MESSAGE_BYTES}")]
+    MaxMessageBytes(usize),
+    #[error("max_frame_bytes {0} must be at least 1")]
+    MaxFrameBytes(usize),
+    #[error("sctp_receive_buffer_bytes {got} must be at least max_message_bytes {need}")]
+    SctpReceiveBuffer { got: u32, need: usize },
+    #[error("{field} must be positive")]
+    Zero { field: &'static str },
+}
+
+impl WebRtcConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(2..=SCTP_MAX_MESSAGE_BYTES).contains(&self.max_message_bytes) {
+            return Err(ConfigError::MaxMessageBytes(self.max_message_bytes));
+        }
+        if self.max_frame_bytes == 0 {
+            return Err(ConfigError::MaxFrameBytes(self.max_frame_bytes));
+        }
+        if (self.sctp_receive_buffer_bytes as usize) < self.max_message_bytes {
+            return Err(ConfigError::SctpReceiveBuffer {
+                got: self.sctp_receive_buffer_bytes,
+                need: self.max_message_bytes,
+            });
+        }
+        for (field, v) in [
+            ("dial_timeout_ms", self.dial_timeout_ms),
+            ("send_buffer_limit_bytes", self.send_buffer_limit_bytes as u64),
+            ("max_signal_bytes", self.max_signal_bytes as u64),
+            ("max_seen_signals", self.max_seen_signals as u64),
+            ("max_links", self.max_links as u64),
+            ("ice_check_interval_ms", self.ice_check_interval_ms),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        Ok(())
+    }
+
+    /// The webrtc settings: host candidates accepted at once (no nomination wait), peer-reflexive
+    /// ones too (a browser's mDNS-hidden host shows up as one), mDNS off, fast ICE checks, a
+    /// receive-side SCTP max message size of `max_message_bytes`.
+    pub(crate) fn setting_engine(&self) -> SettingEngine {
+        let ms = Duration::from_millis;
+        let checks = (self.ice_pair_timeout_ms / self.ice_check_interval_ms.max(1)).clamp(7, u16::MAX as u64) as u16;
+        let mut b = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_host_acceptance_min_wait(Some(Duration::ZERO))
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_ice_connection_attempts(Some(ms(self.ice_check_interval_ms)), Some(checks))
+            .with_ice_timeouts(
+                Some(ms(self.ice_disconnected_timeout_ms)),
+                Some(ms(self.ice_failed_timeout_ms)),
+                Some(ms(self.ice_keepalive_interval_ms)),
+            )
+            .with_include_loopback_candidate(self.bind_ip.is_loopback())
+            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(self.max_message_bytes as u32))
+            .with_sctp_max_receive_buffer_size(self.sctp_receive_buffer_bytes);
+        if let Some(mtu) = self.sctp_mtu_bytes {
+            b = b.with_sctp_mtu(mtu);
+        }
+        b.build()
+    }
+}

@@ -1,0 +1,315 @@
+//! The driver: one task owning every link's lifecycle. It takes commands from the handle and
+//! reports from link tasks, decides dials, answers, glare and replacement, sends our signals by
+//! the caller's path and as mesh relays, forwards relays for others, and emits the node's
+//! lifecycle events (`Connected`, `Disconnected`, `DialFailed`) exactly once per connection.
+
+use crate::config::WebRtcConfig;
+use crate::link::{self, LinkCtl, LinkOut, Role};
+use crate::signal::{SeenSignals, Signal, SignalKind, SignalPath};
+use crate::wire::{self, TAG_PING, TAG_RELAY, TAG_RELAYED};
+use crate::Counters;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use swarm_engine::transport::TransportEvent;
+use swarm_engine::types::PeerId;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+/// Pongs held for a reader before further ones are dropped.
+pub(crate) const MAX_QUEUED_PONGS: usize = 4096;
+
+/// What the driver, the link tasks and the handle share.
+pub(crate) struct Shared {
+    pub cfg: WebRtcConfig,
+    pub events: mpsc::UnboundedSender<TransportEvent>,
+    pub cmds: mpsc::UnboundedSender<Cmd>,
+    pub stats: Counters,
+    pub pongs: mpsc::Sender<(PeerId, Bytes)>,
+}
+
+/// The driver's inbox: from the handle (first group) and from link tasks and timers.
+pub(crate) enum Cmd {
+    Connect(PeerId),
+    Disconnect(PeerId),
+    Send(PeerId, Bytes),
+    SendMany(Vec<PeerId>, Bytes),
+    Ping(PeerId, Bytes),
+    /// A signal from the caller's path, or relayed to us through the mesh.
+    Signal {
+        from: PeerId,
+        signal: Signal,
+    },
+    Shutdown,
+    LocalSignal {
+        peer: PeerId,
+        conn: u64,
+        signal: Signal,
+    },
+    Opened {
+        peer: PeerId,
+        conn: u64,
+        out: LinkOut,
+        go: oneshot::Sender<()>,
+    },
+    Closed {
+        peer: PeerId,
+        conn: u64,
+    },
+    /// `from` (a linked peer) asks us to forward `signal` to `to`.
+    Relay {
+        from: PeerId,
+        to: PeerId,
+        signal: Bytes,
+    },
+    SetupTimeout {
+        peer: PeerId,
+        conn: u64,
+    },
+}
+
+enum Phase {
+    /// Offer sent (or being gathered); waiting for the answer and the channel.
+    Dialing,
+    /// Answering an offer; waiting for the channel.
+    Answering,
+    Open {
+        out: LinkOut,
+        since: Instant,
+    },
+}
+
+struct Link {
+    conn: u64,
+    session: u64,
+    /// Reported in `Connected`: true when the node asked for this connection (also when glare
+    /// turned our dial into an answer).
+    outbound: bool,
+    phase: Phase,
+    ctl: LinkCtl,
+}
+
+pub(crate) struct Driver {
+    me: PeerId,
+    shared: Arc<Shared>,
+    path: Arc<dyn SignalPath>,
+    links: BTreeMap<PeerId, Link>,
+    seen: SeenSignals,
+    next_conn: u64,
+}
+
+impl Driver {
+    pub fn new(me: PeerId, shared: Arc<Shared>, path: Arc<dyn SignalPath>) -> Self {
+        let seen = SeenSignals::new(shared.cfg.max_seen_signals);
+        Driver { me, shared, path, links: BTreeMap::new(), seen, next_conn: 1 }
+    }
+
+    pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Cmd>) {
+        while let Some(cmd) = inbox.recv().await {
+            if matches!(cmd, Cmd::Shutdown) {
+                break;
+            }
+            self.handle(cmd);
+        }
+        // Dropping the links closes every peer connection.
+        self.links.clear();
+    }
+
+    fn stat(&self) -> &Counters {
+        &self.shared.stats
+    }
+
+    fn emit(&self, ev: TransportEvent) {
+        let _ = self.shared.events.send(ev);
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Connect(peer) => self.connect(peer),
+            Cmd::Disconnect(peer) => self.disconnect(peer),
+            Cmd::Send(peer, frame) => self.send(peer, &frame),
+            Cmd::SendMany(peers, frame) => {
+                for p in peers {
+                    self.send(p, &frame);
+                }
+            }
+            Cmd::Ping(peer, body) => {
+                if let Some(out) = self.open_out(&peer) {
+                    out.push_all(vec![wire::tagged(TAG_PING, &[&body])]);
+                }
+            }
+            Cmd::Signal { from, signal } => self.on_signal(from, signal),
+            Cmd::LocalSignal { peer, conn, signal } => self.on_local_signal(peer, conn, signal),
+            Cmd::Opened { peer, conn, out, go } => self.on_opened(peer, conn, out, go),
+            Cmd::Closed { peer, conn } => self.on_closed(peer, conn),
+            Cmd::Relay { from, to, signal } => self.on_relay(from, to, &signal),
+            Cmd::SetupTimeout { peer, conn } => {
+                if self.links.get(&peer).is_some_and(|l| l.conn == conn && !matches!(l.phase, Phase::Open { .. })) {
+                    debug!(peer = %peer.short(), conn, "setup timed out");
+                    self.on_closed(peer, conn);
+                }
+            }
+            Cmd::Shutdown => {}
+        }
+    }
+
+    fn open_out(&self, peer: &PeerId) -> Option<&LinkOut> {
+        match self.links.get(peer).map(|l| &l.phase) {
+            Some(Phase::Open { out, .. }) => Some(out),
+            _ => None,
+        }
+    }
+
+    /// Start a link task and its setup timer.
+    fn start(&mut self, peer: PeerId, session: u64, role: Role, outbound: bool) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let phase = if matches!(role, Role::Dial) { Phase::Dialing } else { Phase::Answering };
+        let ctl = link::spawn(self.shared.clone(), peer, conn, session, role);
+        self.links.insert(peer, Link { conn, session, outbound, phase, ctl });
+        let cmds = self.shared.cmds.clone();
+        let timeout = Duration::from_millis(self.shared.cfg.dial_timeout_ms);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = cmds.send(Cmd::SetupTimeout { peer, conn });
+        });
+    }
+
+    fn connect(&mut self, peer: PeerId) {
+        if self.links.contains_key(&peer) || peer == self.me {
+            return;
+        }
+        if self.links.len() >= self.shared.cfg.max_links {
+            self.emit(TransportEvent::DialFailed { peer });
+            return;
+        }
+        self.start(peer, rand::random(), Role::Dial, true);
+    }
+
+    fn disconnect(&mut self, peer: PeerId) {
+        // Dropping the link's control closes its connection; its late `Closed` finds no match.
+        let Some(link) = self.links.remove(&peer) else { return };
+        match link.phase {
+            Phase::Open { .. } => self.emit(TransportEvent::Disconnected { peer }),
+            _ if link.outbound => self.emit(TransportEvent::DialFailed { peer }),
+            _ => {}
+        }
+    }
+
+    fn send(&self, peer: PeerId, frame: &Bytes) {
+        let Some(out) = self.open_out(&peer) else {
+            self.stat().frames_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if out.push_all(wire::encode_frame(frame, self.shared.cfg.max_message_bytes)) {
+            self.stat().frames_out.fetch_add(1, Ordering::Relaxed);
+            self.stat().bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        } else {
+            self.stat().frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_signal(&mut self, from: PeerId, signal: Signal) {
+        if from == self.me || !self.seen.first_time(from, signal.session, signal.kind) {
+            return;
+        }
+        self.stat().signals_in.fetch_add(1, Ordering::Relaxed);
+        match signal.kind {
+            SignalKind::Offer => self.on_offer(from, signal),
+            SignalKind::Answer => {
+                let Some(link) = self.links.get_mut(&from) else { return };
+                if link.session == signal.session && matches!(link.phase, Phase::Dialing) {
+                    if let Some(tx) = link.ctl.answer.take() {
+                        let _ = tx.send(signal.sdp);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_offer(&mut self, from: PeerId, signal: Signal) {
+        let mut outbound = false;
+        if let Some(link) = self.links.get(&from) {
+            match &link.phase {
+                Phase::Dialing if self.me < from => return, // glare: our offer wins
+                Phase::Dialing => outbound = link.outbound, // glare: theirs wins, ours is dropped
+                Phase::Answering => {}                      // they restarted their dial
+                Phase::Open { since, .. } => {
+                    // A late copy of the offer that lost a glare must not replace the link it
+                    // produced: within one setup timeout of opening, an outbound link stands.
+                    let grace = Duration::from_millis(self.shared.cfg.dial_timeout_ms);
+                    if link.outbound && since.elapsed() < grace && self.me < from {
+                        return;
+                    }
+                    // The peer restarted: the old connection is gone.
+                    self.emit(TransportEvent::Disconnected { peer: from });
+                }
+            }
+            self.links.remove(&from);
+        } else if self.links.len() >= self.shared.cfg.max_links {
+            return;
+        }
+        self.start(from, signal.session, Role::Answer { offer_sdp: signal.sdp }, outbound);
+    }
+
+    fn on_local_signal(&mut self, peer: PeerId, conn: u64, signal: Signal) {
+        if self.links.get(&peer).is_none_or(|l| l.conn != conn) {
+            return;
+        }
+        self.path.send(peer, &signal);
+        self.stat().signals_out.fetch_add(1, Ordering::Relaxed);
+        let json = signal.to_json();
+        if json.len() > self.shared.cfg.max_signal_bytes {
+            return;
+        }
+        // Relay through the linked peers closest to the target in the XOR metric: in a
+        // structured overlay they are the likeliest to hold a link to it.
+        let mut via: Vec<(&PeerId, &LinkOut)> = self
+            .links
+            .iter()
+            .filter(|(p, _)| **p != peer)
+            .filter_map(|(p, l)| match &l.phase {
+                Phase::Open { out, .. } => Some((p, out)),
+                _ => None,
+            })
+            .collect();
+        via.sort_by_key(|(p, _)| xor(p, &peer));
+        for (_, out) in via.into_iter().take(self.shared.cfg.relay_fanout) {
+            if out.push_all(vec![wire::encode_relay(TAG_RELAY, &peer, json.as_bytes())]) {
+                self.stat().relays_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_opened(&mut self, peer: PeerId, conn: u64, out: LinkOut, go: oneshot::Sender<()>) {
+        let Some(link) = self.links.get_mut(&peer).filter(|l| l.conn == conn) else { return };
+        link.phase = Phase::Open { out, since: Instant::now() };
+        let outbound = link.outbound;
+        self.emit(TransportEvent::Connected { peer, outbound });
+        let _ = go.send(());
+    }
+
+    fn on_closed(&mut self, peer: PeerId, conn: u64) {
+        if self.links.get(&peer).is_none_or(|l| l.conn != conn) {
+            return;
+        }
+        self.disconnect(peer);
+    }
+
+    fn on_relay(&self, from: PeerId, to: PeerId, signal: &[u8]) {
+        match self.open_out(&to) {
+            Some(out) if to != from && out.push_all(vec![wire::encode_relay(TAG_RELAYED, &from, signal)]) => {
+                self.stat().relayed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.stat().relay_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn xor(a: &PeerId, b: &PeerId) -> [u8; 32] {
+    std::array::from_fn(|i| a.0[i] ^ b.0[i])
+}

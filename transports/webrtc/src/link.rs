@@ -1,0 +1,385 @@
+//! One peer connection: its task builds the `RTCPeerConnection`, runs the non-trickle
+//! offer/answer for the driver, waits for the "swarm" data channel to open, then reads messages
+//! (frames straight to the node's event channel; relays and signals to the driver) while a
+//! writer task feeds the channel from a byte-bounded queue.
+
+use crate::driver::{Cmd, Shared};
+use crate::signal::{Signal, SignalKind};
+use crate::wire::{self, Message, Reassembler, TAG_PONG};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use swarm_engine::transport::TransportEvent;
+use swarm_engine::types::PeerId;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
+};
+
+/// The label of the one data channel per peer connection.
+pub const CHANNEL_LABEL: &str = "swarm";
+
+/// Why a link ended early (logged; the driver only learns that it closed).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    #[error("peer connection {0}")]
+    PcState(RTCPeerConnectionState),
+    #[error("the driver gave up on this link")]
+    Dropped,
+    #[error("no local description after gathering")]
+    NoLocalDescription,
+    #[error("protocol: {0}")]
+    Wire(#[from] wire::WireError),
+}
+
+/// What the driver holds to steer a link task: dropping it (its `_close` sender) ends the task.
+pub(crate) struct LinkCtl {
+    pub _close: oneshot::Sender<()>,
+    pub answer: Option<oneshot::Sender<String>>,
+}
+
+/// How a link starts: we offer, or we answer a received offer.
+pub(crate) enum Role {
+    Dial,
+    Answer { offer_sdp: String },
+}
+
+/// The sending side of an open link: a queue bounded in bytes in front of the writer task.
+#[derive(Clone)]
+pub(crate) struct LinkOut {
+    tx: mpsc::UnboundedSender<BytesMut>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_queued_bytes: usize,
+}
+
+impl LinkOut {
+    /// Queue messages all-or-nothing; false (nothing queued) when the queue bound would be passed
+    /// or the link is gone.
+    pub fn push_all(&self, msgs: Vec<BytesMut>) -> bool {
+        let len: usize = msgs.iter().map(|m| m.len()).sum();
+        let before = self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before + len > self.max_queued_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        msgs.into_iter().all(|m| self.tx.send(m).is_ok())
+    }
+}
+
+enum PcEvent {
+    GatheringComplete,
+    State(RTCPeerConnectionState),
+    Channel(Arc<dyn DataChannel>),
+}
+
+struct Handler(mpsc::UnboundedSender<PcEvent>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(PcEvent::GatheringComplete);
+        }
+    }
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(PcEvent::State(state));
+    }
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        let _ = self.0.send(PcEvent::Channel(dc));
+    }
+}
+
+/// Start a link task on the current runtime.
+pub(crate) fn spawn(shared: Arc<Shared>, peer: PeerId, conn: u64, session: u64, role: Role) -> LinkCtl {
+    let (close_tx, close_rx) = oneshot::channel();
+    let (answer_tx, answer_rx) = oneshot::channel();
+    let dial = matches!(role, Role::Dial);
+    tokio::spawn(async move {
+        let link = Link { shared: shared.clone(), peer, conn, session };
+        if let Err(e) = link.run(role, close_rx, answer_rx).await {
+            debug!(peer = %peer.short(), conn, "link ended: {e}");
+        }
+        let _ = shared.cmds.send(Cmd::Closed { peer, conn });
+    });
+    LinkCtl { _close: close_tx, answer: dial.then_some(answer_tx) }
+}
+
+struct Link {
+    shared: Arc<Shared>,
+    peer: PeerId,
+    conn: u64,
+    session: u64,
+}
+
+fn failed(ev: &PcEvent) -> Option<RTCPeerConnectionState> {
+    match ev {
+        PcEvent::State(s @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) => Some(*s),
+        _ => None,
+    }
+}
+
+impl Link {
+    async fn run(
+        &self,
+        role: Role,
+        mut close: oneshot::Receiver<()>,
+        answer: oneshot::Receiver<String>,
+    ) -> Result<(), LinkError> {
+        let (ev_tx, mut ev) = mpsc::unbounded_channel();
+        let cfg = &self.shared.cfg;
+        let ice_servers =
+            cfg.ice_servers.iter().map(|u| RTCIceServer { urls: vec![u.clone()], ..Default::default() }).collect();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+            .with_setting_engine(cfg.setting_engine())
+            .with_handler(Arc::new(Handler(ev_tx)))
+            .with_udp_addrs(vec![std::net::SocketAddr::new(cfg.bind_ip, 0)])
+            .with_data_channel_send_buffer_limit(cfg.send_buffer_limit_bytes)
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let result = tokio::select! {
+            biased;
+            _ = &mut close => Err(LinkError::Dropped),
+            r = self.drive(&pc, &mut ev, role, answer) => r,
+        };
+        let _ = pc.close().await;
+        result
+    }
+
+    async fn drive(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+        ev: &mut mpsc::UnboundedReceiver<PcEvent>,
+        role: Role,
+        answer: oneshot::Receiver<String>,
+    ) -> Result<(), LinkError> {
+        let dc = match role {
+            Role::Dial => {
+                let init = RTCDataChannelInit { ordered: true, ..Default::default() };
+                let dc = pc.create_data_channel(CHANNEL_LABEL, Some(init)).await?;
+                let offer = pc.create_offer(None).await?;
+                pc.set_local_description(offer).await?;
+                self.gather_and_signal(pc, ev, SignalKind::Offer).await?;
+                let sdp = tokio::select! {
+                    a = answer => a.map_err(|_| LinkError::Dropped)?,
+                    s = watch_failure(ev) => return Err(s),
+                };
+                pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+                dc
+            }
+            Role::Answer { offer_sdp } => {
+                pc.set_remote_description(RTCSessionDescription::offer(offer_sdp)?).await?;
+                let ans = pc.create_answer(None).await?;
+                pc.set_local_description(ans).await?;
+                self.gather_and_signal(pc, ev, SignalKind::Answer).await?;
+                loop {
+                    match ev.recv().await.ok_or(LinkError::Dropped)? {
+                        PcEvent::Channel(dc) => break dc,
+                        other => check(&other)?,
+                    }
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                e = dc.poll() => match e {
+                    Some(DataChannelEvent::OnOpen) => break,
+                    Some(DataChannelEvent::OnClose) | None => return Err(LinkError::Dropped),
+                    _ => {}
+                },
+                s = watch_failure(ev) => return Err(s),
+            }
+        }
+        self.serve(dc, ev).await
+    }
+
+    async fn gather_and_signal(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+        ev: &mut mpsc::UnboundedReceiver<PcEvent>,
+        kind: SignalKind,
+    ) -> Result<(), LinkError> {
+        loop {
+            match ev.recv().await.ok_or(LinkError::Dropped)? {
+                PcEvent::GatheringComplete => break,
+                other => check(&other)?,
+            }
+        }
+        let sdp = pc.local_description().await.ok_or(LinkError::NoLocalDescription)?.sdp;
+        let signal = Signal { session: self.session, kind, sdp };
+        let _ = self.shared.cmds.send(Cmd::LocalSignal { peer: self.peer, conn: self.conn, signal });
+        Ok(())
+    }
+
+    /// The open link: hand the driver our sender, wait for it to report `Connected`, then read.
+    async fn serve(
+        &self,
+        dc: Arc<dyn DataChannel>,
+        ev: &mut mpsc::UnboundedReceiver<PcEvent>,
+    ) -> Result<(), LinkError> {
+        let cfg = &self.shared.cfg;
+        let (tx, mut rx) = mpsc::unbounded_channel::<BytesMut>();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let out = LinkOut { tx, queued_bytes: queued_bytes.clone(), max_queued_bytes: cfg.max_queued_bytes };
+        let writer_dc = dc.clone();
+        let writer = tokio::spawn(async move {
+            // `send` waits while SCTP holds more than the send-buffer limit unacknowledged: the
+            // crate wakes it as acknowledgements release buffer (its buffered-amount-low signal).
+            while let Some(msg) = rx.recv().await {
+                let len = msg.len();
+                let sent = writer_dc.send(msg).await;
+                queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+        let (go_tx, go_rx) = oneshot::channel();
+        let _ = self.shared.cmds.send(Cmd::Opened { peer: self.peer, conn: self.conn, out: out.clone(), go: go_tx });
+        let result = match go_rx.await {
+            Ok(()) => self.read(&dc, ev, &out).await,
+            Err(_) => Err(LinkError::Dropped),
+        };
+        writer.abort();
+        let _ = dc.close().await;
+        result
+    }
+
+    async fn read(
+        &self,
+        dc: &Arc<dyn DataChannel>,
+        ev: &mut mpsc::UnboundedReceiver<PcEvent>,
+        out: &LinkOut,
+    ) -> Result<(), LinkError> {
+        let cfg = &self.shared.cfg;
+        let mut reasm = Reassembler::new(cfg.max_frame_bytes);
+        let mut bucket = TokenBucket::new(cfg.relay_rate_per_sec, cfg.relay_burst);
+        loop {
+            let msg = tokio::select! {
+                e = dc.poll() => match e {
+                    Some(DataChannelEvent::OnMessage(m)) => m.data.freeze(),
+                    Some(DataChannelEvent::OnClose) | None => return Ok(()),
+                    _ => continue,
+                },
+                s = watch_failure(ev) => return Err(s),
+            };
+            let handled = self.on_message(msg, &mut reasm, &mut bucket, out);
+            if let Err(e) = handled {
+                self.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        }
+    }
+
+    fn on_message(
+        &self,
+        msg: Bytes,
+        reasm: &mut Reassembler,
+        bucket: &mut TokenBucket,
+        out: &LinkOut,
+    ) -> Result<(), wire::WireError> {
+        let stats = &self.shared.stats;
+        let frame = match wire::decode(msg)? {
+            Message::Frame(f) => {
+                reasm.whole()?;
+                Some(f)
+            }
+            Message::Fragment { last, body } => reasm.push(last, &body)?,
+            Message::Ping(body) => {
+                stats.pings_in.fetch_add(1, Ordering::Relaxed);
+                if !out.push_all(vec![wire::tagged(TAG_PONG, &[&body])]) {
+                    stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            }
+            Message::Pong(body) => {
+                stats.pongs_in.fetch_add(1, Ordering::Relaxed);
+                // Bounded: pongs nobody reads are dropped.
+                let _ = self.shared.pongs.try_send((self.peer, body));
+                None
+            }
+            Message::Relay { to, signal } => {
+                if bucket.take() && signal.len() <= self.shared.cfg.max_signal_bytes {
+                    let _ = self.shared.cmds.send(Cmd::Relay { from: self.peer, to, signal });
+                } else {
+                    stats.relay_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            }
+            Message::Relayed { from, signal } => {
+                match Signal::from_json(&signal, self.shared.cfg.max_signal_bytes) {
+                    Ok(s) if bucket.take() => {
+                        let _ = self.shared.cmds.send(Cmd::Signal { from, signal: s });
+                    }
+                    _ => {
+                        stats.relay_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None
+            }
+        };
+        if let Some(bytes) = frame {
+            stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            stats.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let _ = self.shared.events.send(TransportEvent::Frame { peer: self.peer, bytes });
+        }
+        Ok(())
+    }
+}
+
+fn check(ev: &PcEvent) -> Result<(), LinkError> {
+    failed(ev).map_or(Ok(()), |s| Err(LinkError::PcState(s)))
+}
+
+/// Resolves when the peer connection fails or closes (or its handler is gone).
+async fn watch_failure(ev: &mut mpsc::UnboundedReceiver<PcEvent>) -> LinkError {
+    loop {
+        match ev.recv().await {
+            None => return LinkError::Dropped,
+            Some(e) => {
+                if let Some(s) = failed(&e) {
+                    return LinkError::PcState(s);
+                }
+            }
+        }
+    }
+}
+
+/// Relay requests a link may make: `burst` at once, refilled at `rate_per_sec`.
+struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    rate_per_sec: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate_per_sec: u32, burst: u32) -> Self {
+        TokenBucket {
+            tokens: burst as f64,
+            burst: burst as f64,
+            rate_per_sec: rate_per_sec as f64,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate_per_sec;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

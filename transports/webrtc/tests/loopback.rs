@@ -1,0 +1,209 @@
+//! Two or three transports in one process on 127.0.0.1, signaling through an in-memory hub that
+//! can be switched off (to prove mesh signaling). Every wait is bounded.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use swarm_engine::transport::{Transport, TransportEvent};
+use swarm_engine::types::PeerId;
+use swarm_transport_webrtc::{Signal, SignalPath, WebRtcConfig, WebRtcTransport};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Hub {
+    nodes: Mutex<HashMap<PeerId, WebRtcTransport>>,
+    down: AtomicBool,
+}
+
+struct HubPath {
+    me: PeerId,
+    hub: Arc<Hub>,
+}
+
+impl SignalPath for HubPath {
+    fn send(&self, to: PeerId, signal: &Signal) {
+        if self.hub.down.load(Ordering::SeqCst) {
+            return;
+        }
+        let target = self.hub.nodes.lock().unwrap().get(&to).cloned();
+        if let Some(t) = target {
+            t.deliver_signal(self.me, signal.clone());
+        }
+    }
+}
+
+struct Node {
+    t: WebRtcTransport,
+    ev: UnboundedReceiver<TransportEvent>,
+    id: PeerId,
+}
+
+fn cfg() -> WebRtcConfig {
+    WebRtcConfig { dial_timeout_ms: 5_000, ..WebRtcConfig::default() }
+}
+
+fn node(hub: &Arc<Hub>, byte: u8, cfg: WebRtcConfig) -> Node {
+    let id = PeerId([byte; 32]);
+    let path = Arc::new(HubPath { me: id, hub: hub.clone() });
+    let (t, ev) = WebRtcTransport::new(id, cfg, path, &tokio::runtime::Handle::current()).unwrap();
+    hub.nodes.lock().unwrap().insert(id, t.clone());
+    Node { t, ev, id }
+}
+
+async fn next(n: &mut Node) -> TransportEvent {
+    timeout(WAIT, n.ev.recv()).await.expect("event in time").expect("event channel open")
+}
+
+async fn connected(n: &mut Node, peer: PeerId) -> bool {
+    match next(n).await {
+        TransportEvent::Connected { peer: p, outbound } if p == peer => outbound,
+        other => panic!("expected Connected from {peer:?}, got {other:?}"),
+    }
+}
+
+async fn frame(n: &mut Node, peer: PeerId) -> Bytes {
+    match next(n).await {
+        TransportEvent::Frame { peer: p, bytes } if p == peer => bytes,
+        other => panic!("expected a frame from {peer:?}, got {other:?}"),
+    }
+}
+
+/// Nothing more arrives within `d`.
+async fn quiet(n: &mut Node, d: Duration) {
+    if let Ok(Some(ev)) = timeout(d, n.ev.recv()).await {
+        panic!("unexpected event {ev:?}");
+    }
+}
+
+async fn link(a: &mut Node, b: &mut Node) {
+    a.t.connect(b.id);
+    assert!(connected(a, b.id).await, "the dialler reports outbound");
+    assert!(!connected(b, a.id).await, "the answerer reports inbound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_flow_both_ways_and_large_frames_reassemble() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()));
+    link(&mut a, &mut b).await;
+    a.t.send(b.id, Bytes::from_static(b"hello b"));
+    b.t.send(a.id, Bytes::from_static(b"hello a"));
+    assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"hello b"));
+    assert_eq!(frame(&mut a, b.id).await, Bytes::from_static(b"hello a"));
+    let big: Bytes = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>().into();
+    a.t.send(b.id, big.clone());
+    a.t.send(b.id, Bytes::new());
+    assert_eq!(frame(&mut b, a.id).await, big, "1 MiB frame intact");
+    assert_eq!(frame(&mut b, a.id).await, Bytes::new(), "empty frame after it, in order");
+    let s = b.t.stats();
+    assert_eq!((s.frames_in, s.bytes_in), (3, 7 + 1024 * 1024));
+    assert_eq!(a.t.stats().frames_out, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_is_seen_once_by_each_side() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()));
+    link(&mut a, &mut b).await;
+    a.t.connect(b.id); // already connected: ignored
+    a.t.disconnect(b.id);
+    assert_eq!(next(&mut a).await, TransportEvent::Disconnected { peer: b.id });
+    assert_eq!(next(&mut b).await, TransportEvent::Disconnected { peer: a.id });
+    quiet(&mut a, Duration::from_millis(500)).await;
+    quiet(&mut b, Duration::from_millis(500)).await;
+    // And they can link again.
+    link(&mut b, &mut a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_to_a_silent_peer_fails_after_the_timeout() {
+    let hub = Arc::new(Hub::default());
+    let mut a = node(&hub, 1, WebRtcConfig { dial_timeout_ms: 400, ..cfg() });
+    let ghost = PeerId([9; 32]);
+    let start = std::time::Instant::now();
+    a.t.connect(ghost);
+    a.t.connect(ghost); // dialling: ignored
+    assert_eq!(next(&mut a).await, TransportEvent::DialFailed { peer: ghost });
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
+    quiet(&mut a, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glare_resolves_to_one_connection() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()));
+    a.t.connect(b.id);
+    b.t.connect(a.id);
+    // Both asked to dial, so both report outbound; each sees exactly one Connected.
+    assert!(connected(&mut a, b.id).await);
+    assert!(connected(&mut b, a.id).await);
+    a.t.send(b.id, Bytes::from_static(b"x"));
+    assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"x"));
+    quiet(&mut a, Duration::from_millis(700)).await;
+    quiet(&mut b, Duration::from_millis(100)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_travel_through_the_mesh_when_the_server_is_down() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b, mut c) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()), node(&hub, 3, cfg()));
+    link(&mut a, &mut b).await;
+    link(&mut b, &mut c).await;
+    hub.down.store(true, Ordering::SeqCst);
+    a.t.connect(c.id);
+    assert!(connected(&mut a, c.id).await);
+    assert!(!connected(&mut c, a.id).await);
+    c.t.send(a.id, Bytes::from_static(b"via mesh"));
+    assert_eq!(frame(&mut a, c.id).await, Bytes::from_static(b"via mesh"));
+    let relay = b.t.stats();
+    assert!(relay.relayed >= 2, "offer and answer relayed by b: {relay:?}");
+    assert!(a.t.stats().relays_sent >= 1 && c.t.stats().relays_sent >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_reassembly_closes_the_link() {
+    let hub = Arc::new(Hub::default());
+    let mut a = node(&hub, 1, cfg());
+    let mut b = node(&hub, 2, WebRtcConfig { max_frame_bytes: 300 * 1024, ..cfg() });
+    link(&mut a, &mut b).await;
+    a.t.send(b.id, Bytes::from(vec![7u8; 1024 * 1024]));
+    assert_eq!(next(&mut b).await, TransportEvent::Disconnected { peer: a.id });
+    assert_eq!(next(&mut a).await, TransportEvent::Disconnected { peer: b.id });
+    assert_eq!(b.t.stats().protocol_errors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_gets_its_pong() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()));
+    let mut pongs = a.t.take_pongs().unwrap();
+    assert!(a.t.take_pongs().is_none());
+    link(&mut a, &mut b).await;
+    a.t.ping(b.id, Bytes::from_static(b"echo me"));
+    let (from, body) = timeout(WAIT, pongs.recv()).await.unwrap().unwrap();
+    assert_eq!((from, body), (b.id, Bytes::from_static(b"echo me")));
+    assert_eq!(b.t.stats().pings_in, 1);
+    quiet(&mut b, Duration::from_millis(100)).await; // pings are not frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_peer_replaces_its_old_connection() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()));
+    link(&mut b, &mut a).await;
+    // b restarts without a goodbye: a new transport under the same id dials a.
+    let mut b2 = node(&hub, 2, cfg());
+    b2.t.connect(a.id);
+    assert!(connected(&mut b2, a.id).await);
+    assert_eq!(next(&mut a).await, TransportEvent::Disconnected { peer: b.id });
+    assert!(!connected(&mut a, b.id).await);
+    a.t.send(b.id, Bytes::from_static(b"new"));
+    assert_eq!(frame(&mut b2, a.id).await, Bytes::from_static(b"new"));
+    assert_eq!(next(&mut b).await, TransportEvent::Disconnected { peer: a.id }, "the old b sees its link go");
+}
