@@ -1,5 +1,5 @@
-//! The `swarm` command line: run simulator scenarios, benchmark the simulator, manage a node's
-//! identity. (Real nodes and the rendezvous server arrive with their subsystems.)
+//! The `swarm` command line: run simulator scenarios and benchmarks, run a real node over WebRTC
+//! and talk to its control API, run a rendezvous server, manage a node's identity and registry.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -8,6 +8,8 @@ use swarm_simulator::report::Report;
 use swarm_simulator::run::{run, RunOptions};
 use swarm_simulator::scenario;
 
+mod client;
+mod node;
 mod peers;
 
 #[derive(Parser)]
@@ -26,17 +28,70 @@ enum Cmd {
     Bench(BenchCmd),
     /// A node's key pair: create, show, export, import.
     Identity(IdentityArgs),
-    /// The node's persisted peer registry.
+    /// Run a node over WebRTC with a local control API (stops cleanly on Ctrl-C / SIGTERM).
+    Node(node::NodeArgs),
+    /// Run a rendezvous server: peers register, discover each other and exchange offers.
+    Rendezvous(RendezvousArgs),
+    /// A running node's status (peer id, connections, known peers, pending operations).
+    Status(ApiArgs),
+    /// A running node's links (with --api), or the persisted registry of a data directory.
     Peers {
         #[command(subcommand)]
-        cmd: peers::PeersCmd,
+        cmd: Option<peers::PeersCmd>,
         /// The node's data directory (the store is DIR/db).
         #[arg(long, global = true, default_value = "swarm-data")]
         data: PathBuf,
+        /// Control API of a running node (without a subcommand).
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running node to connect to a peer id, waiting for the link.
+    Connect {
+        peer_id: String,
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// Publish a file (prints its link ROOT:KEY) or a post (--post TEXT, prints ROOT).
+    Put {
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        post: Option<String>,
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+    },
+    /// Fetch a link from the swarm: a file to --out (or stdout), a post printed.
+    Get {
+        link: String,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
     },
     /// (internal) test helpers.
     #[command(hide = true, subcommand)]
     Debug(DebugCmd),
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    /// Control API of the node, e.g. 127.0.0.1:7700.
+    #[arg(long, default_value = client::DEFAULT_API)]
+    api: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RendezvousArgs {
+    /// Address to listen on (WebSocket), e.g. 127.0.0.1:7000.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -150,7 +205,14 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::SimOne(a)) => bench_one(a),
         Cmd::Bench(BenchCmd::Crypto(a)) => bench_crypto(a),
         Cmd::Identity(a) => identity(a),
-        Cmd::Peers { cmd, data } => peers::run(&data, cmd),
+        Cmd::Node(a) => node::check_namespace(&a.namespace).and_then(|()| node::run(a)),
+        Cmd::Rendezvous(a) => rendezvous(a),
+        Cmd::Status(a) => client::status(&a.api, a.json),
+        Cmd::Peers { cmd: None, api, json, .. } => client::peers(&api, json),
+        Cmd::Peers { cmd: Some(cmd), data, .. } => peers::run(&data, cmd),
+        Cmd::Connect { peer_id, api, timeout_ms } => client::connect(&api, &peer_id, timeout_ms),
+        Cmd::Put { file, post, api } => client::put(&api, file.as_deref(), post),
+        Cmd::Get { link, out, api } => client::get(&api, &link, out.as_ref()),
         Cmd::Debug(DebugCmd::Fill { data, records }) => peers::fill(&data, records),
     };
     match result {
@@ -300,7 +362,21 @@ fn bench_crypto(a: BenchCryptoArgs) -> Result<()> {
     Ok(())
 }
 
-fn passphrase(file: &Option<PathBuf>) -> Result<zeroize::Zeroizing<String>> {
+fn rendezvous(a: RendezvousArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let server = swarm_rendezvous::Server::bind(a.listen, swarm_rendezvous::ServerConfig::default())
+            .await
+            .with_context(|| format!("binding the rendezvous server on {}", a.listen))?;
+        println!("rendezvous: {}", server.url());
+        let handle = server.spawn();
+        node::wait_for_stop().await?;
+        handle.shutdown().await;
+        Ok(())
+    })
+}
+
+pub(crate) fn passphrase(file: &Option<PathBuf>) -> Result<zeroize::Zeroizing<String>> {
     let raw = match file {
         Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading passphrase file {}", f.display()))?,
         None => std::env::var("SWARM_PASSPHRASE")

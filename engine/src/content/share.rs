@@ -101,7 +101,10 @@ pub fn open_root(link: &ShareLink, bytes: &[u8], verifier: &dyn Verifier) -> Res
     let plain;
     let record = match &link.key {
         Some(k) => {
-            plain = chunk::decrypt(k, ROOT_INDEX, &link.root, bytes)?;
+            plain = chunk::decrypt(k, ROOT_INDEX, &link.root, bytes).map_err(|_| ContentError::Malformed {
+                what: "file root",
+                reason: "it does not decrypt under the link's key (wrong key, or not a file's root)".into(),
+            })?;
             &plain[..]
         }
         None => bytes,
@@ -152,7 +155,8 @@ mod tests {
         let keyless = ShareLink { root: link.root, key: None };
         assert!(matches!(open_root(&keyless, &share.root.ciphertext, &v), Err(ContentError::Malformed { .. })));
         let wrong = ShareLink { root: link.root, key: Some(FileKey::generate(&mut rng)) };
-        assert!(matches!(open_root(&wrong, &share.root.ciphertext, &v), Err(ContentError::Chunk(_))));
+        let err = open_root(&wrong, &share.root.ciphertext, &v).unwrap_err().to_string();
+        assert!(err.contains("file root") && err.contains("wrong key"), "{err}");
         // Bytes that are not the root asked for.
         assert!(matches!(open_root(&link, &share.chunks[0].ciphertext, &v), Err(ContentError::Chunk(_))));
     }

@@ -1,0 +1,137 @@
+//! `swarm status|peers|connect|put|get --api ADDR`: the CLI side of a running node's control API.
+
+use crate::node::api::{ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status};
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Default address of a node's control API.
+pub const DEFAULT_API: &str = "127.0.0.1:7700";
+
+fn url(api: &str, path: &str) -> String {
+    let base = api.trim_end_matches('/');
+    if base.starts_with("http://") || base.starts_with("https://") {
+        format!("{base}{path}")
+    } else {
+        format!("http://{base}{path}")
+    }
+}
+
+fn agent() -> ureq::Agent {
+    // Fetches of large files wait on the swarm: generous read timeout, quick connect.
+    ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(3))
+        .timeout_read(std::time::Duration::from_secs(300))
+        .build()
+}
+
+/// A call's response, with API errors turned into their message.
+fn call(req: ureq::Request, body: Option<Body>, api: &str) -> Result<ureq::Response> {
+    let res = match body {
+        None => req.call(),
+        Some(Body::Json(v)) => req.send_json(v),
+        Some(Body::Bytes(b)) => req.send_bytes(&b),
+    };
+    match res {
+        Ok(r) => Ok(r),
+        Err(ureq::Error::Status(code, r)) => {
+            let msg = r.into_json::<ApiErrorBody>().map(|b| b.error).unwrap_or_else(|_| "no details".into());
+            bail!("the node answered {code}: {msg}")
+        }
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("no node API at {api} (is `swarm node --api {api}` running?)")))
+        }
+    }
+}
+
+enum Body {
+    Json(serde_json::Value),
+    Bytes(Vec<u8>),
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(api: &str, path: &str) -> Result<T> {
+    call(agent().get(&url(api, path)), None, api)?.into_json().context("the node's answer does not decode")
+}
+
+pub fn status(api: &str, json: bool) -> Result<()> {
+    let s: Status = get_json(api, "/status")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("peer id:      {}", s.peer_id);
+    println!("user id:      {}", s.user_id);
+    println!("connections:  {}", s.connections);
+    println!("known peers:  {}", s.known_peers);
+    println!("pending sync: {}", s.pending_sync);
+    println!("uptime:       {} s", s.uptime_s);
+    for r in &s.rendezvous {
+        println!("rendezvous:   {} ({})", r.url, if r.connected { "connected" } else { "down" });
+    }
+    Ok(())
+}
+
+pub fn peers(api: &str, json: bool) -> Result<()> {
+    let p: Peers = get_json(api, "/peers")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+        return Ok(());
+    }
+    for v in &p.connected {
+        println!("{} {} {:>6} s", v.peer_id, if v.outbound { "out" } else { "in " }, v.connected_s);
+    }
+    println!("{} connected, {} known", p.connected.len(), p.known_peers);
+    Ok(())
+}
+
+pub fn connect(api: &str, peer: &str, timeout_ms: u64) -> Result<()> {
+    let body = serde_json::to_value(ConnectRequest { peer_id: peer.to_string(), timeout_ms: Some(timeout_ms) })?;
+    let c: Connected = call(agent().post(&url(api, "/connect")), Some(Body::Json(body)), api)?.into_json()?;
+    if !c.connected {
+        bail!("no link to {} within {timeout_ms} ms", c.peer_id);
+    }
+    println!("connected to {}", c.peer_id);
+    Ok(())
+}
+
+pub fn put(api: &str, file: Option<&Path>, post: Option<String>) -> Result<()> {
+    let published: Published = match (file, post) {
+        (Some(f), None) => {
+            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
+            let req = agent().post(&url(api, "/publish/file")).query("name", &name);
+            call(req, Some(Body::Bytes(data)), api)?.into_json()?
+        }
+        (None, Some(text)) => {
+            let body = serde_json::to_value(PostRequest { text })?;
+            call(agent().post(&url(api, "/publish/post")), Some(Body::Json(body)), api)?.into_json()?
+        }
+        _ => bail!("give either a FILE or --post TEXT"),
+    };
+    eprintln!("published {} bytes in {} chunks", published.bytes, published.chunks);
+    println!("{}", published.link);
+    Ok(())
+}
+
+pub fn get(api: &str, link: &str, out: Option<&PathBuf>) -> Result<()> {
+    let link = link.trim();
+    let res = call(agent().get(&url(api, &format!("/fetch/{link}"))), None, api)?;
+    if res.content_type() == "application/json" {
+        let p: PostView = res.into_json()?;
+        println!("{} (by {}, unix ms {})", p.text, p.author, p.unix_ms);
+        return Ok(());
+    }
+    let mut data = Vec::new();
+    res.into_reader().read_to_end(&mut data).context("reading the fetched file")?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, &data).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{} bytes written to {}", data.len(), path.display());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&data)?;
+        }
+    }
+    Ok(())
+}
