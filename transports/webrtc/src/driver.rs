@@ -91,6 +91,12 @@ struct Link {
     ctl: LinkCtl,
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.ctl.live.store(false, Ordering::Release);
+    }
+}
+
 pub(crate) struct Driver {
     me: PeerId,
     shared: Arc<Shared>,
@@ -178,7 +184,14 @@ impl Driver {
     }
 
     fn connect(&mut self, peer: PeerId) {
-        if self.links.contains_key(&peer) || peer == self.me {
+        if let Some(link) = self.links.get_mut(&peer) {
+            // Being answered already: this dial is answered by that link's outcome.
+            if !matches!(link.phase, Phase::Open { .. }) {
+                link.outbound = true;
+            }
+            return;
+        }
+        if peer == self.me {
             return;
         }
         if self.links.len() >= self.shared.cfg.max_links {
@@ -199,7 +212,8 @@ impl Driver {
     }
 
     fn send(&self, peer: PeerId, frame: &Bytes) {
-        let Some(out) = self.open_out(&peer) else {
+        let out = self.open_out(&peer).filter(|_| frame.len() <= self.shared.cfg.max_frame_bytes);
+        let Some(out) = out else {
             self.stat().frames_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -212,7 +226,8 @@ impl Driver {
     }
 
     fn on_signal(&mut self, from: PeerId, signal: Signal) {
-        if from == self.me || !self.seen.first_time(from, signal.session, signal.kind) {
+        let oversize = signal.sdp.len() > self.shared.cfg.max_signal_bytes;
+        if from == self.me || oversize || !self.seen.first_time(from, signal.session, signal.kind) {
             return;
         }
         self.stat().signals_in.fetch_add(1, Ordering::Relaxed);
@@ -234,8 +249,9 @@ impl Driver {
         if let Some(link) = self.links.get(&from) {
             match &link.phase {
                 Phase::Dialing if self.me < from => return, // glare: our offer wins
-                Phase::Dialing => outbound = link.outbound, // glare: theirs wins, ours is dropped
-                Phase::Answering => {}                      // they restarted their dial
+                // Glare, theirs wins: our dial is dropped and this answer stands for it. Or they
+                // restarted a dial we were answering.
+                Phase::Dialing | Phase::Answering => outbound = link.outbound,
                 Phase::Open { since, .. } => {
                     // A late copy of the offer that lost a glare must not replace the link it
                     // produced: within one setup timeout of opening, an outbound link stands.

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod config;
 mod driver;
 mod link;
+mod runtime;
 pub mod signal;
 pub mod wire;
 
