@@ -243,3 +243,37 @@ async fn send_many_reaches_every_peer() {
     assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"all"));
     assert_eq!(frame(&mut c, a.id).await, Bytes::from_static(b"all"));
 }
+
+#[derive(Default)]
+struct Capture(Mutex<Vec<Signal>>);
+
+impl SignalPath for Capture {
+    fn send(&self, _to: PeerId, signal: &Signal) {
+        self.0.lock().unwrap().push(signal.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_forged_in_an_open_peers_name_leaves_the_link_alone() {
+    let hub = Arc::new(Hub::default());
+    let quick = WebRtcConfig { dial_timeout_ms: 800, ..cfg() };
+    let (mut a, mut b) = (node(&hub, 1, quick.clone()), node(&hub, 2, quick));
+    link(&mut a, &mut b).await;
+    // A real offer, made by a third party dialling nobody.
+    let capture = Arc::new(Capture::default());
+    let (x, _xev) =
+        WebRtcTransport::new(PeerId([7; 32]), cfg(), capture.clone(), &tokio::runtime::Handle::current()).unwrap();
+    x.connect(PeerId([8; 32]));
+    let offer = loop {
+        if let Some(s) = capture.0.lock().unwrap().first().cloned() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    a.t.deliver_signal(b.id, offer);
+    // The would-be replacement never opens and times out; the link and its events are untouched.
+    quiet(&mut a, Duration::from_millis(1500)).await;
+    quiet(&mut b, Duration::from_millis(10)).await;
+    a.t.send(b.id, Bytes::from_static(b"still here"));
+    assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"still here"));
+}
