@@ -191,7 +191,14 @@ impl Link {
                 self.gather_and_signal(pc, ev, SignalKind::Answer).await?;
                 loop {
                     match ev.recv().await.ok_or(LinkError::Dropped)? {
-                        PcEvent::Channel(dc) => break dc,
+                        // Only the "swarm" channel carries the wire; a peer's other channels
+                        // are closed.
+                        PcEvent::Channel(dc) => match dc.label().await {
+                            Ok(label) if label == CHANNEL_LABEL => break dc,
+                            _ => {
+                                let _ = dc.close().await;
+                            }
+                        },
                         other => check(&other)?,
                     }
                 }
