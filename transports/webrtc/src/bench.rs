@@ -93,7 +93,7 @@ impl fmt::Display for BenchReport {
     }
 }
 
-/// Run the benchmark on a runtime of its own.
+/// Run the benchmark on a runtime of its own (blocks: call it outside any tokio runtime).
 pub fn run(opts: BenchOptions) -> Result<BenchReport, WebRtcError> {
     opts.config.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
