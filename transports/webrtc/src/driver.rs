@@ -12,7 +12,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use swarm_engine::transport::TransportEvent;
 use swarm_engine::types::PeerId;
 use tokio::sync::{mpsc, oneshot};
@@ -77,7 +77,6 @@ enum Phase {
     Answering,
     Open {
         out: LinkOut,
-        since: Instant,
     },
 }
 
@@ -91,11 +90,20 @@ struct Link {
     ctl: LinkCtl,
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.ctl.live.store(false, Ordering::Release);
+    }
+}
+
 pub(crate) struct Driver {
     me: PeerId,
     shared: Arc<Shared>,
     path: Arc<dyn SignalPath>,
     links: BTreeMap<PeerId, Link>,
+    /// Answers to a new offer from a peer whose link is open (it restarted, or someone forged
+    /// or replayed an offer in its name): the open link stands until the new one opens.
+    replacing: BTreeMap<PeerId, Link>,
     seen: SeenSignals,
     next_conn: u64,
 }
@@ -103,7 +111,7 @@ pub(crate) struct Driver {
 impl Driver {
     pub fn new(me: PeerId, shared: Arc<Shared>, path: Arc<dyn SignalPath>) -> Self {
         let seen = SeenSignals::new(shared.cfg.max_seen_signals);
-        Driver { me, shared, path, links: BTreeMap::new(), seen, next_conn: 1 }
+        Driver { me, shared, path, links: BTreeMap::new(), replacing: BTreeMap::new(), seen, next_conn: 1 }
     }
 
     pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Cmd>) {
@@ -115,6 +123,7 @@ impl Driver {
         }
         // Dropping the links closes every peer connection.
         self.links.clear();
+        self.replacing.clear();
     }
 
     fn stat(&self) -> &Counters {
@@ -146,7 +155,8 @@ impl Driver {
             Cmd::Closed { peer, conn } => self.on_closed(peer, conn),
             Cmd::Relay { from, to, signal } => self.on_relay(from, to, &signal),
             Cmd::SetupTimeout { peer, conn } => {
-                if self.links.get(&peer).is_some_and(|l| l.conn == conn && !matches!(l.phase, Phase::Open { .. })) {
+                let pending = |l: &Link| l.conn == conn && !matches!(l.phase, Phase::Open { .. });
+                if self.links.get(&peer).is_some_and(pending) || self.replacing.get(&peer).is_some_and(pending) {
                     debug!(peer = %peer.short(), conn, "setup timed out");
                     self.on_closed(peer, conn);
                 }
@@ -162,34 +172,47 @@ impl Driver {
         }
     }
 
+    fn link_count(&self) -> usize {
+        self.links.len() + self.replacing.len()
+    }
+
     /// Start a link task and its setup timer.
-    fn start(&mut self, peer: PeerId, session: u64, role: Role, outbound: bool) {
+    fn start(&mut self, peer: PeerId, session: u64, role: Role, outbound: bool) -> Link {
         let conn = self.next_conn;
         self.next_conn += 1;
         let phase = if matches!(role, Role::Dial) { Phase::Dialing } else { Phase::Answering };
         let ctl = link::spawn(self.shared.clone(), peer, conn, session, role);
-        self.links.insert(peer, Link { conn, session, outbound, phase, ctl });
         let cmds = self.shared.cmds.clone();
         let timeout = Duration::from_millis(self.shared.cfg.dial_timeout_ms);
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let _ = cmds.send(Cmd::SetupTimeout { peer, conn });
         });
+        Link { conn, session, outbound, phase, ctl }
     }
 
     fn connect(&mut self, peer: PeerId) {
-        if self.links.contains_key(&peer) || peer == self.me {
+        if let Some(link) = self.links.get_mut(&peer) {
+            // Being answered already: this dial is answered by that link's outcome.
+            if !matches!(link.phase, Phase::Open { .. }) {
+                link.outbound = true;
+            }
             return;
         }
-        if self.links.len() >= self.shared.cfg.max_links {
+        if peer == self.me {
+            return;
+        }
+        if self.link_count() >= self.shared.cfg.max_links {
             self.emit(TransportEvent::DialFailed { peer });
             return;
         }
-        self.start(peer, rand::random(), Role::Dial, true);
+        let link = self.start(peer, rand::random(), Role::Dial, true);
+        self.links.insert(peer, link);
     }
 
     fn disconnect(&mut self, peer: PeerId) {
         // Dropping the link's control closes its connection; its late `Closed` finds no match.
+        self.replacing.remove(&peer);
         let Some(link) = self.links.remove(&peer) else { return };
         match link.phase {
             Phase::Open { .. } => self.emit(TransportEvent::Disconnected { peer }),
@@ -199,7 +222,8 @@ impl Driver {
     }
 
     fn send(&self, peer: PeerId, frame: &Bytes) {
-        let Some(out) = self.open_out(&peer) else {
+        let out = self.open_out(&peer).filter(|_| frame.len() <= self.shared.cfg.max_frame_bytes);
+        let Some(out) = out else {
             self.stat().frames_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -212,7 +236,8 @@ impl Driver {
     }
 
     fn on_signal(&mut self, from: PeerId, signal: Signal) {
-        if from == self.me || !self.seen.first_time(from, signal.session, signal.kind) {
+        let oversize = signal.sdp.len() > self.shared.cfg.max_signal_bytes;
+        if from == self.me || oversize || !self.seen.first_time(from, signal.session, signal.kind) {
             return;
         }
         self.stat().signals_in.fetch_add(1, Ordering::Relaxed);
@@ -231,31 +256,35 @@ impl Driver {
 
     fn on_offer(&mut self, from: PeerId, signal: Signal) {
         let mut outbound = false;
-        if let Some(link) = self.links.get(&from) {
-            match &link.phase {
-                Phase::Dialing if self.me < from => return, // glare: our offer wins
-                Phase::Dialing => outbound = link.outbound, // glare: theirs wins, ours is dropped
-                Phase::Answering => {}                      // they restarted their dial
-                Phase::Open { since, .. } => {
-                    // A late copy of the offer that lost a glare must not replace the link it
-                    // produced: within one setup timeout of opening, an outbound link stands.
-                    let grace = Duration::from_millis(self.shared.cfg.dial_timeout_ms);
-                    if link.outbound && since.elapsed() < grace && self.me < from {
-                        return;
-                    }
-                    // The peer restarted: the old connection is gone.
-                    self.emit(TransportEvent::Disconnected { peer: from });
-                }
+        let open = match self.links.get(&from).map(|l| (&l.phase, l.outbound)) {
+            Some((Phase::Dialing, _)) if self.me < from => return, // glare: our offer wins
+            // Glare, theirs wins: our dial is dropped and this answer stands for it. Or they
+            // restarted a dial we were answering.
+            Some((Phase::Dialing | Phase::Answering, was_outbound)) => {
+                outbound = was_outbound;
+                self.links.remove(&from);
+                false
             }
-            self.links.remove(&from);
-        } else if self.links.len() >= self.shared.cfg.max_links {
+            Some((Phase::Open { .. }, _)) => true,
+            None => false,
+        };
+        self.replacing.remove(&from);
+        if self.link_count() >= self.shared.cfg.max_links {
             return;
         }
-        self.start(from, signal.session, Role::Answer { offer_sdp: signal.sdp }, outbound);
+        let link = self.start(from, signal.session, Role::Answer { offer_sdp: signal.sdp }, outbound);
+        if open {
+            // Make before break: a late copy of an offer that lost a glare, or a forged one,
+            // never opens and leaves the working link alone.
+            self.replacing.insert(from, link);
+        } else {
+            self.links.insert(from, link);
+        }
     }
 
     fn on_local_signal(&mut self, peer: PeerId, conn: u64, signal: Signal) {
-        if self.links.get(&peer).is_none_or(|l| l.conn != conn) {
+        let ours = |l: &Link| l.conn == conn;
+        if !(self.links.get(&peer).is_some_and(ours) || self.replacing.get(&peer).is_some_and(ours)) {
             return;
         }
         self.path.send(peer, &signal);
@@ -284,18 +313,35 @@ impl Driver {
     }
 
     fn on_opened(&mut self, peer: PeerId, conn: u64, out: LinkOut, go: oneshot::Sender<()>) {
+        if self.replacing.get(&peer).is_some_and(|l| l.conn == conn) {
+            // The restarted peer's new link is up: now the old one goes.
+            if let Some(old) = self.replacing.remove(&peer).and_then(|new| self.links.insert(peer, new)) {
+                if matches!(old.phase, Phase::Open { .. }) {
+                    self.emit(TransportEvent::Disconnected { peer });
+                }
+            }
+        }
         let Some(link) = self.links.get_mut(&peer).filter(|l| l.conn == conn) else { return };
-        link.phase = Phase::Open { out, since: Instant::now() };
+        link.phase = Phase::Open { out };
         let outbound = link.outbound;
         self.emit(TransportEvent::Connected { peer, outbound });
         let _ = go.send(());
     }
 
     fn on_closed(&mut self, peer: PeerId, conn: u64) {
+        if self.replacing.get(&peer).is_some_and(|l| l.conn == conn) {
+            self.replacing.remove(&peer);
+            return;
+        }
         if self.links.get(&peer).is_none_or(|l| l.conn != conn) {
             return;
         }
+        let replacement = self.replacing.remove(&peer);
         self.disconnect(peer);
+        // The old link died first: its replacement carries on as a plain inbound link.
+        if let Some(new) = replacement {
+            self.links.insert(peer, new);
+        }
     }
 
     fn on_relay(&self, from: PeerId, to: PeerId, signal: &[u8]) {

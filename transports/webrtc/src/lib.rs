@@ -4,12 +4,14 @@
 //!
 //! The webrtc work runs on a tokio multi-thread runtime; [`WebRtcTransport`] is a cheap,
 //! never-blocking handle implementing the engine's [`Transport`] port, and the events come out
-//! of an unbounded receiver the node pumps into its inbox. Wire tags: see [`wire`].
+//! of an unbounded receiver the node pumps into its inbox. Wire tags: see [`wire`]; the crate
+//! README has the lifecycle rules, the signal JSON and the measured setup/throughput settings.
 
 pub mod bench;
 pub mod config;
 mod driver;
 mod link;
+mod runtime;
 pub mod signal;
 pub mod wire;
 

@@ -4,12 +4,13 @@
 //! writer task feeds the channel from a byte-bounded queue.
 
 use crate::driver::{Cmd, Shared};
+use crate::runtime::BufferedRuntime;
 use crate::signal::{Signal, SignalKind};
 use crate::wire::{self, Message, Reassembler, TAG_PONG};
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use swarm_engine::transport::TransportEvent;
 use swarm_engine::types::PeerId;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +20,9 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
     RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
 };
+
+/// The buffered-amount-low threshold (re)set to wake the driver during setup.
+const NUDGE_LOW_THRESHOLD_BYTES: u32 = 0;
 
 /// The label of the one data channel per peer connection.
 pub const CHANNEL_LABEL: &str = "swarm";
@@ -38,9 +42,11 @@ pub enum LinkError {
     Wire(#[from] wire::WireError),
 }
 
-/// What the driver holds to steer a link task: dropping it (its `_close` sender) ends the task.
+/// What the driver holds to steer a link task: dropping it (its `_close` sender) ends the task,
+/// and clears `live` so the reader stops reporting frames the node no longer expects.
 pub(crate) struct LinkCtl {
     pub _close: oneshot::Sender<()>,
+    pub live: Arc<AtomicBool>,
     pub answer: Option<oneshot::Sender<String>>,
 }
 
@@ -100,14 +106,16 @@ pub(crate) fn spawn(shared: Arc<Shared>, peer: PeerId, conn: u64, session: u64, 
     let (close_tx, close_rx) = oneshot::channel();
     let (answer_tx, answer_rx) = oneshot::channel();
     let dial = matches!(role, Role::Dial);
+    let live = Arc::new(AtomicBool::new(true));
+    let task_live = live.clone();
     tokio::spawn(async move {
-        let link = Link { shared: shared.clone(), peer, conn, session };
+        let link = Link { shared: shared.clone(), peer, conn, session, live: task_live };
         if let Err(e) = link.run(role, close_rx, answer_rx).await {
             debug!(peer = %peer.short(), conn, "link ended: {e}");
         }
         let _ = shared.cmds.send(Cmd::Closed { peer, conn });
     });
-    LinkCtl { _close: close_tx, answer: dial.then_some(answer_tx) }
+    LinkCtl { _close: close_tx, live, answer: dial.then_some(answer_tx) }
 }
 
 struct Link {
@@ -115,6 +123,7 @@ struct Link {
     peer: PeerId,
     conn: u64,
     session: u64,
+    live: Arc<AtomicBool>,
 }
 
 fn failed(ev: &PcEvent) -> Option<RTCPeerConnectionState> {
@@ -139,6 +148,7 @@ impl Link {
             .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
             .with_setting_engine(cfg.setting_engine())
             .with_handler(Arc::new(Handler(ev_tx)))
+            .with_runtime(Arc::new(BufferedRuntime::new(cfg.udp_socket_buffer_bytes)))
             .with_udp_addrs(vec![std::net::SocketAddr::new(cfg.bind_ip, 0)])
             .with_data_channel_send_buffer_limit(cfg.send_buffer_limit_bytes)
             .build()
@@ -181,12 +191,22 @@ impl Link {
                 self.gather_and_signal(pc, ev, SignalKind::Answer).await?;
                 loop {
                     match ev.recv().await.ok_or(LinkError::Dropped)? {
-                        PcEvent::Channel(dc) => break dc,
+                        // Only the "swarm" channel carries the wire; a peer's other channels
+                        // are closed.
+                        PcEvent::Channel(dc) => match dc.label().await {
+                            Ok(label) if label == CHANNEL_LABEL => break dc,
+                            _ => {
+                                let _ = dc.close().await;
+                            }
+                        },
                         other => check(&other)?,
                     }
                 }
             }
         };
+        let nudge_ms = self.shared.cfg.setup_nudge_interval_ms;
+        let mut nudge = tokio::time::interval(Duration::from_millis(nudge_ms.max(1)));
+        nudge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 e = dc.poll() => match e {
@@ -195,6 +215,10 @@ impl Link {
                     _ => {}
                 },
                 s = watch_failure(ev) => return Err(s),
+                // Any setter wakes the driver, which then flushes what it had queued.
+                _ = nudge.tick(), if nudge_ms > 0 => {
+                    let _ = dc.set_buffered_amount_low_threshold(NUDGE_LOW_THRESHOLD_BYTES).await;
+                }
             }
         }
         self.serve(dc, ev).await
@@ -325,7 +349,7 @@ impl Link {
                 None
             }
         };
-        if let Some(bytes) = frame {
+        if let Some(bytes) = frame.filter(|_| self.live.load(Ordering::Acquire)) {
             stats.frames_in.fetch_add(1, Ordering::Relaxed);
             stats.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             let _ = self.shared.events.send(TransportEvent::Frame { peer: self.peer, bytes });

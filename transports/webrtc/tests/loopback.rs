@@ -207,3 +207,73 @@ async fn a_restarted_peer_replaces_its_old_connection() {
     assert_eq!(frame(&mut b2, a.id).await, Bytes::from_static(b"new"));
     assert_eq!(next(&mut b).await, TransportEvent::Disconnected { peer: a.id }, "the old b sees its link go");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_and_counts_instead_of_growing() {
+    let hub = Arc::new(Hub::default());
+    let small = WebRtcConfig { max_queued_bytes: 1024 * 1024, send_buffer_limit_bytes: 256 * 1024, ..cfg() };
+    let (mut a, mut b) = (node(&hub, 1, small), node(&hub, 2, cfg()));
+    link(&mut a, &mut b).await;
+    let frames = 64u8;
+    for i in 0..frames {
+        a.t.send(b.id, Bytes::from(vec![i; 200 * 1024]));
+    }
+    // Counters settle once the driver has seen every send.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = a.t.stats();
+    assert!(s.frames_dropped > 0, "64 x 200 KiB cannot fit a 1 MiB queue: {s:?}");
+    assert_eq!(s.frames_out + s.frames_dropped, frames as u64);
+    let mut last = None;
+    for _ in 0..s.frames_out {
+        let f = frame(&mut b, a.id).await;
+        assert_eq!(f.len(), 200 * 1024);
+        assert!(last < Some(f[0]), "frames arrive in order, whole");
+        last = Some(f[0]);
+    }
+    quiet(&mut b, Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_many_reaches_every_peer() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b, mut c) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()), node(&hub, 3, cfg()));
+    link(&mut a, &mut b).await;
+    link(&mut a, &mut c).await;
+    a.t.send_many(&[b.id, c.id], Bytes::from_static(b"all"));
+    assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"all"));
+    assert_eq!(frame(&mut c, a.id).await, Bytes::from_static(b"all"));
+}
+
+#[derive(Default)]
+struct Capture(Mutex<Vec<Signal>>);
+
+impl SignalPath for Capture {
+    fn send(&self, _to: PeerId, signal: &Signal) {
+        self.0.lock().unwrap().push(signal.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_forged_in_an_open_peers_name_leaves_the_link_alone() {
+    let hub = Arc::new(Hub::default());
+    let quick = WebRtcConfig { dial_timeout_ms: 800, ..cfg() };
+    let (mut a, mut b) = (node(&hub, 1, quick.clone()), node(&hub, 2, quick));
+    link(&mut a, &mut b).await;
+    // A real offer, made by a third party dialling nobody.
+    let capture = Arc::new(Capture::default());
+    let (x, _xev) =
+        WebRtcTransport::new(PeerId([7; 32]), cfg(), capture.clone(), &tokio::runtime::Handle::current()).unwrap();
+    x.connect(PeerId([8; 32]));
+    let offer = loop {
+        if let Some(s) = capture.0.lock().unwrap().first().cloned() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    a.t.deliver_signal(b.id, offer);
+    // The would-be replacement never opens and times out; the link and its events are untouched.
+    quiet(&mut a, Duration::from_millis(1500)).await;
+    quiet(&mut b, Duration::from_millis(10)).await;
+    a.t.send(b.id, Bytes::from_static(b"still here"));
+    assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"still here"));
+}
