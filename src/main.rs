@@ -162,6 +162,34 @@ enum BenchCmd {
     SimOne(BenchOneArgs),
     /// Cost of the signatures every node pays: sign, verify, memoised verify, a whole handshake.
     Crypto(BenchCryptoArgs),
+    /// WebRTC on loopback: connection setup, small-message RTT, 256 KiB frame throughput, beside
+    /// plain TCP on loopback as the ceiling.
+    Webrtc(BenchWebrtcArgs),
+}
+
+#[derive(Args)]
+struct BenchWebrtcArgs {
+    /// Connection setups timed (connect until both sides report the link).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    setups: u64,
+    /// Sequential ping/pong round trips.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    round_trips: u64,
+    /// MiB sent one way in the throughput run.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=16_384))]
+    mib: u64,
+    /// Frame size in KiB for the throughput run.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=8192))]
+    frame_kib: u64,
+    /// ICE connectivity-check interval in ms (the transport's default: 10).
+    #[arg(long)]
+    ice_check_ms: Option<u64>,
+    /// SCTP MTU in bytes (default: the crate's 1191, safe on any path).
+    #[arg(long)]
+    sctp_mtu: Option<u32>,
+    /// Skip the TCP baseline.
+    #[arg(long)]
+    no_tcp: bool,
 }
 
 #[derive(Args)]
@@ -204,6 +232,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Sim(a)) => bench_sim(a),
         Cmd::Bench(BenchCmd::SimOne(a)) => bench_one(a),
         Cmd::Bench(BenchCmd::Crypto(a)) => bench_crypto(a),
+        Cmd::Bench(BenchCmd::Webrtc(a)) => bench_webrtc(a),
         Cmd::Identity(a) => identity(a),
         Cmd::Node(a) => node::check_namespace(&a.namespace).and_then(|()| node::run(a)),
         Cmd::Rendezvous(a) => rendezvous(a),
@@ -359,6 +388,23 @@ fn bench_crypto(a: BenchCryptoArgs) -> Result<()> {
     ] {
         println!("{name:<44} {us:>10.2}");
     }
+    Ok(())
+}
+
+fn bench_webrtc(a: BenchWebrtcArgs) -> Result<()> {
+    let mut o = swarm_transport_webrtc::bench::BenchOptions {
+        setups: a.setups as usize,
+        round_trips: a.round_trips as usize,
+        throughput_bytes: (a.mib as usize) << 20,
+        frame_bytes: (a.frame_kib as usize) << 10,
+        tcp: !a.no_tcp,
+        ..Default::default()
+    };
+    if let Some(ms) = a.ice_check_ms {
+        o.config.ice_check_interval_ms = ms;
+    }
+    o.config.sctp_mtu_bytes = a.sctp_mtu.or(o.config.sctp_mtu_bytes);
+    println!("{}", swarm_transport_webrtc::bench::run(o)?);
     Ok(())
 }
 

@@ -25,10 +25,12 @@ fn a_loopback_swarm_connects_moves_content_grows_without_rendezvous_and_heals() 
     std::fs::create_dir_all(&logs).unwrap();
     let (mut rdv, url) = rendezvous("127.0.0.1", &logs, None);
 
-    // Five nodes through the rendezvous; node 0 also serves a rendezvous of its own.
+    // Five nodes through the rendezvous (and a second one that is never up: tolerated); node 0
+    // also serves a rendezvous of its own.
+    let never_up = "ws://127.0.0.1:1".to_string();
     let mut nodes: Vec<NodeProc> = (0..5)
         .map(|i| {
-            let mut o = NodeOpts::new(t.path().join(format!("n{i}")), std::slice::from_ref(&url));
+            let mut o = NodeOpts::new(t.path().join(format!("n{i}")), &[url.clone(), never_up.clone()]);
             if i == 0 {
                 o.rendezvous_listen = Some("127.0.0.1:0".into());
             }
@@ -45,6 +47,10 @@ fn a_loopback_swarm_connects_moves_content_grows_without_rendezvous_and_heals() 
     assert_eq!(status["peer_id"].as_str().unwrap(), nodes[1].peer_id);
     assert_eq!(status["user_id"].as_str().unwrap().len(), 16);
     assert!(status["known_peers"].as_u64().unwrap() >= 4, "{status}");
+    let rdv_state = status["rendezvous"].as_array().unwrap();
+    assert_eq!(rdv_state.len(), 2, "{status}");
+    assert!(rdv_state.iter().any(|r| r["url"] == url.as_str() && r["connected"] == true), "{status}");
+    assert!(rdv_state.iter().any(|r| r["url"] == never_up.as_str() && r["connected"] == false), "{status}");
 
     // A file (three chunks and a root) published on node 1 comes back intact from node 3.
     let file = t.path().join("input.bin");
