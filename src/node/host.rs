@@ -81,7 +81,7 @@ impl Observer for HostObserver {
 }
 
 /// Feed the transport's events to the node, noting links as they open and close.
-pub async fn pump(mut events: mpsc::UnboundedReceiver<TransportEvent>, inbox: impl EventSink, shared: Rc<Shared>) {
+pub async fn pump(mut events: swarm_transport_webrtc::Events, inbox: impl EventSink, shared: Rc<Shared>) {
     while let Some(ev) = events.recv().await {
         match &ev {
             TransportEvent::Connected { peer, outbound } => {

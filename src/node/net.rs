@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use swarm_engine::transport::TransportEvent;
 use swarm_engine::PeerId;
 use swarm_rendezvous::{MultiConfig, MultiEvent, MultiRendezvous, Server, ServerConfig};
 use swarm_transport_webrtc::{Signal, SignalPath, WebRtcConfig, WebRtcTransport};
@@ -35,7 +34,7 @@ pub struct NetOptions {
 
 pub struct Net {
     pub transport: WebRtcTransport,
-    pub events: mpsc::UnboundedReceiver<TransportEvent>,
+    pub events: swarm_transport_webrtc::Events,
     /// Peers the rendezvous servers listed.
     pub learned: mpsc::UnboundedReceiver<Vec<PeerId>>,
     /// URL of the node's own rendezvous server, if it runs one.

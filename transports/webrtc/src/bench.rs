@@ -2,7 +2,7 @@
 //! PING/PONG round-trip time, one-way throughput of large frames, and the same RTT and
 //! throughput over plain tokio TCP with length-prefixed frames as the ceiling.
 
-use crate::{Signal, SignalPath, WebRtcConfig, WebRtcError, WebRtcTransport};
+use crate::{Events, Signal, SignalPath, WebRtcConfig, WebRtcError, WebRtcTransport};
 use bytes::Bytes;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,6 @@ use swarm_engine::transport::{Transport, TransportEvent};
 use swarm_engine::types::PeerId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 /// No single step of the benchmark waits longer than this.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,15 +117,12 @@ impl SignalPath for Direct {
     }
 }
 
-async fn next(rx: &mut UnboundedReceiver<TransportEvent>) -> Result<TransportEvent, WebRtcError> {
+async fn next(rx: &mut Events) -> Result<TransportEvent, WebRtcError> {
     tokio::time::timeout(STEP_TIMEOUT, rx.recv()).await.map_err(|_| fail("timed out"))?.ok_or_else(|| fail("closed"))
 }
 
 /// Wait for an event matching `want`, skipping others (late frames, for example).
-async fn until(
-    rx: &mut UnboundedReceiver<TransportEvent>,
-    want: impl Fn(&TransportEvent) -> bool,
-) -> Result<(), WebRtcError> {
+async fn until(rx: &mut Events, want: impl Fn(&TransportEvent) -> bool) -> Result<(), WebRtcError> {
     loop {
         let ev = next(rx).await?;
         if want(&ev) {

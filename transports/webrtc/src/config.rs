@@ -28,6 +28,10 @@ pub struct WebRtcConfig {
     pub max_message_bytes: usize,
     /// Largest engine frame; a fragmented frame growing past this closes the link.
     pub max_frame_bytes: usize,
+    /// Received frame bytes handed to the node but not yet taken from [`crate::Events`], over
+    /// all links; at the bound, links stop reading (SCTP flow control pushes back on senders).
+    /// At least twice `max_frame_bytes`.
+    pub max_undelivered_bytes: usize,
     /// Bytes handed to SCTP but not yet acknowledged, per link, above which sending waits.
     pub send_buffer_limit_bytes: usize,
     /// Bytes queued per peer behind a full send buffer; frames beyond this are dropped.
@@ -79,6 +83,7 @@ impl Default for WebRtcConfig {
             dial_timeout_ms: 10_000,
             max_message_bytes: SCTP_MAX_MESSAGE_BYTES,
             max_frame_bytes: 8 * 1024 * 1024,
+            max_undelivered_bytes: 64 * 1024 * 1024,
             send_buffer_limit_bytes: 1024 * 1024,
             max_queued_bytes: 16 * 1024 * 1024,
             relay_fanout: 3,
@@ -109,6 +114,8 @@ pub enum ConfigError {
     MaxFrameBytes(usize),
     #[error("sctp_receive_buffer_bytes {got} must be at least max_message_bytes {need}")]
     SctpReceiveBuffer { got: u32, need: usize },
+    #[error("max_undelivered_bytes {got} must be at least twice max_frame_bytes ({need})")]
+    MaxUndelivered { got: usize, need: usize },
     #[error("{field} must be positive")]
     Zero { field: &'static str },
 }
@@ -120,6 +127,12 @@ impl WebRtcConfig {
         }
         if self.max_frame_bytes == 0 {
             return Err(ConfigError::MaxFrameBytes(self.max_frame_bytes));
+        }
+        if self.max_undelivered_bytes < self.max_frame_bytes.saturating_mul(2) {
+            return Err(ConfigError::MaxUndelivered {
+                got: self.max_undelivered_bytes,
+                need: self.max_frame_bytes.saturating_mul(2),
+            });
         }
         if (self.sctp_receive_buffer_bytes as usize) < self.max_message_bytes {
             return Err(ConfigError::SctpReceiveBuffer {

@@ -18,13 +18,22 @@ use swarm_engine::types::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
+/// An event on its way to the node; a frame holds the permits for its bytes until taken.
+pub(crate) struct Inbound {
+    pub ev: TransportEvent,
+    /// Released when the node takes the event.
+    pub _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// Pongs held for a reader before further ones are dropped.
 pub(crate) const MAX_QUEUED_PONGS: usize = 4096;
 
 /// What the driver, the link tasks and the handle share.
 pub(crate) struct Shared {
     pub cfg: WebRtcConfig,
-    pub events: mpsc::UnboundedSender<TransportEvent>,
+    pub events: mpsc::UnboundedSender<Inbound>,
+    /// Permits = received frame bytes not yet taken by the node (see `Events`).
+    pub undelivered: Arc<tokio::sync::Semaphore>,
     pub cmds: mpsc::UnboundedSender<Cmd>,
     pub stats: Counters,
     pub pongs: mpsc::Sender<(PeerId, Bytes)>,
@@ -131,7 +140,7 @@ impl Driver {
     }
 
     fn emit(&self, ev: TransportEvent) {
-        let _ = self.shared.events.send(ev);
+        let _ = self.shared.events.send(Inbound { ev, _permit: None });
     }
 
     fn handle(&mut self, cmd: Cmd) {

@@ -4,7 +4,7 @@
 //!
 //! The webrtc work runs on a tokio multi-thread runtime; [`WebRtcTransport`] is a cheap,
 //! never-blocking handle implementing the engine's [`Transport`] port, and the events come out
-//! of an unbounded receiver the node pumps into its inbox. Wire tags: see [`wire`]; the crate
+//! of a byte-bounded [`Events`] stream the node pumps into its inbox. Wire tags: see [`wire`]; the crate
 //! README has the lifecycle rules, the signal JSON and the measured setup/throughput settings.
 
 pub mod bench;
@@ -106,6 +106,26 @@ impl Counters {
 /// A PONG received: the peer and the body it echoed.
 pub type Pong = (PeerId, Bytes);
 
+/// The transport's events for the node, in order per link (`Connected` before a link's first
+/// `Frame`, `Disconnected` after its last). Frame bytes not yet taken are bounded by
+/// `max_undelivered_bytes`: past it, links stop reading until the node catches up.
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<driver::Inbound>,
+}
+
+impl Events {
+    /// The next event; `None` once the transport has stopped.
+    pub async fn recv(&mut self) -> Option<TransportEvent> {
+        // The frame's permits go back as it is taken.
+        self.rx.recv().await.map(|i| i.ev)
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<TransportEvent> {
+        self.rx.try_recv().ok().map(|i| i.ev)
+    }
+}
+
 /// Handle to a running WebRTC transport. Cloning is cheap; every method returns at once.
 #[derive(Clone)]
 pub struct WebRtcTransport {
@@ -123,16 +143,24 @@ impl WebRtcTransport {
         cfg: WebRtcConfig,
         path: Arc<dyn SignalPath>,
         rt: &tokio::runtime::Handle,
-    ) -> Result<(WebRtcTransport, mpsc::UnboundedReceiver<TransportEvent>), WebRtcError> {
+    ) -> Result<(WebRtcTransport, Events), WebRtcError> {
         cfg.validate()?;
         let (events, events_rx) = mpsc::unbounded_channel();
         let (cmds, inbox) = mpsc::unbounded_channel();
         let (pongs_tx, pongs_rx) = mpsc::channel(MAX_QUEUED_PONGS);
-        let shared = Arc::new(Shared { cfg, events, cmds: cmds.clone(), stats: Counters::default(), pongs: pongs_tx });
+        let undelivered = Arc::new(tokio::sync::Semaphore::new(cfg.max_undelivered_bytes));
+        let shared = Arc::new(Shared {
+            cfg,
+            events,
+            undelivered,
+            cmds: cmds.clone(),
+            stats: Counters::default(),
+            pongs: pongs_tx,
+        });
         let driver = Driver::new(me, shared.clone(), path);
         rt.spawn(driver.run(inbox));
         let handle = WebRtcTransport { me, cmds, shared, pongs: Arc::new(Mutex::new(Some(pongs_rx))) };
-        Ok((handle, events_rx))
+        Ok((handle, Events { rx: events_rx }))
     }
 
     pub fn local_peer(&self) -> PeerId {

@@ -3,7 +3,7 @@
 //! (frames straight to the node's event channel; relays and signals to the driver) while a
 //! writer task feeds the channel from a byte-bounded queue.
 
-use crate::driver::{Cmd, Shared};
+use crate::driver::{Cmd, Inbound, Shared};
 use crate::runtime::BufferedRuntime;
 use crate::signal::{Signal, SignalKind};
 use crate::wire::{self, Message, Reassembler, TAG_PONG};
@@ -294,11 +294,27 @@ impl Link {
                 },
                 s = watch_failure(ev) => return Err(s),
             };
-            let handled = self.on_message(msg, &mut reasm, &mut bucket, out);
-            if let Err(e) = handled {
-                self.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                return Err(e.into());
-            }
+            let frame = match self.on_message(msg, &mut reasm, &mut bucket, out) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.into());
+                }
+            };
+            let Some(bytes) = frame.filter(|_| self.live.load(Ordering::Acquire)) else { continue };
+            // Wait, reading nothing more, while the node has too many undelivered bytes: SCTP's
+            // window then pushes back on the sender. A frame is at most half the bound, and
+            // permits come back as the node takes frames, whatever the other links do.
+            let n = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            let permit = tokio::select! {
+                p = self.shared.undelivered.clone().acquire_many_owned(n) => p.map_err(|_| LinkError::Dropped)?,
+                s = watch_failure(ev) => return Err(s),
+            };
+            let stats = &self.shared.stats;
+            stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            stats.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let ev = TransportEvent::Frame { peer: self.peer, bytes };
+            let _ = self.shared.events.send(Inbound { ev, _permit: Some(permit) });
         }
     }
 
@@ -308,7 +324,7 @@ impl Link {
         reasm: &mut Reassembler,
         bucket: &mut TokenBucket,
         out: &LinkOut,
-    ) -> Result<(), wire::WireError> {
+    ) -> Result<Option<Bytes>, wire::WireError> {
         let stats = &self.shared.stats;
         let frame = match wire::decode(msg)? {
             Message::Frame(f) => {
@@ -349,12 +365,7 @@ impl Link {
                 None
             }
         };
-        if let Some(bytes) = frame.filter(|_| self.live.load(Ordering::Acquire)) {
-            stats.frames_in.fetch_add(1, Ordering::Relaxed);
-            stats.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            let _ = self.shared.events.send(TransportEvent::Frame { peer: self.peer, bytes });
-        }
-        Ok(())
+        Ok(frame)
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use swarm_engine::transport::{Transport, TransportEvent};
 use swarm_engine::types::PeerId;
-use swarm_transport_webrtc::{Signal, SignalPath, WebRtcConfig, WebRtcTransport};
-use tokio::sync::mpsc::UnboundedReceiver;
+use swarm_transport_webrtc::{Events, Signal, SignalPath, WebRtcConfig, WebRtcTransport};
+
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -39,7 +39,7 @@ impl SignalPath for HubPath {
 
 struct Node {
     t: WebRtcTransport,
-    ev: UnboundedReceiver<TransportEvent>,
+    ev: Events,
     id: PeerId,
 }
 
@@ -276,4 +276,29 @@ async fn an_offer_forged_in_an_open_peers_name_leaves_the_link_alone() {
     quiet(&mut b, Duration::from_millis(10)).await;
     a.t.send(b.id, Bytes::from_static(b"still here"));
     assert_eq!(frame(&mut b, a.id).await, Bytes::from_static(b"still here"));
+}
+
+/// A node that does not take its events holds up the sender, loses nothing, and gets every
+/// frame in order once it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_pushes_back_instead_of_buffering_without_bound() {
+    let hub = Arc::new(Hub::default());
+    let small = WebRtcConfig { max_frame_bytes: 64 * 1024, max_undelivered_bytes: 128 * 1024, ..cfg() };
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, small));
+    link(&mut a, &mut b).await;
+    const FRAMES: u32 = 256;
+    let body = |i: u32| -> Bytes { (0..32 * 1024u32).map(|j| (i ^ j) as u8).collect::<Vec<_>>().into() };
+    for i in 0..FRAMES {
+        a.t.send(b.id, body(i));
+    }
+    // b reads nothing for a while: at most 128 KiB of frames (4 of 32 KiB) wait for it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let held = b.t.stats().frames_in;
+    assert!(held <= 4, "{held} frames handed over past the 128 KiB bound");
+    assert!(a.t.stats().frames_out == u64::from(FRAMES), "the sender queued them all");
+    for i in 0..FRAMES {
+        assert_eq!(frame(&mut b, a.id).await, body(i), "frame {i} intact and in order");
+    }
+    assert_eq!(b.t.stats().frames_in, u64::from(FRAMES));
+    assert_eq!(a.t.stats().frames_dropped, 0);
 }
