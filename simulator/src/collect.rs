@@ -328,8 +328,18 @@ impl Observer for Collector {
                     }
                 }
             }
-            Event::FetchFinished { id, ok, latency_ms, .. } => {
+            Event::FetchFinished { id, ok, latency_ms, chunk } => {
+                let t_s = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_secs();
                 let c = &mut s.content;
+                if !ok {
+                    // Ground truth beside the fetcher's own trail (logged by the engine).
+                    let mut holders: Vec<String> = match c.index.get(&chunk) {
+                        Some(&i) => c.held_by.iter().filter(|(_, h)| h.contains(&i)).map(|(p, _)| p.short()).collect(),
+                        None => vec![],
+                    };
+                    holders.sort();
+                    tracing::info!(target: "swarm_sim::fetch_failed", t_s, node = %node.short(), chunk = %chunk.short(), ?holders, "probe fetch failed");
+                }
                 if let Some(p) = c.probes.get_mut((id >> 32) as usize) {
                     if ok {
                         p.0 += 1;

@@ -14,6 +14,7 @@ impl<S: Storage> ContentCore<S> {
                 // No holder found, or none answered: look again a little later (links change,
                 // a busy holder frees a slot), while the deadline allows.
                 if f.attempts < FETCH_ATTEMPTS && now + FETCH_RETRY_MS < f.deadline {
+                    f.note(now, || "no holder left: retry".into());
                     f.candidates = None;
                     f.retry_at = Some(now + FETCH_RETRY_MS);
                     return;
@@ -23,6 +24,7 @@ impl<S: Storage> ContentCore<S> {
             // Not linked to the holder, but to a peer that is: ask through it (no dial).
             let via = f.vias.get(&p).copied().filter(|v| !self.links.contains_key(&p) && self.links.contains_key(v));
             if let Some(v) = via {
+                f.note(now, || format!("ask {} via {}", p.short(), v.short()));
                 f.asking = Some(v);
                 if !self.gets.contains_key(&(v, chunk)) {
                     self.send(v, Message::GetVia { from: p, chunk });
@@ -30,6 +32,7 @@ impl<S: Storage> ContentCore<S> {
                 self.get_entry(now, v, chunk).fetches.push(id);
                 return;
             }
+            f.note(now, || format!("ask {}{}", p.short(), if self.links.contains_key(&p) { "" } else { " (dial)" }));
             f.asking = Some(p);
             if self.request(now, p, chunk, Some(id)) {
                 return;
@@ -56,6 +59,9 @@ impl<S: Storage> ContentCore<S> {
             }
         });
         let latency_ms = now.saturating_sub(f.started);
+        if result.is_err() {
+            tracing::info!(target: "swarm::fetch_failed", node = %self.me.short(), chunk = %f.chunk.short(), trail = ?f.trail, "fetch failed");
+        }
 
         self.effect(Effect::Event(Event::FetchFinished { id, chunk: f.chunk, ok: result.is_ok(), latency_ms }));
         self.out.push_back(Output::Fetched { id, chunk: f.chunk, result });
@@ -73,6 +79,9 @@ impl<S: Storage> ContentCore<S> {
             self.drain_repl(now);
         }
         for id in g.fetches {
+            if let Some(f) = self.fetches.get_mut(&id) {
+                f.note(now, || format!("{} failed", from.short()));
+            }
             self.try_next_holder(now, id);
         }
     }
@@ -151,6 +160,7 @@ impl<S: Storage> ContentCore<S> {
             asking: None,
             attempts: 1,
             retry_at: None,
+            trail: Vec::new(),
         };
         self.fetches.insert(id, f);
         match self.inv.get_chunk(&chunk) {

@@ -104,6 +104,12 @@ impl<S: Storage> ContentCore<S> {
                 let holders = closest(&q.target, holders.into_iter().filter(|p| *p != self.me), usize::MAX);
                 let links = &self.links;
                 if let Some(f) = self.fetches.get_mut(&fid) {
+                    let attempt = f.attempts;
+                    f.note(now, || {
+                        let near: Vec<String> = result.iter().take(4).map(|p| p.short()[..6].to_string()).collect();
+                        let held: Vec<String> = holders.iter().map(|p| p.short()[..6].to_string()).collect();
+                        format!("lookup {attempt}: {} answered, holders {held:?}, closest {near:?}", q.info.len())
+                    });
                     f.candidates = Some(holders.into_iter().collect());
                     f.vias = q.via.iter().filter(|(_, v)| links.contains_key(*v)).map(|(p, v)| (*p, *v)).collect();
                 }

@@ -186,6 +186,19 @@ struct FetchState {
     /// Lookups started for it so far, and when the next one starts (after a miss).
     attempts: u32,
     retry_at: Option<Millis>,
+    /// What happened, for the log line of a failed fetch (bounded by `MAX_TRAIL`).
+    trail: Vec<String>,
+}
+
+/// Steps a fetch's trail keeps.
+const MAX_TRAIL: usize = 24;
+
+impl FetchState {
+    fn note(&mut self, now: Millis, what: impl FnOnce() -> String) {
+        if self.trail.len() < MAX_TRAIL {
+            self.trail.push(format!("{}: {}", now.saturating_sub(self.started), what()));
+        }
+    }
 }
 
 pub struct ContentCore<S: Storage> {
