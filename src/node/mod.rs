@@ -80,7 +80,9 @@ fn identity(a: &NodeArgs) -> Result<Identity> {
 
 pub fn run(a: NodeArgs) -> Result<()> {
     std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
-    let id = Rc::new(identity(&a)?);
+    let id = identity(&a)?;
+    let net_identity = id.duplicate();
+    let id = Rc::new(id);
     let me = id.peer_id();
     let mut hints = Vec::new();
     for p in &a.peers {
@@ -109,7 +111,7 @@ pub fn run(a: NodeArgs) -> Result<()> {
     let net = net::start(
         &net_rt,
         net::NetOptions {
-            me,
+            identity: net_identity,
             rendezvous: a.rendezvous.clone(),
             rendezvous_listen: a.rendezvous_listen,
             namespace: a.namespace.clone(),

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use swarm_engine::identity::Identity;
 use swarm_engine::PeerId;
 use swarm_rendezvous::{MultiConfig, MultiEvent, MultiRendezvous, Server, ServerConfig};
 use swarm_transport_webrtc::{Signal, SignalPath, WebRtcConfig, WebRtcTransport};
@@ -24,7 +25,8 @@ const DISCOVER_FAST_ROUNDS: u32 = 15;
 const MAX_SIGNAL_BYTES: usize = 64 * 1024;
 
 pub struct NetOptions {
-    pub me: PeerId,
+    /// Signs the rendezvous registrations (the engine's own copy stays on its thread).
+    pub identity: Identity,
     pub rendezvous: Vec<String>,
     pub rendezvous_listen: Option<SocketAddr>,
     pub namespace: String,
@@ -41,6 +43,19 @@ pub struct Net {
     pub own_rendezvous: Option<String>,
 }
 
+/// The node's key, proving to rendezvous servers that it owns the peer id it registers.
+struct IdentitySigner(Identity);
+
+impl swarm_rendezvous::Signer for IdentitySigner {
+    fn peer(&self) -> swarm_rendezvous::PeerId {
+        swarm_rendezvous::PeerId(self.0.peer_id().0)
+    }
+
+    fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.0.sign(msg)
+    }
+}
+
 /// Offers and answers go out through every connected rendezvous server.
 struct RendezvousPath(Arc<MultiRendezvous>);
 
@@ -51,6 +66,7 @@ impl SignalPath for RendezvousPath {
 }
 
 pub fn start(rt: &tokio::runtime::Runtime, o: NetOptions, state: Arc<Mutex<Vec<RendezvousState>>>) -> Result<Net> {
+    let me = o.identity.peer_id();
     let mut urls = o.rendezvous.clone();
     let own_rendezvous = match o.rendezvous_listen {
         Some(addr) => {
@@ -67,10 +83,10 @@ pub fn start(rt: &tokio::runtime::Runtime, o: NetOptions, state: Arc<Mutex<Vec<R
     };
     let _guard = rt.enter();
     let (multi, mut rdv_events) =
-        MultiRendezvous::start(urls.clone(), swarm_rendezvous::PeerId(o.me.0), MultiConfig::default());
+        MultiRendezvous::start(urls.clone(), Arc::new(IdentitySigner(o.identity)), MultiConfig::default());
     let multi = Arc::new(multi);
     let cfg = WebRtcConfig { bind_ip: o.bind_ip, ice_servers: o.ice_servers.clone(), ..WebRtcConfig::default() };
-    let (transport, events) = WebRtcTransport::new(o.me, cfg, Arc::new(RendezvousPath(multi.clone())), rt.handle())
+    let (transport, events) = WebRtcTransport::new(me, cfg, Arc::new(RendezvousPath(multi.clone())), rt.handle())
         .context("starting the WebRTC transport")?;
 
     // Signals from any rendezvous go to the transport.

@@ -44,6 +44,12 @@ impl Identity {
         self.key.sign(message).to_bytes()
     }
 
+    /// A second owner of the same key pair, for a component on another thread (the node's
+    /// rendezvous clients sign their registrations there while the engine keeps its own `Rc`).
+    pub fn duplicate(&self) -> Identity {
+        Identity { key: self.key.clone() }
+    }
+
     /// The secret scalar seed, wiped from memory when dropped.
     pub(crate) fn secret(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.key.to_bytes())

@@ -113,6 +113,8 @@ impl ServerConfig {
 #[serde(default)]
 pub struct ClientConfig {
     pub connect_timeout_ms: u64,
+    /// How long to wait, once connected, for the server's challenge (needed to register).
+    pub challenge_timeout_ms: u64,
     /// How long `register`, `discover` and `ping` wait for their reply.
     pub request_timeout_ms: u64,
     /// WebSocket pings keep the server's idle timeout from closing a quiet connection.
@@ -131,6 +133,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             connect_timeout_ms: 5_000,
+            challenge_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
             keepalive_interval_ms: 30_000,
             max_message_bytes: 1024 * 1024,

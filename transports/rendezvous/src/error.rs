@@ -26,6 +26,8 @@ pub enum ClientError {
     Connect { url: String, reason: String },
     #[error("connecting to {url} timed out after {timeout_ms} ms")]
     ConnectTimeout { url: String, timeout_ms: u64 },
+    #[error("{url} sent no challenge within {timeout_ms} ms (an old server without key proofs?)")]
+    ChallengeTimeout { url: String, timeout_ms: u64 },
     #[error("the connection to the rendezvous server is closed")]
     Disconnected,
     #[error("no reply from the rendezvous server within {timeout_ms} ms")]

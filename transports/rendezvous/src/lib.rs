@@ -3,13 +3,16 @@
 //! ICE candidates before they share any connection; plus the matching async clients.
 //!
 //! - [`proto`]: the JSON wire messages (`{"type": "register", ...}`), spoken by browsers too.
+//! - [`auth`]: the signed bytes that prove a registration comes from the peer id's key holder.
 //! - [`registry`]: the registration table, a pure core with time passed in.
 //! - [`server`]: sans-IO [`server::core::ServerCore`] and its tokio shell ([`Server`], [`serve`]).
 //! - [`client`]: [`RendezvousClient`] for one server, [`MultiRendezvous`] for several.
 //!
-//! Not provided: TLS (`wss://`; put the server behind a TLS-terminating proxy) and proof that a
-//! peer owns the key it registers (a client can claim any peer id; see the README).
+//! A registration must carry an ed25519 signature, by the peer id's key, over the connection's
+//! random challenge and the namespace, so no one can take over another peer's signal route. Not
+//! provided: TLS (`wss://`; put the server behind a TLS-terminating proxy).
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -17,6 +20,7 @@ pub mod proto;
 pub mod registry;
 pub mod server;
 
+pub use auth::{SeedSigner, SignatureError, Signer};
 pub use client::multi::{MultiEvent, MultiRendezvous};
 pub use client::{ClientEvent, RendezvousClient};
 pub use config::{ClientConfig, ConfigError, MultiConfig, ServerConfig};

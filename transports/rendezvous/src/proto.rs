@@ -122,6 +122,10 @@ pub enum ClientMsg {
         ns: String,
         peer: String,
         ttl_s: u64,
+        /// Ed25519 signature by `peer` over the connection's challenge (see [`crate::auth`]), 128
+        /// lowercase hex chars. Optional in the JSON so that a missing one gets `bad_signature`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sig: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
@@ -180,6 +184,11 @@ impl ClientMsg {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
+    /// First message on every connection: the nonce (64 hex chars) that this connection's
+    /// registrations must sign.
+    Challenge {
+        nonce: String,
+    },
     Registered {
         ns: String,
         /// The TTL granted, after clamping to the server's bounds.
@@ -219,7 +228,7 @@ impl ServerMsg {
             | ServerMsg::Discovered { id, .. }
             | ServerMsg::Pong { id }
             | ServerMsg::Error { id, .. } => *id,
-            ServerMsg::Signal { .. } => None,
+            ServerMsg::Signal { .. } | ServerMsg::Challenge { .. } => None,
         }
     }
 
@@ -251,6 +260,9 @@ pub enum ErrorCode {
     UnknownPeer,
     /// The connection already registered as another peer.
     PeerMismatch,
+    /// A `register` whose `sig` is missing, malformed, or not a valid signature by the peer id
+    /// over this connection's challenge and the namespace.
+    BadSignature,
     #[serde(other)]
     Other,
 }
@@ -269,6 +281,7 @@ impl ErrorCode {
             ErrorCode::NotRegistered => "not_registered",
             ErrorCode::UnknownPeer => "unknown_peer",
             ErrorCode::PeerMismatch => "peer_mismatch",
+            ErrorCode::BadSignature => "bad_signature",
             ErrorCode::Other => "other",
         }
     }
@@ -317,6 +330,20 @@ mod tests {
         let other: ServerMsg =
             serde_json::from_str(r#"{"type":"error","code":"brand_new","message":"m"}"#).expect("parse");
         assert!(matches!(other, ServerMsg::Error { code: ErrorCode::Other, .. }));
+        let bad_sig: ServerMsg =
+            serde_json::from_str(r#"{"type":"error","code":"bad_signature","message":"m"}"#).expect("parse");
+        assert!(matches!(bad_sig, ServerMsg::Error { code: ErrorCode::BadSignature, .. }));
+        let challenge = ServerMsg::Challenge { nonce: "00".repeat(32) };
+        assert_eq!(
+            serde_json::to_string(&challenge).expect("json"),
+            format!(r#"{{"type":"challenge","nonce":"{}"}}"#, "00".repeat(32))
+        );
+        let reg: ClientMsg =
+            serde_json::from_str(r#"{"type":"register","ns":"x","peer":"p","ttl_s":1,"sig":"s"}"#).expect("parse");
+        assert!(matches!(reg, ClientMsg::Register { sig: Some(ref s), .. } if s == "s"));
+        let unsigned: ClientMsg =
+            serde_json::from_str(r#"{"type":"register","ns":"x","peer":"p","ttl_s":1}"#).expect("parse");
+        assert!(matches!(unsigned, ClientMsg::Register { sig: None, .. }));
         // Unknown fields are ignored so that newer clients can talk to older servers.
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"ping","extra":1}"#).is_ok());
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"register","ns":"x","peer":"y"}"#).is_err());

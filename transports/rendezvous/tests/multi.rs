@@ -1,12 +1,14 @@
 //! MultiRendezvous over several loopback servers: one stopped mid-run, one URL never up, one
 //! down at start; discovery and signal relay keep working and registrations are replayed after
-//! a (re)connect.
+//! a (re)connect, signed anew for each connection's challenge (a restarted server only accepts
+//! signatures over its new nonces).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use swarm_rendezvous::{
-    ClientConfig, MultiConfig, MultiEvent, MultiRendezvous, PeerId, RendezvousClient, Server, ServerConfig,
-    ServerHandle,
+    ClientConfig, MultiConfig, MultiEvent, MultiRendezvous, PeerId, RendezvousClient, SeedSigner, Server, ServerConfig,
+    ServerHandle, Signer,
 };
 use tokio::sync::mpsc::Receiver;
 use tokio::time::timeout;
@@ -18,8 +20,12 @@ fn cfg() -> MultiConfig {
     MultiConfig { client, backoff_initial_ms: 20, backoff_max_ms: 100, ..MultiConfig::default() }
 }
 
+fn signer(i: u8) -> Arc<dyn Signer> {
+    Arc::new(SeedSigner::from_seed(&[i; 32]))
+}
+
 fn peer(i: u8) -> PeerId {
-    PeerId([i; 32])
+    signer(i).peer()
 }
 
 async fn start_at(addr: &str) -> ServerHandle {
@@ -58,8 +64,8 @@ async fn survives_a_stopped_server_and_a_url_that_was_never_up() {
     let a = start_at("127.0.0.1:0").await;
     let b = start_at("127.0.0.1:0").await;
     let urls = vec![a.url(), b.url(), dead_url().await];
-    let (p1, mut p1_events) = MultiRendezvous::start(urls.clone(), peer(1), cfg());
-    let (p2, mut p2_events) = MultiRendezvous::start(urls.clone(), peer(2), cfg());
+    let (p1, mut p1_events) = MultiRendezvous::start(urls.clone(), signer(1), cfg());
+    let (p2, mut p2_events) = MultiRendezvous::start(urls.clone(), signer(2), cfg());
     eventually("both connected to a and b", || async { p1.connected().len() == 2 && p2.connected().len() == 2 }).await;
     assert_eq!(p1.register("swarm", 60).await.expect("register"), 2);
     assert_eq!(p2.register("swarm", 60).await.expect("register"), 2);
@@ -81,7 +87,7 @@ async fn survives_a_stopped_server_and_a_url_that_was_never_up() {
 async fn a_server_down_at_start_gets_the_registrations_once_it_comes_up_and_after_a_restart() {
     let url = dead_url().await;
     let addr = url.trim_start_matches("ws://").to_owned();
-    let (p1, mut events) = MultiRendezvous::start(vec![url.clone()], peer(1), cfg());
+    let (p1, mut events) = MultiRendezvous::start(vec![url.clone()], signer(1), cfg());
     assert_eq!(p1.register("swarm", 60).await.expect("remembered"), 0, "nothing connected yet");
     assert!(p1.discover_all("swarm", 10).await.is_empty());
 
@@ -93,7 +99,7 @@ async fn a_server_down_at_start_gets_the_registrations_once_it_comes_up_and_afte
                 _ => continue,
             }
         }
-        let (observer, _e) = RendezvousClient::connect(&url, peer(9)).await.expect("observer");
+        let (observer, _e) = RendezvousClient::connect(&url, signer(9)).await.expect("observer");
         eventually("p1 re-registered", || async {
             observer.discover("swarm", 10, None).await.map(|(p, _)| p == vec![peer(1)]).unwrap_or(false)
         })
@@ -112,9 +118,9 @@ async fn a_server_down_at_start_gets_the_registrations_once_it_comes_up_and_afte
 #[tokio::test]
 async fn dropping_the_handle_closes_its_connections() {
     let server = start_at("127.0.0.1:0").await;
-    let (p1, _events) = MultiRendezvous::start(vec![server.url()], peer(1), cfg());
+    let (p1, _events) = MultiRendezvous::start(vec![server.url()], signer(1), cfg());
     p1.register("swarm", 60).await.expect("register");
-    let (observer, _e) = RendezvousClient::connect(&server.url(), peer(9)).await.expect("observer");
+    let (observer, _e) = RendezvousClient::connect(&server.url(), signer(9)).await.expect("observer");
     eventually("p1 registered", || async { observer.discover("swarm", 10, None).await.expect("d").0.len() == 1 }).await;
     drop(p1);
     eventually("p1's registration gone with its connection", || async {

@@ -1,10 +1,14 @@
 //! The real server on 127.0.0.1:0 with real WebSocket clients: discovery, signal relay both ways,
-//! and every refusal (unknown peer, too large, rate limit, too many registrations, peer mismatch).
+//! and every refusal (unknown peer, too large, rate limit, too many registrations, peer mismatch,
+//! bad signature: a hijack of a registered peer id over the wire).
 
 use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
 use std::time::Duration;
+use swarm_rendezvous::auth::{sign_register, Nonce};
 use swarm_rendezvous::{
-    ClientError, ClientEvent, ErrorCode, PeerId, RendezvousClient, Server, ServerConfig, ServerHandle, ServerMsg,
+    ClientConfig, ClientError, ClientEvent, ErrorCode, PeerId, RendezvousClient, SeedSigner, Server, ServerConfig,
+    ServerHandle, ServerMsg, Signer,
 };
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,14 +19,36 @@ async fn start(cfg: ServerConfig) -> ServerHandle {
     Server::bind("127.0.0.1:0".parse().expect("addr"), cfg).await.expect("bind").spawn()
 }
 
+fn key(i: u8) -> SeedSigner {
+    SeedSigner::from_seed(&[i; 32])
+}
+
+fn signer(i: u8) -> Arc<dyn Signer> {
+    Arc::new(key(i))
+}
+
 fn peer(i: u8) -> PeerId {
-    PeerId([i; 32])
+    key(i).peer()
 }
 
 type RawWs = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn raw(url: &str) -> RawWs {
-    tokio_tungstenite::connect_async(url).await.expect("connect").0
+/// A bare WebSocket to the server, past the challenge (returned).
+async fn raw(url: &str) -> (RawWs, Nonce) {
+    let mut ws = tokio_tungstenite::connect_async(url).await.expect("connect").0;
+    let nonce = match next_msg(&mut ws).await {
+        Some(ServerMsg::Challenge { nonce }) => nonce,
+        other => panic!("expected the challenge first, got {other:?}"),
+    };
+    let mut bytes: Nonce = Default::default();
+    hex::decode_to_slice(&nonce, &mut bytes).expect("64 hex chars");
+    (ws, bytes)
+}
+
+/// The JSON of a `register` of `peer_hex` with `sig`.
+fn register_json(peer_hex: &str, sig: Option<&str>, id: u64) -> String {
+    let sig = sig.map(|s| format!(r#","sig":"{s}""#)).unwrap_or_default();
+    format!(r#"{{"type":"register","ns":"swarm","peer":"{peer_hex}","ttl_s":60{sig},"id":{id}}}"#)
 }
 
 /// Next JSON message, or None when the server closed the connection.
@@ -54,8 +80,8 @@ async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<ClientEvent>) -> Client
 #[tokio::test]
 async fn two_clients_discover_each_other_and_relay_signals_both_ways() {
     let server = start(ServerConfig::default()).await;
-    let (a, mut a_events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("a connects");
-    let (b, mut b_events) = RendezvousClient::connect(&server.url(), peer(2)).await.expect("b connects");
+    let (a, mut a_events) = RendezvousClient::connect(&server.url(), signer(1)).await.expect("a connects");
+    let (b, mut b_events) = RendezvousClient::connect(&server.url(), signer(2)).await.expect("b connects");
     assert_eq!(a.register("swarm", 60).await, Ok(60));
     assert_eq!(b.register("swarm", 5).await, Ok(10), "ttl clamped to min_ttl_s");
     let (peers, cookie) = a.discover("swarm", 10, None).await.expect("discover");
@@ -87,7 +113,7 @@ async fn two_clients_discover_each_other_and_relay_signals_both_ways() {
 #[tokio::test]
 async fn signal_to_an_unknown_peer_comes_back_as_an_error_event() {
     let server = start(ServerConfig::default()).await;
-    let (a, mut events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+    let (a, mut events) = RendezvousClient::connect(&server.url(), signer(1)).await.expect("connect");
     a.register("swarm", 60).await.expect("register");
     a.signal(peer(9), "offer").expect("queued");
     match next_event(&mut events).await {
@@ -101,7 +127,7 @@ async fn signal_to_an_unknown_peer_comes_back_as_an_error_event() {
 async fn oversized_message_gets_too_large_then_close() {
     let cfg = ServerConfig { max_message_bytes: 1024, max_signal_payload_bytes: 512, ..ServerConfig::default() };
     let server = start(cfg).await;
-    let mut ws = raw(&server.url()).await;
+    let (mut ws, _) = raw(&server.url()).await;
     send(&mut ws, r#"{"type":"ping","id":1}"#).await;
     assert_eq!(next_msg(&mut ws).await, Some(ServerMsg::Pong { id: Some(1) }));
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(2000));
@@ -116,7 +142,7 @@ async fn flooding_is_rate_limited_and_then_disconnected() {
     let cfg =
         ServerConfig { rate_msgs_per_s: 5, rate_burst_msgs: 10, max_rate_violations: 5, ..ServerConfig::default() };
     let server = start(cfg).await;
-    let mut ws = raw(&server.url()).await;
+    let (mut ws, _) = raw(&server.url()).await;
     for _ in 0..30 {
         send(&mut ws, r#"{"type":"ping"}"#).await;
     }
@@ -136,7 +162,7 @@ async fn flooding_is_rate_limited_and_then_disconnected() {
 #[tokio::test]
 async fn too_many_registrations_for_one_peer() {
     let server = start(ServerConfig::default()).await;
-    let (a, _events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+    let (a, _events) = RendezvousClient::connect(&server.url(), signer(1)).await.expect("connect");
     for i in 0..8 {
         a.register(&format!("ns{i}"), 60).await.expect("within max_registrations_per_peer");
     }
@@ -150,20 +176,23 @@ async fn too_many_registrations_for_one_peer() {
 #[tokio::test]
 async fn identity_rules_and_bad_input_over_the_wire() {
     let server = start(ServerConfig::default()).await;
-    let mut ws = raw(&server.url()).await;
+    let (mut ws, nonce) = raw(&server.url()).await;
     let p1 = peer(1).to_hex();
     let p2 = peer(2).to_hex();
     send(&mut ws, &format!(r#"{{"type":"signal","to":"{p2}","payload":"x","id":1}}"#)).await;
     assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::NotRegistered);
-    send(&mut ws, &format!(r#"{{"type":"register","ns":"swarm","peer":"{p1}","ttl_s":60,"id":2}}"#)).await;
+    send(&mut ws, &register_json(&p1, None, 2)).await;
+    assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::BadSignature);
+    send(&mut ws, &register_json(&p1, Some(&sign_register(&key(1), &nonce, "swarm")), 2)).await;
     assert_eq!(next_msg(&mut ws).await, Some(ServerMsg::Registered { ns: "swarm".into(), ttl_s: 60, id: Some(2) }));
-    send(&mut ws, &format!(r#"{{"type":"register","ns":"swarm","peer":"{p2}","ttl_s":60,"id":3}}"#)).await;
+    send(&mut ws, &register_json(&p2, Some(&sign_register(&key(2), &nonce, "swarm")), 3)).await;
     assert_eq!(code_of(next_msg(&mut ws).await), ErrorCode::PeerMismatch);
     for (bad, code) in [
         ("not json", ErrorCode::BadMessage),
         (r#"{"type":"teleport"}"#, ErrorCode::BadMessage),
         (r#"{"type":"register","ns":"swarm","ttl_s":60}"#, ErrorCode::BadMessage),
         (r#"{"type":"register","ns":"swarm","peer":"ABC","ttl_s":60}"#, ErrorCode::BadPeerId),
+        (r#"{"type":"register","ns":"swarm","peer":"ABC","ttl_s":60,"sig":7}"#, ErrorCode::BadMessage),
         (r#"{"type":"discover","ns":"Bad NS","limit":5}"#, ErrorCode::BadNamespace),
         (r#"{"type":"discover","ns":"swarm","cookie":"zz"}"#, ErrorCode::BadCookie),
     ] {
@@ -178,9 +207,9 @@ async fn identity_rules_and_bad_input_over_the_wire() {
 #[tokio::test]
 async fn a_newer_connection_takes_over_the_peer_route() {
     let server = start(ServerConfig::default()).await;
-    let (old, _old_events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
-    let (new, mut new_events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
-    let (other, _other_events) = RendezvousClient::connect(&server.url(), peer(2)).await.expect("connect");
+    let (old, _old_events) = RendezvousClient::connect(&server.url(), signer(1)).await.expect("connect");
+    let (new, mut new_events) = RendezvousClient::connect(&server.url(), signer(1)).await.expect("connect");
+    let (other, _other_events) = RendezvousClient::connect(&server.url(), signer(2)).await.expect("connect");
     old.register("swarm", 60).await.expect("register");
     new.register("swarm", 60).await.expect("register");
     other.register("swarm", 60).await.expect("register");
@@ -199,11 +228,66 @@ fn client_futures_are_send() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let server = start(ServerConfig::default()).await;
-        let (c, _events) = RendezvousClient::connect(&server.url(), peer(1)).await.expect("connect");
+        let (c, _events) = RendezvousClient::connect(&server.url(), signer(1)).await.expect("connect");
         is_send(&c.register("swarm", 60));
         is_send(&c.discover("swarm", 1, None));
         is_send(&c.ping());
         is_send(&c);
         server.shutdown().await;
     });
+}
+
+#[tokio::test]
+async fn a_hijack_of_a_registered_peer_id_fails_over_the_wire() {
+    let server = start(ServerConfig::default()).await;
+    // The owner, on a bare socket so that the test sees its exact register message.
+    let (mut owner, owner_nonce) = raw(&server.url()).await;
+    let owners_sig = sign_register(&key(1), &owner_nonce, "swarm");
+    let owners_register = register_json(&peer(1).to_hex(), Some(&owners_sig), 1);
+    send(&mut owner, &owners_register).await;
+    assert!(matches!(next_msg(&mut owner).await, Some(ServerMsg::Registered { .. })));
+
+    let (mut attacker, attacker_nonce) = raw(&server.url()).await;
+    assert_ne!(attacker_nonce, owner_nonce, "a fresh challenge per connection");
+    let own_key_sig = sign_register(&key(2), &attacker_nonce, "swarm");
+    for attempt in [
+        register_json(&peer(1).to_hex(), None, 1),
+        owners_register.clone(),
+        register_json(&peer(1).to_hex(), Some(&own_key_sig), 1),
+    ] {
+        send(&mut attacker, &attempt).await;
+        assert_eq!(code_of(next_msg(&mut attacker).await), ErrorCode::BadSignature, "{attempt}");
+    }
+
+    let (caller, _events) = RendezvousClient::connect(&server.url(), signer(3)).await.expect("connect");
+    caller.register("swarm", 60).await.expect("register");
+    caller.signal(peer(1), "offer").expect("queued");
+    assert_eq!(next_msg(&mut owner).await, Some(ServerMsg::Signal { from: peer(3).to_hex(), payload: "offer".into() }));
+    // Nothing reached the attacker: its next message is the answer to its ping.
+    send(&mut attacker, r#"{"type":"ping","id":9}"#).await;
+    assert_eq!(next_msg(&mut attacker).await, Some(ServerMsg::Pong { id: Some(9) }));
+    // And its connection closing removes nothing of the owner's.
+    drop(attacker);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(caller.discover("swarm", 10, None).await.expect("discover").0, vec![peer(1)]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_that_sends_no_challenge_is_refused_after_the_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let silent = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+        // Holds the connection open without a word.
+        while ws.next().await.is_some() {}
+    });
+    let cfg = ClientConfig { challenge_timeout_ms: 200, ..ClientConfig::default() };
+    match RendezvousClient::connect_with(&url, signer(1), cfg).await {
+        Err(ClientError::ChallengeTimeout { timeout_ms: 200, .. }) => {}
+        Err(e) => panic!("expected a challenge timeout, got {e}"),
+        Ok(_) => panic!("expected a challenge timeout, got a client"),
+    }
+    silent.abort();
 }

@@ -1,45 +1,25 @@
 //! The sans-IO server core driven directly: rate limit with injected time, identity rules,
-//! signal routes (and their replacement by a newer connection), cleanup on close.
+//! signal routes (and their replacement by a newer connection), cleanup on close. Proof of key
+//! possession is in `server_core_auth.rs`.
 
+mod common;
+
+use common::{hex, open, register, register_raw, signal};
 use swarm_rendezvous::server::core::{CloseReason, ConnId, Input, Output, ServerCore};
 use swarm_rendezvous::{ClientMsg, ErrorCode, ServerConfig, ServerMsg};
-
-fn hex(i: u8) -> String {
-    format!("{i:02x}").repeat(32)
-}
-
-fn register(ns: &str, peer: &str) -> Input {
-    Input::Message(ClientMsg::Register { ns: ns.into(), peer: peer.into(), ttl_s: 60, id: Some(1) })
-}
-
-fn signal(to: &str, payload: &str) -> Input {
-    Input::Message(ClientMsg::Signal { to: to.into(), payload: payload.into(), id: None })
-}
 
 fn discover(ns: &str) -> Input {
     Input::Message(ClientMsg::Discover { ns: ns.into(), limit: 0, cookie: None, id: Some(2) })
 }
 
-fn drain(core: &mut ServerCore) -> Vec<Output> {
-    std::iter::from_fn(|| core.poll_output()).collect()
-}
-
-fn error_codes(outputs: &[Output]) -> Vec<(ConnId, ErrorCode)> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send { conn, msg: ServerMsg::Error { code, .. } } => Some((*conn, *code)),
-            _ => None,
-        })
-        .collect()
-}
+use common::{drain, error_codes};
 
 #[test]
 fn rate_limit_refills_with_time_and_closes_a_persistent_violator() {
     let cfg =
         ServerConfig { rate_msgs_per_s: 2, rate_burst_msgs: 3, max_rate_violations: 2, ..ServerConfig::default() };
     let mut core = ServerCore::new(cfg);
-    core.open(0, 1);
+    open(&mut core, 0, 1);
     let ping = || Input::Message(ClientMsg::Ping { id: Some(9) });
     for _ in 0..3 {
         core.handle(0, 1, ping());
@@ -67,34 +47,35 @@ fn rate_limit_refills_with_time_and_closes_a_persistent_violator() {
 #[test]
 fn identity_is_fixed_by_the_first_register() {
     let mut core = ServerCore::new(ServerConfig::default());
-    core.open(0, 1);
+    open(&mut core, 0, 1);
     core.handle(0, 1, signal(&hex(2), "x"));
     core.handle(0, 1, Input::Message(ClientMsg::Unregister { ns: "a".into(), id: None }));
     assert_eq!(error_codes(&drain(&mut core)), vec![(1, ErrorCode::NotRegistered), (1, ErrorCode::NotRegistered)]);
-    core.handle(0, 1, register("a", &hex(1)));
+    core.handle(0, 1, register(1, "a", 1));
     assert!(matches!(
         drain(&mut core)[..],
         [Output::Send { msg: ServerMsg::Registered { ttl_s: 60, id: Some(1), .. }, .. }]
     ));
-    core.handle(0, 1, register("b", &hex(2)));
+    // Peer 2 with a valid signature of its own: still one peer per connection.
+    core.handle(0, 1, register(1, "b", 2));
     assert_eq!(error_codes(&drain(&mut core)), vec![(1, ErrorCode::PeerMismatch)]);
-    core.handle(0, 1, register("b", &hex(1)));
+    core.handle(0, 1, register(1, "b", 1));
     assert_eq!(core.registry().len(), 2);
 }
 
 #[test]
 fn bad_inputs_get_specific_codes() {
     let mut core = ServerCore::new(ServerConfig::default());
-    core.open(0, 1);
-    core.handle(0, 1, register("a", "zz"));
-    core.handle(0, 1, register("UPPER", &hex(1)));
+    open(&mut core, 0, 1);
+    core.handle(0, 1, register_raw("a", "zz", None));
+    core.handle(0, 1, register_raw("UPPER", &hex(1), None));
     core.handle(0, 1, Input::Malformed { reason: "expected value".into() });
     core.handle(
         0,
         1,
         Input::Message(ClientMsg::Discover { ns: "a".into(), limit: 1, cookie: Some("nope".into()), id: None }),
     );
-    core.handle(0, 1, register("a", &hex(1)));
+    core.handle(0, 1, register(1, "a", 1));
     core.handle(0, 1, signal("short", "x"));
     core.handle(0, 1, signal(&hex(7), "x"));
     core.handle(0, 1, signal(&hex(7), &"x".repeat(32 * 1024 + 1)));
@@ -107,7 +88,7 @@ fn bad_inputs_get_specific_codes() {
 fn oversized_frames_are_answered_and_closed_even_when_rate_limited() {
     let cfg = ServerConfig { rate_burst_msgs: 1, rate_msgs_per_s: 1, ..ServerConfig::default() };
     let mut core = ServerCore::new(cfg);
-    core.open(0, 1);
+    open(&mut core, 0, 1);
     core.handle(0, 1, Input::Message(ClientMsg::Ping { id: None }));
     drain(&mut core);
     core.handle(0, 1, Input::Oversized { bytes: Some(70_000) });
@@ -120,11 +101,11 @@ fn oversized_frames_are_answered_and_closed_even_when_rate_limited() {
 fn signals_follow_the_newest_registration_and_close_cleans_up() {
     let mut core = ServerCore::new(ServerConfig::default());
     for conn in 1..=3 {
-        core.open(0, conn);
+        open(&mut core, 0, conn);
     }
-    core.handle(0, 1, register("a", &hex(1)));
-    core.handle(0, 2, register("a", &hex(2)));
-    core.handle(0, 3, register("b", &hex(1))); // peer 1 again, on a newer connection
+    core.handle(0, 1, register(1, "a", 1));
+    core.handle(0, 2, register(2, "a", 2));
+    core.handle(0, 3, register(3, "b", 1)); // peer 1 again (its key holder), on a newer connection
     drain(&mut core);
     core.handle(0, 2, signal(&hex(1), "offer"));
     let out = drain(&mut core);
@@ -145,9 +126,9 @@ fn signals_follow_the_newest_registration_and_close_cleans_up() {
 #[test]
 fn discover_works_before_registering_and_excludes_the_asker_after() {
     let mut core = ServerCore::new(ServerConfig::default());
-    core.open(0, 1);
-    core.open(0, 2);
-    core.handle(0, 1, register("a", &hex(1)));
+    open(&mut core, 0, 1);
+    open(&mut core, 0, 2);
+    core.handle(0, 1, register(1, "a", 1));
     core.handle(0, 2, discover("a"));
     core.handle(0, 1, discover("a"));
     let out = drain(&mut core);
@@ -164,8 +145,9 @@ fn discover_works_before_registering_and_excludes_the_asker_after() {
 #[test]
 fn registrations_expire_on_tick() {
     let mut core = ServerCore::new(ServerConfig::default());
-    core.open(0, 1);
-    core.handle(0, 1, Input::Message(ClientMsg::Register { ns: "a".into(), peer: hex(1), ttl_s: 1, id: None }));
+    open(&mut core, 0, 1);
+    let Input::Message(ClientMsg::Register { ns, peer, sig, .. }) = register(1, "a", 1) else { unreachable!() };
+    core.handle(0, 1, Input::Message(ClientMsg::Register { ns, peer, ttl_s: 1, sig, id: None }));
     assert_eq!(core.registry().len(), 1);
     core.tick(9_999);
     assert_eq!(core.registry().len(), 1, "ttl clamped up to min_ttl_s 10");

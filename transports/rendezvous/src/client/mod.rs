@@ -1,9 +1,12 @@
-//! Client of one rendezvous server. A background task owns the WebSocket: it numbers requests,
-//! matches replies by `id`, forwards incoming signals and unsolicited errors as `ClientEvent`s,
-//! and sends keepalive pings. It stops when every `RendezvousClient` clone is dropped.
+//! Client of one rendezvous server. Connecting waits for the server's challenge, which every
+//! `register` on this connection signs with the client's [`Signer`]. A background task then owns
+//! the WebSocket: it numbers requests, matches replies by `id`, forwards incoming signals and
+//! unsolicited errors as `ClientEvent`s, and sends keepalive pings. It stops when every
+//! `RendezvousClient` clone is dropped.
 
 pub mod multi;
 
+use crate::auth::{sign_register, Nonce, Signer};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::proto::{ClientMsg, ErrorCode, Namespace, PeerId, ServerMsg};
@@ -32,7 +35,10 @@ pub enum ClientEvent {
 #[derive(Clone)]
 pub struct RendezvousClient {
     cmds: mpsc::Sender<Cmd>,
+    signer: Arc<dyn Signer>,
     peer: PeerId,
+    /// This connection's challenge (a reconnect is a new client with a new one).
+    nonce: Nonce,
     url: Arc<str>,
     cfg: Arc<ClientConfig>,
 }
@@ -45,35 +51,45 @@ enum Cmd {
 }
 
 impl RendezvousClient {
-    /// Connects with the default `ClientConfig`. `url` is `ws://host:port`.
+    /// Connects with the default `ClientConfig`. `url` is `ws://host:port`; `signer` holds the
+    /// key of the peer this client registers as.
     pub async fn connect(
         url: &str,
-        peer: impl Into<PeerId>,
+        signer: Arc<dyn Signer>,
     ) -> Result<(RendezvousClient, mpsc::Receiver<ClientEvent>), ClientError> {
-        Self::connect_with(url, peer.into(), ClientConfig::default()).await
+        Self::connect_with(url, signer, ClientConfig::default()).await
     }
 
+    /// Connects and waits (up to `challenge_timeout_ms`) for the server's challenge.
     pub async fn connect_with(
         url: &str,
-        peer: PeerId,
+        signer: Arc<dyn Signer>,
         cfg: ClientConfig,
     ) -> Result<(RendezvousClient, mpsc::Receiver<ClientEvent>), ClientError> {
         let ws_cfg = WebSocketConfig::default()
             .max_message_size(Some(cfg.max_message_bytes))
             .max_frame_size(Some(cfg.max_message_bytes));
         let connecting = tokio_tungstenite::connect_async_with_config(url, Some(ws_cfg), true);
-        let (ws, _) = match timeout(Duration::from_millis(cfg.connect_timeout_ms), connecting).await {
+        let (mut ws, _) = match timeout(Duration::from_millis(cfg.connect_timeout_ms), connecting).await {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => return Err(ClientError::Connect { url: url.to_owned(), reason: e.to_string() }),
             Err(_) => {
                 return Err(ClientError::ConnectTimeout { url: url.to_owned(), timeout_ms: cfg.connect_timeout_ms })
             }
         };
+        let nonce = match timeout(Duration::from_millis(cfg.challenge_timeout_ms), challenge(&mut ws, url)).await {
+            Ok(nonce) => nonce?,
+            Err(_) => {
+                let timeout_ms = cfg.challenge_timeout_ms;
+                return Err(ClientError::ChallengeTimeout { url: url.to_owned(), timeout_ms });
+            }
+        };
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.outbound_queue_len);
         let (event_tx, event_rx) = mpsc::channel(cfg.event_queue_len);
         let cfg = Arc::new(cfg);
         tokio::spawn(run(ws, cmd_rx, event_tx, cfg.clone()));
-        let client = RendezvousClient { cmds: cmd_tx, peer, url: url.into(), cfg };
+        let peer = signer.peer();
+        let client = RendezvousClient { cmds: cmd_tx, signer, peer, nonce, url: url.into(), cfg };
         Ok((client, event_rx))
     }
 
@@ -93,7 +109,8 @@ impl RendezvousClient {
     /// Registers this client's peer under `ns`; returns the TTL the server granted (clamped).
     pub async fn register(&self, ns: &str, ttl_s: u64) -> Result<u64, ClientError> {
         check_ns(ns)?;
-        let msg = ClientMsg::Register { ns: ns.to_owned(), peer: self.peer.to_hex(), ttl_s, id: None };
+        let sig = Some(sign_register(self.signer.as_ref(), &self.nonce, ns));
+        let msg = ClientMsg::Register { ns: ns.to_owned(), peer: self.peer.to_hex(), ttl_s, sig, id: None };
         match self.request(msg).await? {
             ServerMsg::Registered { ttl_s, .. } => Ok(ttl_s),
             other => Err(unexpected(other)),
@@ -175,6 +192,28 @@ fn unexpected(msg: ServerMsg) -> ClientError {
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads the server's first message, which must be the connection's challenge.
+async fn challenge(ws: &mut Ws, url: &str) -> Result<Nonce, ClientError> {
+    loop {
+        let text = match ws.next().await {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None => return Err(ClientError::Disconnected),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(ClientError::Connect { url: url.to_owned(), reason: e.to_string() }),
+        };
+        let nonce = match serde_json::from_str::<ServerMsg>(text.as_str()) {
+            Ok(ServerMsg::Challenge { nonce }) => nonce,
+            Ok(other) => return Err(ClientError::Protocol(format!("expected a challenge first, got {other:?}"))),
+            Err(e) => return Err(ClientError::Protocol(format!("unreadable first message: {e}"))),
+        };
+        let mut bytes: Nonce = Default::default();
+        return match hex::decode_to_slice(&nonce, &mut bytes) {
+            Ok(()) => Ok(bytes),
+            Err(e) => Err(ClientError::Protocol(format!("challenge nonce {nonce:?} is not 32 bytes of hex: {e}"))),
+        };
+    }
+}
 
 /// The connection task. Dropping `pending` at the end fails every awaiting request.
 async fn run(ws: Ws, mut cmds: mpsc::Receiver<Cmd>, events: mpsc::Sender<ClientEvent>, cfg: Arc<ClientConfig>) {

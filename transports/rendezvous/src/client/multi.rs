@@ -8,6 +8,7 @@
 //! machine ignores a repeated offer/answer/candidate).
 
 use super::{ClientEvent, RendezvousClient};
+use crate::auth::Signer;
 use crate::config::MultiConfig;
 use crate::error::ClientError;
 use crate::proto::{ErrorCode, Namespace, PeerId};
@@ -37,6 +38,8 @@ pub struct MultiRendezvous {
 }
 
 struct Shared {
+    /// Signs every registration; each (re)connection brings a new challenge to sign.
+    signer: Arc<dyn Signer>,
     peer: PeerId,
     urls: Vec<String>,
     cfg: MultiConfig,
@@ -49,10 +52,11 @@ struct Shared {
 
 impl MultiRendezvous {
     /// Starts one supervisor per URL (duplicates are ignored); must run inside a tokio runtime.
-    /// Servers that are down, now or later, are retried until the handle is dropped.
+    /// Servers that are down, now or later, are retried until the handle is dropped. `signer`
+    /// holds the key of the peer registered everywhere.
     pub fn start(
         urls: impl IntoIterator<Item = String>,
-        peer: PeerId,
+        signer: Arc<dyn Signer>,
         cfg: MultiConfig,
     ) -> (MultiRendezvous, mpsc::Receiver<MultiEvent>) {
         let mut seen = BTreeSet::new();
@@ -60,7 +64,8 @@ impl MultiRendezvous {
         let (events, event_rx) = mpsc::channel(cfg.event_queue_len);
         let (stop, stopped) = watch::channel(());
         let shared = Arc::new(Shared {
-            peer,
+            peer: signer.peer(),
+            signer,
             urls,
             cfg,
             clients: Mutex::new(BTreeMap::new()),
@@ -195,7 +200,7 @@ async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver
         let attempt = tokio::select! {
             biased;
             _ = stopped.changed() => return,
-            attempt = RendezvousClient::connect_with(&url, shared.peer, shared.cfg.client.clone()) => attempt,
+            attempt = RendezvousClient::connect_with(&url, shared.signer.clone(), shared.cfg.client.clone()) => attempt,
         };
         match attempt {
             Err(e) => debug!(%url, error = %e, retry_ms = backoff.as_millis() as u64, "rendezvous unreachable"),

@@ -1,7 +1,9 @@
-//! The server's protocol core, sans-IO: per-connection identity and rate limit, the delivery
-//! routes for signals, and the `Registry`. The shell feeds it `(now_ms, conn, input)` and drains
-//! `Output`s (messages to send, connections to close); it never reads a clock or a socket.
+//! The server's protocol core, sans-IO: per-connection challenge, identity and rate limit, the
+//! delivery routes for signals, and the `Registry`. The shell feeds it `(now_ms, conn, input)`
+//! (and each new connection's random nonce) and drains `Output`s (messages to send, connections
+//! to close); it never reads a clock, a socket or a random source.
 
+use crate::auth::{verify_register, Nonce};
 use crate::config::ServerConfig;
 use crate::proto::{ClientMsg, ErrorCode, Namespace, PeerId, ServerMsg};
 use crate::registry::{Cookie, Registry, RegistryError};
@@ -53,6 +55,10 @@ struct TokenBucket {
 
 #[derive(Debug)]
 struct Conn {
+    /// The challenge sent on open; every `register` on this connection must sign it.
+    nonce: Nonce,
+    /// Set by the first registration whose signature verified: the key holder is on this
+    /// connection.
     peer: Option<PeerId>,
     bucket: TokenBucket,
     /// Messages refused by the rate limit since the last accepted one.
@@ -87,10 +93,13 @@ impl ServerCore {
         self.out.pop_front()
     }
 
-    pub fn open(&mut self, now_ms: u64, conn: ConnId) {
+    /// A new connection; `nonce` must be fresh random bytes (the shell's OS randomness), and is
+    /// sent at once as the connection's `challenge`.
+    pub fn open(&mut self, now_ms: u64, conn: ConnId, nonce: Nonce) {
         let bucket = TokenBucket { milli_tokens: u64::from(self.cfg.rate_burst_msgs) * 1000, last_ms: now_ms };
-        let previous = self.conns.insert(conn, Conn { peer: None, bucket, violations: 0 });
+        let previous = self.conns.insert(conn, Conn { nonce, peer: None, bucket, violations: 0 });
         debug_assert!(previous.is_none(), "connection ids are never reused");
+        self.send(conn, ServerMsg::Challenge { nonce: hex::encode(nonce) });
     }
 
     /// The connection is gone: its registrations go with it, unless a newer connection has
@@ -154,7 +163,9 @@ impl ServerCore {
     fn on_message(&mut self, now_ms: u64, conn: ConnId, msg: ClientMsg) {
         let id = msg.id();
         let reply = match msg {
-            ClientMsg::Register { ns, peer, ttl_s, .. } => self.on_register(now_ms, conn, &ns, &peer, ttl_s, id),
+            ClientMsg::Register { ns, peer, ttl_s, sig, .. } => {
+                self.on_register(now_ms, conn, Register { ns: &ns, peer: &peer, ttl_s, sig: sig.as_deref() }, id)
+            }
             ClientMsg::Unregister { ns, .. } => self.on_unregister(conn, &ns, id),
             ClientMsg::Discover { ns, limit, cookie, .. } => self.on_discover(now_ms, conn, &ns, limit, cookie, id),
             ClientMsg::Signal { to, payload, .. } => self.on_signal(conn, &to, payload, id),
@@ -165,15 +176,8 @@ impl ServerCore {
         }
     }
 
-    fn on_register(
-        &mut self,
-        now_ms: u64,
-        conn: ConnId,
-        ns: &str,
-        peer: &str,
-        ttl_s: u64,
-        id: Option<u64>,
-    ) -> Option<ServerMsg> {
+    fn on_register(&mut self, now_ms: u64, conn: ConnId, r: Register<'_>, id: Option<u64>) -> Option<ServerMsg> {
+        let Register { ns, peer, ttl_s, sig } = r;
         let peer = match PeerId::parse(peer) {
             Ok(p) => p,
             Err(e) => return Some(ServerMsg::error(ErrorCode::BadPeerId, format!("register: `peer`: {e}"), id)),
@@ -182,8 +186,12 @@ impl ServerCore {
             Ok(n) => n,
             Err(e) => return Some(ServerMsg::error(ErrorCode::BadNamespace, format!("register: `ns`: {e}"), id)),
         };
-        let own = self.conns.get(&conn).and_then(|c| c.peer);
-        if let Some(own) = own.filter(|own| *own != peer) {
+        let state = self.conns.get(&conn)?;
+        // Before anything changes: only the key holder may register (and so take the route).
+        if let Err(e) = verify_register(&state.nonce, &peer, &ns, sig) {
+            return Some(ServerMsg::error(ErrorCode::BadSignature, format!("register: {e}"), id));
+        }
+        if let Some(own) = state.peer.filter(|own| *own != peer) {
             let message = format!("this connection is registered as peer {own}; it cannot register {peer}");
             return Some(ServerMsg::error(ErrorCode::PeerMismatch, message, id));
         }
@@ -271,6 +279,14 @@ impl ServerCore {
         self.out.push_back(Output::Close { conn, reason });
         self.close(conn);
     }
+}
+
+/// The fields of a `register`, as they came off the wire.
+struct Register<'a> {
+    ns: &'a str,
+    peer: &'a str,
+    ttl_s: u64,
+    sig: Option<&'a str>,
 }
 
 fn take_token(bucket: &mut TokenBucket, now_ms: u64, rate_msgs_per_s: u32, burst_msgs: u32) -> bool {

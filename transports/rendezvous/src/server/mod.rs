@@ -1,14 +1,17 @@
-//! The rendezvous server's tokio shell. One hub task owns the sans-IO `ServerCore` and reads the
-//! clock; one task per WebSocket connection reads frames, classifies them into core inputs and
-//! writes what the hub queues for it. All channels between them are bounded.
+//! The rendezvous server's tokio shell. One hub task owns the sans-IO `ServerCore`, reads the
+//! clock and draws each connection's challenge nonce from the OS; one task per WebSocket
+//! connection reads frames, classifies them into core inputs and writes what the hub queues for
+//! it. All channels between them are bounded.
 
 pub mod core;
 
 use self::core::{CloseReason, ConnId, Input, Output, ServerCore};
+use crate::auth::Nonce;
 use crate::config::ServerConfig;
 use crate::error::RendezvousError;
 use crate::proto::ClientMsg;
 use futures_util::{SinkExt, StreamExt};
+use rand_core::{OsRng, RngCore};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -167,8 +170,15 @@ async fn hub(cfg: ServerConfig, mut rx: mpsc::Receiver<HubEvent>) {
             event = rx.recv() => match event {
                 None => break,
                 Some(HubEvent::Open { conn, tx }) => {
-                    core.open(now_ms(), conn);
+                    let mut nonce: Nonce = Default::default();
+                    if let Err(e) = OsRng.try_fill_bytes(&mut nonce) {
+                        // Without a fresh nonce registrations could be replayed: refuse the
+                        // connection (dropping `tx` closes it).
+                        warn!(conn, error = %e, "no OS randomness for a challenge: dropping the connection");
+                        continue;
+                    }
                     outs.insert(conn, tx);
+                    core.open(now_ms(), conn, nonce);
                 }
                 Some(HubEvent::Input { conn, input }) => core.handle(now_ms(), conn, input),
                 Some(HubEvent::Closed { conn }) => {
