@@ -116,6 +116,10 @@ pub struct NodeInfo {
     pub peer: PeerId,
     pub full: bool,
     pub holds: bool,
+    /// From the answerer's routing table, not one of its links: dial it (no relay through the
+    /// answerer). Named only where the answerer's links leave the target's region uncovered.
+    #[serde(default)]
+    pub contact: bool,
 }
 
 /// A peer announcement travelling the overlay: a signed [`Envelope`] (the origin's key, a
@@ -262,8 +266,8 @@ mod tests {
     }
 
     fn lookup_msg() -> impl Strategy<Value = LookupMsg> {
-        let info =
-            (peer(), any::<bool>(), any::<bool>()).prop_map(|(peer, full, holds)| NodeInfo { peer, full, holds });
+        let info = (peer(), any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(peer, full, holds, contact)| NodeInfo { peer, full, holds, contact });
         prop_oneof![
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(query, target)| LookupMsg::FindNode { query, target }),
             (any::<u64>(), prop::collection::vec(info, 0..MAX_NODES))

@@ -144,7 +144,7 @@ impl<S: Storage> ContentCore<S> {
                 e.full = n.full;
                 e.holds |= n.holds;
             }
-            if !own && !linked.contains(&n.peer) {
+            if !own && !n.contact && !linked.contains(&n.peer) {
                 q.via.entry(n.peer).or_insert(from);
             }
         }
@@ -161,16 +161,28 @@ impl<S: Storage> ContentCore<S> {
         // table's contacts too was tried: stale ones cost the asker a dial timeout each, and
         // fetch latency doubled at 1,000 nodes.)
         let candidates = std::iter::once(self.me).chain(self.links.keys().copied());
-        let peers = closest(&key, candidates, self.rcfg.k)
-            .into_iter()
-            .map(|p| {
+        let linked = closest(&key, candidates, self.rcfg.k);
+        let mut peers: Vec<NodeInfo> = linked
+            .iter()
+            .map(|&p| {
                 if p == self.me {
-                    NodeInfo { peer: p, full: self.repl.is_full(), holds: self.repl.holds(&chunk) }
+                    NodeInfo { peer: p, full: self.repl.is_full(), holds: self.repl.holds(&chunk), contact: false }
                 } else {
-                    NodeInfo { peer: p, full: self.repl.neighbour_full(&p), holds: self.repl.known_holder(&chunk, &p) }
+                    let (full, holds) = (self.repl.neighbour_full(&p), self.repl.known_holder(&chunk, &p));
+                    NodeInfo { peer: p, full, holds, contact: false }
                 }
             })
             .collect();
+        // Where no link comes as close to the target as contacts in our table do, name a few of
+        // those (to be dialled): without them a lookup can stall in a region whose nodes have
+        // no link into the target's (seen: fetches missing every holder).
+        let best = linked.first().map(|p| key.distance(&Key::of_peer(p)));
+        let gap = self
+            .table
+            .closest(&key, GAP_CONTACTS)
+            .into_iter()
+            .filter(|p| !self.links.contains_key(p) && best.is_none_or(|b| key.distance(&Key::of_peer(p)) < b));
+        peers.extend(gap.map(|peer| NodeInfo { peer, full: false, holds: false, contact: true }));
         LookupMsg::Nodes { query, peers }
     }
 

@@ -56,6 +56,8 @@ const DIAL_QUESTION_EXTRA_MS: Millis = 3_000;
 const MAX_WAITING_LOOKUPS: usize = 1024;
 /// Period of topology upkeep (dials toward wanted peers, closing idle links).
 const MAINTAIN_MS: Millis = 10_000;
+/// Table contacts a lookup answer names where the answerer's links leave a gap.
+const GAP_CONTACTS: usize = 2;
 /// Random-key lookups started per refresh to fill buckets with no known peer.
 const BUCKET_LOOKUPS_PER_REFRESH: usize = 4;
 

@@ -31,7 +31,9 @@ impl<S: Storage> ContentCore<S> {
     }
 
     /// The peers we want links to: our neighbourhood, and one peer in each bucket above it
-    /// (a bucket already holding a link needs nothing more).
+    /// (a bucket already holding a link needs nothing more). Which peer of a bucket is this
+    /// node's own pick (by its key): taking the freshest, as every node did, piled inbound links
+    /// on the busiest peers until they refused connections.
     pub(super) fn wanted(&self) -> BTreeSet<PeerId> {
         let (hood, lowest) = self.neighbourhood();
         let mut linked_buckets = BTreeSet::new();
@@ -43,8 +45,9 @@ impl<S: Storage> ContentCore<S> {
         let mut want: BTreeSet<PeerId> = hood.into_iter().collect();
         for b in (lowest + 1)..256 {
             if !linked_buckets.contains(&b) {
-                if let Some(p) = self.table.bucket(b).next_back() {
-                    want.insert(*p);
+                let members: Vec<&PeerId> = self.table.bucket(b).collect();
+                if !members.is_empty() {
+                    want.insert(*members[(usize::from(self.my_key.0[31]) + b) % members.len()]);
                 }
             }
         }
