@@ -192,9 +192,10 @@ fn content_survives_50_percent_turnover() {
     // Every acknowledged publication survives 100 crashes without goodbye...
     assert_eq!(m.chunks_lost, Some(0), "chunks lost: {:?}", r.notes);
     assert_eq!(m.durability, Some(1.0));
-    // ...and a random live node finds and downloads (almost) any of them at any time.
+    // ...and a random live node finds and downloads any of them at any time (issue 4's target:
+    // availability_min >= 0.999).
     let min = m.availability_min.unwrap();
-    assert!(min >= 0.99, "availability fell to {min}: {:?}", r.notes);
+    assert!(min >= 0.999, "availability fell to {min}: {:?}", r.notes);
     assert_eq!(m.availability_final, Some(1.0), "{:?}", r.notes);
     assert!(m.fetch_latency_p50_s.unwrap() < 3.0, "median fetch took {:?} s", m.fetch_latency_p50_s);
     // Repair moved bytes, within its budget (2 MiB per node per 30 s round is the ceiling).

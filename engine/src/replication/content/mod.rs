@@ -36,6 +36,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod fetch;
 mod lookups;
+#[cfg(test)]
+mod tests;
 mod topology;
 
 /// Frames queued for one peer while it is being dialled.
