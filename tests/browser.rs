@@ -29,8 +29,8 @@ fn a_headless_chromium_pings_a_rust_node_over_a_data_channel() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let logs = t.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let log_guard = Logs::new(t.path().join("logs"));
+    let logs = log_guard.dir.clone();
     let (_rdv, url) = rendezvous("127.0.0.1", &logs, None);
     let node = start_node("rust-node", NodeOpts::new(t.path().join("n0"), std::slice::from_ref(&url)), &logs);
     // The node registers before the page looks for it.

@@ -65,8 +65,8 @@ fn nodes_in_two_network_namespaces_connect_over_veth_and_move_a_file() {
     let wrap_a = ["ip", "netns", "exec", ns.names[0].as_str()];
     let wrap_b = ["ip", "netns", "exec", ns.names[1].as_str()];
     let t = tempfile::tempdir().unwrap();
-    let logs = t.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let log_guard = Logs::new(t.path().join("logs"));
+    let logs = log_guard.dir.clone();
     let (_rdv, url) = rendezvous(&addrs[0], &logs, Some(&wrap_a));
     let mut oa = NodeOpts::new(t.path().join("a"), std::slice::from_ref(&url));
     oa.bind_ip = &addrs[0];

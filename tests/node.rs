@@ -21,8 +21,8 @@ fn degree_reached(nodes: &[&NodeProc], want: usize) -> Result<(), String> {
 #[test]
 fn a_loopback_swarm_connects_moves_content_grows_without_rendezvous_and_heals() {
     let t = tempfile::tempdir().unwrap();
-    let logs = t.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let log_guard = Logs::new(t.path().join("logs"));
+    let logs = log_guard.dir.clone();
     let (mut rdv, url) = rendezvous("127.0.0.1", &logs, None);
 
     // Five nodes through the rendezvous (and a second one that is never up: tolerated); node 0
@@ -83,7 +83,7 @@ fn a_loopback_swarm_connects_moves_content_grows_without_rendezvous_and_heals() 
     let mut o = NodeOpts::new(t.path().join("n5"), &[own_rdv]);
     o.peers = vec![nodes[0].peer_id.clone()];
     nodes.push(start_node("n5", o, &logs));
-    wait_until("newcomer linked to every node", Duration::from_secs(60), || {
+    wait_until("newcomer linked to every node", Duration::from_secs(90), || {
         let l = nodes[5].linked();
         if l.len() >= 5 {
             Ok(())
@@ -118,7 +118,7 @@ fn a_loopback_swarm_connects_moves_content_grows_without_rendezvous_and_heals() 
     let own_rdv = nodes[0].proc.line("rendezvous:", Duration::from_secs(1));
     nodes[3] = start_node("n3-again", NodeOpts::new(t.path().join("n3"), &[own_rdv]), &logs);
     assert_eq!(nodes[3].peer_id, me, "the identity stored in the directory is reused");
-    wait_until("restarted node back with its peers", Duration::from_secs(60), || {
+    wait_until("restarted node back with its peers", Duration::from_secs(90), || {
         let l = nodes[3].linked();
         if l.len() >= alive.len() - 1 {
             Ok(())

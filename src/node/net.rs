@@ -85,6 +85,11 @@ pub fn start(rt: &tokio::runtime::Runtime, o: NetOptions, state: Arc<Mutex<Vec<R
     let (multi, mut rdv_events) =
         MultiRendezvous::start(urls.clone(), Arc::new(IdentitySigner(o.identity)), MultiConfig::default());
     let multi = Arc::new(multi);
+    // Registered (or remembered for servers not up yet) before the transport can send its first
+    // offer: a server drops signals from a peer that has not registered.
+    if let Err(e) = rt.block_on(multi.register(&o.namespace, REGISTRATION_TTL_S)) {
+        tracing::warn!(error = %e, "rendezvous registration refused");
+    }
     let cfg = WebRtcConfig { bind_ip: o.bind_ip, ice_servers: o.ice_servers.clone(), ..WebRtcConfig::default() };
     let (transport, events) = WebRtcTransport::new(me, cfg, Arc::new(RendezvousPath(multi.clone())), rt.handle())
         .context("starting the WebRTC transport")?;
@@ -111,9 +116,6 @@ pub fn start(rt: &tokio::runtime::Runtime, o: NetOptions, state: Arc<Mutex<Vec<R
     let (learned_tx, learned) = mpsc::unbounded_channel();
     let ns = o.namespace.clone();
     rt.spawn(async move {
-        if let Err(e) = multi.register(&ns, REGISTRATION_TTL_S).await {
-            tracing::warn!(error = %e, "rendezvous registration refused");
-        }
         let mut round = 0u32;
         while !learned_tx.is_closed() {
             let up = multi.connected();

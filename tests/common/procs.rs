@@ -191,12 +191,46 @@ impl NodeProc {
     }
 }
 
+/// Where the children's stderr logs go; if the test panics (or SWARM_TEST_LOGS is set), their
+/// last lines are printed.
+pub struct Logs {
+    pub dir: PathBuf,
+}
+
+impl Logs {
+    pub fn new(dir: PathBuf) -> Logs {
+        std::fs::create_dir_all(&dir).unwrap();
+        Logs { dir }
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if !std::thread::panicking() && std::env::var_os("SWARM_TEST_LOGS").is_none() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" rtc") && !l.contains("webrtc::")).collect();
+            eprintln!("==== {} ({} lines, webrtc internals left out)", f.display(), lines.len());
+            let keep = if std::env::var_os("SWARM_TEST_LOGS").is_some() { 400 } else { 40 };
+            for l in &lines[lines.len().saturating_sub(keep)..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
 /// Poll `cond` every 250 ms until it holds or `within` passes; the failure names `what`.
 pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + within;
+    let start = Instant::now();
+    let deadline = start + within;
     loop {
         match cond() {
-            Ok(()) => return,
+            Ok(()) => return eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64()),
             Err(e) if Instant::now() >= deadline => panic!("{what}: not within {within:?}: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }

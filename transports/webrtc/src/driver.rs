@@ -8,7 +8,7 @@ use crate::link::{self, LinkCtl, LinkOut, Role};
 use crate::signal::{SeenSignals, Signal, SignalKind, SignalPath};
 use crate::wire::{self, TAG_PING, TAG_RELAY, TAG_RELAYED};
 use crate::Counters;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -97,6 +97,10 @@ struct Link {
     outbound: bool,
     phase: Phase,
     ctl: LinkCtl,
+    /// Our offer or answer for it while it is not open: relayed again through every link that
+    /// opens meanwhile (a node dialling at start has no links to relay through yet), and sent
+    /// again when a glare shows the peer never got it.
+    pending_signal: Option<Signal>,
 }
 
 impl Drop for Link {
@@ -197,7 +201,7 @@ impl Driver {
             tokio::time::sleep(timeout).await;
             let _ = cmds.send(Cmd::SetupTimeout { peer, conn });
         });
-        Link { conn, session, outbound, phase, ctl }
+        Link { conn, session, outbound, phase, ctl, pending_signal: None }
     }
 
     fn connect(&mut self, peer: PeerId) {
@@ -266,7 +270,16 @@ impl Driver {
     fn on_offer(&mut self, from: PeerId, signal: Signal) {
         let mut outbound = false;
         let open = match self.links.get(&from).map(|l| (&l.phase, l.outbound)) {
-            Some((Phase::Dialing, _)) if self.me < from => return, // glare: our offer wins
+            Some((Phase::Dialing, _)) if self.me < from => {
+                // Glare, and our offer wins. But theirs shows they had not seen ours when they
+                // dialled (they were down, or it was lost): send it again, or both sides wait
+                // for their dial timeouts.
+                let again = self.links.get(&from).and_then(|l| l.pending_signal.clone().map(|s| (l.conn, s)));
+                if let Some((conn, s)) = again {
+                    self.on_local_signal(from, conn, s);
+                }
+                return;
+            }
             // Glare, theirs wins: our dial is dropped and this answer stands for it. Or they
             // restarted a dial we were answering.
             Some((Phase::Dialing | Phase::Answering, was_outbound)) => {
@@ -302,6 +315,11 @@ impl Driver {
         if json.len() > self.shared.cfg.max_signal_bytes {
             return;
         }
+        for l in [self.links.get_mut(&peer), self.replacing.get_mut(&peer)].into_iter().flatten() {
+            if l.conn == conn {
+                l.pending_signal = Some(signal.clone());
+            }
+        }
         // Relay through the linked peers closest to the target in the XOR metric: in a
         // structured overlay they are the likeliest to hold a link to it.
         let mut via: Vec<(&PeerId, &LinkOut)> = self
@@ -331,6 +349,21 @@ impl Driver {
             }
         }
         let Some(link) = self.links.get_mut(&peer).filter(|l| l.conn == conn) else { return };
+        link.pending_signal = None;
+        // Signals of links still being set up go through this new link too.
+        let waiting: Vec<BytesMut> = self
+            .links
+            .iter()
+            .filter(|(p, l)| **p != peer && !matches!(l.phase, Phase::Open { .. }))
+            .filter_map(|(p, l)| {
+                l.pending_signal.as_ref().map(|s| wire::encode_relay(TAG_RELAY, p, s.to_json().as_bytes()))
+            })
+            .collect();
+        let relayed = waiting.len() as u64;
+        if relayed > 0 && out.push_all(waiting) {
+            self.stat().relays_sent.fetch_add(relayed, Ordering::Relaxed);
+        }
+        let Some(link) = self.links.get_mut(&peer) else { return };
         link.phase = Phase::Open { out };
         let outbound = link.outbound;
         self.emit(TransportEvent::Connected { peer, outbound });

@@ -18,6 +18,8 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Hub {
     nodes: Mutex<HashMap<PeerId, WebRtcTransport>>,
     down: AtomicBool,
+    /// Peers the hub carries nothing to (as if not registered there).
+    unreachable: Mutex<Vec<PeerId>>,
 }
 
 struct HubPath {
@@ -27,7 +29,7 @@ struct HubPath {
 
 impl SignalPath for HubPath {
     fn send(&self, to: PeerId, signal: &Signal) {
-        if self.hub.down.load(Ordering::SeqCst) {
+        if self.hub.down.load(Ordering::SeqCst) || self.hub.unreachable.lock().unwrap().contains(&to) {
             return;
         }
         let target = self.hub.nodes.lock().unwrap().get(&to).cloned();
@@ -301,4 +303,39 @@ async fn a_slow_reader_pushes_back_instead_of_buffering_without_bound() {
     }
     assert_eq!(b.t.stats().frames_in, u64::from(FRAMES));
     assert_eq!(a.t.stats().frames_dropped, 0);
+}
+
+/// A node that dials before it has any link (a restart, with the target known only from its
+/// registry): the offer goes through the mesh as soon as a first link opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_offer_is_relayed_through_a_link_that_opens_later() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b, mut c) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()), node(&hub, 3, cfg()));
+    link(&mut b, &mut c).await;
+    hub.unreachable.lock().unwrap().push(c.id);
+    a.t.connect(c.id); // no path to c: the server cannot reach it and a has no links
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.t.connect(b.id);
+    assert!(connected(&mut a, b.id).await);
+    assert!(!connected(&mut b, a.id).await);
+    assert!(connected(&mut a, c.id).await, "the dial to c completed through b");
+    assert!(!connected(&mut c, a.id).await);
+    assert!(b.t.stats().relayed >= 2, "b carried the offer and the answer: {:?}", b.t.stats());
+}
+
+/// Glare where the winning offer was lost (its target was not reachable yet): the winner sends
+/// it again on seeing the loser's offer, instead of both waiting for their dial timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glare_whose_winning_offer_was_lost_still_connects_before_the_timeouts() {
+    let hub = Arc::new(Hub::default());
+    let (mut a, mut b) = (node(&hub, 1, cfg()), node(&hub, 2, cfg()));
+    hub.unreachable.lock().unwrap().push(b.id);
+    a.t.connect(b.id); // lost: b cannot be reached yet
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.unreachable.lock().unwrap().clear();
+    b.t.connect(a.id); // a's id is lower: a's offer wins the glare
+    let quick = Duration::from_millis(cfg().dial_timeout_ms / 2);
+    let up = |ev: Option<TransportEvent>, peer: PeerId| matches!(ev, Some(TransportEvent::Connected { peer: p, .. }) if p == peer);
+    assert!(up(timeout(quick, a.ev.recv()).await.expect("a linked before the dial timeout"), b.id));
+    assert!(up(timeout(quick, b.ev.recv()).await.expect("b linked before the dial timeout"), a.id));
 }

@@ -45,6 +45,9 @@ struct Shared {
     cfg: MultiConfig,
     /// Connected clients by index into `urls`.
     clients: Mutex<BTreeMap<usize, RendezvousClient>>,
+    /// Clients whose registrations have been replayed: signals go only through these (a signal
+    /// sent before registering is refused as `not_registered`, and would be lost).
+    ready: Mutex<BTreeSet<usize>>,
     /// Namespaces to be registered under, with the TTL asked: replayed after each reconnect.
     registrations: Mutex<BTreeMap<String, u64>>,
     events: mpsc::Sender<MultiEvent>,
@@ -69,6 +72,7 @@ impl MultiRendezvous {
             urls,
             cfg,
             clients: Mutex::new(BTreeMap::new()),
+            ready: Mutex::new(BTreeSet::new()),
             registrations: Mutex::new(BTreeMap::new()),
             events,
         });
@@ -125,9 +129,11 @@ impl MultiRendezvous {
         merged.into_iter().collect()
     }
 
-    /// Sends `payload` to `to` through every connected server; returns through how many it went.
+    /// Sends `payload` to `to` through every connected server where this peer's registrations
+    /// are in place; returns through how many it went.
     pub fn signal(&self, to: PeerId, payload: &str) -> usize {
-        self.shared.connected().iter().filter(|(_, c)| c.signal(to, payload).is_ok()).count()
+        let ready = lock(&self.shared.ready).clone();
+        self.shared.connected().iter().filter(|(i, c)| ready.contains(i) && c.signal(to, payload).is_ok()).count()
     }
 }
 
@@ -209,6 +215,7 @@ async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver
                 // In the map first, so a `register` from now on reaches it; then replay the rest.
                 lock(&shared.clients).insert(idx, client.clone());
                 shared.register_all(idx, &client).await;
+                lock(&shared.ready).insert(idx);
                 shared.emit(MultiEvent::Connected { url: url.clone() });
                 loop {
                     let refresh = shared.refresh_interval();
@@ -227,6 +234,7 @@ async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver
                         _ = tokio::time::sleep(refresh) => shared.register_all(idx, &client).await,
                     }
                 }
+                lock(&shared.ready).remove(&idx);
                 lock(&shared.clients).remove(&idx);
                 shared.emit(MultiEvent::Disconnected { url: url.clone() });
             }
