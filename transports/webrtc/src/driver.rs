@@ -50,6 +50,8 @@ pub(crate) enum Cmd {
     Signal {
         from: PeerId,
         signal: Signal,
+        /// The linked peer that relayed it (none: it came by the caller's path).
+        via: Option<PeerId>,
     },
     Shutdown,
     LocalSignal {
@@ -119,12 +121,24 @@ pub(crate) struct Driver {
     replacing: BTreeMap<PeerId, Link>,
     seen: SeenSignals,
     next_conn: u64,
+    /// For peers whose signals reached us through the mesh: the last linked peer that relayed
+    /// one (bounded by `max_links`).
+    heard_via: BTreeMap<PeerId, PeerId>,
 }
 
 impl Driver {
     pub fn new(me: PeerId, shared: Arc<Shared>, path: Arc<dyn SignalPath>) -> Self {
         let seen = SeenSignals::new(shared.cfg.max_seen_signals);
-        Driver { me, shared, path, links: BTreeMap::new(), replacing: BTreeMap::new(), seen, next_conn: 1 }
+        Driver {
+            me,
+            shared,
+            path,
+            links: BTreeMap::new(),
+            replacing: BTreeMap::new(),
+            seen,
+            next_conn: 1,
+            heard_via: BTreeMap::new(),
+        }
     }
 
     pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Cmd>) {
@@ -162,7 +176,7 @@ impl Driver {
                     out.push_all(vec![wire::tagged(TAG_PING, &[&body])]);
                 }
             }
-            Cmd::Signal { from, signal } => self.on_signal(from, signal),
+            Cmd::Signal { from, signal, via } => self.on_signal(from, signal, via),
             Cmd::LocalSignal { peer, conn, signal } => self.on_local_signal(peer, conn, signal),
             Cmd::Opened { peer, conn, out, go } => self.on_opened(peer, conn, out, go),
             Cmd::Closed { peer, conn } => self.on_closed(peer, conn),
@@ -248,7 +262,14 @@ impl Driver {
         }
     }
 
-    fn on_signal(&mut self, from: PeerId, signal: Signal) {
+    fn on_signal(&mut self, from: PeerId, signal: Signal, via: Option<PeerId>) {
+        if let Some(v) = via {
+            // A peer linked to `from`: the first relay to try for what we send back.
+            if self.heard_via.len() >= self.shared.cfg.max_links && !self.heard_via.contains_key(&from) {
+                self.heard_via.pop_first();
+            }
+            self.heard_via.insert(from, v);
+        }
         let oversize = signal.sdp.len() > self.shared.cfg.max_signal_bytes;
         if from == self.me || oversize || !self.seen.first_time(from, signal.session, signal.kind) {
             return;
@@ -331,7 +352,9 @@ impl Driver {
                 _ => None,
             })
             .collect();
-        via.sort_by_key(|(p, _)| xor(p, &peer));
+        // A peer that relayed a signal from the target is linked to it: first in line.
+        let hint = self.heard_via.get(&peer).copied();
+        via.sort_by_key(|(p, _)| (Some(**p) != hint, xor(p, &peer)));
         for (_, out) in via.into_iter().take(self.shared.cfg.relay_fanout) {
             if out.push_all(vec![wire::encode_relay(TAG_RELAY, &peer, json.as_bytes())]) {
                 self.stat().relays_sent.fetch_add(1, Ordering::Relaxed);

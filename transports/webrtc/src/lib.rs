@@ -173,7 +173,7 @@ impl WebRtcTransport {
 
     /// Hand over a signal that arrived from outside the mesh (e.g. from a rendezvous server).
     pub fn deliver_signal(&self, from: PeerId, signal: Signal) {
-        let _ = self.cmds.send(Cmd::Signal { from, signal });
+        let _ = self.cmds.send(Cmd::Signal { from, signal, via: None });
     }
 
     /// Send a PING with `body` on an open link; the PONG shows up on [`Self::take_pongs`].

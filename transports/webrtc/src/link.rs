@@ -356,7 +356,7 @@ impl Link {
             Message::Relayed { from, signal } => {
                 match Signal::from_json(&signal, self.shared.cfg.max_signal_bytes) {
                     Ok(s) if bucket.take() => {
-                        let _ = self.shared.cmds.send(Cmd::Signal { from, signal: s });
+                        let _ = self.shared.cmds.send(Cmd::Signal { from, signal: s, via: Some(self.peer) });
                     }
                     _ => {
                         stats.relay_dropped.fetch_add(1, Ordering::Relaxed);

@@ -339,3 +339,25 @@ async fn a_glare_whose_winning_offer_was_lost_still_connects_before_the_timeouts
     assert!(up(timeout(quick, a.ev.recv()).await.expect("a linked before the dial timeout"), b.id));
     assert!(up(timeout(quick, b.ev.recv()).await.expect("b linked before the dial timeout"), a.id));
 }
+
+/// The answer to a relayed offer goes back through the peer that relayed it (linked to the
+/// dialler), even when the answerer has closer links in the XOR metric that are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_returns_through_the_peer_that_relayed_the_offer() {
+    let hub = Arc::new(Hub::default());
+    let mut a = node(&hub, 0x01, cfg());
+    let mut b = node(&hub, 0xF0, cfg());
+    let mut c = node(&hub, 0x80, cfg());
+    // c's other links are all XOR-closer to a than b is, and none of them is linked to a.
+    let mut others: Vec<Node> = [0x02u8, 0x03, 0x04].iter().map(|&x| node(&hub, x, cfg())).collect();
+    link(&mut a, &mut b).await;
+    link(&mut b, &mut c).await;
+    for o in others.iter_mut() {
+        link(o, &mut c).await;
+    }
+    hub.down.store(true, Ordering::SeqCst);
+    a.t.connect(c.id);
+    assert!(connected(&mut a, c.id).await, "the answer came back through b");
+    assert!(!connected(&mut c, a.id).await);
+    assert!(b.t.stats().relayed >= 2, "{:?}", b.t.stats());
+}
