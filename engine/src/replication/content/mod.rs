@@ -36,6 +36,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod fetch;
 mod lookups;
+mod outcome;
+pub use outcome::{ContentStats, FetchError, Output, PublishError};
 #[cfg(test)]
 mod tests;
 mod topology;
@@ -80,38 +82,6 @@ pub enum Input {
         id: u64,
         chunk: ChunkId,
     },
-}
-
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum FetchError {
-    #[error("no holder of chunk {0} could be found")]
-    NotFound(ChunkId),
-    #[error("chunk {0} was not retrieved within the fetch timeout")]
-    Timeout(ChunkId),
-}
-
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum PublishError {
-    #[error("could not store chunk: {0}")]
-    Store(String),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output {
-    Effect(Effect),
-    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
-    Published { chunk: ChunkId, result: Result<(), PublishError> },
-}
-
-/// Counters for reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ContentStats {
-    pub replication: ReplicationStats,
-    pub lookups_done: u64,
-    pub lookup_queries: u64,
-    pub chunks_served: u64,
-    pub bytes_served: u64,
-    pub bad_chunks: u64,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -1,0 +1,38 @@
+//! What the content core reports: its outputs (effects, fetch and publish results), their
+//! errors, and its counters.
+
+use super::ReplicationStats;
+use crate::content::ChunkId;
+use crate::core::Effect;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    #[error("no holder of chunk {0} could be found")]
+    NotFound(ChunkId),
+    #[error("chunk {0} was not retrieved within the fetch timeout")]
+    Timeout(ChunkId),
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("could not store chunk: {0}")]
+    Store(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Effect(Effect),
+    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
+    Published { chunk: ChunkId, result: Result<(), PublishError> },
+}
+
+/// Counters for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentStats {
+    pub replication: ReplicationStats,
+    pub lookups_done: u64,
+    pub lookup_queries: u64,
+    pub chunks_served: u64,
+    pub bytes_served: u64,
+    pub bad_chunks: u64,
+}
