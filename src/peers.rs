@@ -46,14 +46,6 @@ fn fresh_record(peer: PeerId, addresses: Vec<String>) -> PeerRecord {
     }
 }
 
-fn parse_peer(s: &str) -> Result<PeerId> {
-    let bytes = hex::decode(s).with_context(|| format!("peer id `{s}` is not hexadecimal"))?;
-    let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-        anyhow::anyhow!("peer id `{s}` has {} bytes, expected 32 (64 hex characters)", b.len())
-    })?;
-    Ok(PeerId(arr))
-}
-
 fn open(data: &Path) -> Result<HeedStorage> {
     HeedStorage::open(data).with_context(|| format!("opening the store in {}", data.display()))
 }
@@ -61,7 +53,7 @@ fn open(data: &Path) -> Result<HeedStorage> {
 pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
     match cmd {
         PeersCmd::Add { peer_id, addrs } => {
-            let peer = parse_peer(&peer_id)?;
+            let peer: PeerId = peer_id.parse()?;
             let mut s = open(data)?;
             PeerTable::save(&mut s, &fresh_record(peer, addrs))?;
             println!("added {peer}");

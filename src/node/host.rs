@@ -105,13 +105,12 @@ pub async fn pump(mut events: swarm_transport_webrtc::Events, inbox: impl EventS
 pub struct Host {
     pub node: Node,
     pub identity: Rc<Identity>,
-    pub transport: Rc<dyn Transport>,
     pub shared: Rc<Shared>,
     pub started: Instant,
     pub unix_ms: fn() -> u64,
     /// Written by the rendezvous clients on the network runtime.
     pub rendezvous: Arc<Mutex<Vec<api::RendezvousState>>>,
-    /// The transport itself, for its counters.
+    /// The transport (dials by hand, counters).
     pub net: swarm_transport_webrtc::WebRtcTransport,
 }
 
@@ -187,7 +186,7 @@ impl Host {
             let (tx, rx) = oneshot::channel();
             self.shared.dials.borrow_mut().entry(peer).or_default().push(tx);
             self.node.learn(vec![peer]);
-            self.transport.connect(peer);
+            self.net.connect(peer);
             tokio::time::timeout(Duration::from_millis(timeout_ms), rx).await.ok().and_then(Result::ok).unwrap_or(false)
         };
         Ok(api::Connected { peer_id: peer.to_string(), connected })

@@ -7,7 +7,7 @@ mod host;
 mod net;
 
 use crate::client::DEFAULT_API;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use host::{Host, HostObserver, Shared};
 use std::cell::RefCell;
@@ -161,7 +161,6 @@ pub fn run(a: NodeArgs) -> Result<()> {
         let host = Rc::new(Host {
             node,
             identity: id,
-            transport: transport.clone(),
             shared: shared.clone(),
             started: Instant::now(),
             unix_ms,
@@ -213,11 +212,5 @@ pub async fn wait_for_stop() -> Result<()> {
 
 /// Refuse a namespace the rendezvous would refuse, before starting anything.
 pub fn check_namespace(ns: &str) -> Result<()> {
-    if ns.is_empty()
-        || ns.len() > 64
-        || !ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-    {
-        bail!("--namespace `{ns}`: 1 to 64 characters of a-z, 0-9, '.', '_', '-'");
-    }
-    Ok(())
+    swarm_rendezvous::Namespace::parse(ns).map(drop).with_context(|| format!("--namespace `{ns}`"))
 }

@@ -119,11 +119,6 @@ impl Events {
         // The frame's permits go back as it is taken.
         self.rx.recv().await.map(|i| i.ev)
     }
-
-    /// The next event if one is ready.
-    pub fn try_recv(&mut self) -> Option<TransportEvent> {
-        self.rx.try_recv().ok().map(|i| i.ev)
-    }
 }
 
 /// Handle to a running WebRTC transport. Cloning is cheap; every method returns at once.
