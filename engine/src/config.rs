@@ -23,6 +23,7 @@ fn check(ok: bool, field: &'static str, reason: impl Into<String>) -> Result<(),
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
+    pub links: LinksConfig,
     pub discovery: DiscoveryConfig,
     pub gossip: GossipConfig,
     pub health: HealthConfig,
@@ -30,6 +31,61 @@ pub struct NodeConfig {
     pub replication: ReplicationConfig,
     pub routing: RoutingConfig,
     pub topology: TopologyConfig,
+}
+
+/// The connection manager: how many links a node keeps, how it dials, when it trims.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinksConfig {
+    /// Below this many links discovery dials random known peers (the low watermark).
+    pub low_watermark: usize,
+    /// Above this many links the manager trims links nobody protects...
+    pub high_watermark: usize,
+    /// ...down to this many (hysteresis: the next trim waits until the high watermark again).
+    pub trim_to: usize,
+    /// Hard cap: inbound links beyond it are refused at once, before any handshake.
+    pub max_connections: usize,
+    /// A link younger than this is never trimmed (so a new link gets the chance to be used).
+    pub min_link_age_ms: u64,
+    /// A dial (transport setup and handshake) not done within this long has failed.
+    pub dial_timeout_ms: u64,
+    /// Dials in flight at once.
+    pub max_pending_dials: usize,
+    /// Attempts to reach a wanted peer before it is left alone for `give_up_ms`.
+    pub reconnect_attempts: u32,
+    /// Delay before the next attempt after the first failure; each next one is multiplied by
+    /// `reconnect_multiplier`, up to `reconnect_max_ms`.
+    pub reconnect_base_ms: u64,
+    pub reconnect_multiplier: u32,
+    pub reconnect_max_ms: u64,
+    /// How long a peer that failed every attempt is not dialled.
+    pub give_up_ms: u64,
+    /// A link dialled for an exchange (a transfer, an offer, a lookup question) is wanted for
+    /// this long after its last use; then it is an ordinary unprotected link.
+    pub exchange_hold_ms: u64,
+    /// Peers whose dial failures are remembered at once.
+    pub max_failed_peers: usize,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            low_watermark: 8,   // measured (issue 2): 8 random links keep 1,000 nodes whole
+            high_watermark: 32, // guess: topology wants ~15-20 (6 neighbours, ~log2(n) buckets)
+            trim_to: 24,
+            max_connections: 48,
+            min_link_age_ms: 120_000, // guess: one discovery re-scan
+            dial_timeout_ms: 10_000,  // WebRTC setup is ~15 ms on loopback; ICE on real paths seconds
+            max_pending_dials: 16,
+            reconnect_attempts: 3, // plan: 3 attempts, up to 45 s
+            reconnect_base_ms: 5_000,
+            reconnect_multiplier: 3,
+            reconnect_max_ms: 45_000,
+            give_up_ms: 600_000,      // guess
+            exchange_hold_ms: 30_000, // guess: a fetch's retries fit in it
+            max_failed_peers: 1024,
+        }
+    }
 }
 
 /// Content routing: iterative lookups over the XOR metric.
@@ -56,22 +112,17 @@ impl Default for RoutingConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopologyConfig {
+    /// While a node sees fewer peers than this, it links to all of them (full mesh).
+    pub mesh_below: usize,
     /// Links to the peers closest to us by XOR (where our replicas' other holders are).
     pub neighbourhood: usize,
     /// How often a node looks itself up (finding its neighbourhood) and fills empty buckets.
     pub refresh_interval_ms: u64,
-    /// A link we opened that topology does not want (one opened for an exchange: a transfer, an
-    /// offer, a lookup question; or a neighbour no longer in our neighbourhood) is closed, with
-    /// a goodbye, after this long idle. Short, so a busy node does not pile up links and refuse
-    /// the next peer that needs it.
-    pub idle_link_ms: u64,
-    /// Topology dials in flight at once.
-    pub max_dials: usize,
 }
 
 impl Default for TopologyConfig {
     fn default() -> Self {
-        TopologyConfig { neighbourhood: 6, refresh_interval_ms: 300_000, idle_link_ms: 10_000, max_dials: 4 }
+        TopologyConfig { mesh_below: 10, neighbourhood: 6, refresh_interval_ms: 300_000 }
     }
 }
 
@@ -143,16 +194,13 @@ pub struct DiscoveryConfig {
     pub registry_max_peers: usize,
     /// Peers sent in one PEX response.
     pub pex_max_peers: usize,
-    /// Connections a node tries to hold.
-    pub target_connections: usize,
-    /// Hard limit on connections (inbound beyond it are refused).
-    pub max_connections: usize,
-    /// At each re-scan a node at its target still dials one random known peer while it holds
-    /// fewer connections than this: the overlay keeps mixing, so partitions re-merge once healed.
+    /// At each re-scan a node at the low watermark still asks for one random known peer while
+    /// it holds fewer links than this: the overlay keeps mixing, so partitions re-merge once
+    /// healed.
     pub explore_max_connections: usize,
-    /// Dials in flight at once.
+    /// Random links asked for at once (dials in flight for discovery).
     pub max_pending_dials: usize,
-    /// A peer that failed to answer a dial is not tried again for this long.
+    /// A peer that failed to answer a dial is not picked again for this long.
     pub dial_retry_after_ms: u64,
     /// Recency half-life used by the reliability score.
     pub recency_half_life_ms: u64,
@@ -167,8 +215,6 @@ impl Default for DiscoveryConfig {
             rescan_interval_ms: 120_000,
             registry_max_peers: 100,
             pex_max_peers: 50,
-            target_connections: 8,
-            max_connections: 48,
             explore_max_connections: 10,
             max_pending_dials: 8,
             dial_retry_after_ms: 60_000,
@@ -215,28 +261,11 @@ pub struct HealthConfig {
     pub heartbeat_interval_ms: u64,
     /// A connection silent for this long is declared dead and closed.
     pub heartbeat_timeout_ms: u64,
-    /// Reconnect attempts after a connection is lost.
-    pub reconnect_attempts: u32,
-    /// First reconnect delay; each next one is multiplied by `reconnect_multiplier`.
-    pub reconnect_base_ms: u64,
-    pub reconnect_multiplier: u32,
-    /// Upper bound of one reconnect delay.
-    pub reconnect_max_ms: u64,
-    /// Peers tracked for reconnection at once.
-    pub reconnect_max_peers: usize,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig {
-            heartbeat_interval_ms: 30_000,
-            heartbeat_timeout_ms: 90_000,
-            reconnect_attempts: 3,
-            reconnect_base_ms: 5_000,
-            reconnect_multiplier: 3,
-            reconnect_max_ms: 45_000,
-            reconnect_max_peers: 16,
-        }
+        HealthConfig { heartbeat_interval_ms: 30_000, heartbeat_timeout_ms: 90_000 }
     }
 }
 
@@ -249,17 +278,39 @@ impl DiscoveryConfig {
 impl NodeConfig {
     /// Check every field; the error names the first one out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let d = &self.discovery;
-        check(d.target_connections >= 1, "discovery.target_connections", "must be at least 1")?;
+        let l = &self.links;
+        check(l.low_watermark >= 1, "links.low_watermark", "must be at least 1")?;
         check(
-            d.max_connections >= d.target_connections,
-            "discovery.max_connections",
-            format!("must be >= target_connections ({})", d.target_connections),
+            l.high_watermark >= l.low_watermark,
+            "links.high_watermark",
+            format!("must be >= low_watermark ({})", l.low_watermark),
         )?;
         check(
-            d.explore_max_connections <= d.max_connections,
+            (l.low_watermark..l.high_watermark.max(l.low_watermark + 1)).contains(&l.trim_to),
+            "links.trim_to",
+            format!("must be within low_watermark..high_watermark ({}..{})", l.low_watermark, l.high_watermark),
+        )?;
+        check(
+            l.max_connections >= l.high_watermark,
+            "links.max_connections",
+            format!("must be >= high_watermark ({})", l.high_watermark),
+        )?;
+        check(l.dial_timeout_ms >= 100, "links.dial_timeout_ms", "must be at least 100 ms")?;
+        check(l.max_pending_dials >= 1, "links.max_pending_dials", "must be at least 1")?;
+        check(l.reconnect_attempts >= 1, "links.reconnect_attempts", "must be at least 1")?;
+        check(l.reconnect_base_ms >= 1, "links.reconnect_base_ms", "must be positive")?;
+        check(l.reconnect_multiplier >= 1, "links.reconnect_multiplier", "must be at least 1")?;
+        check(
+            l.reconnect_max_ms >= l.reconnect_base_ms,
+            "links.reconnect_max_ms",
+            format!("must be >= reconnect_base_ms ({})", l.reconnect_base_ms),
+        )?;
+        check(l.max_failed_peers >= 1, "links.max_failed_peers", "must be at least 1")?;
+        let d = &self.discovery;
+        check(
+            d.explore_max_connections <= l.max_connections,
             "discovery.explore_max_connections",
-            format!("must be <= max_connections ({})", d.max_connections),
+            format!("must be <= links.max_connections ({})", l.max_connections),
         )?;
         check(d.registry_max_peers >= 1, "discovery.registry_max_peers", "must be at least 1")?;
         check(d.pex_max_peers >= 1, "discovery.pex_max_peers", "must be at least 1")?;
@@ -301,8 +352,6 @@ impl NodeConfig {
         let t = &self.topology;
         check(t.neighbourhood >= 1, "topology.neighbourhood", "must be at least 1")?;
         check(t.refresh_interval_ms >= 1_000, "topology.refresh_interval_ms", "must be at least 1000 ms")?;
-        check(t.idle_link_ms >= 100, "topology.idle_link_ms", "must be at least 100 ms")?;
-        check(t.max_dials >= 1, "topology.max_dials", "must be at least 1")?;
         check(self.auth.handshake_timeout_ms >= 100, "auth.handshake_timeout_ms", "must be at least 100 ms")?;
         let h = &self.health;
         check(h.heartbeat_interval_ms >= 100, "health.heartbeat_interval_ms", "must be at least 100 ms")?;
@@ -310,13 +359,6 @@ impl NodeConfig {
             h.heartbeat_timeout_ms > h.heartbeat_interval_ms,
             "health.heartbeat_timeout_ms",
             format!("must exceed heartbeat_interval_ms ({})", h.heartbeat_interval_ms),
-        )?;
-        check(h.reconnect_base_ms >= 1, "health.reconnect_base_ms", "must be positive")?;
-        check(h.reconnect_multiplier >= 1, "health.reconnect_multiplier", "must be at least 1")?;
-        check(
-            h.reconnect_max_ms >= h.reconnect_base_ms,
-            "health.reconnect_max_ms",
-            format!("must be >= reconnect_base_ms ({})", h.reconnect_base_ms),
         )?;
         Ok(())
     }
@@ -336,15 +378,15 @@ mod tests {
         assert_eq!(c.discovery.registry_max_peers, 100);
         assert_eq!(c.gossip.top_peers, 20);
         assert_eq!(c.gossip.ttl, 3);
-        assert_eq!(c.health.reconnect_attempts, 3);
-        assert_eq!(c.health.reconnect_max_ms, 45_000);
+        assert_eq!(c.links.reconnect_attempts, 3);
+        assert_eq!(c.links.reconnect_max_ms, 45_000);
     }
 
     #[test]
     fn errors_name_the_field() {
         let mut c = NodeConfig::default();
-        c.discovery.max_connections = 2;
-        assert_eq!(c.validate().unwrap_err().field, "discovery.max_connections");
+        c.links.max_connections = 2;
+        assert_eq!(c.validate().unwrap_err().field, "links.max_connections");
         let e: Result<NodeConfig, _> = toml::from_str("[gossip]\nttl_hops = 3\n");
         assert!(e.unwrap_err().to_string().contains("ttl_hops"));
     }

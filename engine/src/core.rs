@@ -25,6 +25,15 @@ pub trait Wiring<O>: Unpin + 'static {
     fn route(&mut self, output: O);
 }
 
+/// A boxed wiring is a wiring: a subsystem's actor is `Shell<Core, Box<dyn Wiring<Output>>>`, so
+/// the subsystem names no other subsystem; which actor its outputs reach is decided where the
+/// node is assembled ([`crate::wiring`]).
+impl<O: 'static> Wiring<O> for Box<dyn Wiring<O>> {
+    fn route(&mut self, output: O) {
+        (**self).route(output);
+    }
+}
+
 /// Input to a shell's core.
 pub struct In<I>(pub I);
 
@@ -115,7 +124,8 @@ impl<C: Core, W: Wiring<C::Output>> Handler<Shutdown> for Shell<C, W> {
 /// A bounded FIFO output queue shared by the cores.
 pub type Outputs<O> = std::collections::VecDeque<O>;
 
-/// Events every core sees about connections.
+/// What every core hears about links, from the connection manager (only proved links exist for
+/// them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
     Up {
@@ -127,12 +137,15 @@ pub enum LinkEvent {
         peer: crate::PeerId,
         clean: bool,
     },
+    /// A link asked for could not be made (now, or at all: see the error).
     DialFailed {
         peer: crate::PeerId,
+        error: crate::links::DialError,
     },
 }
 
-/// What any core may ask of the outside world: the router applies these.
+/// What any core may ask of the outside world. Opening and closing links is not here: only the
+/// connection manager does that ([`crate::links`]); others ask it for links.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     Send {
@@ -144,11 +157,6 @@ pub enum Effect {
         to: Vec<crate::PeerId>,
         msg: crate::wire::Message,
     },
-    Dial(crate::PeerId),
-    /// Drop a link that failed (no goodbye).
-    Disconnect(crate::PeerId),
-    /// Close a link on purpose: a `Bye` goes first so the peer does not treat it as lost.
-    Close(crate::PeerId),
     Event(crate::observer::Event),
     /// A peer misbehaved: the hook the reputation subsystem scores (today: reported as an event).
     Report {

@@ -3,6 +3,7 @@
 
 use crate::content::ChunkId;
 use crate::identity::Rejection;
+use crate::links::{CloseReason, DialError, Purpose};
 use crate::types::PeerId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,9 +16,9 @@ pub enum Event {
     KnownPeers(usize),
     /// A frame that failed to decode; `error` says why.
     BadFrame { from: PeerId, error: String },
-    /// A connection went silent past the heartbeat timeout and was closed.
-    PeerExpired { peer: PeerId },
-    /// Reconnection to a lost peer gave up after the configured attempts.
+    /// A change of a link, with its reason (the connection manager reports every one).
+    Link(LinkChange),
+    /// Reconnection to a wanted peer gave up after the configured attempts.
     ReconnectGaveUp { peer: PeerId },
     /// A link's peer proved its identity.
     Authenticated { peer: PeerId },
@@ -33,6 +34,21 @@ pub enum Event {
     ChunkDropped { chunk: ChunkId },
     /// A fetch this node ran ended; `latency_ms` from the request to the verified bytes.
     FetchFinished { id: u64, chunk: ChunkId, ok: bool, latency_ms: u64 },
+}
+
+/// What happened to a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    /// A dial started, for this (first) purpose.
+    Dialled { peer: PeerId, purpose: Purpose },
+    /// A link's peer proved its identity: the link is open.
+    Opened { peer: PeerId, outbound: bool },
+    /// An open link closed after `age_ms`.
+    Closed { peer: PeerId, reason: CloseReason, age_ms: u64 },
+    /// A dial failed, or was not attempted.
+    DialFailed { peer: PeerId, error: DialError },
+    /// An inbound link was refused at the hard cap, before any handshake.
+    Refused { peer: PeerId },
 }
 
 /// Why a node stored a chunk.

@@ -1,19 +1,21 @@
 //! The router owns the transport side of a node. Outbound, the [`Outbox`] applies the cores'
 //! effects to the transport (encoding each message once, however many peers it goes to).
 //! Inbound, the [`Inbox`] decodes each frame and hands it straight to the one actor it is for,
-//! once the link's peer has proved its identity (see [`crate::auth`]); until then, link events
-//! and frames go to the auth actor.
+//! once the link's peer has proved its identity (see [`crate::auth`]); link events, handshake
+//! frames and frames of unproved links go to the connection manager ([`crate::links`]).
+//! Heartbeats stop here: the gate's stamp of what was heard is all they are for.
 //!
 //! The router is a pair of handles rather than an actor of its own: a frame then costs one
 //! mailbox hop (transport -> subsystem actor) instead of three, the main lever on simulator speed.
 
-use crate::auth::{self, AuthActor, Gate};
 use crate::core::{Effect, In, LinkEvent};
 use crate::discovery::{self, DiscoveryActor};
 use crate::gossip::{self, GossipActor};
-use crate::health::{self, HealthActor};
+use crate::links::{self, Gate, LinksActor};
 use crate::observer::{Event, Observer, Offence};
 use crate::replication::{ContentActor, ContentInput};
+use crate::time::Clock;
+use crate::topology::{self, TopologyActor};
 use crate::transport::{EventSink, Transport, TransportEvent};
 use crate::types::PeerId;
 use crate::wire::{self, Message};
@@ -26,37 +28,59 @@ pub struct Outbox {
     transport: Rc<dyn Transport>,
     observer: Rc<dyn Observer>,
     gate: Rc<Gate>,
+    clock: Clock,
 }
 
 impl Outbox {
-    pub fn new(me: PeerId, transport: Rc<dyn Transport>, observer: Rc<dyn Observer>, gate: Rc<Gate>) -> Self {
-        Outbox { me, transport, observer, gate }
+    pub fn new(
+        me: PeerId,
+        transport: Rc<dyn Transport>,
+        observer: Rc<dyn Observer>,
+        gate: Rc<Gate>,
+        clock: Clock,
+    ) -> Self {
+        Outbox { me, transport, observer, gate, clock }
     }
 
     pub fn apply(&self, effect: Effect) {
         match effect {
             Effect::Send { to, msg } => {
                 if let Some(bytes) = self.encode(&msg) {
+                    self.gate.sent(&to, self.clock.now());
                     self.transport.send(to, bytes);
                 }
             }
             Effect::Broadcast { to, msg } => {
                 if let Some(bytes) = self.encode(&msg) {
+                    let now = self.clock.now();
+                    for p in &to {
+                        self.gate.sent(p, now);
+                    }
                     self.transport.send_many(&to, bytes);
                 }
-            }
-            Effect::Dial(peer) => self.transport.connect(peer),
-            Effect::Disconnect(peer) => self.transport.disconnect(peer),
-            Effect::Close(peer) => {
-                if let Some(bytes) = self.encode(&Message::Bye) {
-                    self.transport.send(peer, bytes);
-                }
-                self.gate.mark_clean(&peer);
-                self.transport.disconnect(peer);
             }
             Effect::Event(ev) => self.observer.on_event(self.me, ev),
             Effect::Report { peer, offence } => self.observer.on_event(self.me, Event::Offence { peer, offence }),
         }
+    }
+
+    /// Open a link (the connection manager's alone).
+    pub(crate) fn dial(&self, peer: PeerId) {
+        self.transport.connect(peer);
+    }
+
+    /// Drop a link that failed (no goodbye).
+    pub(crate) fn disconnect(&self, peer: PeerId) {
+        self.transport.disconnect(peer);
+    }
+
+    /// Close a link on purpose: a `Bye` goes first so the peer does not treat it as lost.
+    pub(crate) fn close(&self, peer: PeerId) {
+        if let Some(bytes) = self.encode(&Message::Bye) {
+            self.transport.send(peer, bytes);
+        }
+        self.gate.mark_clean(&peer);
+        self.transport.disconnect(peer);
     }
 
     fn encode(&self, msg: &Message) -> Option<bytes::Bytes> {
@@ -76,7 +100,7 @@ impl Outbox {
 pub struct Dispatch {
     pub discovery: Addr<DiscoveryActor>,
     pub gossip: Addr<GossipActor>,
-    pub health: Addr<HealthActor>,
+    pub topology: Addr<TopologyActor>,
     pub content: Addr<ContentActor>,
 }
 
@@ -87,10 +111,13 @@ impl Dispatch {
             Message::PexRequest { max } => self.discovery.do_send(In(discovery::Input::PexRequest { from, max })),
             Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
             Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
-            Message::Heartbeat { seq } => self.health.do_send(In(health::Input::Heartbeat { from, seq })),
-            // The handshake is the auth actor's alone; after it, a repeat is the peer's fault.
-            // A goodbye is the inbox's (it marks the link before the close arrives).
-            Message::Hello { .. } | Message::Proof { .. } | Message::Bye => {}
+            // The link's own frames are the connection manager's (the inbox routes them there);
+            // one that got here was released after a proof and means nothing now.
+            Message::Hello { .. }
+            | Message::Proof { .. }
+            | Message::Bye
+            | Message::Heartbeat { .. }
+            | Message::Keep { .. } => {}
             msg @ (Message::Holdings { .. }
             | Message::Offer { .. }
             | Message::GetChunk { .. }
@@ -105,9 +132,9 @@ impl Dispatch {
 
     /// A change of a proved link, to every subsystem.
     pub fn link(&self, link: LinkEvent) {
-        self.health.do_send(In(health::Input::Link(link)));
         self.discovery.do_send(In(discovery::Input::Link(link)));
         self.gossip.do_send(In(gossip::Input::Link(link)));
+        self.topology.do_send(In(topology::Input::Link(link)));
         self.content.do_send(In(ContentInput::Link(link)));
     }
 }
@@ -115,15 +142,16 @@ impl Dispatch {
 /// Inbound: transport events through the authentication gate to the actors that handle them.
 #[derive(Clone)]
 pub struct Inbox {
-    auth: Addr<AuthActor>,
+    links: Addr<LinksActor>,
     gate: Rc<Gate>,
     dispatch: Dispatch,
     outbox: Outbox,
+    clock: Clock,
 }
 
 impl Inbox {
-    pub fn new(auth: Addr<AuthActor>, gate: Rc<Gate>, dispatch: Dispatch, outbox: Outbox) -> Self {
-        Inbox { auth, gate, dispatch, outbox }
+    pub fn new(links: Addr<LinksActor>, gate: Rc<Gate>, dispatch: Dispatch, outbox: Outbox, clock: Clock) -> Self {
+        Inbox { links, gate, dispatch, outbox, clock }
     }
 
     fn frame(&self, from: PeerId, bytes: &[u8]) {
@@ -135,14 +163,18 @@ impl Inbox {
                 return;
             }
         };
+        let proved = self.gate.heard(&from, self.clock.now());
         let input = match msg {
-            Message::Hello { nonce } => auth::Input::Hello { from, nonce },
-            Message::Proof { signature } => auth::Input::Proof { from, signature },
+            Message::Hello { nonce } => links::Input::Hello { from, nonce },
+            Message::Proof { signature } => links::Input::Proof { from, signature },
             Message::Bye => return self.gate.mark_clean(&from),
-            msg if self.gate.is_proved(&from) => return self.dispatch.frame(from, msg),
-            msg => auth::Input::Early { from, msg },
+            // A heartbeat's whole work is the stamp just made.
+            Message::Heartbeat { .. } if proved => return,
+            Message::Keep { keep } if proved => links::Input::Keep { from, keep },
+            msg if proved => return self.dispatch.frame(from, msg),
+            msg => links::Input::Early { from, msg },
         };
-        self.auth.do_send(In(input));
+        self.links.do_send(In(input));
     }
 }
 
@@ -151,14 +183,14 @@ impl EventSink for Inbox {
         let input = match event {
             TransportEvent::Frame { peer, bytes } => return self.frame(peer, &bytes),
             TransportEvent::Connected { peer, outbound } => {
-                auth::Input::Connected { peer, outbound, generation: self.gate.open(peer) }
+                links::Input::Connected { peer, outbound, generation: self.gate.open(peer, self.clock.now()) }
             }
             TransportEvent::Disconnected { peer } => {
                 let clean = self.gate.close(&peer);
-                auth::Input::Disconnected { peer, clean }
+                links::Input::Disconnected { peer, clean }
             }
-            TransportEvent::DialFailed { peer } => auth::Input::DialFailed { peer },
+            TransportEvent::DialFailed { peer } => links::Input::TransportDialFailed { peer },
         };
-        self.auth.do_send(In(input));
+        self.links.do_send(In(input));
     }
 }

@@ -53,6 +53,9 @@ pub enum Message {
     /// The sender is closing this link on purpose (the last frame on it): not a failure, so
     /// nobody tries to reconnect.
     Bye,
+    /// The sender protects this link (or no longer does): a link either side protects is never
+    /// trimmed, so neither end closes what the other would only dial again.
+    Keep { keep: bool },
     /// Authentication, first frame on every link: a fresh challenge for the peer to sign.
     Hello {
         #[serde(with = "crate::serde_bytes")]
@@ -245,6 +248,7 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         Message::PexRequest { .. }
         | Message::Heartbeat { .. }
         | Message::Bye
+        | Message::Keep { .. }
         | Message::Offer { .. }
         | Message::GetChunk { .. }
         | Message::GetVia { .. }
@@ -289,6 +293,7 @@ mod tests {
             prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
             Just(Message::Bye),
+            any::<bool>().prop_map(|keep| Message::Keep { keep }),
             prop::collection::vec(any::<u8>(), 0..=NONCE_BYTES).prop_map(|nonce| Message::Hello { nonce }),
             prop::collection::vec(any::<u8>(), 0..=SIGNATURE_BYTES).prop_map(|signature| Message::Proof { signature }),
             (prop::collection::vec(chunk(), 0..64), prop::collection::vec(chunk(), 0..64), any::<bool>())

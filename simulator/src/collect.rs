@@ -5,7 +5,8 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
 use swarm_engine::content::ChunkId;
-use swarm_engine::observer::{Event, Observer, StoreCause};
+use swarm_engine::links::{CloseReason, DialError, Purpose};
+use swarm_engine::observer::{Event, LinkChange, Observer, StoreCause};
 use swarm_engine::PeerId;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,6 +33,33 @@ struct State {
     /// Envelopes (accepted, rejected) by sender: [honest, adversarial].
     envelopes: [(u64, u64); 2],
     content: Content,
+    links: Links,
+}
+
+/// What the connection managers reported about links.
+#[derive(Default)]
+struct Links {
+    dials: u64,
+    dials_by_purpose: [u64; Purpose::ALL.len()],
+    dial_failures: u64,
+    trimmed: u64,
+    refused: u64,
+    /// Open links: node -> peer -> opened at (ms). Looked up, and read once (sorted) at the end.
+    open: FxHashMap<PeerId, FxHashMap<PeerId, u64>>,
+    /// Lifetimes of links that closed (ms), each end's view counted.
+    lifetimes_ms: Vec<u64>,
+}
+
+/// What the collector measured about links, for the report.
+#[derive(Clone, Debug, Default)]
+pub struct LinkSummary {
+    pub dials: u64,
+    pub dials_by_purpose: Vec<(&'static str, u64)>,
+    pub dial_failures: u64,
+    pub trimmed: u64,
+    pub refused: u64,
+    /// Lifetimes of every link (closed, or open at the end counted up to the end), sorted (s).
+    pub lifetimes_s: Vec<f64>,
 }
 
 /// Ground truth about chunks: who holds what (from the nodes' reports), what was lost.
@@ -101,6 +129,7 @@ impl Collector {
             adversaries: FxHashSet::default(),
             envelopes: [(0, 0); 2],
             content: Content::default(),
+            links: Links::default(),
         };
         Collector { st: RefCell::new(st) }
     }
@@ -119,10 +148,15 @@ impl Collector {
         s.known[slot] = 0;
     }
 
-    /// A node crashed: it is gone, and so are its copies.
+    /// A node crashed: it is gone, and so are its copies and its end of every link.
     pub fn forget(&self, peer: &PeerId) {
         let mut s = self.st.borrow_mut();
         s.slot_of.remove(peer);
+        let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
+        let l = &mut s.links;
+        if let Some(open) = l.open.remove(peer) {
+            l.lifetimes_ms.extend(open.into_values().map(|at| now_ms.saturating_sub(at)));
+        }
         let c = &mut s.content;
         for i in c.held_by.remove(peer).unwrap_or_default() {
             c.live_holders[i] -= 1;
@@ -250,6 +284,23 @@ impl Collector {
         (s.authenticated, s.offences)
     }
 
+    /// Link figures up to `end_ms` (links still open then are counted up to it).
+    pub fn link_summary(&self, end_ms: u64) -> LinkSummary {
+        let s = self.st.borrow();
+        let l = &s.links;
+        let mut ms = l.lifetimes_ms.clone();
+        ms.extend(l.open.values().flat_map(|m| m.values()).map(|at| end_ms.saturating_sub(*at)));
+        ms.sort_unstable();
+        LinkSummary {
+            dials: l.dials,
+            dials_by_purpose: Purpose::ALL.iter().map(|p| (p.name(), l.dials_by_purpose[*p as usize])).collect(),
+            dial_failures: l.dial_failures,
+            trimmed: l.trimmed,
+            refused: l.refused,
+            lifetimes_s: ms.into_iter().map(|m| m as f64 / 1000.0).collect(),
+        }
+    }
+
     pub fn reconnect_gave_up(&self) -> u64 {
         self.st.borrow().reconnect_gave_up
     }
@@ -275,7 +326,37 @@ impl Observer for Collector {
                 }
             }
             Event::BadFrame { .. } => s.bad_frames += 1,
-            Event::PeerExpired { .. } => s.expired += 1,
+            Event::Link(change) => {
+                let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
+                let l = &mut s.links;
+                match change {
+                    LinkChange::Dialled { purpose, .. } => {
+                        l.dials += 1;
+                        l.dials_by_purpose[purpose as usize] += 1;
+                    }
+                    LinkChange::Opened { peer, .. } => {
+                        l.open.entry(node).or_default().insert(peer, now_ms);
+                    }
+                    LinkChange::Closed { peer, reason, age_ms } => {
+                        if let Some(m) = l.open.get_mut(&node) {
+                            m.remove(&peer);
+                        }
+                        l.lifetimes_ms.push(age_ms);
+                        match reason {
+                            CloseReason::Trimmed => l.trimmed += 1,
+                            CloseReason::Expired => s.expired += 1,
+                            _ => {}
+                        }
+                    }
+                    // Refusals by the manager itself (no room, backing off) were not attempts.
+                    LinkChange::DialFailed { error, .. } => {
+                        if matches!(error, DialError::Unreachable | DialError::AuthFailed) {
+                            l.dial_failures += 1;
+                        }
+                    }
+                    LinkChange::Refused { .. } => l.refused += 1,
+                }
+            }
             Event::ReconnectGaveUp { .. } => s.reconnect_gave_up += 1,
             Event::Authenticated { .. } => s.authenticated += 1,
             Event::Offence { .. } => s.offences += 1,

@@ -46,6 +46,17 @@ pub struct Metrics {
     pub envelopes_invalid_rejected: u64,
     /// envelopes_invalid_rejected / all invalid received (target 1.0); null without adversaries.
     pub invalid_rejected_share: Option<f64>,
+    /// Link attempts per live node per simulated hour (each one an ICE + DTLS + SCTP setup and a
+    /// handshake on a real node).
+    #[serde(default)]
+    pub dials_per_node_per_hour: f64,
+    /// Median lifetime of a link (as each end saw it; links still open at the end counted up to
+    /// the end, links of a crashed node up to its crash).
+    #[serde(default)]
+    pub link_lifetime_p50_s: f64,
+    /// Links closed by a connection manager above its high watermark.
+    #[serde(default)]
+    pub links_trimmed: u64,
     /// Content (null without a content workload). Lowest share of a probe's fetches that
     /// succeeded, over the probes after warm-up; and the last probe's.
     #[serde(default)]
@@ -105,6 +116,8 @@ pub const REQUIRED_METRICS: &[&str] = &[
     "join_time_p99_s",
     "msgs_per_node_per_s",
     "bytes_per_node_per_s",
+    "dials_per_node_per_hour",
+    "link_lifetime_p50_s",
 ];
 
 /// The required keys a parsed report.json lacks (empty when it honours the contract).
@@ -165,6 +178,9 @@ impl Report {
             ("frames dropped", m.frames_dropped.to_string()),
             ("bad frames", m.bad_frames.to_string()),
             ("links authenticated", m.links_authenticated.to_string()),
+            ("dials per node per hour", format!("{:.1}", m.dials_per_node_per_hour)),
+            ("link lifetime p50 (s)", format!("{:.0}", m.link_lifetime_p50_s)),
+            ("links trimmed", m.links_trimmed.to_string()),
             ("offences reported", m.offences.to_string()),
             ("adversaries", m.adversaries.to_string()),
             (

@@ -134,7 +134,7 @@ impl World {
         }
         self.ids[slot] = id;
         self.collector.register(id, slot);
-        let port = self.net.add_node(slot as u32, id, self.sc.node.discovery.max_connections);
+        let port = self.net.add_node(slot as u32, id, self.sc.node.links.max_connections);
         let corrupt = self.adv_rng.gen_bool(self.sc.adversary.invalid_signatures);
         if corrupt {
             self.collector.mark_adversary(id);
@@ -366,6 +366,8 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
     let node_seconds = (live_mean * sc.duration_s as f64).max(1.0);
     let coverage_until = (sc.duration_s * 1000).saturating_sub(4 * sc.node.gossip.interval_ms);
     let (authenticated, offences) = world.collector.auth_counts();
+    let links = world.collector.link_summary(sc.duration_s * 1000);
+    let node_hours = node_seconds / 3600.0;
     let [honest, invalid] = world.collector.envelopes();
     let metrics = Metrics {
         connectivity_min,
@@ -389,6 +391,9 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         envelopes_invalid_accepted: invalid.0,
         envelopes_invalid_rejected: invalid.1,
         invalid_rejected_share: (invalid.0 + invalid.1 > 0).then(|| invalid.1 as f64 / (invalid.0 + invalid.1) as f64),
+        dials_per_node_per_hour: links.dials as f64 / node_hours,
+        link_lifetime_p50_s: percentile(&links.lifetimes_s, 50.0),
+        links_trimmed: links.trimmed,
         ..Metrics::default()
     };
     let mut metrics = metrics;
@@ -400,12 +405,19 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         "gossip reach is bounded by TTL {} and {} rumours per frame; coverage = mean share of live nodes reached per rumour",
         sc.node.gossip.ttl, sc.node.gossip.max_rumors_per_frame
     ));
+    let by_purpose: Vec<String> =
+        links.dials_by_purpose.iter().filter(|(_, n)| *n > 0).map(|(p, n)| format!("{p} {n}")).collect();
     notes.push(format!(
-        "dials {} (failed {}), connections expired by heartbeat timeout {}, reconnects given up {}",
-        stats.dials,
-        stats.dials_failed,
+        "links: {} dials ({}), {} failed; {} trimmed above the high watermark, {} inbound refused at the hard cap, {} expired by heartbeat timeout, {} reconnects given up; lifetime p50 {:.0} s, p90 {:.0} s",
+        links.dials,
+        by_purpose.join(", "),
+        links.dial_failures,
+        links.trimmed,
+        links.refused,
         world.collector.expired(),
-        world.collector.reconnect_gave_up()
+        world.collector.reconnect_gave_up(),
+        percentile(&links.lifetimes_s, 50.0),
+        percentile(&links.lifetimes_s, 90.0),
     ));
     let (verified, remembered) = world.verifier.stats();
     notes.push(format!(

@@ -352,14 +352,11 @@ impl Scenario {
         }
         self.node.validate().map_err(|e| (format!("node.{}", e.field), e.reason))?;
         // Checked after the node section so a bad node config is reported as itself.
-        let max_conn = self.node.discovery.max_connections;
+        let max_conn = self.node.links.max_connections;
         ensure(
             self.join_k <= max_conn,
             "join_k",
-            format!(
-                "must not exceed node.discovery.max_connections ({max_conn}), got {}: no node could join",
-                self.join_k
-            ),
+            format!("must not exceed node.links.max_connections ({max_conn}), got {}: no node could join", self.join_k),
         )?;
         Ok(())
     }
@@ -416,8 +413,8 @@ mod tests {
         assert!(e.contains("`nodes`"), "{e}");
         let e = err(&format!("{MIN}[network]\nlatency = {{ dist = \"lognormal\", median_ms = 40, sigma = 9 }}\n"));
         assert!(e.contains("network.latency.sigma"), "{e}");
-        let e = err(&format!("{MIN}[node.discovery]\ntarget_connections = 8\nmax_connections = 4\n"));
-        assert!(e.contains("node.discovery.max_connections"), "{e}");
+        let e = err(&format!("{MIN}[node.links]\nhigh_watermark = 8\ntrim_to = 6\nmax_connections = 4\n"));
+        assert!(e.contains("node.links.max_connections"), "{e}");
         let e = err(&format!("{MIN}colour = \"blue\"\n"));
         assert!(e.contains("bad.toml") && e.contains("colour"), "{e}");
         let e = err(&format!("{MIN}[[partition]]\nat_s = 100\nheal_s = 50\nfraction = 0.3\n"));
@@ -472,11 +469,16 @@ mod tests {
 
     #[test]
     fn join_k_must_be_reachable() {
-        let e = err(&format!("{MIN}join_k = 20\n[node.discovery]\nmax_connections = 16\n"));
+        let e =
+            err(&format!("{MIN}join_k = 20\n[node.links]\nhigh_watermark = 16\ntrim_to = 12\nmax_connections = 16\n"));
         assert!(e.contains("`join_k`") && e.contains("max_connections (16)"), "{e}");
         let e = err(&format!("{MIN}join_k = 50\n"));
         assert!(e.contains("max_connections (48)"), "the default cap: {e}");
-        let sc = parse(&format!("{MIN}join_k = 20\n[node.discovery]\nmax_connections = 24\n"), "ok.toml").unwrap();
+        let sc = parse(
+            &format!("{MIN}join_k = 20\n[node.links]\nhigh_watermark = 24\ntrim_to = 20\nmax_connections = 24\n"),
+            "ok.toml",
+        )
+        .unwrap();
         assert_eq!(sc.join_k, 20);
     }
 

@@ -13,7 +13,7 @@ use swarm_engine::content::{self, ChunkId, FileKey, Opened, Post, ShareLink, MAX
 use swarm_engine::identity::{user_id, Ed25519Verifier, Identity};
 use swarm_engine::observer::{Event, Observer};
 use swarm_engine::replication::{ContentListener, ContentResult, FetchError, PublishError};
-use swarm_engine::transport::{EventSink, Transport, TransportEvent};
+use swarm_engine::transport::{EventSink, TransportEvent};
 use swarm_engine::{Node, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,10 +57,6 @@ impl Shared {
                 }
             }
         })
-    }
-
-    pub fn connected(&self) -> Vec<PeerId> {
-        self.links.borrow().keys().copied().collect()
     }
 }
 
@@ -186,7 +182,7 @@ impl Host {
             let (tx, rx) = oneshot::channel();
             self.shared.dials.borrow_mut().entry(peer).or_default().push(tx);
             self.node.learn(vec![peer]);
-            self.net.connect(peer);
+            self.node.connect(peer);
             tokio::time::timeout(Duration::from_millis(timeout_ms), rx).await.ok().and_then(Result::ok).unwrap_or(false)
         };
         Ok(api::Connected { peer_id: peer.to_string(), connected })

@@ -23,7 +23,6 @@ use swarm_engine::storage::heed_store::HeedStorage;
 use swarm_engine::storage::Storage;
 use swarm_engine::time::Clock;
 use swarm_engine::transport::Transport;
-use swarm_engine::wire::{self, Message};
 use swarm_engine::{NodeConfig, PeerId};
 
 #[derive(Args)]
@@ -181,15 +180,8 @@ pub fn run(a: NodeArgs) -> Result<()> {
         wait_for_stop().await?;
         // Close every link with a goodbye, so peers do not treat us as lost and redial.
         tracing::info!("stopping: closing links");
-        let bye = wire::encode(&Message::Bye).context("encoding the goodbye")?;
-        let open = shared.connected();
-        for p in &open {
-            transport.send(*p, bye.clone());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for p in &open {
-            transport.disconnect(*p);
-        }
+        host.node.goodbye();
+        tokio::time::sleep(Duration::from_millis(300)).await;
         host.node.stop();
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok::<(), anyhow::Error>(())

@@ -91,6 +91,10 @@ pub enum Output {
         from: PeerId,
         msg: Message,
     },
+    /// Drop this unproved link (it failed or stalled the handshake); no goodbye.
+    Drop {
+        peer: PeerId,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +150,11 @@ impl AuthCore {
         self.stats
     }
 
+    /// Links still in their handshake.
+    pub fn pending(&self) -> usize {
+        self.deadlines.len()
+    }
+
     pub fn is_proved(&self, peer: &PeerId) -> bool {
         self.links.get(peer).is_some_and(|l| l.deadline.is_none())
     }
@@ -166,7 +175,7 @@ impl AuthCore {
     fn reject(&mut self, peer: PeerId, offence: Offence) {
         let Some(link) = self.forget(&peer) else { return };
         self.effect(Effect::Report { peer, offence });
-        self.effect(Effect::Disconnect(peer));
+        self.out.push_back(Output::Drop { peer });
         if link.outbound {
             self.out.push_back(Output::DialFailed { peer });
         }

@@ -2,10 +2,10 @@
 //! challenge or frames before the proof never open a link, and each is reported.
 
 use super::core::{transcript, AuthCore, Input, Output};
-use super::Gate;
 use crate::config::AuthConfig;
 use crate::core::{Core, Effect};
 use crate::identity::{Ed25519Verifier, Identity};
+use crate::links::Gate;
 use crate::observer::Offence;
 use crate::types::PeerId;
 use crate::wire::Message;
@@ -101,7 +101,7 @@ fn an_impostor_is_refused_closed_and_reported() {
     let (oa, _) = handshake(&mut a, ia.peer_id(), &mut m, ib.peer_id());
     assert!(ups(&oa).is_empty(), "impostor accepted");
     assert_eq!(reports(&oa), vec![(ib.peer_id(), Offence::AuthFailed)]);
-    assert!(oa.contains(&Output::Effect(Effect::Disconnect(ib.peer_id()))));
+    assert!(oa.contains(&Output::Drop { peer: ib.peer_id() }));
     assert!(oa.contains(&Output::DialFailed { peer: ib.peer_id() }), "an outbound failure reaches discovery");
     assert_eq!(a.stats().failed, 1);
 }
@@ -157,7 +157,7 @@ fn silence_times_out_and_early_frames_close_the_link() {
     a.handle_timeout(deadline);
     let out = drain(&mut a);
     assert_eq!(reports(&out), vec![(ib.peer_id(), Offence::AuthTimeout)]);
-    assert!(out.contains(&Output::Effect(Effect::Disconnect(ib.peer_id()))));
+    assert!(out.contains(&Output::Drop { peer: ib.peer_id() }));
     assert!(!out.iter().any(|o| matches!(o, Output::DialFailed { .. })), "inbound: discovery never knew of it");
     assert_eq!(a.next_timeout(), None);
     a.check_invariants();
@@ -184,11 +184,11 @@ fn a_second_challenge_is_not_signed() {
 fn the_gate_opens_only_the_current_link() {
     let gate = Gate::default();
     let p = PeerId([4; 32]);
-    let g1 = gate.open(p);
+    let g1 = gate.open(p, 0);
     assert!(!gate.is_proved(&p));
     // The link is replaced before its proof is processed: the late proof opens nothing.
     gate.close(&p);
-    let g2 = gate.open(p);
+    let g2 = gate.open(p, 0);
     assert!(!gate.prove(&p, g1));
     assert!(!gate.is_proved(&p));
     assert!(gate.prove(&p, g2));

@@ -1,11 +1,13 @@
-//! Discovery protocol core: dials known peers at start, keeps the node at its target number of
-//! connections (re-scan timer, and whenever a link drops or news arrives), runs peer exchange (PEX)
-//! on every new connection, and feeds the registry from PEX and gossip.
+//! Discovery protocol core: asks the connection manager for random links to known peers at
+//! start, and whenever the node is below the low watermark (re-scan timer, a link dropping, news
+//! arriving); runs peer exchange (PEX) on every new link, and feeds the registry from PEX and
+//! gossip. It never dials: it *asks* ([`Output::Want`]) and reads the link set.
 
 use super::persist::StoredPeer;
 use super::registry::{Entry, Registry};
 use crate::config::DiscoveryConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::links::{DialError, LinkView};
 use crate::observer::Event;
 use crate::time::Millis;
 use crate::types::PeerId;
@@ -13,10 +15,11 @@ use crate::wire::Message;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-/// A dial not answered within this time is forgotten (the transport should answer well before).
-pub const DIAL_STALE_MS: Millis = 30_000;
+/// A link asked for and not answered within this time is forgotten (the manager answers well
+/// before: its dial timeout is shorter).
+pub const ASK_STALE_MS: Millis = 30_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
@@ -42,6 +45,8 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Effect(Effect),
+    /// Ask the connection manager for a random link to this peer.
+    Want(PeerId),
     /// Answer to `TopPeersRequest`, for gossip.
     TopPeers(Vec<PeerId>),
     /// The registry as it stands, to be stored (only when persistence is on): at every re-scan.
@@ -55,9 +60,12 @@ pub struct DiscoveryCore {
     me: PeerId,
     cfg: DiscoveryConfig,
     rng: ChaCha8Rng,
+    /// Links discovery tops up to (the manager's low watermark).
+    low_watermark: usize,
     registry: Registry,
-    connected: BTreeSet<PeerId>,
-    dialing: BTreeMap<PeerId, Millis>,
+    links: LinkView,
+    /// Random links asked for and not answered yet -> when.
+    asked: BTreeMap<PeerId, Millis>,
     started: bool,
     next_rescan: Millis,
     persist: bool,
@@ -65,7 +73,14 @@ pub struct DiscoveryCore {
 }
 
 impl DiscoveryCore {
-    pub fn new(me: PeerId, cfg: DiscoveryConfig, rng: ChaCha8Rng, bootstrap: &[PeerId]) -> Self {
+    pub fn new(
+        me: PeerId,
+        cfg: DiscoveryConfig,
+        low_watermark: usize,
+        links: LinkView,
+        rng: ChaCha8Rng,
+        bootstrap: &[PeerId],
+    ) -> Self {
         let mut registry = Registry::new(cfg.registry_max_peers, cfg.recency_half_life_ms);
         for p in bootstrap.iter().filter(|p| **p != me) {
             registry.learn(*p, 0, |_| false);
@@ -74,9 +89,10 @@ impl DiscoveryCore {
             me,
             cfg,
             rng,
+            low_watermark,
             registry,
-            connected: BTreeSet::new(),
-            dialing: BTreeMap::new(),
+            links,
+            asked: BTreeMap::new(),
             started: false,
             next_rescan: 0,
             persist: false,
@@ -106,36 +122,30 @@ impl DiscoveryCore {
         &self.registry
     }
 
-    pub fn connected(&self) -> &BTreeSet<PeerId> {
-        &self.connected
+    /// Links asked for and not answered yet.
+    pub fn asked(&self) -> impl Iterator<Item = &PeerId> {
+        self.asked.keys()
     }
 
-    pub fn dialing(&self) -> impl Iterator<Item = &PeerId> {
-        self.dialing.keys()
-    }
-
-    fn in_use<'a>(
-        connected: &'a BTreeSet<PeerId>,
-        dialing: &'a BTreeMap<PeerId, Millis>,
-    ) -> impl Fn(&PeerId) -> bool + 'a {
-        move |p| connected.contains(p) || dialing.contains_key(p)
+    fn in_use<'a>(links: &'a LinkView, asked: &'a BTreeMap<PeerId, Millis>) -> impl Fn(&PeerId) -> bool + 'a {
+        move |p| links.contains(p) || asked.contains_key(p)
     }
 
     fn learn_all(&mut self, now: Millis, peers: &[PeerId]) {
         let me = self.me;
         let peers: Vec<PeerId> = peers.iter().copied().filter(|p| *p != me).collect();
-        let added = self.registry.learn_many(&peers, now, Self::in_use(&self.connected, &self.dialing));
+        let added = self.registry.learn_many(&peers, now, Self::in_use(&self.links, &self.asked));
         if added > 0 {
             self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
         }
     }
 
-    /// Peers that may be dialled now: known, not connected or dialling, not failed recently.
+    /// Peers that may be asked for now: known, not linked or asked for, not failed recently.
     fn eligible(&self, now: Millis) -> Vec<(PeerId, f64)> {
         self.registry
             .ranked(now)
             .into_iter()
-            .filter(|(p, _)| !self.connected.contains(p) && !self.dialing.contains_key(p))
+            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p))
             .filter(|(p, _)| {
                 let failed = self.registry.get(p).and_then(|e| e.last_failure);
                 failed.is_none_or(|t| now.saturating_sub(t) >= self.cfg.dial_retry_after_ms)
@@ -144,8 +154,8 @@ impl DiscoveryCore {
     }
 
     fn dial(&mut self, now: Millis, peer: PeerId) {
-        self.dialing.insert(peer, now);
-        self.out.push_back(Output::Effect(Effect::Dial(peer)));
+        self.asked.insert(peer, now);
+        self.out.push_back(Output::Want(peer));
     }
 
     /// Initial dials: `initial_dials` peers picked uniformly among the known ones.
@@ -160,15 +170,15 @@ impl DiscoveryCore {
         self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
     }
 
-    /// Dial until connected + dialling reaches the target, picking peers at random weighted by
+    /// Ask until links + asked reach the low watermark, picking peers at random weighted by
     /// their reliability score (so good peers are preferred without every node choosing the same).
     fn top_up(&mut self, now: Millis) {
         if !self.started {
             return;
         }
-        let have = self.connected.len() + self.dialing.len();
-        let room = self.cfg.max_pending_dials.saturating_sub(self.dialing.len());
-        let want = self.cfg.target_connections.saturating_sub(have).min(room);
+        let have = self.links.len() + self.asked.len();
+        let room = self.cfg.max_pending_dials.saturating_sub(self.asked.len());
+        let want = self.low_watermark.saturating_sub(have).min(room);
         if want == 0 {
             return;
         }
@@ -195,9 +205,9 @@ impl DiscoveryCore {
     /// One dial to a uniformly chosen eligible peer when at target but below the exploration cap.
     /// Uniform, not score-weighted: peers that failed during a partition must get their chance.
     fn explore(&mut self, now: Millis) {
-        let have = self.connected.len() + self.dialing.len();
-        let busy = self.dialing.len() >= self.cfg.max_pending_dials;
-        if busy || have < self.cfg.target_connections || have >= self.cfg.explore_max_connections {
+        let have = self.links.len() + self.asked.len();
+        let busy = self.asked.len() >= self.cfg.max_pending_dials;
+        if busy || have < self.low_watermark || have >= self.cfg.explore_max_connections {
             return;
         }
         let pool = self.eligible(now);
@@ -210,12 +220,12 @@ impl DiscoveryCore {
     /// A PEX answer: connected peers first (they are alive now), then a random sample of the rest.
     fn pex_answer(&mut self, from: PeerId, max: u16) -> Vec<PeerId> {
         let max = usize::from(max).min(self.cfg.pex_max_peers);
-        let mut live: Vec<PeerId> = self.connected.iter().copied().filter(|p| *p != from).collect();
+        let mut live: Vec<PeerId> = self.links.peers().into_iter().filter(|p| *p != from).collect();
         live.shuffle(&mut self.rng);
         live.truncate(max);
         if live.len() < max {
             let mut rest: Vec<PeerId> =
-                self.registry.iter().map(|(p, _)| *p).filter(|p| *p != from && !self.connected.contains(p)).collect();
+                self.registry.iter().map(|(p, _)| *p).filter(|p| *p != from && !self.links.contains(p)).collect();
             rest.shuffle(&mut self.rng);
             live.extend(rest.into_iter().take(max - live.len()));
         }
@@ -225,21 +235,21 @@ impl DiscoveryCore {
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         match ev {
             LinkEvent::Up { peer, .. } => {
-                self.dialing.remove(&peer);
-                self.connected.insert(peer);
-                self.registry.record_success(peer, now, Self::in_use(&self.connected, &self.dialing));
+                self.asked.remove(&peer);
+                self.registry.record_success(peer, now, Self::in_use(&self.links, &self.asked));
                 let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
                 self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::PexRequest { max } }));
             }
             LinkEvent::Down { peer, .. } => {
-                if self.connected.remove(&peer) {
-                    self.registry.seen(peer, now, Self::in_use(&self.connected, &self.dialing));
-                }
+                self.registry.seen(peer, now, Self::in_use(&self.links, &self.asked));
                 self.top_up(now);
             }
-            LinkEvent::DialFailed { peer } => {
-                self.dialing.remove(&peer);
-                self.registry.record_failure(&peer, now);
+            LinkEvent::DialFailed { peer, error } => {
+                self.asked.remove(&peer);
+                // The manager's own refusals (no room, backing off) say nothing of the peer.
+                if matches!(error, DialError::Unreachable | DialError::AuthFailed) {
+                    self.registry.record_failure(&peer, now);
+                }
                 self.top_up(now);
             }
         }
@@ -254,14 +264,14 @@ impl Core for DiscoveryCore {
         match input {
             Input::Link(ev) => self.on_link(now, ev),
             Input::PexRequest { from, max } => {
-                if self.connected.contains(&from) {
+                if self.links.contains(&from) {
                     let peers = self.pex_answer(from, max);
                     self.out.push_back(Output::Effect(Effect::Send { to: from, msg: Message::PexResponse { peers } }));
                 }
             }
             Input::PexResponse { from, peers } => {
-                // Only from a peer we are connected to, and never more than we would ask for.
-                if self.connected.contains(&from) {
+                // Only from a peer we are linked to, and never more than we would ask for.
+                if self.links.contains(&from) {
                     let n = peers.len().min(self.cfg.pex_max_peers);
                     self.learn_all(now, &peers[..n]);
                     self.top_up(now);
@@ -272,11 +282,11 @@ impl Core for DiscoveryCore {
                 self.top_up(now);
             }
             Input::TopPeersRequest { n } => {
-                let mut top: Vec<PeerId> = self.connected.iter().copied().collect();
+                let mut top: Vec<PeerId> = self.links.peers();
                 top.truncate(n);
                 if top.len() < n {
                     let more = self.registry.ranked(now).into_iter().map(|(p, _)| p);
-                    let more: Vec<PeerId> = more.filter(|p| !self.connected.contains(p)).take(n - top.len()).collect();
+                    let more: Vec<PeerId> = more.filter(|p| !self.links.contains(p)).take(n - top.len()).collect();
                     top.extend(more);
                 }
                 self.out.push_back(Output::TopPeers(top));
@@ -291,7 +301,7 @@ impl Core for DiscoveryCore {
             return;
         }
         if now >= self.next_rescan {
-            self.dialing.retain(|_, at| now.saturating_sub(*at) < DIAL_STALE_MS);
+            self.asked.retain(|_, at| now.saturating_sub(*at) < ASK_STALE_MS);
             self.top_up(now);
             self.explore(now);
             self.snapshot(now);
@@ -308,9 +318,8 @@ impl Core for DiscoveryCore {
     }
 
     fn check_invariants(&self) {
-        debug_assert!(self.dialing.len() <= self.cfg.max_pending_dials, "too many dials in flight");
-        debug_assert!(self.dialing.keys().all(|p| !self.connected.contains(p)), "dialling a connected peer");
+        debug_assert!(self.asked.len() <= self.cfg.max_pending_dials, "too many links asked for");
         debug_assert!(self.registry.len() <= self.cfg.registry_max_peers, "registry over its bound");
-        debug_assert!(!self.registry.contains(&self.me) && !self.connected.contains(&self.me), "self in registry");
+        debug_assert!(!self.registry.contains(&self.me) && !self.links.contains(&self.me), "self in registry");
     }
 }

@@ -8,5 +8,5 @@ pub mod registry;
 mod tests;
 
 pub use self::core::{DiscoveryCore, Input, Output};
-pub use actor::{DiscoveryActor, DiscoveryWiring};
+pub use actor::DiscoveryActor;
 pub use persist::{PeerStore, StoredPeer};

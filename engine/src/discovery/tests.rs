@@ -1,8 +1,10 @@
-//! Discovery core: initial dials, PEX answers and limits, topping up to the target degree.
+//! Discovery core: initial link requests, PEX answers and limits, topping up to the low
+//! watermark.
 
 use super::core::{DiscoveryCore, Input, Output};
 use crate::config::DiscoveryConfig;
 use crate::core::{Core, Effect, LinkEvent};
+use crate::links::{DialError, LinkTable};
 use crate::types::PeerId;
 use crate::wire::Message;
 use proptest::prelude::*;
@@ -21,16 +23,53 @@ fn me() -> PeerId {
     PeerId([0; 32])
 }
 
-fn core(boot: &[PeerId]) -> DiscoveryCore {
-    DiscoveryCore::new(me(), DiscoveryConfig::default(), ChaCha8Rng::seed_from_u64(5), boot)
+const LOW: usize = 8;
+
+/// A discovery core and the link table it reads (written here as the connection manager would).
+struct Node {
+    core: DiscoveryCore,
+    links: LinkTable,
+}
+
+impl std::ops::Deref for Node {
+    type Target = DiscoveryCore;
+    fn deref(&self) -> &DiscoveryCore {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut DiscoveryCore {
+        &mut self.core
+    }
+}
+
+impl Node {
+    /// A link event, with the link table changed first (as the manager does).
+    fn link(&mut self, now: u64, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { peer, .. } => self.links.set(peer, true),
+            LinkEvent::Down { peer, .. } => self.links.set(peer, false),
+            LinkEvent::DialFailed { .. } => {}
+        }
+        self.core.handle(now, Input::Link(ev));
+    }
+}
+
+fn core(boot: &[PeerId]) -> Node {
+    let links = LinkTable::default();
+    let core =
+        DiscoveryCore::new(me(), DiscoveryConfig::default(), LOW, links.view(), ChaCha8Rng::seed_from_u64(5), boot);
+    Node { core, links }
 }
 
 fn drain(c: &mut DiscoveryCore) -> Vec<Output> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
+/// The random links asked of the connection manager.
 fn dials(out: &[Output]) -> Vec<PeerId> {
-    out.iter().filter_map(|o| if let Output::Effect(Effect::Dial(p)) = o { Some(*p) } else { None }).collect()
+    out.iter().filter_map(|o| if let Output::Want(p) = o { Some(*p) } else { None }).collect()
 }
 
 #[test]
@@ -50,7 +89,7 @@ fn new_connection_triggers_pex_and_answers_are_bounded() {
     let mut c = core(&boot);
     c.handle_timeout(0);
     drain(&mut c);
-    c.handle(10, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
+    c.link(10, LinkEvent::Up { peer: pid(1), outbound: true });
     let out = drain(&mut c);
     assert!(out.contains(&Output::Effect(Effect::Send { to: pid(1), msg: Message::PexRequest { max: 50 } })));
     c.handle(20, Input::PexRequest { from: pid(1), max: 500 });
@@ -71,12 +110,24 @@ fn pex_response_tops_up_to_target() {
     let mut c = core(&[pid(1)]);
     c.handle_timeout(0);
     assert_eq!(dials(&drain(&mut c)), vec![pid(1)]);
-    c.handle(10, Input::Link(LinkEvent::Up { peer: pid(1), outbound: true }));
+    c.link(10, LinkEvent::Up { peer: pid(1), outbound: true });
     drain(&mut c);
     c.handle(20, Input::PexResponse { from: pid(1), peers: (2..40).map(pid).collect() });
     let d = dials(&drain(&mut c));
-    assert_eq!(d.len(), 7, "1 connected + 7 dialling = target 8");
+    assert_eq!(d.len(), 7, "1 linked + 7 asked for = the low watermark 8");
     assert!(!d.contains(&pid(1)));
+}
+
+#[test]
+fn only_real_dial_failures_count_against_a_peer() {
+    let mut c = core(&[pid(1), pid(2)]);
+    c.handle_timeout(0);
+    drain(&mut c);
+    // The manager refused for want of room: pid(1) is not to blame, pid(2) did not answer.
+    c.link(10, LinkEvent::DialFailed { peer: pid(1), error: DialError::NoRoom });
+    c.link(10, LinkEvent::DialFailed { peer: pid(2), error: DialError::Unreachable });
+    let fails = |p| c.registry().get(&p).map_or(0, |e| e.failures);
+    assert_eq!((fails(pid(1)), fails(pid(2))), (0, 1));
 }
 
 #[derive(Clone, Debug)]
@@ -99,8 +150,8 @@ fn ev() -> impl Strategy<Value = Ev> {
 }
 
 proptest! {
-    /// Whatever happens, discovery never dials itself or a peer it is connected to or already
-    /// dialling, keeps dials in flight within the limit, and keeps the registry bounded.
+    /// Whatever happens, discovery never asks for itself or a peer it is linked to or already
+    /// asked for, keeps what it asked for within the limit, and keeps the registry bounded.
     #[test]
     fn dialling_invariants(events in prop::collection::vec(ev(), 0..200)) {
         let cfg = DiscoveryConfig::default();
@@ -111,13 +162,13 @@ proptest! {
         drain(&mut c);
         for e in events {
             now += 1_000;
-            let before_dialing: BTreeSet<PeerId> = c.dialing().copied().collect();
-            // A rescan forgets dials older than DIAL_STALE_MS and may try those peers again.
+            let before_dialing: BTreeSet<PeerId> = c.asked().copied().collect();
+            // A rescan forgets asks older than ASK_STALE_MS and may try those peers again.
             let rescan = matches!(e, Ev::Tick);
             match e {
-                Ev::Up(p) => c.handle(now, Input::Link(LinkEvent::Up { peer: pid(p), outbound: true })),
-                Ev::Down(p) => c.handle(now, Input::Link(LinkEvent::Down { peer: pid(p), clean: false })),
-                Ev::Fail(p) => c.handle(now, Input::Link(LinkEvent::DialFailed { peer: pid(p) })),
+                Ev::Up(p) => c.link(now, LinkEvent::Up { peer: pid(p), outbound: true }),
+                Ev::Down(p) => c.link(now, LinkEvent::Down { peer: pid(p), clean: false }),
+                Ev::Fail(p) => c.link(now, LinkEvent::DialFailed { peer: pid(p), error: DialError::Unreachable }),
                 Ev::Pex(f, v) => c.handle(now, Input::PexResponse { from: pid(f), peers: v.into_iter().map(pid).collect() }),
                 Ev::Tick => { now += cfg.rescan_interval_ms; c.handle_timeout(now) }
             }
@@ -125,11 +176,11 @@ proptest! {
             prop_assert_eq!(batch.iter().collect::<BTreeSet<_>>().len(), batch.len(), "same peer twice in one batch");
             for d in batch {
                 prop_assert!(d != me());
-                prop_assert!(!c.connected().contains(&d), "dialled a connected peer");
-                prop_assert!(rescan || !before_dialing.contains(&d), "dialled twice");
+                prop_assert!(!c.links.view().contains(&d), "asked for a linked peer");
+                prop_assert!(rescan || !before_dialing.contains(&d), "asked for twice");
             }
             c.check_invariants();
-            prop_assert!(c.dialing().count() <= cfg.max_pending_dials);
+            prop_assert!(c.asked().count() <= cfg.max_pending_dials);
             prop_assert!(c.registry().len() <= cfg.registry_max_peers);
             prop_assert!(!c.registry().contains(&me()));
         }

@@ -14,6 +14,7 @@
 use crate::config::GossipConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::identity::{Identity, Rejection, Verifier};
+use crate::links::LinkView;
 use crate::observer::{Event, Offence};
 use crate::time::Millis;
 use crate::types::PeerId;
@@ -21,7 +22,7 @@ use crate::wire::{Message, Rumor, RumorBody, MAX_RUMORS, MAX_RUMOR_PEERS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashSet;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 /// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
@@ -119,7 +120,7 @@ pub struct GossipCore {
     unix_epoch_ms: u64,
     faults: Faults,
     cfg: GossipConfig,
-    connected: BTreeSet<PeerId>,
+    links: LinkView,
     seen: SeenCache,
     /// Rumours waiting for the next round, TTL already decremented.
     relay: Vec<Rumor>,
@@ -142,6 +143,7 @@ impl GossipCore {
         unix_epoch_ms: u64,
         faults: Faults,
         cfg: GossipConfig,
+        links: LinkView,
         mut rng: ChaCha8Rng,
     ) -> Self {
         let first = rng.gen_range(0..cfg.interval_ms.max(1));
@@ -153,7 +155,7 @@ impl GossipCore {
             faults,
             seen: SeenCache::new(cfg.seen_cache_max),
             cfg,
-            connected: BTreeSet::new(),
+            links,
             relay: Vec::new(),
             learned: Vec::new(),
             seq: 0,
@@ -184,7 +186,7 @@ impl GossipCore {
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, rumors: Vec<Rumor>) {
-        if !self.connected.contains(&from) {
+        if !self.links.contains(&from) {
             return;
         }
         for mut r in rumors {
@@ -249,7 +251,7 @@ impl GossipCore {
 
     fn round(&mut self, now: Millis, peers: Vec<PeerId>) {
         self.awaiting_top = false;
-        if self.connected.is_empty() {
+        if self.links.is_empty() {
             self.relay.clear();
             return;
         }
@@ -280,7 +282,7 @@ impl GossipCore {
                 }
             }
         }
-        let to: Vec<PeerId> = self.connected.iter().copied().collect();
+        let to: Vec<PeerId> = self.links.peers();
         self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
     }
 }
@@ -291,13 +293,8 @@ impl Core for GossipCore {
 
     fn handle(&mut self, now: Millis, input: Input) {
         match input {
-            Input::Link(LinkEvent::Up { peer, .. }) => {
-                self.connected.insert(peer);
-            }
-            Input::Link(LinkEvent::Down { peer, .. }) => {
-                self.connected.remove(&peer);
-            }
-            Input::Link(LinkEvent::DialFailed { .. }) => {}
+            // The link set is read from the connection manager's view.
+            Input::Link(_) => {}
             Input::Frame { from, rumors } => self.on_frame(now, from, rumors),
             Input::TopPeers(peers) => {
                 if self.awaiting_top {
@@ -318,7 +315,7 @@ impl Core for GossipCore {
                 learned.dedup();
                 self.out.push_back(Output::Learned(learned));
             }
-            if !self.connected.is_empty() {
+            if !self.links.is_empty() {
                 self.awaiting_top = true;
                 self.out.push_back(Output::RequestTopPeers(self.cfg.top_peers));
             }

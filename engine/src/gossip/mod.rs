@@ -6,4 +6,4 @@ pub mod core;
 mod tests;
 
 pub use self::core::{Faults, GossipCore, Input, Output, SeenCache};
-pub use actor::{GossipActor, GossipWiring};
+pub use actor::GossipActor;

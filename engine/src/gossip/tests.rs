@@ -4,6 +4,7 @@ use super::core::{Faults, GossipCore, Input, Output};
 use crate::config::GossipConfig;
 use crate::core::{Core, Effect, LinkEvent};
 use crate::identity::{Ed25519Verifier, Identity, Rejection};
+use crate::links::LinkTable;
 use crate::observer::{Event, Offence};
 use crate::types::PeerId;
 use crate::wire::{Message, Rumor, RumorBody};
@@ -30,11 +31,40 @@ fn origin(i: u8) -> PeerId {
     ident(i).peer_id()
 }
 
-fn core_with(cfg: GossipConfig, faults: Faults) -> GossipCore {
-    GossipCore::new(ident(0), Rc::new(Ed25519Verifier), UNIX0, faults, cfg, ChaCha8Rng::seed_from_u64(7))
+/// A gossip core and the link table it reads (written here as the connection manager would).
+struct Node {
+    core: GossipCore,
+    links: LinkTable,
 }
 
-fn core(cfg: GossipConfig) -> GossipCore {
+impl std::ops::Deref for Node {
+    type Target = GossipCore;
+    fn deref(&self) -> &GossipCore {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut GossipCore {
+        &mut self.core
+    }
+}
+
+fn core_with(cfg: GossipConfig, faults: Faults) -> Node {
+    let links = LinkTable::default();
+    let core = GossipCore::new(
+        ident(0),
+        Rc::new(Ed25519Verifier),
+        UNIX0,
+        faults,
+        cfg,
+        links.view(),
+        ChaCha8Rng::seed_from_u64(7),
+    );
+    Node { core, links }
+}
+
+fn core(cfg: GossipConfig) -> Node {
     core_with(cfg, Faults::default())
 }
 
@@ -42,8 +72,9 @@ fn drain(c: &mut GossipCore) -> Vec<Output> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
-fn connect(c: &mut GossipCore, peers: &[u8]) {
+fn connect(c: &mut Node, peers: &[u8]) {
     for p in peers {
+        c.links.set(pid(*p), true);
         c.handle(0, Input::Link(LinkEvent::Up { peer: pid(*p), outbound: true }));
     }
 }
@@ -89,7 +120,8 @@ fn duplicate_rumour_is_delivered_once() {
     assert_eq!(received, 1);
     assert_eq!(c.duplicates(), 1);
     // What was learned reaches discovery once, at the next round, sorted and de-duplicated.
-    c.handle_timeout(c.next_timeout().unwrap());
+    let t = c.next_timeout().unwrap();
+    c.handle_timeout(t);
     let learned: Vec<Output> = drain(&mut c).into_iter().filter(|o| matches!(o, Output::Learned(_))).collect();
     let mut expect = vec![origin(9), pid(109)];
     expect.sort();

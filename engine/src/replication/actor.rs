@@ -1,11 +1,10 @@
-//! The replication actor: the generic shell around [`ContentCore`]. Its effects go to the
-//! router; fetch and publish results are reported through the observer (the simulator's
-//! metrics) and logged.
+//! The content actor: the generic shell around [`ContentCore`]. Where its outputs go (frames,
+//! exchange links, the peers lookups met, fetch and publish results) is wired where the node is
+//! assembled ([`crate::wiring`]).
 
 use super::content::{ContentCore, FetchError, Output, PublishError};
 use crate::content::ChunkId;
 use crate::core::{Shell, Wiring};
-use crate::router::Outbox;
 use crate::storage::Storage;
 
 /// Where a node's host hears how its fetches and publishes ended (a real node's API waits on
@@ -19,32 +18,4 @@ pub enum ContentResult {
     Published { chunk: ChunkId, result: Result<(), PublishError> },
 }
 
-pub struct ContentWiring {
-    pub outbox: Outbox,
-    pub listener: Option<ContentListener>,
-}
-
-impl Wiring<Output> for ContentWiring {
-    fn route(&mut self, output: Output) {
-        match output {
-            Output::Effect(e) => self.outbox.apply(e),
-            Output::Fetched { id, chunk, result } => {
-                tracing::debug!(id, chunk = %chunk.short(), ok = result.is_ok(), "fetch finished");
-                if let Some(l) = &mut self.listener {
-                    l(ContentResult::Fetched { id, chunk, result });
-                }
-            }
-            Output::Published { chunk, result } => {
-                match &result {
-                    Ok(()) => tracing::debug!(chunk = %chunk.short(), "published"),
-                    Err(e) => tracing::warn!(chunk = %chunk.short(), error = %e, "publish failed"),
-                }
-                if let Some(l) = &mut self.listener {
-                    l(ContentResult::Published { chunk, result });
-                }
-            }
-        }
-    }
-}
-
-pub type ContentActor = Shell<ContentCore<Box<dyn Storage>>, ContentWiring>;
+pub type ContentActor = Shell<ContentCore<Box<dyn Storage>>, Box<dyn Wiring<Output>>>;

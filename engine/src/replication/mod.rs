@@ -10,6 +10,6 @@ pub mod core;
 #[cfg(test)]
 mod tests;
 
-pub use self::actor::{ContentActor, ContentListener, ContentResult, ContentWiring};
+pub use self::actor::{ContentActor, ContentListener, ContentResult};
 pub use self::content::{ContentCore, ContentStats, FetchError, Input as ContentInput, PublishError};
 pub use self::core::{Found, Input, Output, ReplicationCore, ReplicationStats};

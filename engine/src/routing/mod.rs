@@ -11,6 +11,29 @@ pub mod table;
 pub use lookup::{Lookup, LookupConfig};
 pub use table::{RoutingTable, TableConfig};
 
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
+
+/// The routing table shared by topology (which owns and writes it) and content routing (which
+/// reads it for lookup seeds and the contacts it names in answers). Same thread: one table.
+#[derive(Clone)]
+pub struct TableView(Rc<RefCell<RoutingTable>>);
+
+impl TableView {
+    pub fn new(table: RoutingTable) -> Self {
+        TableView(Rc::new(RefCell::new(table)))
+    }
+
+    pub fn borrow(&self) -> Ref<'_, RoutingTable> {
+        self.0.borrow()
+    }
+
+    /// Writable: topology's, and tests'.
+    pub fn write(&self) -> RefMut<'_, RoutingTable> {
+        self.0.borrow_mut()
+    }
+}
+
 use crate::content::ChunkId;
 use crate::types::PeerId;
 use std::fmt;

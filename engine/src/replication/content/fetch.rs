@@ -22,7 +22,7 @@ impl<S: Storage> ContentCore<S> {
                 return self.finish_fetch(now, id, Err(()));
             };
             // Not linked to the holder, but to a peer that is: ask through it (no dial).
-            let via = f.vias.get(&p).copied().filter(|v| !self.links.contains_key(&p) && self.links.contains_key(v));
+            let via = f.vias.get(&p).copied().filter(|v| !self.links.contains(&p) && self.links.contains(v));
             if let Some(v) = via {
                 f.note(now, || format!("ask {} via {}", p.short(), v.short()));
                 f.asking = Some(v);
@@ -32,7 +32,7 @@ impl<S: Storage> ContentCore<S> {
                 self.get_entry(now, v, chunk).fetches.push(id);
                 return;
             }
-            f.note(now, || format!("ask {}{}", p.short(), if self.links.contains_key(&p) { "" } else { " (dial)" }));
+            f.note(now, || format!("ask {}{}", p.short(), if self.links.contains(&p) { "" } else { " (dial)" }));
             f.asking = Some(p);
             if self.request(now, p, chunk, Some(id)) {
                 return;
@@ -70,7 +70,7 @@ impl<S: Storage> ContentCore<S> {
     pub(super) fn get_failed(&mut self, now: Millis, from: PeerId, chunk: ChunkId) {
         let Some(g) = self.gets.remove(&(from, chunk)) else { return };
         for o in g.proxied {
-            if self.links.contains_key(&o) {
+            if self.links.contains(&o) {
                 self.send(o, Message::NoChunk { chunk });
             }
         }
@@ -95,12 +95,9 @@ impl<S: Storage> ContentCore<S> {
             self.effect(Effect::Report { peer: from, offence: Offence::BadChunk });
             return self.get_failed(now, from, chunk);
         }
-        if let Some(l) = self.links.get_mut(&from) {
-            l.last_used = now;
-        }
         let Some(g) = self.gets.remove(&(from, chunk)) else { return };
         for o in &g.proxied {
-            if self.links.contains_key(o) {
+            if self.links.contains(o) {
                 self.send(*o, Message::ChunkData { chunk, data: data.clone() });
             }
         }
@@ -137,7 +134,7 @@ impl<S: Storage> ContentCore<S> {
             return self.send(origin, Message::ChunkData { chunk, data });
         }
         let proxying: usize = self.gets.values().map(|g| g.proxied.len()).sum();
-        if holder == origin || !self.links.contains_key(&holder) || proxying >= MAX_PROXIED {
+        if holder == origin || !self.links.contains(&holder) || proxying >= MAX_PROXIED {
             return self.send(origin, Message::NoChunk { chunk });
         }
         if !self.gets.contains_key(&(holder, chunk)) {

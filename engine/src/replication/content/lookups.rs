@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Answerers one lookup reports to topology, at most.
+const MAX_MET: usize = 64;
+
 impl<S: Storage> ContentCore<S> {
     pub(super) fn start_lookup(&mut self, now: Millis, target: Key, purpose: Purpose) {
         if self.queries.len() >= self.rcfg.max_lookups {
@@ -23,8 +26,8 @@ impl<S: Storage> ContentCore<S> {
             Purpose::Fetch(f) => self.fetches.get(&f).is_some_and(|f| f.attempts > 1),
             _ => false,
         };
-        let table = if retry { self.table.closest(&target, self.rcfg.k) } else { vec![] };
-        let seeds = closest(&target, self.links.keys().copied().chain(table), self.rcfg.k.max(self.rcfg.alpha));
+        let table = if retry { self.table.borrow().closest(&target, self.rcfg.k) } else { vec![] };
+        let seeds = closest(&target, self.links.peers().into_iter().chain(table), self.rcfg.k.max(self.rcfg.alpha));
         let cfg = LookupConfig { k: self.rcfg.k, alpha: self.rcfg.alpha };
         let q = Query {
             target,
@@ -33,6 +36,7 @@ impl<S: Storage> ContentCore<S> {
             via: BTreeMap::new(),
             info: BTreeMap::new(),
             asked: BTreeMap::new(),
+            met: Vec::new(),
         };
         self.queries.insert(id, q);
         self.advance(now, id);
@@ -51,10 +55,10 @@ impl<S: Storage> ContentCore<S> {
             let mut dials = vec![];
             for p in next {
                 let msg = LookupMsg::find(id, q.target);
-                if self.links.contains_key(&p) {
+                if self.links.contains(&p) {
                     q.asked.insert(p, deadline);
                     sends.push((p, Message::Lookup(msg)));
-                } else if let Some(v) = q.via.get(&p).copied().filter(|v| self.links.contains_key(v)) {
+                } else if let Some(v) = q.via.get(&p).copied().filter(|v| self.links.contains(v)) {
                     q.asked.insert(p, deadline);
                     sends.push((v, Message::Relay { to: p, msg }));
                 } else {
@@ -85,6 +89,9 @@ impl<S: Storage> ContentCore<S> {
     pub(super) fn finish_lookup(&mut self, now: Millis, id: u64) {
         let Some(q) = self.queries.remove(&id) else { return };
         self.stats.lookups_done += 1;
+        if !q.met.is_empty() {
+            self.out.push_back(Output::Seen(q.met.clone()));
+        }
         let result = q.lookup.result();
         match q.purpose {
             Purpose::Check(chunk) => {
@@ -111,11 +118,11 @@ impl<S: Storage> ContentCore<S> {
                         format!("lookup {attempt}: {} answered, holders {held:?}, closest {near:?}", q.info.len())
                     });
                     f.candidates = Some(holders.into_iter().collect());
-                    f.vias = q.via.iter().filter(|(_, v)| links.contains_key(*v)).map(|(p, v)| (*p, *v)).collect();
+                    f.vias = q.via.iter().filter(|(_, v)| links.contains(v)).map(|(p, v)| (*p, *v)).collect();
                 }
                 self.try_next_holder(now, fid);
             }
-            Purpose::Refresh => self.maintain(now),
+            Purpose::Refresh => self.out.push_back(Output::RefreshDone),
         }
         while self.queries.len() < self.rcfg.max_lookups {
             let Some((target, purpose)) = self.waiting.pop_front() else { break };
@@ -126,7 +133,7 @@ impl<S: Storage> ContentCore<S> {
     /// An answer from `from` (directly or relayed) to lookup `id`.
     pub(super) fn on_nodes(&mut self, now: Millis, from: PeerId, id: u64, peers: Vec<NodeInfo>) {
         let me = self.me;
-        let linked: BTreeSet<PeerId> = peers.iter().map(|n| n.peer).filter(|p| self.links.contains_key(p)).collect();
+        let linked: BTreeSet<PeerId> = peers.iter().map(|n| n.peer).filter(|p| self.links.contains(p)).collect();
         let Some(q) = self.queries.get_mut(&id) else { return };
         if q.asked.remove(&from).is_none() {
             return;
@@ -149,7 +156,9 @@ impl<S: Storage> ContentCore<S> {
             }
         }
         q.lookup.on_answer(&from, peers.iter().map(|n| n.peer).filter(|p| *p != me));
-        self.table.seen(from);
+        if q.met.len() < MAX_MET {
+            q.met.push(from);
+        }
         self.advance(now, id);
     }
 
@@ -160,7 +169,7 @@ impl<S: Storage> ContentCore<S> {
         // Only linked peers: they are alive now, and we can relay to them. (Naming the routing
         // table's contacts too was tried: stale ones cost the asker a dial timeout each, and
         // fetch latency doubled at 1,000 nodes.)
-        let candidates = std::iter::once(self.me).chain(self.links.keys().copied());
+        let candidates = std::iter::once(self.me).chain(self.links.peers());
         let linked = closest(&key, candidates, self.rcfg.k);
         let mut peers: Vec<NodeInfo> = linked
             .iter()
@@ -177,11 +186,10 @@ impl<S: Storage> ContentCore<S> {
         // those (to be dialled): without them a lookup can stall in a region whose nodes have
         // no link into the target's (seen: fetches missing every holder).
         let best = linked.first().map(|p| key.distance(&Key::of_peer(p)));
-        let gap = self
-            .table
-            .closest(&key, GAP_CONTACTS)
+        let gap = self.table.borrow().closest(&key, GAP_CONTACTS);
+        let gap = gap
             .into_iter()
-            .filter(|p| !self.links.contains_key(p) && best.is_none_or(|b| key.distance(&Key::of_peer(p)) < b));
+            .filter(|p| !self.links.contains(p) && best.is_none_or(|b| key.distance(&Key::of_peer(p)) < b));
         peers.extend(gap.map(|peer| NodeInfo { peer, full: false, holds: false, contact: true }));
         LookupMsg::Nodes { query, peers }
     }

@@ -8,30 +8,29 @@
 //!   directly, or through the peer whose answer named the one asked ([`Message::Relay`], one
 //!   hop: the answerer is linked to every peer it names). Answers list the closest peers among
 //!   the answerer and its links, with what the answerer knows of each (full, holds the chunk).
-//! - **Topology**: beside discovery's random links, a node keeps links to its XOR neighbourhood
-//!   (the `neighbourhood` closest peers it has found, where its chunks' other holders are) and
-//!   one link in every bucket above it (so every lookup answer comes closer to any target), found
-//!   by looking itself and random keys up every `refresh_interval_ms`. Links opened for one
-//!   exchange (a chunk transfer, an offer) are closed once idle and not wanted.
+//! - **Links** are the connection manager's ([`crate::links`]): this core reads the link set
+//!   and, to reach a peer no link or relay reaches, asks for an exchange link and queues what it
+//!   has to send until the link is up. Which links the overlay keeps is topology's business
+//!   ([`crate::topology`]), which also owns the routing table read here; the lookups topology
+//!   needs to fill it run here (`Refresh`), and the peers every lookup meets go back to it.
 //! - **Fetch**: a lookup of the chunk, then the holders it found, nearest first, until one
 //!   sends bytes that hash to the address; a holder whose bytes do not is reported
 //!   ([`Offence::BadChunk`]) and the next one is asked.
 //!
-//! One actor, because all of these read the same links, table and inventory: split into several,
-//! each would keep a copy and every frame would cost extra mailbox hops.
+//! One actor, because all of these read the same inventory and lookups: split into several,
+//! every frame would cost extra mailbox hops.
 
 use super::core::{Found, Input as ReplIn, Output as ReplOut, ReplicationCore, ReplicationStats};
-use crate::config::{ReplicationConfig, RoutingConfig, TopologyConfig};
+use crate::config::{ReplicationConfig, RoutingConfig};
 use crate::content::{ChunkId, Inventory, InventoryError, MAX_CHUNK_BYTES, TAG_BYTES};
 use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::links::LinkView;
 use crate::observer::{Event, Offence, StoreCause};
-use crate::routing::{closest, Key, Lookup, LookupConfig, RoutingTable, TableConfig};
+use crate::routing::{closest, Key, Lookup, LookupConfig, TableView};
 use crate::storage::Storage;
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::{LookupMsg, Message, NodeInfo, MAX_HOLDINGS};
-use rand::{Rng, RngCore};
-use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod fetch;
@@ -40,11 +39,10 @@ mod outcome;
 pub use outcome::{ContentStats, FetchError, Output, PublishError};
 #[cfg(test)]
 mod tests;
-mod topology;
 
-/// Frames queued for one peer while it is being dialled.
+/// Frames queued for one peer while its link is being made.
 const MAX_QUEUED_PER_DIAL: usize = 16;
-/// Dials for exchanges (transfers, offers, lookups' relays) in flight at once.
+/// Exchange links asked for and not up yet, at once.
 const MAX_EXCHANGE_DIALS: usize = 16;
 /// Lookups one fetch may run (the first and the retries after a miss), and the pause before
 /// each retry.
@@ -52,18 +50,15 @@ const FETCH_ATTEMPTS: u32 = 3;
 const FETCH_RETRY_MS: Millis = 2_000;
 /// Requests one node forwards for others at once (`GetVia`).
 const MAX_PROXIED: usize = 64;
-/// A dial not answered within this long is given up.
-const DIAL_TIMEOUT_MS: Millis = 15_000;
+/// An exchange link asked for and neither up nor refused within this long is given up (a
+/// backstop: the manager answers every want within its own dial timeout).
+const EXCHANGE_WAIT_MS: Millis = 15_000;
 /// Extra time a lookup question gets when the peer must be dialled first (connect + handshake).
 const DIAL_QUESTION_EXTRA_MS: Millis = 3_000;
 /// Lookups waiting for a free slot.
 const MAX_WAITING_LOOKUPS: usize = 1024;
-/// Period of topology upkeep (dials toward wanted peers, closing idle links).
-const MAINTAIN_MS: Millis = 10_000;
 /// Table contacts a lookup answer names where the answerer's links leave a gap.
 const GAP_CONTACTS: usize = 2;
-/// Random-key lookups started per refresh to fill buckets with no known peer.
-const BUCKET_LOOKUPS_PER_REFRESH: usize = 4;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
@@ -82,21 +77,17 @@ pub enum Input {
         id: u64,
         chunk: ChunkId,
     },
+    /// Topology asks for a lookup of `target` (answered with `Output::Seen` and
+    /// `Output::RefreshDone`).
+    Refresh {
+        target: Key,
+    },
 }
 
-#[derive(Clone, Copy, Debug)]
-struct LinkState {
-    /// We dialled it for topology or an exchange: ours to close when no longer wanted.
-    ours: bool,
-    /// Last chunk exchange or offer over it.
-    last_used: Millis,
-}
-
+/// What waits for an exchange link asked for.
 #[derive(Clone, Debug)]
-struct Dial {
-    at: Millis,
-    /// For an exchange (else topology).
-    exchange: bool,
+struct Pending {
+    deadline: Millis,
     queued: Vec<Message>,
 }
 
@@ -106,7 +97,7 @@ enum Purpose {
     Check(ChunkId),
     /// A fetch's search for holders.
     Fetch(u64),
-    /// Topology: our own key (the neighbourhood) or a random key in a bucket.
+    /// For topology: our own key (the neighbourhood) or a random key in a bucket.
     Refresh,
 }
 
@@ -127,6 +118,8 @@ struct Query {
     info: BTreeMap<PeerId, Info>,
     /// Questions in flight -> deadline.
     asked: BTreeMap<PeerId, Millis>,
+    /// Peers that answered (alive and reachable: for topology's table).
+    met: Vec<PeerId>,
 }
 
 /// One outstanding `GetChunk` to one peer, and everyone waiting on it (a repair and fetches of
@@ -177,23 +170,18 @@ impl FetchState {
 
 pub struct ContentCore<S: Storage> {
     me: PeerId,
-    my_key: Key,
     rcfg: RoutingConfig,
-    tcfg: TopologyConfig,
     fetch_timeout_ms: Millis,
     inv: Inventory<S>,
     repl: ReplicationCore,
-    table: RoutingTable,
-    links: BTreeMap<PeerId, LinkState>,
-    dialing: BTreeMap<PeerId, Dial>,
+    table: TableView,
+    links: LinkView,
+    pending: BTreeMap<PeerId, Pending>,
     queries: BTreeMap<u64, Query>,
     waiting: VecDeque<(Key, Purpose)>,
     next_query: u64,
     gets: BTreeMap<(PeerId, ChunkId), Get>,
     fetches: BTreeMap<u64, FetchState>,
-    rng: ChaCha8Rng,
-    next_refresh: Millis,
-    next_maintain: Millis,
     stats: ContentStats,
     out: Outputs<Output>,
 }
@@ -203,9 +191,9 @@ impl<S: Storage> ContentCore<S> {
         me: PeerId,
         cfg: ReplicationConfig,
         rcfg: RoutingConfig,
-        tcfg: TopologyConfig,
         inv: Inventory<S>,
-        rng: ChaCha8Rng,
+        links: LinkView,
+        table: TableView,
     ) -> Result<Self, InventoryError> {
         let fetch_timeout_ms = cfg.fetch_timeout_ms;
         let chunk_max = (MAX_CHUNK_BYTES + TAG_BYTES) as u32;
@@ -219,24 +207,18 @@ impl<S: Storage> ContentCore<S> {
         repl.handle(0, ReplIn::Room { full: !inv.has_room(chunk_max as usize) });
         let mut core = ContentCore {
             me,
-            my_key: Key::of_peer(&me),
-            table: RoutingTable::new(&me, TableConfig { k: rcfg.k, replacements: 4 }),
+            table,
             rcfg,
-            tcfg,
             fetch_timeout_ms,
             inv,
             repl,
-            links: BTreeMap::new(),
-            dialing: BTreeMap::new(),
+            links,
+            pending: BTreeMap::new(),
             queries: BTreeMap::new(),
             waiting: VecDeque::new(),
             next_query: 0,
             gets: BTreeMap::new(),
             fetches: BTreeMap::new(),
-            rng,
-            // The first look-around once the node has had time to make its first links.
-            next_refresh: 5_000,
-            next_maintain: MAINTAIN_MS,
             stats: ContentStats::default(),
             out: Outputs::new(),
         };
@@ -260,30 +242,41 @@ impl<S: Storage> ContentCore<S> {
         self.effect(Effect::Send { to, msg });
     }
 
-    /// Send to a peer, dialling it first if we are not linked. Returns false when that is not
-    /// possible now (too many dials in flight, queue full): the caller counts it as a failure.
+    /// Send to a peer, asking for an exchange link first if we are not linked. Returns false
+    /// when that is not possible now (too many links asked for, queue full): the caller counts
+    /// it as a failure.
     fn send_to(&mut self, now: Millis, to: PeerId, msg: Message) -> bool {
         if to == self.me {
             return false;
         }
-        if let Some(l) = self.links.get_mut(&to) {
-            l.last_used = now;
+        if self.links.contains(&to) {
             self.send(to, msg);
             return true;
         }
-        if let Some(d) = self.dialing.get_mut(&to) {
+        if let Some(d) = self.pending.get_mut(&to) {
             if d.queued.len() >= MAX_QUEUED_PER_DIAL {
                 return false;
             }
             d.queued.push(msg);
             return true;
         }
-        if self.dialing.values().filter(|d| d.exchange).count() >= MAX_EXCHANGE_DIALS {
+        if self.pending.len() >= MAX_EXCHANGE_DIALS {
             return false;
         }
-        self.dialing.insert(to, Dial { at: now, exchange: true, queued: vec![msg] });
-        self.effect(Effect::Dial(to));
+        self.pending.insert(to, Pending { deadline: now + EXCHANGE_WAIT_MS, queued: vec![msg] });
+        self.out.push_back(Output::Want(to));
         true
+    }
+
+    /// Everything queued for a link that will not come.
+    fn pending_failed(&mut self, now: Millis, peer: PeerId) {
+        if let Some(d) = self.pending.remove(&peer) {
+            for msg in d.queued {
+                if let Message::GetChunk { chunk } = msg {
+                    self.get_failed(now, peer, chunk);
+                }
+            }
+        }
     }
 
     // ---- replication outputs -> frames ----------------------------------------------------
@@ -362,37 +355,19 @@ impl<S: Storage> ContentCore<S> {
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         match ev {
-            LinkEvent::Up { peer, outbound } => {
-                let dial = self.dialing.remove(&peer);
-                let ours = outbound && dial.is_some();
-                self.links.insert(peer, LinkState { ours, last_used: now });
-                self.table.seen(peer);
+            LinkEvent::Up { peer, .. } => {
                 self.repl.handle(now, ReplIn::Link(ev));
-                for msg in dial.map(|d| d.queued).unwrap_or_default() {
+                for msg in self.pending.remove(&peer).map(|d| d.queued).unwrap_or_default() {
                     self.send(peer, msg);
                 }
             }
             LinkEvent::Down { peer, .. } => {
-                self.links.remove(&peer);
-                let hood = self.table.closest(&self.my_key, self.tcfg.neighbourhood);
-                self.table.remove(&peer);
                 self.repl.handle(now, ReplIn::Link(ev));
                 self.peer_gone(now, &peer);
-                if hood.contains(&peer) {
-                    // A neighbour went: find who takes its place soon.
-                    self.next_refresh = self.next_refresh.min(now + 1_000);
-                }
             }
-            LinkEvent::DialFailed { peer } => {
-                self.table.remove(&peer);
+            LinkEvent::DialFailed { peer, .. } => {
                 self.repl.handle(now, ReplIn::Link(ev));
-                if let Some(d) = self.dialing.remove(&peer) {
-                    for msg in d.queued {
-                        if let Message::GetChunk { chunk } = msg {
-                            self.get_failed(now, peer, chunk);
-                        }
-                    }
-                }
+                self.pending_failed(now, peer);
                 self.peer_gone(now, &peer);
             }
         }
@@ -418,7 +393,7 @@ impl<S: Storage> ContentCore<S> {
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, msg: Message) {
-        if !self.links.contains_key(&from) {
+        if !self.links.contains(&from) {
             return;
         }
         match msg {
@@ -430,9 +405,6 @@ impl<S: Storage> ContentCore<S> {
                 Ok(Some(data)) => {
                     self.stats.chunks_served += 1;
                     self.stats.bytes_served += data.len() as u64;
-                    if let Some(l) = self.links.get_mut(&from) {
-                        l.last_used = now;
-                    }
                     self.send(from, Message::ChunkData { chunk, data });
                 }
                 Ok(None) => self.send(from, Message::NoChunk { chunk }),
@@ -449,7 +421,7 @@ impl<S: Storage> ContentCore<S> {
                 self.send(from, Message::Lookup(answer));
             }
             Message::Lookup(LookupMsg::Nodes { query, peers }) => self.on_nodes(now, from, query, peers),
-            Message::Relay { to, msg } if to != from && self.links.contains_key(&to) => {
+            Message::Relay { to, msg } if to != from && self.links.contains(&to) => {
                 self.send(to, Message::Relayed { from, msg });
             }
             Message::Relayed { from: origin, msg } => match msg {
@@ -492,10 +464,10 @@ impl<S: Storage> ContentCore<S> {
         for (p, c) in late {
             self.get_failed(now, p, c);
         }
-        let late: Vec<PeerId> =
-            self.dialing.iter().filter(|(_, d)| now.saturating_sub(d.at) >= DIAL_TIMEOUT_MS).map(|(p, _)| *p).collect();
+        let late: Vec<PeerId> = self.pending.iter().filter(|(_, d)| d.deadline <= now).map(|(p, _)| *p).collect();
         for p in late {
-            self.on_link(now, LinkEvent::DialFailed { peer: p });
+            self.pending_failed(now, p);
+            self.peer_gone(now, &p);
         }
         let retry: Vec<(u64, ChunkId)> = self
             .fetches
@@ -528,6 +500,7 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
             Input::Frame { from, msg } => self.on_frame(now, from, msg),
             Input::Publish { data } => self.publish(now, data),
             Input::Fetch { id, chunk } => self.fetch(now, id, chunk),
+            Input::Refresh { target } => self.start_lookup(now, target, Purpose::Refresh),
         }
     }
 
@@ -537,21 +510,10 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
             self.repl.handle_timeout(now);
             self.drain_repl(now);
         }
-        if now >= self.next_refresh {
-            // Jittered (0.75x to 1.25x), or nodes started together refresh together for ever,
-            // and their lookups' dials pile up on everyone at the same moment.
-            let i = self.tcfg.refresh_interval_ms;
-            self.next_refresh = now + i - i / 4 + self.rng.gen_range(0..=i / 2);
-            self.refresh(now);
-        }
-        if now >= self.next_maintain {
-            self.next_maintain = now + MAINTAIN_MS;
-            self.maintain(now);
-        }
     }
 
     fn next_timeout(&self) -> Option<Millis> {
-        let mut t = self.next_refresh.min(self.next_maintain);
+        let mut t = Millis::MAX;
         if let Some(r) = self.repl.next_timeout() {
             t = t.min(r);
         }
@@ -563,13 +525,13 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
         if let Some(d) = self.gets.values().map(|g| g.deadline).min() {
             t = t.min(d);
         }
-        if let Some(d) = self.dialing.values().map(|d| d.at + DIAL_TIMEOUT_MS).min() {
+        if let Some(d) = self.pending.values().map(|d| d.deadline).min() {
             t = t.min(d);
         }
         if let Some(d) = self.fetches.values().map(|f| f.retry_at.unwrap_or(f.deadline).min(f.deadline)).min() {
             t = t.min(d);
         }
-        Some(t)
+        (t < Millis::MAX).then_some(t)
     }
 
     fn poll_output(&mut self) -> Option<Output> {
@@ -579,10 +541,8 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
     /// Runs after every input, so only what is cheap: the replication core's and the routing
     /// table's own invariants walk all they hold and are checked by their tests instead.
     fn check_invariants(&self) {
-        debug_assert!(self.table.len() <= 256 * self.rcfg.k, "routing table over its bound");
-        debug_assert!(self.dialing.keys().all(|p| !self.links.contains_key(p)), "dialling a linked peer");
+        debug_assert!(self.pending.len() <= MAX_EXCHANGE_DIALS, "too many exchange links asked for");
         debug_assert!(self.queries.len() <= self.rcfg.max_lookups, "too many lookups");
         debug_assert!(self.waiting.len() <= MAX_WAITING_LOOKUPS);
-        debug_assert!(!self.links.contains_key(&self.me), "linked to ourselves");
     }
 }

@@ -4,6 +4,7 @@
 use super::ReplicationStats;
 use crate::content::ChunkId;
 use crate::core::Effect;
+use crate::types::PeerId;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum FetchError {
@@ -22,8 +23,21 @@ pub enum PublishError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Effect(Effect),
-    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
-    Published { chunk: ChunkId, result: Result<(), PublishError> },
+    /// Ask the connection manager for an exchange link to this peer (what is to be sent waits).
+    Want(PeerId),
+    /// Peers a lookup met (they answered): for topology's routing table.
+    Seen(Vec<PeerId>),
+    /// A lookup topology asked for (`Input::Refresh`) finished.
+    RefreshDone,
+    Fetched {
+        id: u64,
+        chunk: ChunkId,
+        result: Result<Vec<u8>, FetchError>,
+    },
+    Published {
+        chunk: ChunkId,
+        result: Result<(), PublishError>,
+    },
 }
 
 /// Counters for reports.

@@ -2,11 +2,17 @@
 //! refused): fetching through a peer linked to the holder (`GetVia`), and what a relay will not do.
 
 use super::*;
+use crate::links::{DialError, LinkTable};
+use crate::routing::{RoutingTable, TableConfig};
 use crate::storage::memory::MemoryStorage;
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 struct Net {
     cores: BTreeMap<PeerId, ContentCore<MemoryStorage>>,
+    /// Each node's link set (as its connection manager keeps it) and routing table (topology's).
+    link_tables: BTreeMap<PeerId, LinkTable>,
+    tables: BTreeMap<PeerId, TableView>,
     links: BTreeSet<(PeerId, PeerId)>,
     now: Millis,
     dials: Vec<(PeerId, PeerId)>,
@@ -17,27 +23,41 @@ struct Net {
 impl Net {
     /// `full`: nodes with no room (they hold nothing for others, so only the holder has it).
     fn new(ids: &[PeerId], links: &[(usize, usize)], full: &[usize]) -> Net {
-        let mut cores = BTreeMap::new();
+        let (mut cores, mut link_tables, mut tables) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for (i, id) in ids.iter().enumerate() {
             let capacity = if full.contains(&i) { 0 } else { 1 << 30 };
             let inv = Inventory::open(MemoryStorage::new(), capacity).unwrap();
-            let rng = ChaCha8Rng::seed_from_u64(i as u64);
+            let lt = LinkTable::default();
+            let table = TableView::new(RoutingTable::new(id, TableConfig { k: 8, replacements: 4 }));
             let core = ContentCore::new(
                 *id,
                 ReplicationConfig::default(),
                 RoutingConfig::default(),
-                TopologyConfig::default(),
                 inv,
-                rng,
+                lt.view(),
+                table.clone(),
             )
             .unwrap();
             cores.insert(*id, core);
+            link_tables.insert(*id, lt);
+            tables.insert(*id, table);
         }
-        let mut net = Net { cores, links: BTreeSet::new(), now: 0, dials: vec![], sent: vec![], fetched: vec![] };
+        let mut net = Net {
+            cores,
+            link_tables,
+            tables,
+            links: BTreeSet::new(),
+            now: 0,
+            dials: vec![],
+            sent: vec![],
+            fetched: vec![],
+        };
         for &(a, b) in links {
             let (a, b) = (ids[a], ids[b]);
             net.links.insert((a, b));
             net.links.insert((b, a));
+            net.link_tables[&a].set(b, true);
+            net.link_tables[&b].set(a, true);
             net.input(a, Input::Link(LinkEvent::Up { peer: b, outbound: true }));
             net.input(b, Input::Link(LinkEvent::Up { peer: a, outbound: false }));
         }
@@ -69,12 +89,10 @@ impl Net {
                             self.deliver(from, t, msg.clone());
                         }
                     }
-                    Output::Effect(Effect::Dial(p)) => {
+                    Output::Want(p) => {
                         self.dials.push((from, p));
-                        self.cores
-                            .get_mut(&from)
-                            .unwrap()
-                            .handle(self.now, Input::Link(LinkEvent::DialFailed { peer: p }));
+                        let failed = LinkEvent::DialFailed { peer: p, error: DialError::Unreachable };
+                        self.cores.get_mut(&from).unwrap().handle(self.now, Input::Link(failed));
                     }
                     Output::Fetched { id, result, .. } => self.fetched.push((from, id, result)),
                     _ => {}
@@ -166,7 +184,7 @@ fn an_answer_names_table_contacts_only_where_links_leave_a_gap() {
     let id = ids();
     let (a, b, d) = (id[0], id[1], id[2]);
     let mut net = Net::new(&id[..2], &[(0, 1)], &[]);
-    net.cores.get_mut(&a).unwrap().table.seen(d);
+    net.tables[&a].write().seen(d);
     let ask = |net: &mut Net, target: Key, query: u64| -> Vec<NodeInfo> {
         net.sent.clear();
         net.input(a, Input::Frame { from: b, msg: Message::Lookup(LookupMsg::find(query, target)) });

@@ -1,0 +1,217 @@
+//! Links: the one owner of a node's connections. The connection manager ([`LinksCore`]) is the
+//! only place that dials, accepts, trims and closes. Every other core *asks* for a link (a
+//! [`Purpose`], some of which protect it) and *reads* the link set through a [`LinkView`].
+//!
+//! It owns, as sub-machines: the authentication handshake ([`crate::auth::AuthCore`]), liveness
+//! ([`crate::health::Liveness`]: heartbeats on idle links, expiry of silent ones) and the dialler
+//! ([`dialer::Dialer`]: one dial per peer, one dial timeout, reconnect backoff). The policy in
+//! [`core`] keeps the degree between watermarks, refuses inbound links at the hard cap, keeps a
+//! minimum link age and trims only links neither side protects, so nothing is closed and
+//! reopened in a loop.
+
+pub mod actor;
+pub mod core;
+pub mod dialer;
+mod gate;
+#[cfg(test)]
+mod tests;
+
+pub use self::actor::LinksActor;
+pub use self::core::{Input, LinksCore, LinksStats, Output};
+pub use gate::Gate;
+
+use crate::time::Millis;
+use crate::types::PeerId;
+use std::cell::{Ref, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Why a core wants a link to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Purpose {
+    /// Discovery: random links toward the low watermark (they keep the overlay mixing).
+    Random,
+    /// Topology: every visible peer while the swarm is small (full mesh).
+    Mesh,
+    /// Topology: the peers closest to us by XOR.
+    Neighbourhood,
+    /// Topology: one link in each farther bucket (what lookups route through).
+    Bucket,
+    /// Topology: our supernode, or, for a supernode, the peers it serves.
+    Supernode,
+    /// Content: a transfer, an offer or a lookup question to a peer no link reaches; held for
+    /// `exchange_hold_ms` after the last use.
+    Exchange,
+    /// The operator asked for it (`swarm connect`).
+    Manual,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 7] = [
+        Purpose::Random,
+        Purpose::Mesh,
+        Purpose::Neighbourhood,
+        Purpose::Bucket,
+        Purpose::Supernode,
+        Purpose::Exchange,
+        Purpose::Manual,
+    ];
+
+    /// A protected link is never trimmed (only a hard failure, or its peer, closes it).
+    pub fn protects(self) -> bool {
+        !matches!(self, Purpose::Random | Purpose::Exchange)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Random => "random",
+            Purpose::Mesh => "mesh",
+            Purpose::Neighbourhood => "neighbourhood",
+            Purpose::Bucket => "bucket",
+            Purpose::Supernode => "supernode",
+            Purpose::Exchange => "exchange",
+            Purpose::Manual => "manual",
+        }
+    }
+}
+
+/// A set of purposes (a bit each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Purposes(u8);
+
+impl Purposes {
+    pub fn of(p: Purpose) -> Self {
+        Purposes(p.bit())
+    }
+    pub fn with(self, p: Purpose) -> Self {
+        Purposes(self.0 | p.bit())
+    }
+    pub fn without(self, p: Purpose) -> Self {
+        Purposes(self.0 & !p.bit())
+    }
+    pub fn has(self, p: Purpose) -> bool {
+        self.0 & p.bit() != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn protects(self) -> bool {
+        Purpose::ALL.iter().any(|p| p.protects() && self.has(*p))
+    }
+    /// The purposes in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Purpose> {
+        Purpose::ALL.into_iter().filter(move |p| self.has(*p))
+    }
+    /// The first purpose in the set (what a dial is reported as).
+    pub fn first(self) -> Option<Purpose> {
+        self.iter().next()
+    }
+}
+
+/// What the rest of the node may know of one open (proved) link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub outbound: bool,
+    pub opened_at: Millis,
+    /// What we want it for (empty: nobody here needs it).
+    pub purposes: Purposes,
+    /// The peer said it protects this link (its `Keep`).
+    pub remote_keeps: bool,
+}
+
+/// The open links, written by the connection manager only. Shared (same thread) with every
+/// core that reads the link set: one copy, never a mirror that can drift.
+#[derive(Clone, Default)]
+pub struct LinkTable(Rc<RefCell<BTreeMap<PeerId, LinkInfo>>>);
+
+impl LinkTable {
+    pub fn view(&self) -> LinkView {
+        LinkView(self.0.clone())
+    }
+    fn insert(&self, peer: PeerId, info: LinkInfo) {
+        self.0.borrow_mut().insert(peer, info);
+    }
+    fn remove(&self, peer: &PeerId) {
+        self.0.borrow_mut().remove(peer);
+    }
+    fn update(&self, peer: &PeerId, f: impl FnOnce(&mut LinkInfo)) {
+        if let Some(l) = self.0.borrow_mut().get_mut(peer) {
+            f(l);
+        }
+    }
+    /// For tests of other cores: open or close a link as the manager would.
+    #[cfg(test)]
+    pub fn set(&self, peer: PeerId, open: bool) {
+        if open {
+            let info = LinkInfo { outbound: true, opened_at: 0, purposes: Purposes::default(), remote_keeps: false };
+            self.insert(peer, info);
+        } else {
+            self.remove(&peer);
+        }
+    }
+}
+
+/// Read-only access to the open links.
+#[derive(Clone, Default)]
+pub struct LinkView(Rc<RefCell<BTreeMap<PeerId, LinkInfo>>>);
+
+impl LinkView {
+    pub fn contains(&self, peer: &PeerId) -> bool {
+        self.0.borrow().contains_key(peer)
+    }
+    pub fn get(&self, peer: &PeerId) -> Option<LinkInfo> {
+        self.0.borrow().get(peer).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+    /// The linked peers in id order (borrowed: do not hold it across a call into the manager).
+    pub fn borrow(&self) -> Ref<'_, BTreeMap<PeerId, LinkInfo>> {
+        self.0.borrow()
+    }
+    /// The linked peers, in id order.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.0.borrow().keys().copied().collect()
+    }
+}
+
+/// Why a link closed, or a dial or an inbound link came to nothing (reported with every change).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CloseReason {
+    /// The peer said goodbye.
+    Bye,
+    /// Trimmed by us above the high watermark (nobody protected it).
+    Trimmed,
+    /// Silent past the heartbeat timeout.
+    Expired,
+    /// The transport lost it (no goodbye).
+    Lost,
+    /// The peer failed or stalled the handshake.
+    AuthFailed,
+    /// Refused at once: we are at the hard cap.
+    Full,
+    /// Our node is stopping.
+    Shutdown,
+}
+
+/// Why a dial failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DialError {
+    /// The transport could not reach the peer (or it refused) within the dial timeout.
+    Unreachable,
+    /// The handshake failed or timed out.
+    AuthFailed,
+    /// Not attempted: the peer failed us recently (backoff), or gave up after the reconnect
+    /// attempts.
+    BackingOff,
+    /// Not attempted: at the high watermark for this purpose, or at the hard cap, or too many
+    /// dials in flight.
+    NoRoom,
+}

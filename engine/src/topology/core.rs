@@ -1,0 +1,259 @@
+//! Topology core: the routing table and the wanted links derived from it.
+//!
+//! - **Mesh**: while the table holds fewer than `mesh_below` peers, every one of them is wanted.
+//! - **Neighbourhood**: above that, the `neighbourhood` peers closest to our key (where our
+//!   replicas' other holders are, and where lookups for keys near ours end).
+//! - **Buckets**: one link in every bucket farther than the neighbourhood's, so every lookup
+//!   answer comes closer to any target. A bucket some link already reaches (either side may have
+//!   dialled it) needs no new one: that link is protected instead, the oldest first, so the
+//!   choice is stable. Otherwise a table member is picked by our own key, not the bucket's
+//!   freshest (which every node agreed on, piling links on the same peers).
+//!
+//! The table is fed by links coming up and by the peers content lookups met (`Seen`); a peer
+//! that could not be reached is dropped from it (the next closest takes its place). Every
+//! `refresh_interval_ms` (jittered) the node looks itself up, and random keys in buckets the table
+//! has nobody in, through content routing (`Lookup`).
+
+use crate::config::TopologyConfig;
+use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::links::{DialError, LinkView, Purpose};
+use crate::routing::{Key, TableView};
+use crate::time::Millis;
+use crate::types::PeerId;
+use rand::{Rng, RngCore};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Period of the wanted-set check (also run on every link change).
+const MAINTAIN_MS: Millis = 10_000;
+/// The first look-around, once the node has had time to make its first links.
+const FIRST_REFRESH_MS: Millis = 5_000;
+/// How soon the neighbourhood is looked up again after a neighbour could not be reached.
+const NEIGHBOUR_GONE_REFRESH_MS: Millis = 1_000;
+/// Random-key lookups started per refresh to fill buckets with no known peer.
+const BUCKET_LOOKUPS_PER_REFRESH: usize = 4;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Link(LinkEvent),
+    /// Peers that answered a lookup (alive, reachable): into the table.
+    Seen {
+        peers: Vec<PeerId>,
+    },
+    /// A refresh lookup we asked for finished.
+    RefreshDone,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Effect(Effect),
+    /// The links wanted for `purpose`, for the connection manager.
+    SetWanted {
+        purpose: Purpose,
+        peers: Vec<PeerId>,
+    },
+    /// Look this key up (content routing runs the lookup and answers `Seen` + `RefreshDone`).
+    Lookup {
+        target: Key,
+    },
+}
+
+/// The purposes topology decides.
+const PURPOSES: [Purpose; 3] = [Purpose::Mesh, Purpose::Neighbourhood, Purpose::Bucket];
+
+pub fn random_key_in_bucket(me: &Key, b: usize, rng: &mut ChaCha8Rng) -> Key {
+    let mut d = [0u8; 32];
+    rng.fill_bytes(&mut d);
+    let byte = 31 - b / 8;
+    for x in d.iter_mut().take(byte) {
+        *x = 0;
+    }
+    let bit = b % 8;
+    d[byte] &= ((1u16 << (bit + 1)) - 1) as u8;
+    d[byte] |= 1 << bit;
+    let mut k = me.0;
+    for (x, y) in k.iter_mut().zip(d) {
+        *x ^= y;
+    }
+    Key(k)
+}
+
+pub struct TopologyCore {
+    me: PeerId,
+    my_key: Key,
+    cfg: TopologyConfig,
+    table: TableView,
+    links: LinkView,
+    rng: ChaCha8Rng,
+    /// What the manager was last told, per purpose.
+    told: BTreeMap<Purpose, BTreeSet<PeerId>>,
+    next_refresh: Millis,
+    next_maintain: Millis,
+    out: Outputs<Output>,
+}
+
+impl TopologyCore {
+    pub fn new(me: PeerId, cfg: TopologyConfig, table: TableView, links: LinkView, rng: ChaCha8Rng) -> Self {
+        TopologyCore {
+            me,
+            my_key: Key::of_peer(&me),
+            cfg,
+            table,
+            links,
+            rng,
+            told: BTreeMap::new(),
+            next_refresh: FIRST_REFRESH_MS,
+            next_maintain: MAINTAIN_MS,
+            out: Outputs::new(),
+        }
+    }
+
+    pub fn table(&self) -> &TableView {
+        &self.table
+    }
+
+    /// What the manager was last told is wanted for `purpose`.
+    pub fn wanted(&self, purpose: Purpose) -> BTreeSet<PeerId> {
+        self.told.get(&purpose).cloned().unwrap_or_default()
+    }
+
+    /// Our XOR neighbourhood as the table knows it, and the bucket of its farthest member (the
+    /// buckets above it are where one link each is wanted).
+    pub fn neighbourhood(&self) -> (Vec<PeerId>, usize) {
+        let hood = self.table.borrow().closest(&self.my_key, self.cfg.neighbourhood);
+        let lowest = hood.iter().filter_map(|p| self.my_key.distance(&Key::of_peer(p)).bucket()).max().unwrap_or(0);
+        (hood, lowest)
+    }
+
+    /// The wanted sets, by purpose.
+    fn compute(&self) -> [BTreeSet<PeerId>; 3] {
+        let table = self.table.borrow();
+        if table.len() < self.cfg.mesh_below {
+            let all = (0..256).flat_map(|b| table.bucket(b).copied().collect::<Vec<_>>()).collect();
+            return [all, BTreeSet::new(), BTreeSet::new()];
+        }
+        drop(table);
+        let (hood, lowest) = self.neighbourhood();
+        let hood: BTreeSet<PeerId> = hood.into_iter().collect();
+        // The oldest link in each bucket (a link the peer protects counts first).
+        let mut linked: BTreeMap<usize, (bool, Millis, PeerId)> = BTreeMap::new();
+        for (p, l) in self.links.borrow().iter() {
+            if hood.contains(p) {
+                continue;
+            }
+            let Some(b) = self.my_key.distance(&Key::of_peer(p)).bucket() else { continue };
+            let rank = (!l.remote_keeps, l.opened_at, *p);
+            linked.entry(b).and_modify(|r| *r = (*r).min(rank)).or_insert(rank);
+        }
+        let table = self.table.borrow();
+        let mut buckets = BTreeSet::new();
+        for b in (lowest + 1)..256 {
+            if let Some((_, _, p)) = linked.get(&b) {
+                buckets.insert(*p);
+                continue;
+            }
+            let members: Vec<&PeerId> = table.bucket(b).filter(|p| !hood.contains(*p)).collect();
+            if !members.is_empty() {
+                buckets.insert(*members[(usize::from(self.my_key.0[31]) + b) % members.len()]);
+            }
+        }
+        [BTreeSet::new(), hood, buckets]
+    }
+
+    /// Tell the manager what changed.
+    fn maintain(&mut self) {
+        let sets = self.compute();
+        for (purpose, set) in PURPOSES.into_iter().zip(sets) {
+            let old = self.told.get(&purpose);
+            if old.is_none_or(|o| *o != set) && !(old.is_none() && set.is_empty()) {
+                self.out.push_back(Output::SetWanted { purpose, peers: set.iter().copied().collect() });
+                self.told.insert(purpose, set);
+            }
+        }
+    }
+
+    /// Look ourselves up (finding the neighbourhood) and a random key in each empty bucket.
+    fn refresh(&mut self) {
+        self.out.push_back(Output::Lookup { target: self.my_key });
+        let (_, lowest) = self.neighbourhood();
+        let mut started = 0;
+        // Farthest buckets first; those below the neighbourhood's are not looked into.
+        for b in ((lowest + 1)..256).rev() {
+            if started >= BUCKET_LOOKUPS_PER_REFRESH {
+                break;
+            }
+            if self.table.borrow().bucket(b).next().is_none() {
+                let target = random_key_in_bucket(&self.my_key, b, &mut self.rng);
+                self.out.push_back(Output::Lookup { target });
+                started += 1;
+            }
+        }
+    }
+
+    fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up { peer, .. } => {
+                self.table.write().seen(peer);
+            }
+            LinkEvent::Down { .. } => {}
+            LinkEvent::DialFailed { peer, error } => {
+                if matches!(error, DialError::Unreachable | DialError::AuthFailed) {
+                    let (hood, _) = self.neighbourhood();
+                    self.table.write().remove(&peer);
+                    if hood.contains(&peer) {
+                        // A neighbour is gone: find who takes its place soon.
+                        self.next_refresh = self.next_refresh.min(now + NEIGHBOUR_GONE_REFRESH_MS);
+                    }
+                }
+            }
+        }
+        self.maintain();
+    }
+}
+
+impl Core for TopologyCore {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, now: Millis, input: Input) {
+        match input {
+            Input::Link(ev) => self.on_link(now, ev),
+            Input::Seen { peers } => {
+                let mut t = self.table.write();
+                for p in peers.into_iter().filter(|p| *p != self.me) {
+                    t.seen(p);
+                }
+            }
+            Input::RefreshDone => self.maintain(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        if now >= self.next_refresh {
+            // Jittered (0.75x to 1.25x), or nodes started together refresh together for ever.
+            let i = self.cfg.refresh_interval_ms;
+            self.next_refresh = now + i - i / 4 + self.rng.gen_range(0..=i / 2);
+            self.refresh();
+        }
+        if now >= self.next_maintain {
+            self.next_maintain = now + MAINTAIN_MS;
+            self.maintain();
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Millis> {
+        Some(self.next_refresh.min(self.next_maintain))
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.told.values().all(|s| !s.contains(&self.me)), "wanting a link to ourselves");
+        debug_assert!(
+            self.told.get(&Purpose::Neighbourhood).is_none_or(|s| s.len() <= self.cfg.neighbourhood),
+            "neighbourhood over its size"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Topology laws: a small swarm is a full mesh; a larger one wants its XOR neighbourhood and one
+//! link per farther bucket, protecting a link a bucket already has rather than dialling another;
+//! unreachable peers leave the table and wanted sets.
+
+use super::core::{Input, Output, TopologyCore};
+use crate::config::TopologyConfig;
+use crate::core::{Core, LinkEvent};
+use crate::links::{DialError, LinkTable, Purpose};
+use crate::routing::{Key, RoutingTable, TableConfig, TableView};
+use crate::types::PeerId;
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+struct T {
+    core: TopologyCore,
+    links: LinkTable,
+    table: TableView,
+    wanted: BTreeMap<Purpose, BTreeSet<PeerId>>,
+    lookups: Vec<Key>,
+}
+
+fn me() -> PeerId {
+    PeerId([0x80; 32])
+}
+
+fn topo() -> T {
+    let links = LinkTable::default();
+    let table = TableView::new(RoutingTable::new(&me(), TableConfig { k: 8, replacements: 4 }));
+    let core =
+        TopologyCore::new(me(), TopologyConfig::default(), table.clone(), links.view(), ChaCha8Rng::seed_from_u64(3));
+    T { core, links, table, wanted: BTreeMap::new(), lookups: vec![] }
+}
+
+impl T {
+    fn input(&mut self, now: u64, i: Input) {
+        self.core.handle(now, i);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        self.core.check_invariants();
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::SetWanted { purpose, peers } => {
+                    self.wanted.insert(purpose, peers.into_iter().collect());
+                }
+                Output::Lookup { target } => self.lookups.push(target),
+                Output::Effect(_) => {}
+            }
+        }
+    }
+
+    fn up(&mut self, now: u64, p: PeerId) {
+        self.links.set(p, true);
+        self.input(now, Input::Link(LinkEvent::Up { peer: p, outbound: true }));
+    }
+
+    fn wanted(&self, purpose: Purpose) -> BTreeSet<PeerId> {
+        self.wanted.get(&purpose).cloned().unwrap_or_default()
+    }
+}
+
+fn peer(rng: &mut ChaCha8Rng) -> PeerId {
+    PeerId::random(rng)
+}
+
+#[test]
+fn a_small_swarm_is_a_full_mesh() {
+    let mut t = topo();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let peers: Vec<PeerId> = (0..5).map(|_| peer(&mut rng)).collect();
+    t.up(0, peers[0]);
+    t.input(0, Input::Seen { peers: peers[1..].to_vec() });
+    t.input(0, Input::RefreshDone);
+    assert_eq!(t.wanted(Purpose::Mesh), peers.iter().copied().collect());
+    assert!(t.wanted(Purpose::Neighbourhood).is_empty() && t.wanted(Purpose::Bucket).is_empty());
+}
+
+#[test]
+fn a_larger_swarm_wants_its_neighbourhood_and_one_link_per_bucket() {
+    let mut t = topo();
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let peers: Vec<PeerId> = (0..200).map(|_| peer(&mut rng)).collect();
+    t.input(0, Input::Seen { peers: peers.clone() });
+    t.input(0, Input::RefreshDone);
+    assert!(t.wanted(Purpose::Mesh).is_empty(), "no mesh above mesh_below peers");
+    let hood = t.wanted(Purpose::Neighbourhood);
+    let table_hood: BTreeSet<PeerId> = t.table.borrow().closest(&Key::of_peer(&me()), 6).into_iter().collect();
+    assert_eq!(hood, table_hood);
+    let buckets = t.wanted(Purpose::Bucket);
+    let my = Key::of_peer(&me());
+    let mut seen_buckets = BTreeSet::new();
+    for p in &buckets {
+        let b = my.distance(&Key::of_peer(p)).bucket().unwrap();
+        assert!(seen_buckets.insert(b), "two links wanted in bucket {b}");
+        assert!(!hood.contains(p));
+    }
+    assert!(buckets.len() >= 4, "200 peers fill several buckets above the neighbourhood: {}", buckets.len());
+    // A link that already reaches a wanted bucket is protected instead of dialling another.
+    let far: Vec<PeerId> =
+        peers.iter().copied().filter(|p| my.distance(&Key::of_peer(p)).bucket() == Some(255)).collect();
+    let chosen: Vec<PeerId> = buckets.iter().copied().filter(|p| far.contains(p)).collect();
+    let other = *far.iter().find(|p| !chosen.contains(p)).unwrap();
+    t.up(10, other);
+    let now_far: Vec<PeerId> = t.wanted(Purpose::Bucket).into_iter().filter(|p| far.contains(p)).collect();
+    assert_eq!(now_far, vec![other], "the bucket's existing link is the one kept");
+}
+
+#[test]
+fn an_unreachable_neighbour_is_replaced_and_looked_for_soon() {
+    let mut t = topo();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let peers: Vec<PeerId> = (0..100).map(|_| peer(&mut rng)).collect();
+    t.input(0, Input::Seen { peers });
+    t.input(0, Input::RefreshDone);
+    let hood = t.wanted(Purpose::Neighbourhood);
+    let gone = *hood.iter().next().unwrap();
+    t.input(100, Input::Link(LinkEvent::DialFailed { peer: gone, error: DialError::Unreachable }));
+    let after = t.wanted(Purpose::Neighbourhood);
+    assert!(!after.contains(&gone) && after.len() == hood.len(), "the next closest takes its place");
+    assert!(!t.table.borrow().contains(&gone));
+    // The manager's own refusals say nothing of the peer.
+    let kept = *after.iter().next().unwrap();
+    t.input(100, Input::Link(LinkEvent::DialFailed { peer: kept, error: DialError::NoRoom }));
+    assert!(t.wanted(Purpose::Neighbourhood).contains(&kept));
+    assert!(t.core.next_timeout().unwrap() <= 1_100, "a refresh is due soon");
+    t.core.handle_timeout(1_100);
+    t.drain();
+    assert_eq!(t.lookups.first(), Some(&Key::of_peer(&me())), "it looks itself up");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// Whatever the table holds, the wanted sets are disjoint, never name us, never exceed one
+    /// link per bucket, and the neighbourhood is the table's closest.
+    #[test]
+    fn wanted_sets_are_well_formed(seed in any::<u64>(), n in 0usize..300, linked in 0usize..40) {
+        let mut t = topo();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let peers: Vec<PeerId> = (0..n).map(|_| peer(&mut rng)).collect();
+        t.input(0, Input::Seen { peers: peers.clone() });
+        for p in peers.iter().take(linked) {
+            t.up(1, *p);
+        }
+        t.input(2, Input::RefreshDone);
+        let (m, h, b) = (t.wanted(Purpose::Mesh), t.wanted(Purpose::Neighbourhood), t.wanted(Purpose::Bucket));
+        prop_assert!(!m.contains(&me()) && !h.contains(&me()) && !b.contains(&me()));
+        prop_assert!(h.is_disjoint(&b) && m.is_disjoint(&h) && m.is_disjoint(&b));
+        let my = Key::of_peer(&me());
+        let buckets: BTreeSet<usize> = b.iter().filter_map(|p| my.distance(&Key::of_peer(p)).bucket()).collect();
+        prop_assert_eq!(buckets.len(), b.len());
+        if t.table.borrow().len() >= 10 {
+            prop_assert!(m.is_empty());
+            let closest: BTreeSet<PeerId> = t.table.borrow().closest(&my, 6).into_iter().collect();
+            prop_assert_eq!(h, closest);
+        }
+    }
+}

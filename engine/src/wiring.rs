@@ -1,0 +1,126 @@
+//! Where a node is assembled: each subsystem's outputs mapped to the transport (through the
+//! [`Outbox`]) and to the other subsystems' actors. With the router's dispatch table, the only
+//! place that names every subsystem, so no subsystem depends on another's actor.
+
+use crate::core::{In, Wiring};
+use crate::discovery::{self, DiscoveryActor, PeerStore};
+use crate::gossip::{self, GossipActor};
+use crate::links::{self, LinksActor, Purpose};
+use crate::replication::{ContentActor, ContentInput, ContentListener, ContentResult};
+use crate::router::{Dispatch, Outbox};
+use crate::topology::{self, TopologyActor};
+use actix::Addr;
+
+pub struct LinksWiring {
+    pub outbox: Outbox,
+    pub dispatch: Dispatch,
+}
+
+impl Wiring<links::Output> for LinksWiring {
+    fn route(&mut self, output: links::Output) {
+        use links::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::Dial(p) => self.outbox.dial(p),
+            Output::Disconnect(p) => self.outbox.disconnect(p),
+            Output::Close(p) => self.outbox.close(p),
+            Output::Link(ev) => self.dispatch.link(ev),
+            Output::Deliver { from, msg } => self.dispatch.frame(from, msg),
+        }
+    }
+}
+
+pub struct DiscoveryWiring {
+    pub outbox: Outbox,
+    pub gossip: Addr<GossipActor>,
+    pub links: Addr<LinksActor>,
+    /// Where registry snapshots are stored (real nodes); `None` in simulations.
+    pub store: Option<PeerStore>,
+}
+
+impl Wiring<discovery::Output> for DiscoveryWiring {
+    fn route(&mut self, output: discovery::Output) {
+        use discovery::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Random })),
+            Output::TopPeers(peers) => self.gossip.do_send(In(gossip::Input::TopPeers(peers))),
+            Output::Persist { now, entries } => {
+                if let Some(store) = &self.store {
+                    // A failed write (disk full...) costs this snapshot only; the next re-scan
+                    // tries again, and what was stored before stays as it was.
+                    if let Err(e) = store.save(now, &entries) {
+                        tracing::error!(error = %e, "could not store the peer registry");
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct GossipWiring {
+    pub outbox: Outbox,
+    pub discovery: Addr<DiscoveryActor>,
+}
+
+impl Wiring<gossip::Output> for GossipWiring {
+    fn route(&mut self, output: gossip::Output) {
+        use gossip::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::RequestTopPeers(n) => self.discovery.do_send(In(discovery::Input::TopPeersRequest { n })),
+            Output::Learned(peers) => self.discovery.do_send(In(discovery::Input::Learned { peers })),
+        }
+    }
+}
+
+pub struct TopologyWiring {
+    pub outbox: Outbox,
+    pub links: Addr<LinksActor>,
+    pub content: Addr<ContentActor>,
+}
+
+impl Wiring<topology::Output> for TopologyWiring {
+    fn route(&mut self, output: topology::Output) {
+        use topology::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::SetWanted { purpose, peers } => self.links.do_send(In(links::Input::SetWanted { purpose, peers })),
+            Output::Lookup { target } => self.content.do_send(In(ContentInput::Refresh { target })),
+        }
+    }
+}
+
+pub struct ContentWiring {
+    pub outbox: Outbox,
+    pub links: Addr<LinksActor>,
+    pub topology: Addr<TopologyActor>,
+    pub listener: Option<ContentListener>,
+}
+
+impl Wiring<crate::replication::content::Output> for ContentWiring {
+    fn route(&mut self, output: crate::replication::content::Output) {
+        use crate::replication::content::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Exchange })),
+            Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
+            Output::RefreshDone => self.topology.do_send(In(topology::Input::RefreshDone)),
+            Output::Fetched { id, chunk, result } => {
+                tracing::debug!(id, chunk = %chunk.short(), ok = result.is_ok(), "fetch finished");
+                if let Some(l) = &mut self.listener {
+                    l(ContentResult::Fetched { id, chunk, result });
+                }
+            }
+            Output::Published { chunk, result } => {
+                match &result {
+                    Ok(()) => tracing::debug!(chunk = %chunk.short(), "published"),
+                    Err(e) => tracing::warn!(chunk = %chunk.short(), error = %e, "publish failed"),
+                }
+                if let Some(l) = &mut self.listener {
+                    l(ContentResult::Published { chunk, result });
+                }
+            }
+        }
+    }
+}
