@@ -91,12 +91,10 @@ pub fn run(a: NodeArgs) -> Result<()> {
             hints.push(p);
         }
     }
-    let open = |sub: &str| {
-        let dir = a.data.join(sub);
-        HeedStorage::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))
-    };
-    let registry: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(open("db")?));
-    let chunks = open("content")?;
+    let registry: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(crate::peers::open_registry(&a.data)?));
+    let content = a.data.join("content");
+    let chunks =
+        HeedStorage::open(&content).with_context(|| format!("opening the chunk store in {}", content.display()))?;
     let config = NodeConfig::default();
     let peer_store = PeerStore::new(registry.clone(), unix_ms());
     let restored = peer_store.restore(config.discovery.forget_after_ms()).context("reading the peer registry")?;
