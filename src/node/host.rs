@@ -241,7 +241,13 @@ impl Host {
                 Ok(Fetched::Post(PostView { author: author.to_string(), unix_ms, text: post.text }))
             }
             Opened::File { manifest, .. } => {
-                let key = link.key.as_ref().expect("a file root opens only with its key");
+                // A root can hold a plaintext manifest (anyone can publish one): it opens
+                // without a key, but its chunks cannot be decrypted.
+                let Some(key) = link.key.as_ref() else {
+                    return Err(ApiError::unprocessable(
+                        "the root is a file's manifest but the link has no key: a file link is ROOT:KEY",
+                    ));
+                };
                 let fetched: Vec<(ChunkId, Result<Vec<u8>, FetchError>)> =
                     stream::iter(manifest.chunks.iter().copied())
                         .map(|c| async move { (c, self.fetch_chunk(c).await) })
