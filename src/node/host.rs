@@ -133,7 +133,13 @@ impl Host {
             Request::Status(reply) => drop(reply.send(Ok(self.status()))),
             Request::Peers(reply) => drop(reply.send(Ok(self.peers()))),
             Request::Connect { peer, timeout_ms, reply } => drop(reply.send(self.connect(&peer, timeout_ms).await)),
-            Request::PublishFile { name, data, reply } => drop(reply.send(self.publish_file(&name, &data).await)),
+            Request::PublishFile { name, upload, reply } => {
+                let published = match upload.into_bytes().await {
+                    Ok(data) => self.publish_file(&name, &data).await,
+                    Err(e) => Err(e),
+                };
+                drop(reply.send(published))
+            }
             Request::PublishPost { text, reply } => drop(reply.send(self.publish_post(text).await)),
             Request::Fetch { link, reply } => drop(reply.send(self.fetch(&link).await)),
         }

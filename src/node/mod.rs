@@ -3,8 +3,10 @@
 //! tokio runtime beside it. The two sides meet only through channels and the transport handle.
 
 pub mod api;
+mod edge;
 mod host;
 mod net;
+mod serve;
 
 use crate::client::DEFAULT_API;
 use anyhow::{Context, Result};
@@ -123,11 +125,7 @@ pub fn run(a: NodeArgs) -> Result<()> {
         .block_on(tokio::net::TcpListener::bind(a.api))
         .with_context(|| format!("binding the control API on {}", a.api))?;
     let api_addr = listener.local_addr()?;
-    net_rt.spawn(async move {
-        if let Err(e) = axum::serve(listener, api::router(req_tx)).await {
-            tracing::error!(error = %e, "control API stopped");
-        }
-    });
+    net_rt.spawn(serve::serve(listener, api::router(req_tx)));
     println!("peer id: {me}");
     println!("api: http://{api_addr}");
     if let Some(url) = &net.own_rendezvous {
