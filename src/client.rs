@@ -1,6 +1,8 @@
 //! `swarm status|peers|connect|put|get --api ADDR`: the CLI side of a running node's control API.
 
-use crate::node::api::{ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status};
+use crate::node::api::{
+    ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status, MAX_UPLOAD_BYTES,
+};
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,12 +32,17 @@ fn call(req: ureq::Request, body: Option<Body>, api: &str) -> Result<ureq::Respo
     let res = match body {
         None => req.call(),
         Some(Body::Json(v)) => req.send_json(v),
-        Some(Body::Bytes(b)) => req.send_bytes(&b),
+        Some(Body::File { file, len }) => req.set("Content-Length", &len.to_string()).send(file),
     };
     match res {
         Ok(r) => Ok(r),
         Err(ureq::Error::Status(code, r)) => {
-            let msg = r.into_json::<ApiErrorBody>().map(|b| b.error).unwrap_or_else(|_| "no details".into());
+            let text = r.into_string().unwrap_or_default();
+            let msg = match serde_json::from_str::<ApiErrorBody>(&text) {
+                Ok(b) => b.error,
+                Err(_) if text.trim().is_empty() => "no details".into(),
+                Err(_) => text.trim().to_string(),
+            };
             bail!("the node answered {code}: {msg}")
         }
         Err(e) => {
@@ -46,7 +53,11 @@ fn call(req: ureq::Request, body: Option<Body>, api: &str) -> Result<ureq::Respo
 
 enum Body {
     Json(serde_json::Value),
-    Bytes(Vec<u8>),
+    /// Sent as it is read, with its length announced (the node requires Content-Length).
+    File {
+        file: std::fs::File,
+        len: u64,
+    },
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(api: &str, path: &str) -> Result<T> {
@@ -97,10 +108,16 @@ pub fn connect(api: &str, peer: &str, timeout_ms: u64) -> Result<()> {
 pub fn put(api: &str, file: Option<&Path>, post: Option<String>) -> Result<()> {
     let published: Published = match (file, post) {
         (Some(f), None) => {
-            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+            let len = file.metadata().with_context(|| format!("reading {}", f.display()))?.len();
+            // Checked here: the node refuses a larger body before reading it and closes the
+            // connection, which the sender would only see as a broken pipe.
+            if len > MAX_UPLOAD_BYTES {
+                bail!("{} is {len} bytes; a node accepts files of at most {MAX_UPLOAD_BYTES} bytes", f.display());
+            }
             let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
             let req = agent().post(&url(api, "/publish/file")).query("name", &name);
-            call(req, Some(Body::Bytes(data)), api)?.into_json()?
+            call(req, Some(Body::File { file, len }), api)?.into_json()?
         }
         (None, Some(text)) => {
             let body = serde_json::to_value(PostRequest { text })?;

@@ -38,7 +38,7 @@ enum Cmd {
     Peers {
         #[command(subcommand)]
         cmd: Option<peers::PeersCmd>,
-        /// The node's data directory (the store is DIR/db).
+        /// The node's data directory (its peer registry is DIR/db).
         #[arg(long, global = true, default_value = "swarm-data")]
         data: PathBuf,
         /// Control API of a running node (without a subcommand).

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use swarm_engine::identity::user_id;
 use swarm_engine::storage::heed_store::HeedStorage;
 use swarm_engine::storage::records::{PeerRecord, PeerTable};
@@ -46,26 +46,47 @@ fn fresh_record(peer: PeerId, addresses: Vec<String>) -> PeerRecord {
     }
 }
 
-fn open(data: &Path) -> Result<HeedStorage> {
-    HeedStorage::open(data).with_context(|| format!("opening the store in {}", data.display()))
+/// Where a node keeps its peer registry in its data directory `data` (a heed store of its own,
+/// beside the chunk store in `data/content`). The node and `swarm peers` both open it here.
+fn registry_dir(data: &Path) -> PathBuf {
+    data.join("db")
+}
+
+/// Open the registry of the node directory `data`, creating it if it has none.
+pub fn open_registry(data: &Path) -> Result<HeedStorage> {
+    let dir = registry_dir(data);
+    HeedStorage::open(&dir).with_context(|| format!("opening the peer registry in {}", dir.display()))
+}
+
+/// Open the registry of `data` only if it exists: reading commands never create one.
+fn open_existing(data: &Path) -> Result<HeedStorage> {
+    let dir = registry_dir(data);
+    if !HeedStorage::exists(&dir) {
+        bail!(
+            "no peer registry in {} (is {} a node's data directory? give it with --data DIR)",
+            dir.display(),
+            data.display()
+        );
+    }
+    open_registry(data)
 }
 
 pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
     match cmd {
         PeersCmd::Add { peer_id, addrs } => {
             let peer: PeerId = peer_id.parse()?;
-            let mut s = open(data)?;
+            let mut s = open_registry(data)?;
             PeerTable::save(&mut s, &fresh_record(peer, addrs))?;
             println!("added {peer}");
         }
         PeersCmd::List => {
-            let s = open(data)?;
+            let s = open_existing(data)?;
             for r in PeerTable::all(&s)? {
                 println!("{} {} last_seen_ms={} {}", r.peer_id, r.user_id, r.last_seen_ms, r.addresses.join(","));
             }
         }
         PeersCmd::Prune { days } => {
-            let mut s = open(data)?;
+            let mut s = open_existing(data)?;
             let removed = PeerTable::prune(&mut s, now_ms(), days.saturating_mul(86_400_000))?;
             println!("pruned {removed}");
         }
@@ -79,7 +100,7 @@ pub fn fill(data: &Path, records: u64) -> Result<()> {
     if records == 0 {
         bail!("--records must be at least 1");
     }
-    let mut s = open(data)?;
+    let mut s = open_registry(data)?;
     let mut out = std::io::stdout().lock();
     for i in 0..records {
         let mut id = [0u8; 32];

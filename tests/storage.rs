@@ -1,5 +1,8 @@
 //! The store across processes: what one `swarm` process committed, the next one reads back,
-//! even when the writer is killed with SIGKILL in the middle of writing.
+//! even when the writer is killed with SIGKILL in the middle of writing; `swarm peers` reads and
+//! writes the very registry a node keeps in its data directory.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -134,4 +137,70 @@ fn a_restarted_node_rejoins_from_its_stored_registry() {
         let (live, largest, _) = net.connectivity();
         assert_eq!((live, largest), (5, 5), "the restarted node rejoined from its stored registry");
     });
+}
+
+/// `swarm peers` on a real node's directory: it lists what the node stored, what it adds the node
+/// restores at its next start, and on a directory without a registry it says so and creates none.
+#[test]
+fn swarm_peers_uses_the_registry_of_the_node_directory() {
+    use common::procs::{start_node, wait_until, Logs, NodeOpts};
+    use std::time::Duration;
+    use swarm_engine::storage::heed_store::HeedStorage;
+    use swarm_engine::storage::records::{PeerRecord, PeerTable};
+    use swarm_engine::PeerId;
+
+    let t = tempfile::tempdir().unwrap();
+    let logs = Logs::new(t.path().join("logs"));
+    let data = t.path().join("node");
+    let mut node = start_node("n", NodeOpts::new(data.clone(), &[]), &logs.dir);
+    // Answering means it is past installing its SIGTERM handler.
+    node.status();
+    assert!(node.proc.terminate(Duration::from_secs(10)).success());
+    // A peer in the node's registry, stored where the node keeps it (the node writes it there at
+    // its re-scans, every two minutes: too slow to wait for).
+    let known = PeerId([0x5a; 32]);
+    {
+        let mut s = HeedStorage::open(&data.join("db")).unwrap();
+        let rec = PeerRecord {
+            peer_id: known,
+            user_id: swarm_engine::identity::user_id(&known),
+            last_seen_ms: now_ms(),
+            addresses: vec!["ws://127.0.0.1:7000".into()],
+            reliability: 0.5,
+            successes: 1,
+            failures: 0,
+        };
+        PeerTable::save(&mut s, &rec).unwrap();
+    }
+    let listed = list(&data);
+    assert!(listed.contains(&known.to_string()) && listed.contains("ws://127.0.0.1:7000"), "{listed:?}");
+
+    // Added by hand, restored by the node at its next start.
+    let added = "c3".repeat(32);
+    let out = swarm().args(["peers", "add", &added, "--data"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let node = start_node("n-again", NodeOpts::new(data.clone(), &[]), &logs.dir);
+    wait_until("the node knows both stored peers", Duration::from_secs(10), || {
+        let known = node.status()["known_peers"].as_u64().unwrap();
+        if known == 2 {
+            Ok(())
+        } else {
+            Err(format!("{known} known"))
+        }
+    });
+    drop(node);
+
+    // No registry: said so, and nothing is created.
+    let empty = t.path().join("not-a-node");
+    std::fs::create_dir_all(&empty).unwrap();
+    for args in [&["peers", "list"][..], &["peers", "prune", "--days", "1"]] {
+        let out = swarm().args(args).arg("--data").arg(&empty).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("no peer registry"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "a store was created in {}", empty.display());
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }

@@ -129,7 +129,13 @@ impl Host {
             Request::Status(reply) => drop(reply.send(Ok(self.status()))),
             Request::Peers(reply) => drop(reply.send(Ok(self.peers()))),
             Request::Connect { peer, timeout_ms, reply } => drop(reply.send(self.connect(&peer, timeout_ms).await)),
-            Request::PublishFile { name, data, reply } => drop(reply.send(self.publish_file(&name, &data).await)),
+            Request::PublishFile { name, upload, reply } => {
+                let published = match upload.into_bytes().await {
+                    Ok(data) => self.publish_file(&name, &data).await,
+                    Err(e) => Err(e),
+                };
+                drop(reply.send(published))
+            }
             Request::PublishPost { text, reply } => drop(reply.send(self.publish_post(text).await)),
             Request::Fetch { link, reply } => drop(reply.send(self.fetch(&link).await)),
         }
@@ -237,7 +243,13 @@ impl Host {
                 Ok(Fetched::Post(PostView { author: author.to_string(), unix_ms, text: post.text }))
             }
             Opened::File { manifest, .. } => {
-                let key = link.key.as_ref().expect("a file root opens only with its key");
+                // A root can hold a plaintext manifest (anyone can publish one): it opens
+                // without a key, but its chunks cannot be decrypted.
+                let Some(key) = link.key.as_ref() else {
+                    return Err(ApiError::unprocessable(
+                        "the root is a file's manifest but the link has no key: a file link is ROOT:KEY",
+                    ));
+                };
                 let fetched: Vec<(ChunkId, Result<Vec<u8>, FetchError>)> =
                     stream::iter(manifest.chunks.iter().copied())
                         .map(|c| async move { (c, self.fetch_chunk(c).await) })

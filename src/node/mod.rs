@@ -3,8 +3,10 @@
 //! tokio runtime beside it. The two sides meet only through channels and the transport handle.
 
 pub mod api;
+mod edge;
 mod host;
 mod net;
+mod serve;
 
 use crate::client::DEFAULT_API;
 use anyhow::{Context, Result};
@@ -90,12 +92,10 @@ pub fn run(a: NodeArgs) -> Result<()> {
             hints.push(p);
         }
     }
-    let open = |sub: &str| {
-        let dir = a.data.join(sub);
-        HeedStorage::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))
-    };
-    let registry: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(open("db")?));
-    let chunks = open("content")?;
+    let registry: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(crate::peers::open_registry(&a.data)?));
+    let content = a.data.join("content");
+    let chunks =
+        HeedStorage::open(&content).with_context(|| format!("opening the chunk store in {}", content.display()))?;
     let config = NodeConfig::default();
     let peer_store = PeerStore::new(registry.clone(), unix_ms());
     let restored = peer_store.restore(config.discovery.forget_after_ms()).context("reading the peer registry")?;
@@ -124,11 +124,7 @@ pub fn run(a: NodeArgs) -> Result<()> {
         .block_on(tokio::net::TcpListener::bind(a.api))
         .with_context(|| format!("binding the control API on {}", a.api))?;
     let api_addr = listener.local_addr()?;
-    net_rt.spawn(async move {
-        if let Err(e) = axum::serve(listener, api::router(req_tx)).await {
-            tracing::error!(error = %e, "control API stopped");
-        }
-    });
+    net_rt.spawn(serve::serve(listener, api::router(req_tx)));
     println!("peer id: {me}");
     println!("api: http://{api_addr}");
     if let Some(url) = &net.own_rendezvous {

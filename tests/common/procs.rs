@@ -67,6 +67,10 @@ impl Proc {
         panic!("{}: no `{prefix}` line within {within:?}; stdout so far: {:?}", self.name, self.seen)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -31,6 +31,12 @@ fn page_multiple(n: usize) -> usize {
 }
 
 impl HeedStorage {
+    /// Whether `dir` holds a storage already (what [`HeedStorage::open`] would open rather than
+    /// create); nothing is created.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("db").join("data.mdb").is_file()
+    }
+
     /// Open (or create) the storage in `dir/db`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         Self::open_with(dir, INITIAL_MAP_BYTES, DEFAULT_MAX_MAP_BYTES)

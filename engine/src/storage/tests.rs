@@ -58,8 +58,11 @@ fn memory_backend_honours_the_contract() {
 #[test]
 fn heed_backend_honours_the_contract_and_survives_reopening() {
     let dir = tmp("contract");
+    assert!(!HeedStorage::exists(&dir));
+    assert!(!dir.exists(), "asking creates nothing");
     {
         let mut s = HeedStorage::open(&dir).unwrap();
+        assert!(HeedStorage::exists(&dir));
         contract(&mut s);
     }
     let s = HeedStorage::open(&dir).unwrap();
