@@ -26,6 +26,9 @@ impl Default for LookupConfig {
 enum State {
     Fresh,
     Asked,
+    /// Asked, slow to answer: no longer holds one of the `alpha` slots (the lookup asks someone
+    /// else meanwhile), but its answer is still taken.
+    Stalled,
     Answered,
     Failed,
 }
@@ -60,7 +63,8 @@ impl Lookup {
         }
         // Drop the farthest candidates nobody is waiting on.
         while self.peers.len() > self.cap() {
-            let Some(&d) = self.peers.iter().rev().find(|(_, (_, s))| *s != State::Asked).map(|(d, _)| d) else {
+            let waiting = |s: &State| matches!(s, State::Asked | State::Stalled);
+            let Some(&d) = self.peers.iter().rev().find(|(_, (_, s))| !waiting(s)).map(|(d, _)| d) else {
                 break;
             };
             self.peers.remove(&d);
@@ -106,28 +110,38 @@ impl Lookup {
     /// for are ignored.
     pub fn on_answer(&mut self, from: &PeerId, peers: impl IntoIterator<Item = PeerId>) {
         match self.state_of(from) {
-            Some(s) if *s == State::Asked => *s = State::Answered,
+            Some(s) if *s == State::Asked => {
+                *s = State::Answered;
+                self.in_flight -= 1;
+            }
+            Some(s) if *s == State::Stalled => *s = State::Answered,
             _ => return,
         }
-        self.in_flight -= 1;
         self.add(peers);
+    }
+
+    /// `from` is slow: its slot goes to the next candidate, its answer is still welcome.
+    pub fn on_stall(&mut self, from: &PeerId) {
+        if let Some(s) = self.state_of(from).filter(|s| **s == State::Asked) {
+            *s = State::Stalled;
+            self.in_flight -= 1;
+        }
     }
 
     /// `from` did not answer (timeout, refused link, wrong data).
     pub fn on_failure(&mut self, from: &PeerId) {
         match self.state_of(from) {
-            Some(s) if *s == State::Asked => *s = State::Failed,
-            Some(s) if *s == State::Fresh => {
+            Some(s) if *s == State::Asked => {
                 *s = State::Failed;
-                return;
+                self.in_flight -= 1;
             }
-            _ => return,
+            Some(s) if *s == State::Fresh || *s == State::Stalled => *s = State::Failed,
+            _ => {}
         }
-        self.in_flight -= 1;
     }
 
     /// Done when nothing is in flight and the `k` closest peers not known to have failed have
-    /// all answered.
+    /// all answered (a stalled one among them is still awaited).
     pub fn is_done(&self) -> bool {
         self.in_flight == 0
             && self

@@ -110,6 +110,8 @@ struct Slot {
     inbox: Option<Rc<dyn EventSink>>,
     max_connections: usize,
     side: u8,
+    /// Behind a NAT: cannot accept a link dialled by another NATed node.
+    nat: bool,
     /// This node's half of each link: remote peer -> remote address and ordering state.
     links: BTreeMap<PeerId, Link>,
     dialing: BTreeMap<PeerId, ()>,
@@ -184,6 +186,7 @@ impl SimNet {
                 inbox: None,
                 max_connections: 0,
                 side: 0,
+                nat: false,
                 links: BTreeMap::new(),
                 dialing: BTreeMap::new(),
                 joined_at_us: None,
@@ -197,6 +200,7 @@ impl SimNet {
         sl.peer = peer;
         sl.inbox = None;
         sl.max_connections = max_connections;
+        sl.nat = false;
         sl.links.clear();
         sl.dialing.clear();
         sl.joined_at_us = None;
@@ -219,6 +223,12 @@ impl SimNet {
         sl.inbox = None;
         sl.links.clear();
         sl.dialing.clear();
+    }
+
+    /// Put a node behind a NAT (or not): two NATed nodes cannot link directly (a dial between
+    /// them fails at the connect timeout, as ICE would with no path).
+    pub fn set_nat(&self, slot: u32, nat: bool) {
+        self.state.borrow_mut().slots[slot as usize].nat = nat;
     }
 
     /// Put a node on a side of a partition (0 = everyone together).
@@ -356,9 +366,11 @@ impl State {
             }
             Step::DialArrive { from, from_peer, to, to_peer, started_us } => {
                 let timeout_us = self.cfg.connect_timeout_ms * 1000;
+                let dialer_nat = self.live(from).is_some_and(|d| d.nat);
                 let dialer_alive = self.live(from).is_some();
-                let Some(target) = self.live(to) else {
-                    // Nobody answers: the dialler gives up at its connect timeout.
+                let Some(target) = self.live(to).filter(|t| !(t.nat && dialer_nat)) else {
+                    // Nobody answers (dead, or both behind NATs): the dialler gives up at its
+                    // connect timeout.
                     let at = (started_us + timeout_us).max(now);
                     self.push(at, Step::DialFailed { dialer: from, peer: to_peer });
                     return;
