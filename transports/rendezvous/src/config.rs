@@ -154,6 +154,9 @@ pub struct MultiConfig {
     pub backoff_max_ms: u64,
     /// Pages asked of one server by `discover_all` before it stops.
     pub max_discover_pages: u32,
+    /// A registration a server refused or did not answer (full, rate limited, timed out) is
+    /// tried again after this long, instead of waiting half a TTL, by when it may have lapsed.
+    pub refresh_retry_ms: u64,
     /// Events queued for the application, merged over all servers.
     pub event_queue_len: usize,
 }
@@ -165,6 +168,8 @@ impl Default for MultiConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 10_000,
             max_discover_pages: 10,
+            // guess: a register costs one message of the server's budget (50/s by default).
+            refresh_retry_ms: 2_000,
             event_queue_len: 1024,
         }
     }
