@@ -16,6 +16,7 @@ use crate::error::ClientError;
 use crate::proto::{ErrorCode, Namespace, PeerId};
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -60,6 +61,8 @@ struct Shared {
     granted: Mutex<BTreeMap<(usize, String), u64>>,
     /// Bumped when `registrations` changes, so each supervisor recomputes its deadline.
     changed: watch::Sender<()>,
+    /// Signals dropped by the pacing of connections that have ended (live ones count their own).
+    paced_before: AtomicU64,
     events: mpsc::Sender<MultiEvent>,
 }
 
@@ -86,6 +89,7 @@ impl MultiRendezvous {
             registrations: Mutex::new(BTreeMap::new()),
             granted: Mutex::new(BTreeMap::new()),
             changed: watch::channel(()).0,
+            paced_before: AtomicU64::new(0),
             events,
         });
         for idx in 0..shared.urls.len() {
@@ -143,8 +147,16 @@ impl MultiRendezvous {
         merged.into_iter().collect()
     }
 
+    /// Signals not sent because a server's budget was spent (see `ClientConfig`), over all
+    /// connections so far.
+    pub fn signals_paced(&self) -> u64 {
+        let live: u64 = lock(&self.shared.clients).values().map(RendezvousClient::signals_paced).sum();
+        self.shared.paced_before.load(Ordering::Relaxed) + live
+    }
+
     /// Sends `payload` to `to` through every connected server where this peer's registrations
-    /// are in place; returns through how many it went.
+    /// are in place; returns through how many it went (a server whose budget is spent for now
+    /// is skipped: see [`Self::signals_paced`]).
     pub fn signal(&self, to: PeerId, payload: &str) -> usize {
         let ready = lock(&self.shared.ready).clone();
         self.shared.connected().iter().filter(|(i, c)| ready.contains(i) && c.signal(to, payload).is_ok()).count()
@@ -292,7 +304,9 @@ async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver
                     }
                 }
                 lock(&shared.ready).remove(&idx);
-                lock(&shared.clients).remove(&idx);
+                if let Some(gone) = lock(&shared.clients).remove(&idx) {
+                    shared.paced_before.fetch_add(gone.signals_paced(), Ordering::Relaxed);
+                }
                 shared.forget_grants(idx);
                 shared.emit(MultiEvent::Disconnected { url: url.clone() });
             }
