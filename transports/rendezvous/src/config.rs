@@ -27,7 +27,8 @@ pub struct ServerConfig {
     pub max_rate_violations: u32,
     /// Open WebSocket connections; further ones are refused at accept.
     pub max_connections: usize,
-    /// Messages queued toward one connection; a client that does not read is disconnected.
+    /// Messages queued toward one connection; a client that does not read is disconnected (a
+    /// signal relayed to a full queue is dropped instead).
     pub max_outbound_queue_msgs: usize,
     /// A connection that sends nothing (not even a WebSocket ping) for this long is closed.
     pub idle_timeout_ms: u64,
@@ -127,6 +128,15 @@ pub struct ClientConfig {
     pub max_pending_requests: usize,
     /// Messages queued toward the server.
     pub outbound_queue_len: usize,
+    /// The client's own budget toward the server (token bucket): it keeps to the lower of this
+    /// and 4/5 of what the server publishes in its challenge, so the server's rate limit never
+    /// cuts it off. Requests (`register`, `discover`, `ping`) wait for a token; a `signal` or
+    /// `unregister` that finds none is dropped and counted (`signals_paced`).
+    pub max_send_rate_msgs_per_s: u32,
+    pub max_send_burst_msgs: u32,
+    /// Tokens signals leave for requests, so a burst of signals cannot delay a registration
+    /// (at most a quarter of the burst).
+    pub request_reserve_msgs: u32,
 }
 
 impl Default for ClientConfig {
@@ -140,6 +150,11 @@ impl Default for ClientConfig {
             event_queue_len: 1024,
             max_pending_requests: 256,
             outbound_queue_len: 256,
+            // 4/5 of the server defaults (50/s, burst 100).
+            max_send_rate_msgs_per_s: 40,
+            max_send_burst_msgs: 80,
+            // guess: a refresh of a few namespaces plus a discovery walk's first pages.
+            request_reserve_msgs: 10,
         }
     }
 }
@@ -154,6 +169,9 @@ pub struct MultiConfig {
     pub backoff_max_ms: u64,
     /// Pages asked of one server by `discover_all` before it stops.
     pub max_discover_pages: u32,
+    /// A registration a server refused or did not answer (full, rate limited, timed out) is
+    /// tried again after this long, instead of waiting half a TTL, by when it may have lapsed.
+    pub refresh_retry_ms: u64,
     /// Events queued for the application, merged over all servers.
     pub event_queue_len: usize,
 }
@@ -165,6 +183,8 @@ impl Default for MultiConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 10_000,
             max_discover_pages: 10,
+            // guess: a register costs one message of the server's budget (50/s by default).
+            refresh_retry_ms: 2_000,
             event_queue_len: 1024,
         }
     }

@@ -36,6 +36,8 @@ pub enum ClientError {
     TooManyPending { max: usize },
     #[error("the queue toward the server is full ({max} messages, outbound_queue_len)")]
     QueueFull { max: usize },
+    #[error("not sent: over the budget kept toward the server ({rate_msgs_per_s} messages/s, burst {burst_msgs})")]
+    Paced { rate_msgs_per_s: u32, burst_msgs: u32 },
     #[error("the server answered {code}: {message}")]
     Server { code: ErrorCode, message: String },
     #[error("unexpected reply from the server: {0}")]

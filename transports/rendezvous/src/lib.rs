@@ -13,6 +13,7 @@
 //! provided: TLS (`wss://`; put the server behind a TLS-terminating proxy).
 
 pub mod auth;
+mod bucket;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -185,9 +185,14 @@ impl ClientMsg {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// First message on every connection: the nonce (64 hex chars) that this connection's
-    /// registrations must sign.
+    /// registrations must sign, and the connection's message budget (token bucket), so a
+    /// client can keep under it (absent from older servers).
     Challenge {
         nonce: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_msgs_per_s: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_burst_msgs: Option<u32>,
     },
     Registered {
         ns: String,
@@ -333,11 +338,14 @@ mod tests {
         let bad_sig: ServerMsg =
             serde_json::from_str(r#"{"type":"error","code":"bad_signature","message":"m"}"#).expect("parse");
         assert!(matches!(bad_sig, ServerMsg::Error { code: ErrorCode::BadSignature, .. }));
-        let challenge = ServerMsg::Challenge { nonce: "00".repeat(32) };
+        let challenge =
+            ServerMsg::Challenge { nonce: "00".repeat(32), rate_msgs_per_s: Some(50), rate_burst_msgs: None };
         assert_eq!(
             serde_json::to_string(&challenge).expect("json"),
-            format!(r#"{{"type":"challenge","nonce":"{}"}}"#, "00".repeat(32))
+            format!(r#"{{"type":"challenge","nonce":"{}","rate_msgs_per_s":50}}"#, "00".repeat(32))
         );
+        let old: ServerMsg = serde_json::from_str(r#"{"type":"challenge","nonce":"ab"}"#).expect("an old server's");
+        assert!(matches!(old, ServerMsg::Challenge { rate_msgs_per_s: None, rate_burst_msgs: None, .. }));
         let reg: ClientMsg =
             serde_json::from_str(r#"{"type":"register","ns":"x","peer":"p","ttl_s":1,"sig":"s"}"#).expect("parse");
         assert!(matches!(reg, ClientMsg::Register { sig: Some(ref s), .. } if s == "s"));

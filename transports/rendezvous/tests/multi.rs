@@ -129,3 +129,69 @@ async fn dropping_the_handle_closes_its_connections() {
     .await;
     server.shutdown().await;
 }
+
+async fn start_with(cfg: ServerConfig) -> ServerHandle {
+    Server::bind("127.0.0.1:0".parse().expect("addr"), cfg).await.expect("bind").spawn()
+}
+
+/// Checks every 200 ms for `for_ms` that `observer` finds exactly `who` under `ns`.
+async fn stays_listed(observer: &RendezvousClient, ns: &str, who: PeerId, for_ms: u64, mut each: impl FnMut()) {
+    for step in 0..for_ms / 200 {
+        each();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (listed, _) = observer.discover(ns, 10, None).await.expect("discover");
+        assert_eq!(listed, vec![who], "listed at {} ms", (step + 1) * 200);
+    }
+}
+
+/// Defect: the refresh timer was created anew on every loop turn, so each incoming signal or
+/// error restarted it; a node hearing anything more often than its refresh interval never
+/// refreshed and expired while connected. TTL 2 s here (refresh every second), a signal every
+/// 200 ms, watched for 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_are_refreshed_on_schedule_while_signals_keep_arriving() {
+    let server = start_with(ServerConfig { min_ttl_s: 1, ..ServerConfig::default() }).await;
+    let url = server.url();
+    let (p1, _p1_events) = MultiRendezvous::start(vec![url.clone()], signer(1), cfg());
+    eventually("p1 connected", || async { p1.connected().len() == 1 }).await;
+    assert_eq!(p1.register("swarm", 2).await.expect("register"), 1);
+    let (noisy, _noisy_events) = RendezvousClient::connect(&url, signer(2)).await.expect("noisy");
+    noisy.register("other", 60).await.expect("noisy registers");
+    let (observer, _e) = RendezvousClient::connect(&url, signer(9)).await.expect("observer");
+    stays_listed(&observer, "swarm", peer(1), 5_000, || noisy.signal(peer(1), "junk").expect("signal")).await;
+    server.shutdown().await;
+}
+
+/// The server clamps the TTL (here to 2 s): refreshes follow the TTL granted, not the one asked
+/// (300 s, which would refresh only after 150 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_follow_the_ttl_the_server_granted() {
+    let server = start_with(ServerConfig { min_ttl_s: 1, max_ttl_s: 2, ..ServerConfig::default() }).await;
+    let url = server.url();
+    let (p1, _p1_events) = MultiRendezvous::start(vec![url.clone()], signer(1), cfg());
+    eventually("p1 connected", || async { p1.connected().len() == 1 }).await;
+    assert_eq!(p1.register("swarm", 300).await.expect("register"), 1);
+    let (observer, _e) = RendezvousClient::connect(&url, signer(9)).await.expect("observer");
+    stays_listed(&observer, "swarm", peer(1), 5_000, || {}).await;
+    server.shutdown().await;
+}
+
+/// A registration the server refused (here: full) is tried again soon, not half a TTL (30 s)
+/// later: a refresh that failed once (rate limited, timed out) would otherwise let it lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_is_retried_soon() {
+    let server = start_with(ServerConfig { max_registrations_total: 1, ..ServerConfig::default() }).await;
+    let url = server.url();
+    let (squatter, _s) = RendezvousClient::connect(&url, signer(2)).await.expect("squatter");
+    squatter.register("swarm", 60).await.expect("the one slot");
+    let (p1, _p1_events) = MultiRendezvous::start(vec![url.clone()], signer(1), cfg());
+    eventually("p1 connected", || async { p1.connected().len() == 1 }).await;
+    assert_eq!(p1.register("swarm", 60).await.expect("remembered"), 0, "the server is full");
+    squatter.unregister("swarm").expect("unregister");
+    let (observer, _e) = RendezvousClient::connect(&url, signer(9)).await.expect("observer");
+    eventually("p1 registered once there is room", || async {
+        observer.discover("swarm", 10, None).await.map(|(p, _)| p == vec![peer(1)]).unwrap_or(false)
+    })
+    .await;
+    server.shutdown().await;
+}

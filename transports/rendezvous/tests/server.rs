@@ -35,9 +35,23 @@ type RawWs = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStrea
 
 /// A bare WebSocket to the server, past the challenge (returned).
 async fn raw(url: &str) -> (RawWs, Nonce) {
-    let mut ws = tokio_tungstenite::connect_async(url).await.expect("connect").0;
+    past_challenge(tokio_tungstenite::connect_async(url).await.expect("connect").0).await
+}
+
+/// Like `raw`, with a small kernel receive buffer: the server's writes to it stall as soon as
+/// it stops reading.
+async fn raw_small_window(url: &str) -> (RawWs, Nonce) {
+    let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().expect("addr");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = socket.connect(addr).await.expect("connect");
+    let plain = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    past_challenge(tokio_tungstenite::client_async(url, plain).await.expect("upgrade").0).await
+}
+
+async fn past_challenge(mut ws: RawWs) -> (RawWs, Nonce) {
     let nonce = match next_msg(&mut ws).await {
-        Some(ServerMsg::Challenge { nonce }) => nonce,
+        Some(ServerMsg::Challenge { nonce, .. }) => nonce,
         other => panic!("expected the challenge first, got {other:?}"),
     };
     let mut bytes: Nonce = Default::default();
@@ -290,4 +304,40 @@ async fn a_server_that_sends_no_challenge_is_refused_after_the_timeout() {
         Ok(_) => panic!("expected a challenge timeout, got a client"),
     }
     silent.abort();
+}
+
+/// Defect: the server disconnected a client whose outbound queue filled, also when what filled
+/// it were signals other peers sent it: a flood of offers to a node cut the node off its
+/// rendezvous. Relayed signals to a full queue are now dropped; the connection stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_to_a_slow_reader_are_dropped_and_its_connection_kept() {
+    let server = start(ServerConfig { max_outbound_queue_msgs: 16, ..ServerConfig::default() }).await;
+    let url = server.url();
+    let (mut victim, nonce) = raw_small_window(&url).await;
+    send(&mut victim, &register_json(&peer(1).to_hex(), Some(&sign_register(&key(1), &nonce, "swarm")), 1)).await;
+    assert!(matches!(next_msg(&mut victim).await, Some(ServerMsg::Registered { .. })));
+    // 300 signals of 30 KB (9 MB) from five peers while the victim reads nothing.
+    let payload = "o".repeat(30_000);
+    let mut attackers = Vec::new();
+    for a in 2..7 {
+        let (c, events) = RendezvousClient::connect(&url, signer(a)).await.expect("attacker");
+        c.register("junk", 60).await.expect("register");
+        for _ in 0..60 {
+            c.signal(peer(1), payload.clone()).expect("within the attacker's own budget");
+        }
+        attackers.push((c, events));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    send(&mut victim, r#"{"type":"ping","id":99}"#).await;
+    let mut signals = 0;
+    loop {
+        match next_msg(&mut victim).await {
+            Some(ServerMsg::Signal { .. }) => signals += 1,
+            Some(ServerMsg::Pong { id: Some(99) }) => break,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => panic!("the victim was disconnected after {signals} signals"),
+        }
+    }
+    assert!((16..300).contains(&signals), "{signals} signals delivered, the rest dropped");
+    server.shutdown().await;
 }

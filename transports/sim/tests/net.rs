@@ -223,10 +223,13 @@ fn two_nated_nodes_cannot_link_but_either_links_to_a_public_one() {
         f.ports[1].connect(pid(2));
         f.ports[2].connect(pid(0));
         sleep(Duration::from_secs(5)).await;
-        assert_eq!(f.recs[0].take(), vec![
-            (10, TransportEvent::Connected { peer: pid(2), outbound: false }),
-            (3000, TransportEvent::DialFailed { peer: pid(1) }),
-        ]);
+        assert_eq!(
+            f.recs[0].take(),
+            vec![
+                (10, TransportEvent::Connected { peer: pid(2), outbound: false }),
+                (3000, TransportEvent::DialFailed { peer: pid(1) }),
+            ]
+        );
         assert_eq!(f.recs[1].take(), vec![(20, TransportEvent::Connected { peer: pid(2), outbound: true })]);
         assert_eq!(f.net.connectivity(), (3, 3, 4.0 / 3.0));
     });

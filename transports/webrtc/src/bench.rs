@@ -150,8 +150,16 @@ async fn run_async(opts: BenchOptions) -> Result<BenchReport, WebRtcError> {
     let (ida, idb) = (PeerId([1; 32]), PeerId([2; 32]));
     let (pa, pb) =
         (Arc::new(Direct { me: ida, to: Mutex::new(None) }), Arc::new(Direct { me: idb, to: Mutex::new(None) }));
+    // One peer redialling in a tight loop is what the offer budget refuses: the answering side
+    // allows the benchmark's setups.
+    let setups_u32 = u32::try_from(opts.setups).unwrap_or(u32::MAX);
+    let answering = WebRtcConfig {
+        peer_offer_burst: opts.config.peer_offer_burst.max(setups_u32),
+        offer_burst: opts.config.offer_burst.max(setups_u32),
+        ..opts.config.clone()
+    };
     let (a, mut ea) = WebRtcTransport::new(ida, opts.config.clone(), pa.clone(), &rt)?;
-    let (b, mut eb) = WebRtcTransport::new(idb, opts.config.clone(), pb.clone(), &rt)?;
+    let (b, mut eb) = WebRtcTransport::new(idb, answering, pb.clone(), &rt)?;
     *pa.to.lock().map_err(fail)? = Some(b.clone());
     *pb.to.lock().map_err(fail)? = Some(a.clone());
     let up = |p: PeerId| move |e: &TransportEvent| matches!(e, TransportEvent::Connected { peer, .. } if *peer == p);

@@ -42,12 +42,26 @@ pub struct WebRtcConfig {
     pub relay_rate_per_sec: u32,
     /// RELAY requests one link may make in a burst (token bucket size).
     pub relay_burst: u32,
-    /// Largest signal JSON accepted from a relay or forwarded.
+    /// Largest signal JSON accepted from a relay or forwarded; also the largest SDP accepted.
     pub max_signal_bytes: usize,
+    /// Distinct destinations (transport, address, port) of the remote ICE candidates taken from
+    /// one offer or answer; the rest are dropped before ICE sends them checks (an offer naming
+    /// many ports would make us a reflection amplifier).
+    pub max_remote_candidates: usize,
     /// How many (peer, session, kind) signals are remembered to drop duplicates.
     pub max_seen_signals: usize,
     /// Connections (open or being set up) at most; further dials fail, offers are ignored.
     pub max_links: usize,
+    /// Answers to remote offers being set up at once (over all peers); further offers get none.
+    pub max_pending_answers: usize,
+    /// Offers answered per second over all peers (token bucket refill), and the burst.
+    pub offer_rate_per_sec: u32,
+    pub offer_burst: u32,
+    /// Offers answered per minute from one peer, and the burst.
+    pub peer_offer_rate_per_min: u32,
+    pub peer_offer_burst: u32,
+    /// Offering peers whose rate is tracked; the least recently seen is forgotten beyond it.
+    pub max_offer_sources: usize,
     /// Interval between ICE connectivity checks (webrtc default 200 ms: the setup cost).
     pub ice_check_interval_ms: u64,
     /// How long ICE keeps checking one candidate pair before giving it up (webrtc default
@@ -90,8 +104,20 @@ impl Default for WebRtcConfig {
             relay_rate_per_sec: 20,
             relay_burst: 40,
             max_signal_bytes: 64 * 1024,
+            // guess: host + server-reflexive + relay on a few interfaces; a browser lists ~3-6.
+            max_remote_candidates: 8,
             max_seen_signals: 4096,
             max_links: 512,
+            // guess: a dial timeout (10 s) of junk offers at 3/s holds ~30.
+            max_pending_answers: 32,
+            // Far below a rendezvous server's default 50 messages/s per connection (burst 100),
+            // which every answer counts against.
+            offer_rate_per_sec: 10,
+            offer_burst: 20,
+            // guess: an honest peer offers once per dial; reconnects back off over 5-45 s.
+            peer_offer_rate_per_min: 6,
+            peer_offer_burst: 3,
+            max_offer_sources: 1024,
             ice_check_interval_ms: 10,
             ice_pair_timeout_ms: 2_000,
             setup_nudge_interval_ms: 1,
@@ -146,6 +172,13 @@ impl WebRtcConfig {
             ("max_signal_bytes", self.max_signal_bytes as u64),
             ("max_seen_signals", self.max_seen_signals as u64),
             ("max_links", self.max_links as u64),
+            ("max_remote_candidates", self.max_remote_candidates as u64),
+            ("max_pending_answers", self.max_pending_answers as u64),
+            ("offer_rate_per_sec", self.offer_rate_per_sec.into()),
+            ("offer_burst", self.offer_burst.into()),
+            ("peer_offer_rate_per_min", self.peer_offer_rate_per_min.into()),
+            ("peer_offer_burst", self.peer_offer_burst.into()),
+            ("max_offer_sources", self.max_offer_sources as u64),
             ("ice_check_interval_ms", self.ice_check_interval_ms),
         ] {
             if v == 0 {

@@ -3,8 +3,10 @@
 //! the caller's path and as mesh relays, forwards relays for others, and emits the node's
 //! lifecycle events (`Connected`, `Disconnected`, `DialFailed`) exactly once per connection.
 
+use crate::admission::OfferGate;
 use crate::config::WebRtcConfig;
 use crate::link::{self, LinkCtl, LinkOut, Role};
+use crate::sdp;
 use crate::signal::{SeenSignals, Signal, SignalKind, SignalPath};
 use crate::wire::{self, TAG_PING, TAG_RELAY, TAG_RELAYED};
 use crate::Counters;
@@ -124,11 +126,16 @@ pub(crate) struct Driver {
     /// For peers whose signals reached us through the mesh: the last linked peer that relayed
     /// one (bounded by `max_links`).
     heard_via: BTreeMap<PeerId, PeerId>,
+    /// Which offers get an answer (see `admission`).
+    offers: OfferGate,
+    /// Time zero of the `now_ms` the offer gate is given.
+    epoch: tokio::time::Instant,
 }
 
 impl Driver {
     pub fn new(me: PeerId, shared: Arc<Shared>, path: Arc<dyn SignalPath>) -> Self {
         let seen = SeenSignals::new(shared.cfg.max_seen_signals);
+        let offers = OfferGate::new(shared.cfg.clone(), 0);
         Driver {
             me,
             shared,
@@ -138,7 +145,19 @@ impl Driver {
             seen,
             next_conn: 1,
             heard_via: BTreeMap::new(),
+            offers,
+            epoch: tokio::time::Instant::now(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Answers of peers other than `peer` being set up (a new offer from `peer` replaces its own).
+    fn pending_answers(&self, peer: &PeerId) -> usize {
+        let answering = |(p, l): (&PeerId, &Link)| p != peer && matches!(l.phase, Phase::Answering);
+        self.links.iter().filter(|e| answering(*e)).count() + self.replacing.iter().filter(|e| answering(*e)).count()
     }
 
     pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Cmd>) {
@@ -270,11 +289,25 @@ impl Driver {
             }
             self.heard_via.insert(from, v);
         }
-        let oversize = signal.sdp.len() > self.shared.cfg.max_signal_bytes;
+        let cfg = &self.shared.cfg;
+        let oversize = signal.sdp.len() > cfg.max_signal_bytes;
         if from == self.me || oversize || !self.seen.first_time(from, signal.session, signal.kind) {
             return;
         }
         self.stat().signals_in.fetch_add(1, Ordering::Relaxed);
+        // Bounded before any peer connection exists for it (see `sdp`).
+        let mut signal = signal;
+        match sdp::bound_remote(&signal.sdp, cfg.max_signal_bytes, cfg.max_remote_candidates) {
+            Ok(bounded) => {
+                self.stat().remote_candidates_dropped.fetch_add(bounded.dropped as u64, Ordering::Relaxed);
+                signal.sdp = bounded.sdp;
+            }
+            Err(e) => {
+                debug!(peer = %from.short(), kind = ?signal.kind, error = %e, "remote description refused");
+                self.stat().signals_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         match signal.kind {
             SignalKind::Offer => self.on_offer(from, signal),
             SignalKind::Answer => {
@@ -289,6 +322,18 @@ impl Driver {
     }
 
     fn on_offer(&mut self, from: PeerId, signal: Signal) {
+        let glare_won = self.me < from && self.links.get(&from).is_some_and(|l| matches!(l.phase, Phase::Dialing));
+        if !glare_won {
+            // Every other way starts an answer: only within the offer budget, checked before
+            // anything changes (a refused offer leaves our own dial to that peer alone).
+            let pending = self.pending_answers(&from);
+            let now_ms = self.now_ms();
+            if let Err(refusal) = self.offers.admit(now_ms, from, pending) {
+                debug!(peer = %from.short(), %refusal, "offer refused");
+                self.stat().offers_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         let mut outbound = false;
         let open = match self.links.get(&from).map(|l| (&l.phase, l.outbound)) {
             Some((Phase::Dialing, _)) if self.me < from => {
@@ -315,6 +360,7 @@ impl Driver {
         if self.link_count() >= self.shared.cfg.max_links {
             return;
         }
+        self.stat().offers_answered.fetch_add(1, Ordering::Relaxed);
         let link = self.start(from, signal.session, Role::Answer { offer_sdp: signal.sdp }, outbound);
         if open {
             // Make before break: a late copy of an offer that lost a glare, or a forged one,

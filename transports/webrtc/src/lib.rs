@@ -7,11 +7,14 @@
 //! of a byte-bounded [`Events`] stream the node pumps into its inbox. Wire tags: see [`wire`]; the crate
 //! README has the lifecycle rules, the signal JSON and the measured setup/throughput settings.
 
+mod admission;
 pub mod bench;
+mod bucket;
 pub mod config;
 mod driver;
 mod link;
 mod runtime;
+pub mod sdp;
 pub mod signal;
 pub mod wire;
 
@@ -54,6 +57,10 @@ pub(crate) struct Counters {
     relayed: AtomicU64,
     relay_dropped: AtomicU64,
     protocol_errors: AtomicU64,
+    signals_refused: AtomicU64,
+    remote_candidates_dropped: AtomicU64,
+    offers_answered: AtomicU64,
+    offers_refused: AtomicU64,
 }
 
 /// A snapshot of the transport's counters.
@@ -80,6 +87,14 @@ pub struct Stats {
     pub relay_dropped: u64,
     /// Links closed because the peer broke the wire protocol (e.g. oversize reassembly).
     pub protocol_errors: u64,
+    /// Remote offers/answers refused before any peer connection: SDP that does not parse.
+    pub signals_refused: u64,
+    /// Remote candidate lines dropped over `max_remote_candidates` (or unparseable).
+    pub remote_candidates_dropped: u64,
+    /// Remote offers that started an answer, and those refused by the offer budget
+    /// (`max_pending_answers`, `offer_rate_per_sec`, `peer_offer_rate_per_min`).
+    pub offers_answered: u64,
+    pub offers_refused: u64,
 }
 
 impl Counters {
@@ -99,6 +114,10 @@ impl Counters {
             relayed: g(&self.relayed),
             relay_dropped: g(&self.relay_dropped),
             protocol_errors: g(&self.protocol_errors),
+            signals_refused: g(&self.signals_refused),
+            remote_candidates_dropped: g(&self.remote_candidates_dropped),
+            offers_answered: g(&self.offers_answered),
+            offers_refused: g(&self.offers_refused),
         }
     }
 }

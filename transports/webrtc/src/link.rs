@@ -3,6 +3,7 @@
 //! (frames straight to the node's event channel; relays and signals to the driver) while a
 //! writer task feeds the channel from a byte-bounded queue.
 
+use crate::bucket::{Rate, TokenBucket};
 use crate::driver::{Cmd, Inbound, Shared};
 use crate::runtime::BufferedRuntime;
 use crate::signal::{Signal, SignalKind};
@@ -10,7 +11,7 @@ use crate::wire::{self, Message, Reassembler, TAG_PONG};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use swarm_engine::transport::TransportEvent;
 use swarm_engine::types::PeerId;
 use tokio::sync::{mpsc, oneshot};
@@ -284,7 +285,9 @@ impl Link {
     ) -> Result<(), LinkError> {
         let cfg = &self.shared.cfg;
         let mut reasm = Reassembler::new(cfg.max_frame_bytes);
-        let mut bucket = TokenBucket::new(cfg.relay_rate_per_sec, cfg.relay_burst);
+        // Relay requests this link may make: `relay_burst` at once, refilled at `relay_rate_per_sec`.
+        let epoch = tokio::time::Instant::now();
+        let mut bucket = TokenBucket::full(Rate::per_sec(cfg.relay_rate_per_sec, cfg.relay_burst), 0);
         loop {
             let msg = tokio::select! {
                 e = dc.poll() => match e {
@@ -294,7 +297,8 @@ impl Link {
                 },
                 s = watch_failure(ev) => return Err(s),
             };
-            let frame = match self.on_message(msg, &mut reasm, &mut bucket, out) {
+            let now_ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let frame = match self.on_message(msg, &mut reasm, (&mut bucket, now_ms), out) {
                 Ok(f) => f,
                 Err(e) => {
                     self.shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
@@ -322,7 +326,7 @@ impl Link {
         &self,
         msg: Bytes,
         reasm: &mut Reassembler,
-        bucket: &mut TokenBucket,
+        (bucket, now_ms): (&mut TokenBucket, u64),
         out: &LinkOut,
     ) -> Result<Option<Bytes>, wire::WireError> {
         let stats = &self.shared.stats;
@@ -346,7 +350,7 @@ impl Link {
                 None
             }
             Message::Relay { to, signal } => {
-                if bucket.take() && signal.len() <= self.shared.cfg.max_signal_bytes {
+                if bucket.take(now_ms) && signal.len() <= self.shared.cfg.max_signal_bytes {
                     let _ = self.shared.cmds.send(Cmd::Relay { from: self.peer, to, signal });
                 } else {
                     stats.relay_dropped.fetch_add(1, Ordering::Relaxed);
@@ -355,7 +359,7 @@ impl Link {
             }
             Message::Relayed { from, signal } => {
                 match Signal::from_json(&signal, self.shared.cfg.max_signal_bytes) {
-                    Ok(s) if bucket.take() => {
+                    Ok(s) if bucket.take(now_ms) => {
                         let _ = self.shared.cmds.send(Cmd::Signal { from, signal: s, via: Some(self.peer) });
                     }
                     _ => {
@@ -383,38 +387,6 @@ async fn watch_failure(ev: &mut mpsc::UnboundedReceiver<PcEvent>) -> LinkError {
                     return LinkError::PcState(s);
                 }
             }
-        }
-    }
-}
-
-/// Relay requests a link may make: `burst` at once, refilled at `rate_per_sec`.
-struct TokenBucket {
-    tokens: f64,
-    burst: f64,
-    rate_per_sec: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate_per_sec: u32, burst: u32) -> Self {
-        TokenBucket {
-            tokens: burst as f64,
-            burst: burst as f64,
-            rate_per_sec: rate_per_sec as f64,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate_per_sec;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 }

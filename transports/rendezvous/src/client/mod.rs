@@ -2,17 +2,21 @@
 //! `register` on this connection signs with the client's [`Signer`]. A background task then owns
 //! the WebSocket: it numbers requests, matches replies by `id`, forwards incoming signals and
 //! unsolicited errors as `ClientEvent`s, and sends keepalive pings. It stops when every
-//! `RendezvousClient` clone is dropped.
+//! `RendezvousClient` clone is dropped. Every message sent is paced under the server's
+//! per-connection budget (published in its challenge), so the client is never disconnected for
+//! going over it: requests wait for a token, signals that find none are dropped and counted.
 
 pub mod multi;
 
 use crate::auth::{sign_register, Nonce, Signer};
+use crate::bucket::TokenBucket;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::proto::{ClientMsg, ErrorCode, Namespace, PeerId, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
@@ -41,6 +45,76 @@ pub struct RendezvousClient {
     nonce: Nonce,
     url: Arc<str>,
     cfg: Arc<ClientConfig>,
+    pacer: Arc<Pacer>,
+}
+
+/// The client's budget toward the server: the lower of its own and 4/5 of the server's.
+struct Pacer {
+    bucket: Mutex<TokenBucket>,
+    epoch: tokio::time::Instant,
+    rate_msgs_per_s: u32,
+    burst_msgs: u32,
+    reserve_msgs: u32,
+    /// Signals (and unregisters) dropped for want of a token.
+    dropped: AtomicU64,
+}
+
+impl Pacer {
+    fn new(cfg: &ClientConfig, published: Budget) -> Pacer {
+        let own = |mine: u32, theirs: Option<u32>| theirs.map_or(mine, |t| mine.min(t.saturating_mul(4) / 5)).max(1);
+        let rate_msgs_per_s = own(cfg.max_send_rate_msgs_per_s, published.rate_msgs_per_s);
+        let burst_msgs = own(cfg.max_send_burst_msgs, published.rate_burst_msgs);
+        let epoch = tokio::time::Instant::now();
+        Pacer {
+            bucket: Mutex::new(TokenBucket::full(rate_msgs_per_s, burst_msgs, 0)),
+            epoch,
+            rate_msgs_per_s,
+            burst_msgs,
+            // Under a small budget signals must still be able to go.
+            reserve_msgs: cfg.request_reserve_msgs.min(burst_msgs / 4),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, TokenBucket> {
+        // Plain arithmetic under the lock: a panic cannot leave it half-updated.
+        self.bucket.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A token for a fire-and-forget message, or the error saying it was dropped.
+    fn take_for_signal(&self, reserve: u32) -> Result<(), ClientError> {
+        if self.bucket().take_above(self.now_ms(), reserve) {
+            return Ok(());
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        Err(ClientError::Paced { rate_msgs_per_s: self.rate_msgs_per_s, burst_msgs: self.burst_msgs })
+    }
+
+    /// Waits for a token (the caller bounds the wait).
+    async fn take_for_request(&self) {
+        loop {
+            let wait_ms = {
+                let now = self.now_ms();
+                let mut bucket = self.bucket();
+                if bucket.take(now) {
+                    return;
+                }
+                bucket.wait_ms(now)
+            };
+            tokio::time::sleep(Duration::from_millis(wait_ms.max(1))).await;
+        }
+    }
+}
+
+/// The budget a server published in its challenge (`None`: an older server that does not say).
+#[derive(Clone, Copy, Default)]
+struct Budget {
+    rate_msgs_per_s: Option<u32>,
+    rate_burst_msgs: Option<u32>,
 }
 
 type Reply = oneshot::Sender<Result<ServerMsg, ClientError>>;
@@ -77,19 +151,21 @@ impl RendezvousClient {
                 return Err(ClientError::ConnectTimeout { url: url.to_owned(), timeout_ms: cfg.connect_timeout_ms })
             }
         };
-        let nonce = match timeout(Duration::from_millis(cfg.challenge_timeout_ms), challenge(&mut ws, url)).await {
-            Ok(nonce) => nonce?,
-            Err(_) => {
-                let timeout_ms = cfg.challenge_timeout_ms;
-                return Err(ClientError::ChallengeTimeout { url: url.to_owned(), timeout_ms });
-            }
-        };
+        let (nonce, budget) =
+            match timeout(Duration::from_millis(cfg.challenge_timeout_ms), challenge(&mut ws, url)).await {
+                Ok(challenge) => challenge?,
+                Err(_) => {
+                    let timeout_ms = cfg.challenge_timeout_ms;
+                    return Err(ClientError::ChallengeTimeout { url: url.to_owned(), timeout_ms });
+                }
+            };
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.outbound_queue_len);
         let (event_tx, event_rx) = mpsc::channel(cfg.event_queue_len);
+        let pacer = Arc::new(Pacer::new(&cfg, budget));
         let cfg = Arc::new(cfg);
         tokio::spawn(run(ws, cmd_rx, event_tx, cfg.clone()));
         let peer = signer.peer();
-        let client = RendezvousClient { cmds: cmd_tx, signer, peer, nonce, url: url.into(), cfg };
+        let client = RendezvousClient { cmds: cmd_tx, signer, peer, nonce, url: url.into(), cfg, pacer };
         Ok((client, event_rx))
     }
 
@@ -104,6 +180,16 @@ impl RendezvousClient {
     /// False once the connection has ended.
     pub fn is_connected(&self) -> bool {
         !self.cmds.is_closed()
+    }
+
+    /// Signals and unregisters dropped because the budget toward the server was spent.
+    pub fn signals_paced(&self) -> u64 {
+        self.pacer.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The budget this client keeps to: (messages per second, burst).
+    pub fn send_budget(&self) -> (u32, u32) {
+        (self.pacer.rate_msgs_per_s, self.pacer.burst_msgs)
     }
 
     /// Registers this client's peer under `ns`; returns the TTL the server granted (clamped).
@@ -149,8 +235,10 @@ impl RendezvousClient {
     }
 
     /// Sends an opaque payload to `to` through the server. Fire-and-forget: a server-side error
-    /// (`unknown_peer`, `too_large`) arrives as `ClientEvent::Error`.
+    /// (`unknown_peer`, `too_large`) arrives as `ClientEvent::Error`. Over the budget (leaving
+    /// `request_reserve_msgs` for requests) it is dropped: `ClientError::Paced`.
     pub fn signal(&self, to: PeerId, payload: impl Into<String>) -> Result<(), ClientError> {
+        self.pacer.take_for_signal(self.pacer.reserve_msgs)?;
         self.send(ClientMsg::Signal { to: to.to_hex(), payload: payload.into(), id: None })
     }
 
@@ -158,6 +246,7 @@ impl RendezvousClient {
     /// messages in order, so a later `discover` already sees it gone.
     pub fn unregister(&self, ns: &str) -> Result<(), ClientError> {
         check_ns(ns)?;
+        self.pacer.take_for_signal(0)?;
         self.send(ClientMsg::Unregister { ns: ns.to_owned(), id: None })
     }
 
@@ -172,6 +261,7 @@ impl RendezvousClient {
         let timeout_ms = self.cfg.request_timeout_ms;
         let (reply, answer) = oneshot::channel();
         let exchange = async {
+            self.pacer.take_for_request().await;
             self.cmds.send(Cmd::Request { msg, reply }).await.map_err(|_| ClientError::Disconnected)?;
             answer.await.map_err(|_| ClientError::Disconnected)?
         };
@@ -194,7 +284,7 @@ fn unexpected(msg: ServerMsg) -> ClientError {
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Reads the server's first message, which must be the connection's challenge.
-async fn challenge(ws: &mut Ws, url: &str) -> Result<Nonce, ClientError> {
+async fn challenge(ws: &mut Ws, url: &str) -> Result<(Nonce, Budget), ClientError> {
     loop {
         let text = match ws.next().await {
             Some(Ok(Message::Text(text))) => text,
@@ -202,14 +292,16 @@ async fn challenge(ws: &mut Ws, url: &str) -> Result<Nonce, ClientError> {
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(ClientError::Connect { url: url.to_owned(), reason: e.to_string() }),
         };
-        let nonce = match serde_json::from_str::<ServerMsg>(text.as_str()) {
-            Ok(ServerMsg::Challenge { nonce }) => nonce,
+        let (nonce, budget) = match serde_json::from_str::<ServerMsg>(text.as_str()) {
+            Ok(ServerMsg::Challenge { nonce, rate_msgs_per_s, rate_burst_msgs }) => {
+                (nonce, Budget { rate_msgs_per_s, rate_burst_msgs })
+            }
             Ok(other) => return Err(ClientError::Protocol(format!("expected a challenge first, got {other:?}"))),
             Err(e) => return Err(ClientError::Protocol(format!("unreadable first message: {e}"))),
         };
         let mut bytes: Nonce = Default::default();
         return match hex::decode_to_slice(&nonce, &mut bytes) {
-            Ok(()) => Ok(bytes),
+            Ok(()) => Ok((bytes, budget)),
             Err(e) => Err(ClientError::Protocol(format!("challenge nonce {nonce:?} is not 32 bytes of hex: {e}"))),
         };
     }

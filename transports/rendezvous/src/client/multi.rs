@@ -1,7 +1,9 @@
 //! Several rendezvous servers used as one, so that no single server is required. One supervisor
 //! task per URL keeps a connection (reconnecting with bounded exponential backoff), re-registers
-//! every namespace after a reconnect and refreshes registrations at half their TTL. Incoming
-//! signals of all servers arrive merged on one event stream.
+//! every namespace after a reconnect and refreshes registrations at half the TTL the server
+//! granted, on a deadline that incoming events do not move; a registration the server refused
+//! is tried again after `refresh_retry_ms`. Incoming signals of all servers arrive merged on one
+//! event stream.
 //!
 //! `signal` goes out through every connected server, so the receiver may get the same payload
 //! more than once: deduplicating is the job of the layer above (the WebRTC signalling state
@@ -14,9 +16,11 @@ use crate::error::ClientError;
 use crate::proto::{ErrorCode, Namespace, PeerId};
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 /// What happened on one of the servers.
@@ -30,6 +34,8 @@ pub enum MultiEvent {
 
 /// Shortest interval between registration refreshes.
 const MIN_REFRESH_MS: u64 = 1_000;
+/// Refresh interval of a connection with nothing to register (a `register` wakes it anyway).
+const IDLE_REFRESH_MS: u64 = 3_600_000;
 
 /// Handle on a set of servers. Dropping it stops every supervisor and closes every connection.
 pub struct MultiRendezvous {
@@ -50,6 +56,13 @@ struct Shared {
     ready: Mutex<BTreeSet<usize>>,
     /// Namespaces to be registered under, with the TTL asked: replayed after each reconnect.
     registrations: Mutex<BTreeMap<String, u64>>,
+    /// TTL each server granted, by (index into `urls`, namespace), for the registrations in
+    /// place on its current connection; a missing entry is a registration to try again.
+    granted: Mutex<BTreeMap<(usize, String), u64>>,
+    /// Bumped when `registrations` changes, so each supervisor recomputes its deadline.
+    changed: watch::Sender<()>,
+    /// Signals dropped by the pacing of connections that have ended (live ones count their own).
+    paced_before: AtomicU64,
     events: mpsc::Sender<MultiEvent>,
 }
 
@@ -74,6 +87,9 @@ impl MultiRendezvous {
             clients: Mutex::new(BTreeMap::new()),
             ready: Mutex::new(BTreeSet::new()),
             registrations: Mutex::new(BTreeMap::new()),
+            granted: Mutex::new(BTreeMap::new()),
+            changed: watch::channel(()).0,
+            paced_before: AtomicU64::new(0),
             events,
         });
         for idx in 0..shared.urls.len() {
@@ -99,19 +115,21 @@ impl MultiRendezvous {
         let clients = self.shared.connected();
         let results = join_all(clients.iter().map(|(_, c)| c.register(ns, ttl_s))).await;
         for ((idx, _), result) in clients.iter().zip(&results) {
-            if let Err(e) = result {
-                debug!(url = %self.shared.urls[*idx], error = %e, "register failed");
-            }
+            self.shared.record(*idx, ns, result);
         }
+        // A refused one is retried by its supervisor, which this wakes.
+        self.shared.changed.send_replace(());
         Ok(results.iter().filter(|r| r.is_ok()).count())
     }
 
     /// Withdraws `ns` everywhere and forgets it.
     pub fn unregister(&self, ns: &str) {
         lock(&self.shared.registrations).remove(ns);
+        lock(&self.shared.granted).retain(|(_, n), _| n != ns);
         for (_, client) in self.shared.connected() {
             let _ = client.unregister(ns);
         }
+        self.shared.changed.send_replace(());
     }
 
     /// Peers under `ns` from every connected server: each is asked for up to `limit` peers (in
@@ -129,8 +147,16 @@ impl MultiRendezvous {
         merged.into_iter().collect()
     }
 
+    /// Signals not sent because a server's budget was spent (see `ClientConfig`), over all
+    /// connections so far.
+    pub fn signals_paced(&self) -> u64 {
+        let live: u64 = lock(&self.shared.clients).values().map(RendezvousClient::signals_paced).sum();
+        self.shared.paced_before.load(Ordering::Relaxed) + live
+    }
+
     /// Sends `payload` to `to` through every connected server where this peer's registrations
-    /// are in place; returns through how many it went.
+    /// are in place; returns through how many it went (a server whose budget is spent for now
+    /// is skipped: see [`Self::signals_paced`]).
     pub fn signal(&self, to: PeerId, payload: &str) -> usize {
         let ready = lock(&self.shared.ready).clone();
         self.shared.connected().iter().filter(|(i, c)| ready.contains(i) && c.signal(to, payload).is_ok()).count()
@@ -152,15 +178,45 @@ impl Shared {
     async fn register_all(&self, idx: usize, client: &RendezvousClient) {
         let wanted: Vec<(String, u64)> = lock(&self.registrations).iter().map(|(n, t)| (n.clone(), *t)).collect();
         for (ns, ttl_s) in wanted {
-            if let Err(e) = client.register(&ns, ttl_s).await {
-                debug!(url = %self.urls[idx], %ns, error = %e, "re-register failed");
+            let result = client.register(&ns, ttl_s).await;
+            self.record(idx, &ns, &result);
+        }
+    }
+
+    /// Remembers what server `idx` granted for `ns`, or that it must be tried again.
+    fn record(&self, idx: usize, ns: &str, result: &Result<u64, ClientError>) {
+        let mut granted = lock(&self.granted);
+        match result {
+            // Unless withdrawn meanwhile.
+            Ok(ttl_s) if lock(&self.registrations).contains_key(ns) => {
+                granted.insert((idx, ns.to_owned()), *ttl_s);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                debug!(url = %self.urls[idx], %ns, error = %e, "register failed: retrying in refresh_retry_ms");
+                granted.remove(&(idx, ns.to_owned()));
             }
         }
     }
 
-    fn refresh_interval(&self) -> Duration {
-        let min_ttl_s = lock(&self.registrations).values().copied().min().unwrap_or(u64::MAX / 2000);
-        Duration::from_millis((min_ttl_s.saturating_mul(1000) / 2).max(MIN_REFRESH_MS))
+    /// How long after the last refresh of server `idx` the next one is due: half the shortest
+    /// TTL it granted, or `refresh_retry_ms` if a registration is not in place there.
+    fn refresh_after(&self, idx: usize) -> Duration {
+        let granted = lock(&self.granted);
+        let ms = lock(&self.registrations)
+            .keys()
+            .map(|ns| match granted.get(&(idx, ns.clone())) {
+                Some(ttl_s) => (ttl_s.saturating_mul(1000) / 2).max(MIN_REFRESH_MS),
+                None => self.cfg.refresh_retry_ms,
+            })
+            .min()
+            .unwrap_or(IDLE_REFRESH_MS);
+        Duration::from_millis(ms)
+    }
+
+    /// Server `idx` is gone: nothing is registered there any more.
+    fn forget_grants(&self, idx: usize) {
+        lock(&self.granted).retain(|(i, _), _| *i != idx);
     }
 }
 
@@ -196,6 +252,10 @@ async fn discover_from(client: &RendezvousClient, ns: &str, limit: u32, max_page
     found
 }
 
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_millis(IDLE_REFRESH_MS)
+}
+
 /// Keeps the connection to `urls[idx]` until the handle is dropped.
 async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver<()>) {
     let url = shared.urls[idx].clone();
@@ -217,11 +277,21 @@ async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver
                 shared.register_all(idx, &client).await;
                 lock(&shared.ready).insert(idx);
                 shared.emit(MultiEvent::Connected { url: url.clone() });
+                let mut refreshed = Instant::now();
+                let mut changed = shared.changed.subscribe();
                 loop {
-                    let refresh = shared.refresh_interval();
+                    // A deadline from the last refresh: events arriving in between do not move it.
+                    let due = refreshed.checked_add(shared.refresh_after(idx)).unwrap_or_else(far_future);
                     tokio::select! {
                         biased;
                         _ = stopped.changed() => return,
+                        // Before the events, so a stream of them cannot starve the refresh.
+                        _ = tokio::time::sleep_until(due) => {
+                            refreshed = Instant::now();
+                            shared.register_all(idx, &client).await;
+                        }
+                        // The registrations changed: recompute the deadline.
+                        _ = changed.changed() => {}
                         event = events.recv() => match event {
                             Some(ClientEvent::Signal { from, payload }) => {
                                 shared.emit(MultiEvent::Signal { url: url.clone(), from, payload })
@@ -231,11 +301,13 @@ async fn supervise(shared: Arc<Shared>, idx: usize, mut stopped: watch::Receiver
                             }
                             Some(ClientEvent::Disconnected) | None => break,
                         },
-                        _ = tokio::time::sleep(refresh) => shared.register_all(idx, &client).await,
                     }
                 }
                 lock(&shared.ready).remove(&idx);
-                lock(&shared.clients).remove(&idx);
+                if let Some(gone) = lock(&shared.clients).remove(&idx) {
+                    shared.paced_before.fetch_add(gone.signals_paced(), Ordering::Relaxed);
+                }
+                shared.forget_grants(idx);
                 shared.emit(MultiEvent::Disconnected { url: url.clone() });
             }
         }

@@ -4,6 +4,7 @@
 //! to close); it never reads a clock, a socket or a random source.
 
 use crate::auth::{verify_register, Nonce};
+use crate::bucket::TokenBucket;
 use crate::config::ServerConfig;
 use crate::proto::{ClientMsg, ErrorCode, Namespace, PeerId, ServerMsg};
 use crate::registry::{Cookie, Registry, RegistryError};
@@ -44,13 +45,6 @@ pub enum Output {
         conn: ConnId,
         reason: CloseReason,
     },
-}
-
-/// Token bucket in thousandths of a message, so refill is exact integer arithmetic.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    milli_tokens: u64,
-    last_ms: u64,
 }
 
 #[derive(Debug)]
@@ -96,10 +90,11 @@ impl ServerCore {
     /// A new connection; `nonce` must be fresh random bytes (the shell's OS randomness), and is
     /// sent at once as the connection's `challenge`.
     pub fn open(&mut self, now_ms: u64, conn: ConnId, nonce: Nonce) {
-        let bucket = TokenBucket { milli_tokens: u64::from(self.cfg.rate_burst_msgs) * 1000, last_ms: now_ms };
+        let bucket = TokenBucket::full(self.cfg.rate_msgs_per_s, self.cfg.rate_burst_msgs, now_ms);
         let previous = self.conns.insert(conn, Conn { nonce, peer: None, bucket, violations: 0 });
         debug_assert!(previous.is_none(), "connection ids are never reused");
-        self.send(conn, ServerMsg::Challenge { nonce: hex::encode(nonce) });
+        let (rate_msgs_per_s, rate_burst_msgs) = (Some(self.cfg.rate_msgs_per_s), Some(self.cfg.rate_burst_msgs));
+        self.send(conn, ServerMsg::Challenge { nonce: hex::encode(nonce), rate_msgs_per_s, rate_burst_msgs });
     }
 
     /// The connection is gone: its registrations go with it, unless a newer connection has
@@ -131,7 +126,7 @@ impl ServerCore {
             self.close_with(conn, CloseReason::TooLarge);
             return;
         }
-        if !take_token(&mut state.bucket, now_ms, rate, burst) {
+        if !state.bucket.take(now_ms) {
             state.violations += 1;
             let id = match &input {
                 Input::Message(m) => m.id(),
@@ -287,21 +282,6 @@ struct Register<'a> {
     peer: &'a str,
     ttl_s: u64,
     sig: Option<&'a str>,
-}
-
-fn take_token(bucket: &mut TokenBucket, now_ms: u64, rate_msgs_per_s: u32, burst_msgs: u32) -> bool {
-    let capacity = u64::from(burst_msgs) * 1000;
-    let elapsed_ms = now_ms.saturating_sub(bucket.last_ms);
-    // rate msgs/s = rate milli-msgs/ms.
-    bucket.milli_tokens =
-        bucket.milli_tokens.saturating_add(elapsed_ms.saturating_mul(rate_msgs_per_s.into())).min(capacity);
-    bucket.last_ms = bucket.last_ms.max(now_ms);
-    if bucket.milli_tokens >= 1000 {
-        bucket.milli_tokens -= 1000;
-        true
-    } else {
-        false
-    }
 }
 
 fn not_registered(what: &str, id: Option<u64>) -> ServerMsg {

@@ -9,7 +9,7 @@ use self::core::{CloseReason, ConnId, Input, Output, ServerCore};
 use crate::auth::Nonce;
 use crate::config::ServerConfig;
 use crate::error::RendezvousError;
-use crate::proto::ClientMsg;
+use crate::proto::{ClientMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use rand_core::{OsRng, RngCore};
 use std::collections::BTreeMap;
@@ -189,22 +189,29 @@ async fn hub(cfg: ServerConfig, mut rx: mpsc::Receiver<HubEvent>) {
             _ = sweep.tick() => core.tick(now_ms()),
         }
         while let Some(output) = core.poll_output() {
-            let (conn, item) = match output {
+            let (conn, item, relayed) = match output {
                 Output::Send { conn, msg } => match serde_json::to_string(&msg) {
-                    Ok(text) => (conn, Outbound::Text(text)),
+                    Ok(text) => (conn, Outbound::Text(text), matches!(msg, ServerMsg::Signal { .. })),
                     Err(e) => {
                         warn!(error = %e, "cannot encode a server message");
                         continue;
                     }
                 },
-                Output::Close { conn, reason } => (conn, Outbound::Close(reason)),
+                Output::Close { conn, reason } => (conn, Outbound::Close(reason), false),
             };
             let closing = matches!(item, Outbound::Close(_));
             let Some(tx) = outs.get(&conn) else { continue };
             if let Err(e) = tx.try_send(item) {
-                // A client that does not read its messages is cut off: dropping its sender
-                // makes its task close the socket.
-                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                let full = matches!(e, mpsc::error::TrySendError::Full(_));
+                if full && relayed {
+                    // Other peers' signals are not the receiver's doing: a flood of them is
+                    // dropped, never a reason to cut the receiver off.
+                    debug!(conn, "outbound queue full (max_outbound_queue_msgs): dropping a signal");
+                    continue;
+                }
+                // A client that does not read the answers to its own messages is cut off:
+                // dropping its sender makes its task close the socket.
+                if full {
                     debug!(conn, "outbound queue full (max_outbound_queue_msgs): disconnecting");
                 }
                 outs.remove(&conn);

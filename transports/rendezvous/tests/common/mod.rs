@@ -23,11 +23,17 @@ pub fn nonce(conn: ConnId) -> Nonce {
     n
 }
 
-/// Opens `conn` with its test nonce and checks that the challenge is the first thing sent.
+/// Opens `conn` with its test nonce and checks that the challenge, with the connection's
+/// budget, is the first thing sent.
 pub fn open(core: &mut ServerCore, now_ms: u64, conn: ConnId) {
     core.open(now_ms, conn, nonce(conn));
-    let expected = ServerMsg::Challenge { nonce: ::hex::encode(nonce(conn)) };
-    assert_eq!(drain(core), vec![Output::Send { conn, msg: expected }], "challenge on open");
+    let sent = drain(core);
+    let expected = ::hex::encode(nonce(conn));
+    assert!(
+        matches!(sent.as_slice(), [Output::Send { conn: c, msg: ServerMsg::Challenge { nonce, rate_msgs_per_s: Some(_), rate_burst_msgs: Some(_) } }]
+            if *c == conn && *nonce == expected),
+        "challenge on open: {sent:?}"
+    );
 }
 
 /// A `register` of peer `who` under `ns`, correctly signed for connection `conn`.
