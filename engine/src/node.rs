@@ -3,20 +3,22 @@
 
 use crate::auth::{AuthActor, AuthCore, AuthWiring, Gate};
 use crate::config::NodeConfig;
-use crate::content::{ChunkId, Inventory, InventoryError};
+use crate::content::{ChunkId, InventoryError, ShareLink};
 use crate::core::{In, Shell, Shutdown};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, DiscoveryWiring, PeerStore, StoredPeer};
+use crate::files::{FileListener, FilesActor, FilesCore, FilesHandle, FilesWiring, OpId, FILES_FETCH_IDS};
 use crate::gossip::{Faults, GossipActor, GossipCore, GossipWiring};
 use crate::health::{HealthActor, HealthCore, HealthWiring};
 use crate::identity::{Identity, Verifier};
 use crate::observer::Observer;
-use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentWiring};
+use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult, ContentWiring};
 use crate::router::{Dispatch, Inbox, Outbox};
 use crate::storage::Storage;
 use crate::time::Clock;
 use crate::transport::Transport;
 use crate::types::PeerId;
 use actix::{Addr, AsyncContext, Context};
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::rc::Rc;
@@ -33,6 +35,14 @@ const STREAM_GOSSIP: u64 = 2;
 const STREAM_HEALTH: u64 = 3;
 const STREAM_AUTH: u64 = 4;
 const STREAM_CONTENT: u64 = 5;
+const STREAM_FILE_KEYS: u64 = 6;
+
+/// A file-key seed derived from a node seed: for simulations only (a real node draws its
+/// `secret_seed` from the OS: 64 bits of seed would make its file keys guessable).
+pub fn derived_secret_seed(node_seed: u64) -> [u8; 32] {
+    use rand::Rng;
+    subsystem_rng(node_seed, STREAM_FILE_KEYS).gen()
+}
 
 pub struct NodeParams {
     /// The node's key pair; its public key is the node's peer id.
@@ -55,8 +65,14 @@ pub struct NodeParams {
     /// Where the node's chunks live (heed for real nodes, memory in simulations); its capacity
     /// is `config.replication.capacity_bytes`.
     pub content_store: Box<dyn Storage>,
-    /// Told how each fetch and publish ended (a real node's API); `None` in simulations.
+    /// Told how each bare chunk fetch and publish ended (`Node::fetch`, `Node::publish`);
+    /// `None` where nobody asks for bare chunks.
     pub content_listener: Option<ContentListener>,
+    /// Told how file operations go (`Node::publish_file_*`, `Node::fetch_file`).
+    pub file_listener: Option<FileListener>,
+    /// Seed of the RNG that makes file keys: from the OS on a real node (keys must be
+    /// unguessable), derived from the scenario in simulations.
+    pub secret_seed: [u8; 32],
 }
 
 /// Handles to a running node's actors.
@@ -67,6 +83,7 @@ pub struct Node {
     health: Addr<HealthActor>,
     auth: Addr<AuthActor>,
     content: Addr<ContentActor>,
+    files: FilesHandle,
 }
 
 impl Node {
@@ -74,7 +91,9 @@ impl Node {
     /// deliver events to; fails only when the content store cannot be read.
     pub fn start(p: NodeParams) -> Result<(Node, Inbox), InventoryError> {
         let id = p.identity.peer_id();
-        let inventory = Inventory::open(p.content_store, p.config.replication.capacity_bytes)?;
+        // Orphans of publications a crashed run left unfinished are gone once this returns.
+        let opened = crate::files::store::open(p.content_store, p.config.replication.capacity_bytes)?;
+        let inventory = opened.inventory;
         let content_core = ContentCore::new(
             id,
             p.config.replication.clone(),
@@ -91,6 +110,7 @@ impl Node {
         let hctx: Context<HealthActor> = Context::new();
         let actx: Context<AuthActor> = Context::new();
         let cctx: Context<ContentActor> = Context::new();
+        let fctx: Context<FilesActor> = Context::new();
         let (daddr, gaddr, haddr) = (dctx.address(), gctx.address(), hctx.address());
         let core = DiscoveryCore::new(id, p.config.discovery, subsystem_rng(p.seed, STREAM_DISCOVERY), &p.bootstrap);
         let discovery = Shell::new(
@@ -118,8 +138,27 @@ impl Node {
             HealthWiring { outbox: outbox.clone() },
             p.clock,
         );
-        let content =
-            Shell::new(content_core, ContentWiring { outbox: outbox.clone(), listener: p.content_listener }, p.clock);
+        // Files: whole-file operations over the content actor's chunk operations. The content
+        // actor's answers to the files actor's own requests go back to it; the rest to the
+        // node's content listener.
+        let files = FilesHandle(fctx.address());
+        let content_listener = route_content_results(files.clone(), p.content_listener);
+        let files_core = FilesCore::new(
+            p.identity.clone(),
+            p.verifier.clone(),
+            p.config.files.clone(),
+            p.clock.unix_epoch_ms(),
+            rand_chacha::ChaCha20Rng::from_seed(p.secret_seed),
+            opened.published,
+        );
+        let files_wiring =
+            FilesWiring { content: cctx.address(), store: opened.store, me: files.clone(), listener: p.file_listener };
+        let files_actor = Shell::new(files_core, files_wiring, p.clock);
+        let content = Shell::new(
+            content_core,
+            ContentWiring { outbox: outbox.clone(), listener: Some(content_listener) },
+            p.clock,
+        );
         let dispatch = Dispatch { discovery: daddr, gossip: gaddr, health: haddr, content: cctx.address() };
         let auth = Shell::new(
             AuthCore::new(p.identity, p.verifier, p.config.auth, subsystem_rng(p.seed, STREAM_AUTH)),
@@ -134,18 +173,60 @@ impl Node {
             health: hctx.run(health),
             auth: actx.run(auth),
             content: cctx.run(content),
+            files,
         };
+        fctx.run(files_actor);
         Ok((node, inbox))
     }
 
-    /// Publish an encrypted chunk: stored here and replicated to its replica set.
+    /// Publish a bare encrypted chunk: stored here and replicated to its replica set. It is
+    /// pinned for this run only (no publication record refers to it): after a restart it is
+    /// held like a replica. What must outlive a restart is published as a file or a post.
     pub fn publish(&self, data: Vec<u8>) {
         self.content.do_send(In(ContentInput::Publish { data }));
     }
 
-    /// Find and download a chunk (the outcome is reported as `Event::FetchFinished`).
+    /// Find and download a chunk (the outcome is reported as `Event::FetchFinished`). `id` must
+    /// be below [`FILES_FETCH_IDS`] (the files actor's range).
     pub fn fetch(&self, id: u64, chunk: ChunkId) {
+        debug_assert!(id < FILES_FETCH_IDS, "fetch id {id} is in the files actor's range");
         self.content.do_send(In(ContentInput::Fetch { id, chunk }));
+    }
+
+    // ---- whole files (answered through the file listener; see `crate::files`) ----------------
+
+    /// Start publishing a file: send its bytes with `publish_file_piece`, each after the
+    /// `Accepted` that answers the previous one, then `publish_file_finish`.
+    pub fn publish_file_begin(&self, op: OpId, name: String) {
+        self.files.publish_begin(op, name);
+    }
+
+    pub fn publish_file_piece(&self, op: OpId, data: Bytes) {
+        self.files.publish_piece(op, data);
+    }
+
+    pub fn publish_file_finish(&self, op: OpId) {
+        self.files.publish_finish(op);
+    }
+
+    /// Give up a publication (what it stored is reclaimed) or a fetch.
+    pub fn file_abort(&self, op: OpId) {
+        self.files.abort(op);
+    }
+
+    /// Publish a signed post (one public root chunk, recorded like a file).
+    pub fn publish_post(&self, op: OpId, text: String) {
+        self.files.publish_post(op, text);
+    }
+
+    /// Fetch what a link names; a file's pieces come in order, each to be answered with
+    /// `fetch_file_consumed` once taken.
+    pub fn fetch_file(&self, op: OpId, link: ShareLink) {
+        self.files.fetch(op, link);
+    }
+
+    pub fn fetch_file_consumed(&self, op: OpId) {
+        self.files.consumed(op);
     }
 
     /// Peers learned outside the swarm (a rendezvous server's answer, an operator's hint): into
@@ -161,5 +242,27 @@ impl Node {
         self.health.do_send(Shutdown);
         self.auth.do_send(Shutdown);
         self.content.do_send(Shutdown);
+        self.files.0.do_send(Shutdown);
     }
+}
+
+/// The content actor's results: publishes and reclaims to the files actor (it matches them to
+/// its own by chunk and id), fetches in the files actor's id range to it alone, and everything
+/// but reclaims to the node's own content listener.
+fn route_content_results(files: FilesHandle, mut listener: Option<ContentListener>) -> ContentListener {
+    Box::new(move |r: ContentResult| match r {
+        ContentResult::Fetched { id, .. } if id >= FILES_FETCH_IDS => files.content_result(r),
+        ContentResult::Reclaimed { .. } => files.content_result(r),
+        ContentResult::Fetched { .. } => {
+            if let Some(l) = &mut listener {
+                l(r);
+            }
+        }
+        ContentResult::Published { .. } => {
+            if let Some(l) = &mut listener {
+                l(r.clone());
+            }
+            files.content_result(r);
+        }
+    })
 }

@@ -22,8 +22,20 @@ pub enum PublishError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Effect(Effect),
-    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
-    Published { chunk: ChunkId, result: Result<(), PublishError> },
+    Fetched {
+        id: u64,
+        chunk: ChunkId,
+        result: Result<Vec<u8>, FetchError>,
+    },
+    Published {
+        chunk: ChunkId,
+        result: Result<(), PublishError>,
+    },
+    /// An `Input::Reclaim` done: the chunks removed from the store, or why the store refused.
+    Reclaimed {
+        id: u64,
+        result: Result<Vec<ChunkId>, String>,
+    },
 }
 
 /// Counters for reports.
