@@ -2,7 +2,6 @@
 
 use crate::node::api::{ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status};
 use anyhow::{bail, Context, Result};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Default address of a node's control API.
@@ -30,7 +29,7 @@ fn call(req: ureq::Request, body: Option<Body>, api: &str) -> Result<ureq::Respo
     let res = match body {
         None => req.call(),
         Some(Body::Json(v)) => req.send_json(v),
-        Some(Body::Bytes(b)) => req.send_bytes(&b),
+        Some(Body::File(f, len)) => req.set("Content-Length", &len.to_string()).send(f),
     };
     match res {
         Ok(r) => Ok(r),
@@ -46,7 +45,8 @@ fn call(req: ureq::Request, body: Option<Body>, api: &str) -> Result<ureq::Respo
 
 enum Body {
     Json(serde_json::Value),
-    Bytes(Vec<u8>),
+    /// Streamed from the file, never read whole.
+    File(std::fs::File, u64),
 }
 
 fn get_json<T: serde::de::DeserializeOwned>(api: &str, path: &str) -> Result<T> {
@@ -97,10 +97,11 @@ pub fn connect(api: &str, peer: &str, timeout_ms: u64) -> Result<()> {
 pub fn put(api: &str, file: Option<&Path>, post: Option<String>) -> Result<()> {
     let published: Published = match (file, post) {
         (Some(f), None) => {
-            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let file = std::fs::File::open(f).with_context(|| format!("reading {}", f.display()))?;
+            let len = file.metadata().with_context(|| format!("reading {}", f.display()))?.len();
             let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
             let req = agent().post(&url(api, "/publish/file")).query("name", &name);
-            call(req, Some(Body::Bytes(data)), api)?.into_json()?
+            call(req, Some(Body::File(file, len)), api)?.into_json()?
         }
         (None, Some(text)) => {
             let body = serde_json::to_value(PostRequest { text })?;
@@ -121,16 +122,27 @@ pub fn get(api: &str, link: &str, out: Option<&PathBuf>) -> Result<()> {
         println!("{} (by {}, unix ms {})", p.text, p.author, p.unix_ms);
         return Ok(());
     }
-    let mut data = Vec::new();
-    res.into_reader().read_to_end(&mut data).context("reading the fetched file")?;
+    // Streamed to its destination; a body cut short (a chunk not found midway) is an error, and
+    // leaves no partial file under the name asked for.
+    let mut body = res.into_reader();
     match out {
         Some(path) => {
-            std::fs::write(path, &data).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("{} bytes written to {}", data.len(), path.display());
+            let part = path.with_extension("part");
+            let copied = std::fs::File::create(&part)
+                .with_context(|| format!("writing {}", part.display()))
+                .and_then(|mut f| std::io::copy(&mut body, &mut f).context("reading the fetched file"));
+            let n = match copied {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(e);
+                }
+            };
+            std::fs::rename(&part, path).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{n} bytes written to {}", path.display());
         }
         None => {
-            use std::io::Write;
-            std::io::stdout().write_all(&data)?;
+            std::io::copy(&mut body, &mut std::io::stdout().lock()).context("reading the fetched file")?;
         }
     }
     Ok(())

@@ -2,16 +2,22 @@
 //! runtime and only forward requests to the host (the node's actix thread) over a channel; every
 //! answer comes back on a oneshot. The JSON shapes here are shared with the CLI client.
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-/// Largest file the API accepts in one upload (the manifest format allows up to 1 GiB).
+/// Largest file the API accepts in one upload (the manifest format allows up to 1 GiB). The
+/// upload streams: the host counts the bytes as they come and stops at this.
 pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+/// Body frames of an upload read ahead of the host.
+const UPLOAD_QUEUE_FRAMES: usize = 4;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
@@ -125,11 +131,22 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// What a fetch returns: a file's bytes, or a post.
+/// What a fetch returns: a file (its name and size from the manifest, then its bytes as they
+/// come, in order), or a post.
 #[derive(Debug)]
 pub enum Fetched {
-    File { name: String, data: Vec<u8> },
+    File { name: String, size: u64, body: mpsc::Receiver<Result<Bytes, std::io::Error>> },
     Post(PostView),
+}
+
+/// An upload as the API reads its request body.
+#[derive(Debug)]
+pub enum Upload {
+    Data(Bytes),
+    /// The body ended cleanly.
+    End,
+    /// The body could not be read (the client went away midway).
+    Failed(String),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
@@ -140,7 +157,7 @@ pub enum Request {
     Status(Reply<Status>),
     Peers(Reply<Peers>),
     Connect { peer: String, timeout_ms: u64, reply: Reply<Connected> },
-    PublishFile { name: String, data: Vec<u8>, reply: Reply<Published> },
+    PublishFile { name: String, body: mpsc::Receiver<Upload>, reply: Reply<Published> },
     PublishPost { text: String, reply: Reply<Published> },
     Fetch { link: String, reply: Reply<Fetched> },
 }
@@ -166,13 +183,32 @@ async fn connect(State(h): State<Host>, Json(r): Json<ConnectRequest>) -> Result
     ask(&h, |reply| Request::Connect { peer: r.peer_id, timeout_ms, reply }).await.map(Json)
 }
 
+/// The body goes to the host as it arrives, a few frames ahead at most: the host takes each
+/// once the node took the one before.
 async fn publish_file(
     State(h): State<Host>,
     Query(q): Query<FileQuery>,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Json<Published>, ApiError> {
     let name = q.name.unwrap_or_else(|| "file".into());
-    ask(&h, |reply| Request::PublishFile { name, data: body.to_vec(), reply }).await.map(Json)
+    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE_FRAMES);
+    let asked = ask(&h, |reply| Request::PublishFile { name, body: rx, reply });
+    let feed = async move {
+        let mut frames = body.into_data_stream();
+        while let Some(frame) = frames.next().await {
+            let (piece, failed) = match frame {
+                Ok(b) => (Upload::Data(b), false),
+                Err(e) => (Upload::Failed(e.to_string()), true),
+            };
+            // A send fails once the host has answered (an error before the end).
+            if tx.send(piece).await.is_err() || failed {
+                return;
+            }
+        }
+        let _ = tx.send(Upload::End).await;
+    };
+    let (result, ()) = tokio::join!(asked, feed);
+    result.map(Json)
 }
 
 async fn publish_post(State(h): State<Host>, Json(r): Json<PostRequest>) -> Result<Json<Published>, ApiError> {
@@ -181,14 +217,16 @@ async fn publish_post(State(h): State<Host>, Json(r): Json<PostRequest>) -> Resu
 
 async fn fetch(State(h): State<Host>, Path(link): Path<String>) -> Result<Response, ApiError> {
     Ok(match ask(&h, |reply| Request::Fetch { link, reply }).await? {
-        Fetched::File { name, data } => {
+        Fetched::File { name, size, body } => {
             let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\\', '\r', '\n'], "_"));
+            let pieces = futures_util::stream::unfold(body, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
             (
                 [
                     (header::CONTENT_TYPE, "application/octet-stream".to_string()),
                     (header::CONTENT_DISPOSITION, disposition),
+                    (header::CONTENT_LENGTH, size.to_string()),
                 ],
-                data,
+                Body::from_stream(pieces),
             )
                 .into_response()
         }
