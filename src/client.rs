@@ -4,7 +4,6 @@ use crate::node::api::{
     ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status, MAX_UPLOAD_BYTES,
 };
 use anyhow::{bail, Context, Result};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Default address of a node's control API.
@@ -138,16 +137,27 @@ pub fn get(api: &str, link: &str, out: Option<&PathBuf>) -> Result<()> {
         println!("{} (by {}, unix ms {})", p.text, p.author, p.unix_ms);
         return Ok(());
     }
-    let mut data = Vec::new();
-    res.into_reader().read_to_end(&mut data).context("reading the fetched file")?;
+    // Streamed to its destination; a body cut short (a chunk not found midway) is an error, and
+    // leaves no partial file under the name asked for.
+    let mut body = res.into_reader();
     match out {
         Some(path) => {
-            std::fs::write(path, &data).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("{} bytes written to {}", data.len(), path.display());
+            let part = path.with_extension("part");
+            let copied = std::fs::File::create(&part)
+                .with_context(|| format!("writing {}", part.display()))
+                .and_then(|mut f| std::io::copy(&mut body, &mut f).context("reading the fetched file"));
+            let n = match copied {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(e);
+                }
+            };
+            std::fs::rename(&part, path).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{n} bytes written to {}", path.display());
         }
         None => {
-            use std::io::Write;
-            std::io::stdout().write_all(&data)?;
+            std::io::copy(&mut body, &mut std::io::stdout().lock()).context("reading the fetched file")?;
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use swarm_engine::content::{self, ChunkId, FileKey, Inventory, MAX_CHUNK_BYTES};
+use swarm_engine::content::{self, ChunkId, FileKey, Inventory, Role, MAX_CHUNK_BYTES};
 use swarm_engine::identity::Identity;
 use swarm_engine::storage::heed_store::HeedStorage;
 
@@ -52,7 +52,7 @@ fn probe_seeded(name: &str, chunks: &[(ChunkId, Vec<u8>)]) -> Probe {
 fn seed(data: &Path, chunks: &[(ChunkId, Vec<u8>)]) {
     let mut inv = Inventory::open(HeedStorage::open(&data.join("content")).unwrap(), 1 << 30).unwrap();
     for (id, bytes) in chunks {
-        inv.put_chunk(id, bytes).unwrap();
+        inv.put_chunk(id, bytes, Role::Replica).unwrap();
     }
 }
 
@@ -416,7 +416,7 @@ fn a_keyless_link_to_a_plaintext_manifest_root_is_refused_not_a_panic() {
 
     let a = call(&p.addr, "GET", &format!("/fetch/{plain_root}"), &[], b"");
     let e = a.error(422);
-    assert!(e.contains("no key") && e.contains("ROOT:KEY"), "{e}");
+    assert!(e.contains("plaintext manifest") && e.contains("ROOT:KEY"), "{e}");
     let status = call(&p.addr, "GET", "/status", &[], b"").json();
     assert_eq!(status["pending_sync"], 0, "the fetch is over: {status}");
     p.still_serving("a keyless link to a plaintext manifest");

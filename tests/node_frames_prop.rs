@@ -108,6 +108,8 @@ fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
         clock,
         content_store: Box::new(MemoryStorage::new()),
         content_listener: None,
+        file_listener: None,
+        secret_seed: swarm_engine::node::derived_secret_seed(7),
     };
     let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
     net.set_inbox(slot, Rc::new(inbox));

@@ -230,3 +230,34 @@ at_s = 600
     let a = m.availability_final.unwrap();
     assert!(a >= d - 0.03, "availability {a} well below durability {d}: surviving chunks not found: {:?}", r.notes);
 }
+
+/// Whole files under mild churn (issue 12): every publication a file of 3 to 10 chunks put
+/// through the files actor, probes fetching whole files from random live nodes. Every file is
+/// retrievable, whole and in order, every time.
+#[test]
+fn whole_files_stay_retrievable_under_mild_churn() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/content-files.toml");
+    let sc = swarm_simulator::scenario::load(&path).unwrap();
+    let r = run(&sc, quiet()).unwrap();
+    let m = &r.metrics;
+    let files = m.files_published.expect("file metrics in the report");
+    assert!(files >= 25, "the workload must publish files, got {files}: {:?}", r.notes);
+    assert_eq!(m.file_publishes_failed, Some(0), "{:?}", r.notes);
+    let ok = m.file_fetches_ok.unwrap();
+    assert!(ok >= 40, "probes must fetch files, got {ok}: {:?}", r.notes);
+    assert_eq!(m.file_fetches_failed, Some(0), "{:?}", r.notes);
+    let p99 = m.file_fetch_latency_p99_s.unwrap();
+    assert!(p99 < 20.0, "p99 whole-file fetch took {p99} s");
+    // The files' chunks are chunks like any others: all kept, all found.
+    assert!(m.chunks_published.unwrap() >= 4 * files, "3+ chunks and a root per file");
+    assert_eq!(m.chunks_lost, Some(0), "{:?}", r.notes);
+    assert!(m.availability_min.unwrap() >= 0.999, "{:?}", r.notes);
+    // Without the file workload, the same scenario reports no file figures.
+    let mut bare = sc.clone();
+    bare.content.file_bytes_min = 0;
+    bare.content.file_bytes_max = 0;
+    bare.duration_s = 200;
+    bare.churn = swarm_simulator::scenario::ChurnSpec::None;
+    let r = run(&bare, quiet()).unwrap();
+    assert_eq!(r.metrics.files_published, None);
+}

@@ -61,51 +61,26 @@ fn kill_9_while_writing_loses_no_committed_record() {
 /// restarted with no bootstrap at all, it rejoins the swarm from what it stored.
 #[test]
 fn a_restarted_node_rejoins_from_its_stored_registry() {
+    use common::simnode::{self, UNIX0};
     use std::cell::RefCell;
     use std::rc::Rc;
     use std::time::Duration;
     use swarm_engine::discovery::{PeerStore, StoredPeer};
-    use swarm_engine::identity::{Ed25519Verifier, Identity};
-    use swarm_engine::node::{Node, NodeParams};
-    use swarm_engine::observer::TracingObserver;
+    use swarm_engine::identity::Identity;
+    use swarm_engine::node::Node;
     use swarm_engine::storage::heed_store::HeedStorage;
     use swarm_engine::storage::records::PeerTable;
     use swarm_engine::storage::Storage;
-    use swarm_engine::time::Clock;
     use swarm_engine::{NodeConfig, PeerId};
-    use swarm_transport_sim::{Latency, NetConfig, SimNet};
 
-    const UNIX0: u64 = 1_800_000_000_000;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    actix::System::with_tokio_rt(move || rt).block_on(async move {
-        let epoch = tokio::time::Instant::now();
-        let clock = Clock::with_epoch(epoch, UNIX0);
-        let cfg = NetConfig { latency: Latency::Constant { ms: 10.0 }, loss: 0.0, connect_timeout_ms: 3000 };
-        let net = SimNet::new(cfg, 1, epoch, 1);
-        actix::spawn(net.clone().pump());
+    simnode::run(move |net, clock| async move {
         let ids: Vec<Rc<Identity>> = (1..=5u8).map(|i| Rc::new(Identity::from_secret(&[i; 32]))).collect();
         let start = |slot: usize, bootstrap: Vec<PeerId>, store: Option<(PeerStore, Vec<StoredPeer>)>| {
-            let id = ids[slot].clone();
-            let port = net.add_node(slot as u32, id.peer_id(), 16);
-            let (node, inbox) = Node::start(NodeParams {
-                identity: id,
-                verifier: Rc::new(Ed25519Verifier),
-                config: NodeConfig::default(),
-                seed: slot as u64,
-                bootstrap,
-                transport: Rc::new(port),
-                observer: Rc::new(TracingObserver),
-                clock,
-                peer_store: store,
-                faults: Default::default(),
-                content_store: Box::new(swarm_engine::storage::memory::MemoryStorage::new()),
-                content_listener: None,
-            })
-            .expect("memory store opens");
-            net.set_inbox(slot as u32, Rc::new(inbox));
-            node
+            let mut p = simnode::params(&net, clock, slot as u32, ids[slot].clone(), bootstrap);
+            p.peer_store = store;
+            simnode::start(&net, slot as u32, p)
         };
         // Slots 1-4 know each other; slot 0 knows only slot 1 and learns the rest by PEX.
         let all: Vec<PeerId> = ids.iter().map(|i| i.peer_id()).collect();

@@ -31,6 +31,40 @@ pub struct NodeConfig {
     pub replication: ReplicationConfig,
     pub routing: RoutingConfig,
     pub topology: TopologyConfig,
+    pub files: FilesConfig,
+}
+
+/// Whole files: publications streamed in and fetches streamed out, each holding a bounded
+/// window of chunks in memory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Publications running at once (more are refused until one ends).
+    pub max_publishes: usize,
+    /// Fetches of whole files running at once.
+    pub max_fetches: usize,
+    /// Chunks of one publication cut and not yet stored; the caller is asked for more only
+    /// below this (with 256 KiB chunks: 1 MiB per publication).
+    pub publish_window_chunks: usize,
+    /// Chunks of one fetch asked for, waiting to be put in order, or handed over and not yet
+    /// taken by the caller (plan: chunks fetched 8 at a time; 2 MiB per fetch).
+    pub fetch_window_chunks: usize,
+    /// An operation waiting on its caller this long (an upload that stalls, a download nobody
+    /// reads) is given up, and what it stored reclaimed.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            // guess: a few users' uploads and downloads at a time on one node
+            max_publishes: 16,
+            max_fetches: 16,
+            publish_window_chunks: 4,
+            fetch_window_chunks: 8,
+            idle_timeout_ms: 120_000,
+        }
+    }
 }
 
 /// The connection manager: how many links a node keeps, how it dials, when it trims.
@@ -353,6 +387,12 @@ impl NodeConfig {
         check(t.neighbourhood >= 1, "topology.neighbourhood", "must be at least 1")?;
         check(t.refresh_interval_ms >= 1_000, "topology.refresh_interval_ms", "must be at least 1000 ms")?;
         check(self.auth.handshake_timeout_ms >= 100, "auth.handshake_timeout_ms", "must be at least 100 ms")?;
+        let f = &self.files;
+        check(f.max_publishes >= 1, "files.max_publishes", "must be at least 1")?;
+        check(f.max_fetches >= 1, "files.max_fetches", "must be at least 1")?;
+        check(f.publish_window_chunks >= 1, "files.publish_window_chunks", "must be at least 1")?;
+        check(f.fetch_window_chunks >= 1, "files.fetch_window_chunks", "must be at least 1")?;
+        check(f.idle_timeout_ms >= 100, "files.idle_timeout_ms", "must be at least 100 ms")?;
         let h = &self.health;
         check(h.heartbeat_interval_ms >= 100, "health.heartbeat_interval_ms", "must be at least 100 ms")?;
         check(

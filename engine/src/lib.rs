@@ -8,6 +8,7 @@ pub mod config;
 pub mod content;
 pub mod core;
 pub mod discovery;
+pub mod files;
 pub mod gossip;
 pub mod health;
 pub mod identity;

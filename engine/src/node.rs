@@ -2,14 +2,15 @@
 //! assembly runs in the simulator and over WebRTC; only the transport and the clock differ.
 
 use crate::config::NodeConfig;
-use crate::content::{ChunkId, Inventory, InventoryError};
+use crate::content::{ChunkId, InventoryError, ShareLink};
 use crate::core::{In, Shell, Shutdown, Wiring};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, PeerStore, StoredPeer};
+use crate::files::{FileListener, FilesActor, FilesCore, FilesHandle, FilesWiring, OpId, FILES_FETCH_IDS};
 use crate::gossip::{Faults, GossipActor, GossipCore};
 use crate::identity::{Identity, Verifier};
 use crate::links::{self, Gate, LinkTable, LinkView, LinksActor, LinksCore, Purpose};
 use crate::observer::Observer;
-use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener};
+use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult};
 use crate::router::{Dispatch, Inbox, Outbox};
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::Storage;
@@ -19,6 +20,7 @@ use crate::transport::Transport;
 use crate::types::PeerId;
 use crate::wiring::{ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, TopologyWiring};
 use actix::{Addr, AsyncContext, Context};
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::rc::Rc;
@@ -33,7 +35,15 @@ pub fn subsystem_rng(node_seed: u64, stream: u64) -> ChaCha8Rng {
 const STREAM_DISCOVERY: u64 = 1;
 const STREAM_GOSSIP: u64 = 2;
 const STREAM_LINKS: u64 = 4;
-const STREAM_TOPOLOGY: u64 = 6;
+const STREAM_FILE_KEYS: u64 = 6;
+const STREAM_TOPOLOGY: u64 = 7;
+
+/// A file-key seed derived from a node seed: for simulations only (a real node draws its
+/// `secret_seed` from the OS: 64 bits of seed would make its file keys guessable).
+pub fn derived_secret_seed(node_seed: u64) -> [u8; 32] {
+    use rand::Rng;
+    subsystem_rng(node_seed, STREAM_FILE_KEYS).gen()
+}
 
 /// Routing-table replacements remembered per full bucket.
 const TABLE_REPLACEMENTS: usize = 4;
@@ -59,8 +69,14 @@ pub struct NodeParams {
     /// Where the node's chunks live (heed for real nodes, memory in simulations); its capacity
     /// is `config.replication.capacity_bytes`.
     pub content_store: Box<dyn Storage>,
-    /// Told how each fetch and publish ended (a real node's API); `None` in simulations.
+    /// Told how each bare chunk fetch and publish ended (`Node::fetch`, `Node::publish`);
+    /// `None` where nobody asks for bare chunks.
     pub content_listener: Option<ContentListener>,
+    /// Told how file operations go (`Node::publish_file_*`, `Node::fetch_file`).
+    pub file_listener: Option<FileListener>,
+    /// Seed of the RNG that makes file keys: from the OS on a real node (keys must be
+    /// unguessable), derived from the scenario in simulations.
+    pub secret_seed: [u8; 32],
 }
 
 /// Handles to a running node's actors.
@@ -71,6 +87,7 @@ pub struct Node {
     gossip: Addr<GossipActor>,
     topology: Addr<TopologyActor>,
     content: Addr<ContentActor>,
+    files: FilesHandle,
     view: LinkView,
 }
 
@@ -84,7 +101,9 @@ impl Node {
     pub fn start(p: NodeParams) -> Result<(Node, Inbox), InventoryError> {
         let id = p.identity.peer_id();
         let cfg = p.config;
-        let inventory = Inventory::open(p.content_store, cfg.replication.capacity_bytes)?;
+        // Orphans of publications a crashed run left unfinished are gone once this returns.
+        let opened = crate::files::store::open(p.content_store, cfg.replication.capacity_bytes)?;
+        let inventory = opened.inventory;
         let gate = Rc::new(Gate::default());
         let link_table = LinkTable::default();
         let view = link_table.view();
@@ -99,6 +118,7 @@ impl Node {
         let gctx: Context<GossipActor> = Context::new();
         let tctx: Context<TopologyActor> = Context::new();
         let cctx: Context<ContentActor> = Context::new();
+        let fctx: Context<FilesActor> = Context::new();
         let (laddr, daddr, gaddr, taddr, caddr) =
             (lctx.address(), dctx.address(), gctx.address(), tctx.address(), cctx.address());
         let dispatch = Dispatch {
@@ -160,13 +180,29 @@ impl Node {
             boxed(TopologyWiring { outbox: outbox.clone(), links: laddr.clone(), content: caddr.clone() }),
             p.clock,
         );
+        // Files: whole-file operations over the content actor's chunk operations. The content
+        // actor's answers to the files actor's own requests go back to it; the rest to the
+        // node's content listener.
+        let files = FilesHandle(fctx.address());
+        let content_listener = route_content_results(files.clone(), p.content_listener);
+        let files_core = FilesCore::new(
+            p.identity.clone(),
+            p.verifier.clone(),
+            cfg.files.clone(),
+            p.clock.unix_epoch_ms(),
+            rand_chacha::ChaCha20Rng::from_seed(p.secret_seed),
+            opened.published,
+        );
+        let files_wiring =
+            FilesWiring { content: caddr.clone(), store: opened.store, me: files.clone(), listener: p.file_listener };
+        let files_actor = Shell::new(files_core, files_wiring, p.clock);
         let content = Shell::new(
             content_core,
             boxed(ContentWiring {
                 outbox: outbox.clone(),
                 links: laddr.clone(),
                 topology: taddr.clone(),
-                listener: p.content_listener,
+                listener: Some(content_listener),
             }),
             p.clock,
         );
@@ -178,19 +214,61 @@ impl Node {
             gossip: gctx.run(gossip),
             topology: tctx.run(topology),
             content: cctx.run(content),
+            files,
             view,
         };
+        fctx.run(files_actor);
         Ok((node, inbox))
     }
 
-    /// Publish an encrypted chunk: stored here and replicated to its replica set.
+    /// Publish a bare encrypted chunk: stored here and replicated to its replica set. It is
+    /// pinned for this run only (no publication record refers to it): after a restart it is
+    /// held like a replica. What must outlive a restart is published as a file or a post.
     pub fn publish(&self, data: Vec<u8>) {
         self.content.do_send(In(ContentInput::Publish { data }));
     }
 
-    /// Find and download a chunk (the outcome is reported as `Event::FetchFinished`).
+    /// Find and download a chunk (the outcome is reported as `Event::FetchFinished`). `id` must
+    /// be below [`FILES_FETCH_IDS`] (the files actor's range).
     pub fn fetch(&self, id: u64, chunk: ChunkId) {
+        debug_assert!(id < FILES_FETCH_IDS, "fetch id {id} is in the files actor's range");
         self.content.do_send(In(ContentInput::Fetch { id, chunk }));
+    }
+
+    // ---- whole files (answered through the file listener; see `crate::files`) ----------------
+
+    /// Start publishing a file: send its bytes with `publish_file_piece`, each after the
+    /// `Accepted` that answers the previous one, then `publish_file_finish`.
+    pub fn publish_file_begin(&self, op: OpId, name: String) {
+        self.files.publish_begin(op, name);
+    }
+
+    pub fn publish_file_piece(&self, op: OpId, data: Bytes) {
+        self.files.publish_piece(op, data);
+    }
+
+    pub fn publish_file_finish(&self, op: OpId) {
+        self.files.publish_finish(op);
+    }
+
+    /// Give up a publication (what it stored is reclaimed) or a fetch.
+    pub fn file_abort(&self, op: OpId) {
+        self.files.abort(op);
+    }
+
+    /// Publish a signed post (one public root chunk, recorded like a file).
+    pub fn publish_post(&self, op: OpId, text: String) {
+        self.files.publish_post(op, text);
+    }
+
+    /// Fetch what a link names; a file's pieces come in order, each to be answered with
+    /// `fetch_file_consumed` once taken.
+    pub fn fetch_file(&self, op: OpId, link: ShareLink) {
+        self.files.fetch(op, link);
+    }
+
+    pub fn fetch_file_consumed(&self, op: OpId) {
+        self.files.consumed(op);
     }
 
     /// Peers learned outside the swarm (a rendezvous server's answer, an operator's hint): into
@@ -221,5 +299,27 @@ impl Node {
         self.gossip.do_send(Shutdown);
         self.topology.do_send(Shutdown);
         self.content.do_send(Shutdown);
+        self.files.0.do_send(Shutdown);
     }
+}
+
+/// The content actor's results: publishes and reclaims to the files actor (it matches them to
+/// its own by chunk and id), fetches in the files actor's id range to it alone, and everything
+/// but reclaims to the node's own content listener.
+fn route_content_results(files: FilesHandle, mut listener: Option<ContentListener>) -> ContentListener {
+    Box::new(move |r: ContentResult| match r {
+        ContentResult::Fetched { id, .. } if id >= FILES_FETCH_IDS => files.content_result(r),
+        ContentResult::Reclaimed { .. } => files.content_result(r),
+        ContentResult::Fetched { .. } => {
+            if let Some(l) = &mut listener {
+                l(r);
+            }
+        }
+        ContentResult::Published { .. } => {
+            if let Some(l) = &mut listener {
+                l(r.clone());
+            }
+            files.content_result(r);
+        }
+    })
 }

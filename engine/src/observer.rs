@@ -32,6 +32,8 @@ pub enum Event {
     ChunkStored { chunk: ChunkId, bytes: u32, cause: StoreCause },
     /// This node let a chunk go (a surplus copy, far from the chunk, whose replica set holds it).
     ChunkDropped { chunk: ChunkId },
+    /// This node removed a chunk of one of its own publications that never completed.
+    ChunkReclaimed { chunk: ChunkId },
     /// A fetch this node ran ended; `latency_ms` from the request to the verified bytes.
     FetchFinished { id: u64, chunk: ChunkId, ok: bool, latency_ms: u64 },
 }

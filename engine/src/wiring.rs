@@ -121,6 +121,11 @@ impl Wiring<crate::replication::content::Output> for ContentWiring {
                     l(ContentResult::Published { chunk, result });
                 }
             }
+            Output::Reclaimed { id, result } => {
+                if let Some(l) = &mut self.listener {
+                    l(ContentResult::Reclaimed { id, result });
+                }
+            }
         }
     }
 }

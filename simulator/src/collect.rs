@@ -4,7 +4,8 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
-use swarm_engine::content::ChunkId;
+use swarm_engine::content::{ChunkId, ShareLink};
+use swarm_engine::files::{FileEvent, FilesHandle, OpId};
 use swarm_engine::links::{CloseReason, DialError, Purpose};
 use swarm_engine::observer::{Event, LinkChange, Observer, StoreCause};
 use swarm_engine::PeerId;
@@ -34,6 +35,7 @@ struct State {
     envelopes: [(u64, u64); 2],
     content: Content,
     links: Links,
+    files: Files,
 }
 
 /// What the connection managers reported about links.
@@ -62,6 +64,30 @@ pub struct LinkSummary {
     pub lifetimes_s: Vec<f64>,
 }
 
+/// Whole files: what was published, and how the probes' fetches went.
+#[derive(Default)]
+struct Files {
+    /// Completed publications in order, with the time they completed (ms).
+    published: Vec<(ShareLink, u64)>,
+    publishes_failed: u64,
+    /// Probe fetches running -> when they started (ms).
+    started: FxHashMap<OpId, u64>,
+    ok: u64,
+    failed: u64,
+    latencies_ms: Vec<u64>,
+}
+
+/// What the collector measured about whole files, for the report.
+#[derive(Clone, Debug, Default)]
+pub struct FilesSummary {
+    pub published: usize,
+    pub publishes_failed: u64,
+    pub fetches_ok: u64,
+    pub fetches_failed: u64,
+    /// Latencies of complete fetches (root to last piece), sorted (s).
+    pub latencies_s: Vec<f64>,
+}
+
 /// Ground truth about chunks: who holds what (from the nodes' reports), what was lost.
 #[derive(Default)]
 struct Content {
@@ -83,6 +109,21 @@ struct Content {
     /// When each probe ran (ms).
     probe_at_ms: Vec<u64>,
     latencies_ms: Vec<u64>,
+}
+
+impl Content {
+    /// `node` no longer holds `chunk`; whether it did.
+    fn let_go(&mut self, node: PeerId, chunk: &ChunkId) -> bool {
+        let Some(&i) = self.index.get(chunk) else { return false };
+        let Some(held) = self.held_by.get_mut(&node) else { return false };
+        let Some(at) = held.iter().position(|x| *x == i) else { return false };
+        held.swap_remove(at);
+        self.live_holders[i] -= 1;
+        if self.live_holders[i] == 0 && !self.lost[i] {
+            self.lost[i] = true;
+        }
+        true
+    }
 }
 
 /// What the collector measured about content, for the report.
@@ -130,6 +171,7 @@ impl Collector {
             envelopes: [(0, 0); 2],
             content: Content::default(),
             links: Links::default(),
+            files: Files::default(),
         };
         Collector { st: RefCell::new(st) }
     }
@@ -225,6 +267,66 @@ impl Collector {
             } else {
                 alive.iter().map(|n| f64::from(*n)).sum::<f64>() / alive.len() as f64
             },
+        }
+    }
+
+    fn now_ms(s: &State) -> u64 {
+        tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64
+    }
+
+    /// A node's file events (its file listener): publications completed, probe fetches ended;
+    /// every piece is taken at once.
+    pub fn on_file_event(&self, ev: FileEvent, files: &FilesHandle) {
+        let mut s = self.st.borrow_mut();
+        let now_ms = Self::now_ms(&s);
+        let f = &mut s.files;
+        match ev {
+            FileEvent::Piece { op, .. } => files.consumed(op),
+            FileEvent::Published { result: Ok(p), .. } => f.published.push((p.link, now_ms)),
+            FileEvent::Published { result: Err(e), op } => {
+                f.publishes_failed += 1;
+                tracing::info!(target: "swarm_sim::file_failed", op, error = %e, "file publication failed");
+            }
+            FileEvent::Fetched { op, result } => {
+                let Some(at) = f.started.remove(&op) else { return };
+                match result {
+                    Ok(()) => {
+                        f.ok += 1;
+                        f.latencies_ms.push(now_ms.saturating_sub(at));
+                    }
+                    Err(e) => {
+                        f.failed += 1;
+                        tracing::info!(target: "swarm_sim::file_failed", op, error = %e, "file fetch failed");
+                    }
+                }
+            }
+            FileEvent::Accepted { .. } | FileEvent::Opened { .. } => {}
+        }
+    }
+
+    /// Files whose publication completed at or before `ms`: what a file probe may fetch.
+    pub fn file_candidates(&self, ms: u64) -> Vec<ShareLink> {
+        let s = self.st.borrow();
+        let p = &s.files.published;
+        p[..p.partition_point(|(_, at)| *at <= ms)].iter().map(|(l, _)| l.clone()).collect()
+    }
+
+    /// A probe's file fetch started (one whose node crashes never ends, and is not counted).
+    pub fn file_fetch_started(&self, op: OpId, at_ms: u64) {
+        self.st.borrow_mut().files.started.insert(op, at_ms);
+    }
+
+    pub fn files_summary(&self) -> FilesSummary {
+        let s = self.st.borrow();
+        let f = &s.files;
+        let mut latencies_s: Vec<f64> = f.latencies_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
+        latencies_s.sort_by(f64::total_cmp);
+        FilesSummary {
+            published: f.published.len(),
+            publishes_failed: f.publishes_failed,
+            fetches_ok: f.ok,
+            fetches_failed: f.failed,
+            latencies_s,
         }
     }
 
@@ -396,18 +498,12 @@ impl Observer for Collector {
                 }
             }
             Event::ChunkDropped { chunk } => {
-                let c = &mut s.content;
-                let Some(&i) = c.index.get(&chunk) else { return };
-                if let Some(held) = c.held_by.get_mut(&node) {
-                    if let Some(at) = held.iter().position(|x| *x == i) {
-                        held.swap_remove(at);
-                        c.dropped += 1;
-                        c.live_holders[i] -= 1;
-                        if c.live_holders[i] == 0 && !c.lost[i] {
-                            c.lost[i] = true;
-                        }
-                    }
+                if s.content.let_go(node, &chunk) {
+                    s.content.dropped += 1;
                 }
+            }
+            Event::ChunkReclaimed { chunk } => {
+                s.content.let_go(node, &chunk);
             }
             Event::FetchFinished { id, ok, latency_ms, chunk } => {
                 let t_s = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_secs();

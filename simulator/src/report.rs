@@ -87,6 +87,21 @@ pub struct Metrics {
     /// Publications whose author crashed before any other node stored a copy.
     #[serde(default)]
     pub publishes_cut_short: Option<u64>,
+    /// Whole files (null without the file workload): publications completed and failed,
+    /// probes' whole-file fetches completed and failed, and their latency (root asked to last
+    /// piece handed over).
+    #[serde(default)]
+    pub files_published: Option<usize>,
+    #[serde(default)]
+    pub file_publishes_failed: Option<u64>,
+    #[serde(default)]
+    pub file_fetches_ok: Option<u64>,
+    #[serde(default)]
+    pub file_fetches_failed: Option<u64>,
+    #[serde(default)]
+    pub file_fetch_latency_p50_s: Option<f64>,
+    #[serde(default)]
+    pub file_fetch_latency_p99_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -219,6 +234,17 @@ impl Report {
                 format!("{} / {}", f(m.fetch_latency_p50_s, 3), f(m.fetch_latency_p99_s, 3)),
             ));
             rows.push(("repair bytes per node per s", f(m.repair_bytes_per_node_per_s, 1)));
+            if let Some(n) = m.files_published {
+                rows.push(("files published / failed", format!("{n} / {}", m.file_publishes_failed.unwrap_or(0))));
+                rows.push((
+                    "file fetches ok / failed",
+                    format!("{} / {}", m.file_fetches_ok.unwrap_or(0), m.file_fetches_failed.unwrap_or(0)),
+                ));
+                rows.push((
+                    "file fetch latency p50 / p99 (s)",
+                    format!("{} / {}", f(m.file_fetch_latency_p50_s, 3), f(m.file_fetch_latency_p99_s, 3)),
+                ));
+            }
         }
         rows.push(("digest", self.digest.clone()));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use swarm_engine::files::{FileListener, FilesHandle};
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::node::{Node, NodeParams};
@@ -81,7 +82,12 @@ struct World {
     adv_rng: ChaCha8Rng,
     live: usize,
     departed: usize,
+    /// Ops of file publications (their own range: probes' fetches use `probe << 32 | j`).
+    next_file_op: u64,
 }
+
+/// First op id of file publications.
+const FILE_PUBLISH_OPS: u64 = 1 << 62;
 
 impl World {
     fn live_slots(&self) -> Vec<usize> {
@@ -152,6 +158,11 @@ impl World {
             clock: self.clock,
             content_store: Box::new(MemoryStorage::new()),
             content_listener: None,
+            file_listener: self.sc.content.files().then(|| {
+                let c = self.collector.clone();
+                Box::new(move |ev, files: &FilesHandle| c.on_file_event(ev, files)) as FileListener
+            }),
+            secret_seed: swarm_engine::node::derived_secret_seed(seed),
         };
         let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));
@@ -255,6 +266,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         adv_rng: stream(sc.seed, STREAM_ADVERSARY),
         live: 0,
         departed: 0,
+        next_file_op: FILE_PUBLISH_OPS,
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
@@ -298,6 +310,20 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     continue;
                 }
                 let slot = live[content_rng.gen_range(0..live.len())];
+                if sc.content.files() {
+                    let len = content_rng.gen_range(sc.content.file_bytes_min..=sc.content.file_bytes_max);
+                    let mut data = vec![0u8; len];
+                    content_rng.fill(&mut data[..]);
+                    let op = world.next_file_op;
+                    world.next_file_op += 1;
+                    // One piece: the files actor cuts it a window of chunks at a time.
+                    if let Some(node) = &world.nodes[slot] {
+                        node.publish_file_begin(op, format!("file-{op}"));
+                        node.publish_file_piece(op, data.into());
+                        node.publish_file_finish(op);
+                    }
+                    continue;
+                }
                 let len = content_rng.gen_range(sc.content.chunk_bytes_min..=sc.content.chunk_bytes_max);
                 // Random bytes stand for ciphertext (which is indistinguishable from them).
                 let mut data = vec![0u8; len];
@@ -319,6 +345,18 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     let slot = live[content_rng.gen_range(0..live.len())];
                     if let Some(node) = &world.nodes[slot] {
                         node.fetch(probe << 32 | j as u64, published[i]);
+                    }
+                }
+                if sc.content.files() {
+                    let files = world.collector.file_candidates(at_ms.saturating_sub(min_age_ms));
+                    let n = sc.content.probe_files.min(files.len());
+                    for (j, i) in rand::seq::index::sample(&mut content_rng, files.len(), n).into_iter().enumerate() {
+                        let slot = live[content_rng.gen_range(0..live.len())];
+                        let op = probe << 32 | j as u64;
+                        if let Some(node) = &world.nodes[slot] {
+                            world.collector.file_fetch_started(op, at_ms);
+                            node.fetch_file(op, files[i].clone());
+                        }
                     }
                 }
             }
@@ -485,6 +523,19 @@ fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metr
         .collect();
     if !misses.is_empty() {
         notes.push(format!("probes with failed fetches: {}", misses.join(", ")));
+    }
+    if sc.content.files() {
+        let f = world.collector.files_summary();
+        m.files_published = Some(f.published);
+        m.file_publishes_failed = Some(f.publishes_failed);
+        m.file_fetches_ok = Some(f.fetches_ok);
+        m.file_fetches_failed = Some(f.fetches_failed);
+        m.file_fetch_latency_p50_s = (!f.latencies_s.is_empty()).then(|| percentile(&f.latencies_s, 50.0));
+        m.file_fetch_latency_p99_s = (!f.latencies_s.is_empty()).then(|| percentile(&f.latencies_s, 99.0));
+        notes.push(format!(
+            "files: {} published whole ({}..={} bytes, {} publications failed); probes fetched up to {} files each, whole, each from a random live node: {} ok, {} failed (fetches whose node crashed are not counted)",
+            f.published, sc.content.file_bytes_min, sc.content.file_bytes_max, f.publishes_failed, sc.content.probe_files, f.fetches_ok, f.fetches_failed
+        ));
     }
     if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
         let lost_share = (percent / 100.0).powi(rf);

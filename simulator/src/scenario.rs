@@ -59,6 +59,15 @@ pub struct ContentSpec {
     /// Probes fetch only chunks published at least this long before (a publication completes
     /// once its replicas are placed, which takes a lookup and a transfer).
     pub probe_min_age_s: u64,
+    /// Whole files instead of bare chunks (both 0: off). Each publication is a file of a size
+    /// drawn uniformly within these bounds (bytes), published through the files actor as on a
+    /// real node: cut into 256 KiB encrypted chunks, manifest sealed into a root stored last.
+    /// Chunk probes then fetch the files' chunks, and file probes fetch whole files.
+    pub file_bytes_min: usize,
+    pub file_bytes_max: usize,
+    /// Published files one probe fetches whole (root, then every chunk, in order), each from
+    /// a random live node.
+    pub probe_files: usize,
 }
 
 impl Default for ContentSpec {
@@ -70,6 +79,9 @@ impl Default for ContentSpec {
             probe_interval_s: 300,
             probe_fetches: 200,
             probe_min_age_s: 30,
+            file_bytes_min: 0,
+            file_bytes_max: 0,
+            probe_files: 20,
         }
     }
 }
@@ -78,7 +90,15 @@ impl ContentSpec {
     pub fn enabled(&self) -> bool {
         self.publishes_per_node_per_hour > 0.0
     }
+
+    /// Whether publications are whole files.
+    pub fn files(&self) -> bool {
+        self.file_bytes_max > 0
+    }
 }
+
+/// Largest file the file workload publishes: every node's store is in memory.
+pub const MAX_FILE_BYTES: usize = 64 << 20;
 
 /// Misbehaving peers mixed into the population.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -289,6 +309,27 @@ impl Scenario {
                 c.chunk_bytes_min, c.chunk_bytes_max
             ),
         )?;
+        if c.file_bytes_min > 0 || c.file_bytes_max > 0 {
+            ensure(
+                (1..=MAX_FILE_BYTES).contains(&c.file_bytes_min),
+                "content.file_bytes_min",
+                format!("must be within 1..={MAX_FILE_BYTES} when files are on, got {}", c.file_bytes_min),
+            )?;
+            ensure(
+                (c.file_bytes_min..=MAX_FILE_BYTES).contains(&c.file_bytes_max),
+                "content.file_bytes_max",
+                format!(
+                    "must be within file_bytes_min..={MAX_FILE_BYTES} ({}..={MAX_FILE_BYTES}), got {}",
+                    c.file_bytes_min, c.file_bytes_max
+                ),
+            )?;
+            ensure(c.probe_files >= 1, "content.probe_files", "must be at least 1 when files are on")?;
+            ensure(
+                c.enabled(),
+                "content.publishes_per_node_per_hour",
+                "must be above 0 when files are on (nothing would be published)",
+            )?;
+        }
         ensure(c.probe_interval_s >= 1, "content.probe_interval_s", "must be at least 1")?;
         ensure(c.probe_fetches >= 1, "content.probe_fetches", "must be at least 1")?;
         if c.enabled() {
@@ -413,7 +454,7 @@ mod tests {
         assert!(e.contains("`nodes`"), "{e}");
         let e = err(&format!("{MIN}[network]\nlatency = {{ dist = \"lognormal\", median_ms = 40, sigma = 9 }}\n"));
         assert!(e.contains("network.latency.sigma"), "{e}");
-        let e = err(&format!("{MIN}[node.links]\nhigh_watermark = 8\ntrim_to = 6\nmax_connections = 4\n"));
+        let e = err(&format!("{MIN}[node.links]\nhigh_watermark = 16\ntrim_to = 12\nmax_connections = 4\n"));
         assert!(e.contains("node.links.max_connections"), "{e}");
         let e = err(&format!("{MIN}colour = \"blue\"\n"));
         assert!(e.contains("bad.toml") && e.contains("colour"), "{e}");
@@ -421,6 +462,25 @@ mod tests {
         assert!(e.contains("partition[0].heal_s"), "{e}");
         let e = err("name = \"t\"\nnodes = -3\nduration_s = 600\n");
         assert!(e.contains("bad.toml") && e.contains("nodes"), "{e}");
+    }
+
+    #[test]
+    fn the_file_workload_is_off_by_default_and_checked_when_on() {
+        let sc = parse(MIN, "min.toml").unwrap();
+        assert!(!sc.content.files());
+        let on = |extra: &str| format!("{MIN}[content]\npublishes_per_node_per_hour = 2\n{extra}");
+        let sc = parse(&on("file_bytes_min = 1000\nfile_bytes_max = 2000\n"), "ok.toml").unwrap();
+        assert!(sc.content.files());
+        let e = err(&on("file_bytes_min = 3000\nfile_bytes_max = 2000\n"));
+        assert!(e.contains("`content.file_bytes_max`") && e.contains("3000..="), "{e}");
+        let e = err(&on("file_bytes_max = 2000\n"));
+        assert!(e.contains("`content.file_bytes_min`"), "{e}");
+        let e = err(&on("file_bytes_min = 1\nfile_bytes_max = 2\nprobe_files = 0\n"));
+        assert!(e.contains("`content.probe_files`"), "{e}");
+        let e = err(&format!("{MIN}[content]\nfile_bytes_min = 1\nfile_bytes_max = 2\n"));
+        assert!(e.contains("`content.publishes_per_node_per_hour`"), "{e}");
+        let e = err(&on("file_bytes_min = 1\nfile_bytes_max = 1000000000\n"));
+        assert!(e.contains("`content.file_bytes_max`"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::stream;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +23,12 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 pub const MAX_UPLOAD_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest JSON request body (a post's text is at most 16 KiB).
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
-/// Uploads carried at once; each may hold its whole file in memory until publishing streams.
+/// Uploads carried at once (each streams: a few chunks in memory).
 pub const MAX_CONCURRENT_UPLOADS: usize = 2;
-/// Fetches carried at once, counted until the response is sent; each may hold a whole file.
+/// Fetches carried at once, counted until the response is sent (each streams a window).
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
-/// A fetched file goes out in pieces of this size (slices of one buffer, not copies).
-const RESPONSE_PIECE_BYTES: usize = 64 * 1024;
+/// Body frames of an upload read ahead of the host.
+const UPLOAD_QUEUE_FRAMES: usize = 4;
 /// What the API serves, for the error an unknown route gets.
 pub const ROUTES: &str = "GET /status, GET /peers, POST /connect, POST /publish/file?name=N, \
 POST /publish/post, GET /fetch/LINK";
@@ -115,8 +115,23 @@ struct FileQuery {
 /// What a fetch returns: a file's bytes, or a post.
 #[derive(Debug)]
 pub enum Fetched {
-    File { name: String, data: Vec<u8> },
+    /// A file: its name and size from the manifest, then its bytes as they come, in order.
+    File {
+        name: String,
+        size: u64,
+        body: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    },
     Post(PostView),
+}
+
+/// One frame of an upload, as the host takes it.
+#[derive(Debug)]
+pub enum UploadPiece {
+    Data(Bytes),
+    /// The body ended cleanly.
+    End,
+    /// The body could not be read (the client went away midway, stalled, or sent too much).
+    Failed(ApiError),
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
@@ -127,7 +142,7 @@ pub enum Request {
     Status(Reply<Status>),
     Peers(Reply<Peers>),
     Connect { peer: String, timeout_ms: u64, reply: Reply<Connected> },
-    PublishFile { name: String, upload: Upload, reply: Reply<Published> },
+    PublishFile { name: String, body: mpsc::Receiver<UploadPiece>, reply: Reply<Published> },
     PublishPost { text: String, reply: Reply<Published> },
     Fetch { link: String, reply: Reply<Fetched> },
 }
@@ -192,7 +207,33 @@ async fn publish_file(
             return Err(e);
         }
     };
-    ask(&a.host, |reply| Request::PublishFile { name, upload, reply }).await.map(Json)
+    // The body goes to the host as it arrives, a few frames ahead at most: the host takes each
+    // once the node took the one before.
+    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE_FRAMES);
+    let asked = ask(&a.host, |reply| Request::PublishFile { name, body: rx, reply });
+    let feed = async move {
+        let (mut frames, mut left) = (upload.body, upload.length_bytes);
+        while let Some(frame) = frames.next().await {
+            let piece = match frame {
+                Ok(b) if b.len() as u64 > left => {
+                    UploadPiece::Failed(ApiError::bad_request("the request body is longer than its Content-Length"))
+                }
+                Ok(b) => {
+                    left -= b.len() as u64;
+                    UploadPiece::Data(b)
+                }
+                Err(e) => UploadPiece::Failed(edge::body_error(e)),
+            };
+            let failed = matches!(piece, UploadPiece::Failed(_));
+            // A send fails once the host has answered (an error before the end).
+            if tx.send(piece).await.is_err() || failed {
+                return;
+            }
+        }
+        let _ = tx.send(UploadPiece::End).await;
+    };
+    let (result, ()) = tokio::join!(asked, feed);
+    result.map(Json)
 }
 
 async fn publish_post(State(a): State<Api>, ApiJson(r): ApiJson<PostRequest>) -> Result<Json<Published>, ApiError> {
@@ -202,22 +243,17 @@ async fn publish_post(State(a): State<Api>, ApiJson(r): ApiJson<PostRequest>) ->
 async fn fetch(State(a): State<Api>, Path(link): Path<String>) -> Result<Response, ApiError> {
     let slot = slot(&a.fetches, "fetches", MAX_CONCURRENT_FETCHES)?;
     Ok(match ask(&a.host, |reply| Request::Fetch { link, reply }).await? {
-        Fetched::File { name, data } => {
-            let data_len = data.len();
-            // Handed out piece by piece, so the stream (and the slot it holds) ends only once the
-            // last piece is taken for sending: the slot is held as long as the bytes are.
-            let data = Bytes::from(data);
-            let pieces = (0..data_len).step_by(RESPONSE_PIECE_BYTES).map(move |at| {
-                let _held = &slot;
-                Ok::<_, std::io::Error>(data.slice(at..data_len.min(at + RESPONSE_PIECE_BYTES)))
+        Fetched::File { name, size, body } => {
+            // The stream holds the slot: it is given back once the last piece is taken.
+            let pieces = futures_util::stream::unfold((body, slot), |(mut rx, slot)| async move {
+                rx.recv().await.map(|p| (p, (rx, slot)))
             });
-            let body = Body::from_stream(stream::iter(pieces));
             let headers = [
-                (header::CONTENT_LENGTH, HeaderValue::from(data_len)),
+                (header::CONTENT_LENGTH, HeaderValue::from(size)),
                 (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
                 (header::CONTENT_DISPOSITION, edge::content_disposition(&name)),
             ];
-            (headers, body).into_response()
+            (headers, Body::from_stream(pieces)).into_response()
         }
         Fetched::Post(p) => Json(p).into_response(),
     })

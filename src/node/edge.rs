@@ -124,20 +124,6 @@ impl Upload {
         Upload { body: body.into_data_stream(), length_bytes }
     }
 
-    /// The whole body in memory (at most `length_bytes`, which the caller bounded).
-    pub async fn into_bytes(mut self) -> Result<Vec<u8>, ApiError> {
-        // Bounded by the upload limit checked against Content-Length.
-        let mut data = Vec::with_capacity(self.length_bytes as usize);
-        while let Some(frame) = self.body.next().await {
-            let bytes = frame.map_err(body_error)?;
-            if (data.len() + bytes.len()) as u64 > self.length_bytes {
-                return Err(ApiError::bad_request("the request body is longer than its Content-Length"));
-            }
-            data.extend_from_slice(&bytes);
-        }
-        Ok(data)
-    }
-
     /// Read the body to its end and drop it: a request refused after its length was accepted is
     /// still read, so a client that sends its whole body before reading (most do) gets the answer
     /// instead of a reset connection. Costs no memory; bounded by the length and the timeouts.

@@ -1,37 +1,42 @@
 //! The node's host on its actix thread: pumps transport events into the node, keeps what the API
 //! reports (links, registry size, operations in flight), and carries out API requests with the
-//! node's own operations (publish and fetch chunks, dial a peer).
+//! node's own operations (publish and fetch files and posts, dial a peer). Files stream both
+//! ways: an upload is handed to the files actor a piece at a time, each once the last was taken;
+//! a download is handed to the API a piece at a time, each taken before the next is asked for.
 
-use super::api::{self, ApiError, Fetched, PeerView, Peers, PostView, Published, Request, Status};
-use futures_util::stream::{self, StreamExt};
+use super::api::{self, ApiError, Fetched, PeerView, Peers, PostView, Published, Request, Status, UploadPiece};
+use axum::http::StatusCode;
+use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use swarm_engine::content::{self, ChunkId, FileKey, Opened, Post, ShareLink, MAX_CHUNK_BYTES};
-use swarm_engine::identity::{user_id, Ed25519Verifier, Identity};
+use swarm_engine::content::{ShareLink, MAX_CHUNK_BYTES};
+use swarm_engine::files::{FileError, FileEvent, FileListener, OpId, PublishedFile, RootInfo};
+use swarm_engine::identity::{user_id, Identity};
 use swarm_engine::observer::{Event, Observer};
-use swarm_engine::replication::{ContentListener, ContentResult, FetchError, PublishError};
 use swarm_engine::transport::{EventSink, TransportEvent};
 use swarm_engine::{Node, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-/// Chunk fetches of one file in flight at once.
-const FETCH_PARALLEL_CHUNKS: usize = 8;
+/// Bytes of upload gathered into one piece for the files actor (about one chunk: a piece per
+/// chunk keeps the actor's mailbox traffic low and the memory held to a chunk or two).
+const UPLOAD_PIECE_BYTES: usize = MAX_CHUNK_BYTES;
+/// Pieces of a download waiting for the HTTP response to take them.
+const DOWNLOAD_QUEUE_PIECES: usize = 2;
 
 type Waiters<K, T> = RefCell<BTreeMap<K, Vec<oneshot::Sender<T>>>>;
-type FetchReply = oneshot::Sender<Result<Vec<u8>, FetchError>>;
 
-/// State the node's callbacks (observer, content listener, event pump) feed and the API reads.
+/// State the node's callbacks (observer, file listener, event pump) feed and the API reads.
 #[derive(Default)]
 pub struct Shared {
     links: RefCell<BTreeMap<PeerId, (bool, Instant)>>,
     known_peers: Cell<usize>,
-    fetches: RefCell<BTreeMap<u64, FetchReply>>,
-    publishes: Waiters<ChunkId, Result<(), PublishError>>,
+    /// Each running file operation's events (bounded by the files actor's windows).
+    file_ops: RefCell<BTreeMap<OpId, mpsc::UnboundedSender<FileEvent>>>,
+    next_op: Cell<OpId>,
     dials: Waiters<PeerId, bool>,
-    next_fetch: Cell<u64>,
     in_flight: Cell<usize>,
 }
 
@@ -42,22 +47,92 @@ impl Shared {
         }
     }
 
-    /// The content listener handed to the node.
-    pub fn listener(self: &Rc<Self>) -> ContentListener {
+    /// The file listener handed to the node: each event to its operation.
+    pub fn file_listener(self: &Rc<Self>) -> FileListener {
         let me = self.clone();
-        Box::new(move |r| match r {
-            ContentResult::Fetched { id, result, .. } => {
-                if let Some(tx) = me.fetches.borrow_mut().remove(&id) {
-                    let _ = tx.send(result);
-                }
+        Box::new(move |ev, _| {
+            let op = match &ev {
+                FileEvent::Accepted { op }
+                | FileEvent::Published { op, .. }
+                | FileEvent::Opened { op, .. }
+                | FileEvent::Piece { op, .. }
+                | FileEvent::Fetched { op, .. } => *op,
+            };
+            let last = matches!(ev, FileEvent::Published { .. } | FileEvent::Fetched { .. });
+            let mut ops = me.file_ops.borrow_mut();
+            if let Some(tx) = ops.get(&op) {
+                let _ = tx.send(ev);
             }
-            ContentResult::Published { chunk, result } => {
-                for w in me.publishes.borrow_mut().remove(&chunk).unwrap_or_default() {
-                    let _ = w.send(result.clone());
-                }
+            if last {
+                ops.remove(&op);
             }
         })
     }
+}
+
+/// A file operation of this host: its events; aborted if dropped before it ended (the API
+/// request went away, or gave up).
+struct FileOp<'a> {
+    host: &'a Host,
+    op: OpId,
+    events: mpsc::UnboundedReceiver<FileEvent>,
+    ended: bool,
+}
+
+impl FileOp<'_> {
+    async fn next(&mut self) -> Result<FileEvent, ApiError> {
+        let ev = self.events.recv().await.ok_or_else(|| ApiError::internal("the node stopped"))?;
+        if matches!(ev, FileEvent::Published { .. } | FileEvent::Fetched { .. }) {
+            self.ended = true;
+        }
+        Ok(ev)
+    }
+
+    /// Until the publication takes what it was sent (or ends).
+    async fn accepted(&mut self) -> Result<(), ApiError> {
+        loop {
+            match self.next().await? {
+                FileEvent::Accepted { .. } => return Ok(()),
+                FileEvent::Published { result: Err(e), .. } => return Err(file_error(e)),
+                FileEvent::Published { .. } => {
+                    return Err(ApiError::internal("published before the end of the upload"))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn published(&mut self) -> Result<PublishedFile, ApiError> {
+        loop {
+            if let FileEvent::Published { result, .. } = self.next().await? {
+                return result.map_err(file_error);
+            }
+        }
+    }
+}
+
+impl Drop for FileOp<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.host.node.file_abort(self.op);
+        }
+        self.host.shared.file_ops.borrow_mut().remove(&self.op);
+    }
+}
+
+/// An API status for each way a file operation fails.
+fn file_error(e: FileError) -> ApiError {
+    let message = e.to_string();
+    let status = match &e {
+        FileError::RootUnavailable { .. } | FileError::ChunkUnavailable { .. } => return ApiError::not_found(message),
+        FileError::BadRoot(_) | FileError::BadChunk { .. } => return ApiError::unprocessable(message),
+        FileError::Content(_) | FileError::Aborted => return ApiError::bad_request(message),
+        FileError::DuplicateOp(_) | FileError::Record(_) => return ApiError::internal(message),
+        FileError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        FileError::Store { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        FileError::Idle { .. } => StatusCode::REQUEST_TIMEOUT,
+    };
+    ApiError { status, message }
 }
 
 /// The observer of a real node: logs every event, keeps the registry size, wakes dial waiters
@@ -103,7 +178,6 @@ pub struct Host {
     pub identity: Rc<Identity>,
     pub shared: Rc<Shared>,
     pub started: Instant,
-    pub unix_ms: fn() -> u64,
     /// Written by the rendezvous clients on the network runtime.
     pub rendezvous: Arc<Mutex<Vec<api::RendezvousState>>>,
     /// The transport (dials by hand, counters).
@@ -129,15 +203,9 @@ impl Host {
             Request::Status(reply) => drop(reply.send(Ok(self.status()))),
             Request::Peers(reply) => drop(reply.send(Ok(self.peers()))),
             Request::Connect { peer, timeout_ms, reply } => drop(reply.send(self.connect(&peer, timeout_ms).await)),
-            Request::PublishFile { name, upload, reply } => {
-                let published = match upload.into_bytes().await {
-                    Ok(data) => self.publish_file(&name, &data).await,
-                    Err(e) => Err(e),
-                };
-                drop(reply.send(published))
-            }
+            Request::PublishFile { name, body, reply } => drop(reply.send(self.publish_file(&name, body).await)),
             Request::PublishPost { text, reply } => drop(reply.send(self.publish_post(text).await)),
-            Request::Fetch { link, reply } => drop(reply.send(self.fetch(&link).await)),
+            Request::Fetch { link, reply } => self.fetch(&link, reply).await,
         }
     }
 
@@ -194,75 +262,105 @@ impl Host {
         Ok(api::Connected { peer_id: peer.to_string(), connected })
     }
 
-    /// Store and announce one chunk; answered once it is in the local store.
-    async fn publish_chunk(&self, data: Vec<u8>) -> Result<(), ApiError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared.publishes.borrow_mut().entry(ChunkId::of(&data)).or_default().push(tx);
-        self.node.publish(data);
-        rx.await
-            .map_err(|_| ApiError::internal("the node stopped"))?
-            .map_err(|e| ApiError::internal(format!("could not publish: {e}")))
+    fn open_op(&self) -> FileOp<'_> {
+        let op = self.shared.next_op.get();
+        self.shared.next_op.set(op + 1);
+        let (tx, events) = mpsc::unbounded_channel();
+        self.shared.file_ops.borrow_mut().insert(op, tx);
+        FileOp { host: self, op, events, ended: false }
     }
 
-    async fn publish_file(&self, name: &str, data: &[u8]) -> Result<Published, ApiError> {
-        let key = FileKey::generate(&mut rand_core::OsRng);
-        let share = content::share_file(&self.identity, name, data, MAX_CHUNK_BYTES, key, (self.unix_ms)())
-            .map_err(|e| ApiError::bad_request(format!("file `{name}` cannot be published: {e}")))?;
-        let chunks = share.chunks.len() + 1;
-        for c in share.chunks {
-            self.publish_chunk(c.ciphertext).await?;
+    /// Publish an upload as it arrives: gathered into pieces of about a chunk, each handed over
+    /// once the files actor took the one before. Anything short of a clean end (the body fails,
+    /// the request goes away, the size limit) aborts it, and what it stored is reclaimed.
+    async fn publish_file(&self, name: &str, mut body: mpsc::Receiver<UploadPiece>) -> Result<Published, ApiError> {
+        let mut op = self.open_op();
+        self.node.publish_file_begin(op.op, name.to_string());
+        op.accepted().await?;
+        let mut piece = BytesMut::with_capacity(UPLOAD_PIECE_BYTES);
+        let mut total = 0u64;
+        loop {
+            match body.recv().await {
+                Some(UploadPiece::Data(bytes)) => {
+                    total += bytes.len() as u64;
+                    if total > api::MAX_UPLOAD_BYTES {
+                        let message = format!("file `{name}` is over the {}-byte upload limit", api::MAX_UPLOAD_BYTES);
+                        return Err(ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, message });
+                    }
+                    piece.extend_from_slice(&bytes);
+                    if piece.len() >= UPLOAD_PIECE_BYTES {
+                        let full = std::mem::replace(&mut piece, BytesMut::with_capacity(UPLOAD_PIECE_BYTES));
+                        self.node.publish_file_piece(op.op, full.freeze());
+                        op.accepted().await?;
+                    }
+                }
+                Some(UploadPiece::End) => break,
+                Some(UploadPiece::Failed(e)) => return Err(e),
+                None => return Err(ApiError::bad_request("the upload was cut short")),
+            }
         }
-        // The root last: once a link exists, everything it lists is stored here.
-        self.publish_chunk(share.root.ciphertext).await?;
-        Ok(Published { link: share.link.to_string(), chunks, bytes: data.len() as u64 })
+        if !piece.is_empty() {
+            self.node.publish_file_piece(op.op, piece.freeze());
+            op.accepted().await?;
+        }
+        self.node.publish_file_finish(op.op);
+        let p = op.published().await?;
+        Ok(Published { link: p.link.to_string(), chunks: p.chunks, bytes: p.bytes })
     }
 
     async fn publish_post(&self, text: String) -> Result<Published, ApiError> {
-        let root = content::share_post(&self.identity, &Post { text, reply_to: None }, (self.unix_ms)())
-            .map_err(|e| ApiError::bad_request(format!("post cannot be published: {e}")))?;
-        let (link, bytes) = (root.id.to_string(), root.ciphertext.len() as u64);
-        self.publish_chunk(root.ciphertext).await?;
-        Ok(Published { link, chunks: 1, bytes })
+        let mut op = self.open_op();
+        self.node.publish_post(op.op, text);
+        let p = op.published().await?;
+        Ok(Published { link: p.link.to_string(), chunks: p.chunks, bytes: p.bytes })
     }
 
-    async fn fetch_chunk(&self, chunk: ChunkId) -> Result<Vec<u8>, FetchError> {
-        let (tx, rx) = oneshot::channel();
-        let id = self.shared.next_fetch.get();
-        self.shared.next_fetch.set(id + 1);
-        self.shared.fetches.borrow_mut().insert(id, tx);
-        self.node.fetch(id, chunk);
-        rx.await.unwrap_or(Err(FetchError::NotFound(chunk)))
-    }
-
-    async fn fetch(&self, link: &str) -> Result<Fetched, ApiError> {
-        let link: ShareLink =
-            link.parse().map_err(|e: swarm_engine::types::HexIdError| ApiError::bad_request(e.to_string()))?;
-        let root = self.fetch_chunk(link.root).await.map_err(|e| ApiError::not_found(e.to_string()))?;
-        match content::open_root(&link, &root, &Ed25519Verifier).map_err(|e| ApiError::unprocessable(e.to_string()))? {
-            Opened::Post { post, author, unix_ms } => {
-                Ok(Fetched::Post(PostView { author: author.to_string(), unix_ms, text: post.text }))
+    /// Open what a link names and answer: a post at once; a file with its name and size, and
+    /// a body its pieces are streamed into, in order, as the response takes them.
+    async fn fetch(&self, link: &str, reply: api::Reply<Fetched>) {
+        let link: ShareLink = match link.parse() {
+            Ok(l) => l,
+            Err(e) => return drop(reply.send(Err(ApiError::bad_request(format!("{e}"))))),
+        };
+        let mut op = self.open_op();
+        self.node.fetch_file(op.op, link);
+        let root = loop {
+            match op.next().await {
+                Ok(FileEvent::Opened { root, .. }) => break root,
+                Ok(FileEvent::Fetched { result: Err(e), .. }) => return drop(reply.send(Err(file_error(e)))),
+                Ok(_) => {}
+                Err(e) => return drop(reply.send(Err(e))),
             }
-            Opened::File { manifest, .. } => {
-                // A root can hold a plaintext manifest (anyone can publish one): it opens
-                // without a key, but its chunks cannot be decrypted.
-                let Some(key) = link.key.as_ref() else {
-                    return Err(ApiError::unprocessable(
-                        "the root is a file's manifest but the link has no key: a file link is ROOT:KEY",
-                    ));
-                };
-                let fetched: Vec<(ChunkId, Result<Vec<u8>, FetchError>)> =
-                    stream::iter(manifest.chunks.iter().copied())
-                        .map(|c| async move { (c, self.fetch_chunk(c).await) })
-                        .buffered(FETCH_PARALLEL_CHUNKS)
-                        .collect()
-                        .await;
-                let mut got = BTreeMap::new();
-                for (c, r) in fetched {
-                    got.insert(c, r.map_err(|e| ApiError::not_found(e.to_string()))?);
+        };
+        let (name, size) = match root {
+            RootInfo::Post { text, author, unix_ms } => {
+                let post = PostView { author: author.to_string(), unix_ms, text };
+                return drop(reply.send(Ok(Fetched::Post(post))));
+            }
+            RootInfo::File { name, size, .. } => (name, size),
+        };
+        let (tx, body) = mpsc::channel(DOWNLOAD_QUEUE_PIECES);
+        if reply.send(Ok(Fetched::File { name, size, body })).is_err() {
+            return;
+        }
+        loop {
+            match op.next().await {
+                Ok(FileEvent::Piece { data, .. }) => {
+                    if tx.send(Ok(Bytes::from(data))).await.is_err() {
+                        return; // the response went away: the fetch is aborted as `op` drops
+                    }
+                    self.node.fetch_file_consumed(op.op);
                 }
-                let data =
-                    manifest.reassemble(key, |c| got.remove(c)).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-                Ok(Fetched::File { name: manifest.name, data })
+                Ok(FileEvent::Fetched { result, .. }) => {
+                    if let Err(e) = result {
+                        // Headers are gone already: the body ends short, with the reason logged.
+                        tracing::warn!(error = %e, "download failed midway");
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    }
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
             }
         }
     }

@@ -149,7 +149,13 @@ pub fn run(a: NodeArgs) -> Result<()> {
             peer_store: Some((peer_store, restored)),
             faults: Default::default(),
             content_store: Box::new(chunks),
-            content_listener: Some(shared.listener()),
+            content_listener: None,
+            file_listener: Some(shared.file_listener()),
+            secret_seed: {
+                let mut s = [0u8; 32];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut s);
+                s
+            },
         })
         .context("opening the chunk store")?;
         actix::spawn(host::pump(net.events, inbox, shared.clone()));
@@ -158,7 +164,6 @@ pub fn run(a: NodeArgs) -> Result<()> {
             identity: id,
             shared: shared.clone(),
             started: Instant::now(),
-            unix_ms,
             rendezvous: rendezvous_state,
             net: net.transport.clone(),
         });

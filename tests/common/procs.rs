@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 
 pub const PASSPHRASE: &str = "test passphrase";
 
+/// The `swarm` binary under test: this build's, or another one named by `SWARM_TEST_BIN` (to
+/// run the end-to-end tests against an older build).
+pub fn bin() -> std::ffi::OsString {
+    std::env::var_os("SWARM_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_swarm").into())
+}
+
 pub fn swarm() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_swarm"));
+    let mut c = Command::new(bin());
     c.env("SWARM_PASSPHRASE", PASSPHRASE);
     c
 }
@@ -111,7 +117,7 @@ pub fn wrapped(wrap: Option<&[&str]>) -> Command {
         None => swarm(),
         Some(w) => {
             let mut c = Command::new(w[0]);
-            c.args(&w[1..]).arg(env!("CARGO_BIN_EXE_swarm")).env("SWARM_PASSPHRASE", PASSPHRASE);
+            c.args(&w[1..]).arg(bin()).env("SWARM_PASSPHRASE", PASSPHRASE);
             c
         }
     }

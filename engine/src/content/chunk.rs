@@ -78,6 +78,16 @@ impl FileKey {
     }
 }
 
+/// Keys compare by value (links are compared in tests and by callers; nothing here decides on
+/// a secret by comparing it).
+impl PartialEq for FileKey {
+    fn eq(&self, other: &Self) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+impl Eq for FileKey {}
+
 impl fmt::Debug for FileKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FileKey(..)")
@@ -91,7 +101,7 @@ pub struct Chunk {
     pub ciphertext: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChunkError {
     #[error("chunk size {0} is outside 1..={MAX_CHUNK_BYTES}")]
     BadChunkSize(usize),
@@ -101,8 +111,6 @@ pub enum ChunkError {
     HashMismatch { index: u32, expected: ChunkId, got: ChunkId },
     #[error("chunk {index} does not decrypt under this file key (wrong key, or altered)")]
     Decrypt { index: u32 },
-    #[error("file has {0} chunks, more than a manifest may list")]
-    TooManyChunks(usize),
 }
 
 fn nonce(index: u32) -> [u8; 12] {
@@ -111,20 +119,9 @@ fn nonce(index: u32) -> [u8; 12] {
     n
 }
 
-/// Split and encrypt `data` into chunks of `chunk_size` plaintext bytes (the last may be
-/// shorter; an empty file has no chunks).
-pub fn encrypt(key: &FileKey, data: &[u8], chunk_size: usize) -> Result<Vec<Chunk>, ChunkError> {
-    if chunk_size == 0 || chunk_size > MAX_CHUNK_BYTES {
-        return Err(ChunkError::BadChunkSize(chunk_size));
-    }
-    data.chunks(chunk_size)
-        .enumerate()
-        .map(|(i, plain)| encrypt_one(key, u32::try_from(i).map_err(|_| ChunkError::TooManyChunks(i))?, plain))
-        .collect()
-}
-
 /// Encrypt one piece of at most [`MAX_CHUNK_BYTES`] as chunk `index` of the file `key` is for
-/// (a file's sealed manifest is such a piece, at an index no data chunk uses).
+/// (a file's sealed manifest is such a piece, at an index no data chunk uses). Files are cut
+/// into such pieces by [`super::manifest::ManifestBuilder`].
 pub fn encrypt_one(key: &FileKey, index: u32, plain: &[u8]) -> Result<Chunk, ChunkError> {
     if plain.len() > MAX_CHUNK_BYTES {
         return Err(ChunkError::TooLarge { index, len: plain.len() });
@@ -155,12 +152,17 @@ pub fn decrypt(key: &FileKey, index: u32, expected: &ChunkId, ciphertext: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::manifest::{prepare_file, ContentError};
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     fn key(seed: u64) -> FileKey {
         FileKey::generate(&mut ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    fn encrypt(key: &FileKey, data: &[u8], chunk_size: usize) -> Result<Vec<Chunk>, ContentError> {
+        prepare_file("f", data, chunk_size, key).map(|(_, chunks)| chunks)
     }
 
     proptest! {
@@ -201,8 +203,9 @@ mod tests {
         // Same plaintext in chunks 0 and 1, yet chunk 1 does not pass as chunk 0.
         assert_ne!(chunks[0].id, chunks[1].id, "same plaintext, different nonce, different address");
         assert_eq!(decrypt(&key(3), 0, &chunks[1].id, &chunks[1].ciphertext), Err(ChunkError::Decrypt { index: 0 }));
-        assert_eq!(encrypt(&key(3), &data, 0), Err(ChunkError::BadChunkSize(0)));
-        assert_eq!(encrypt(&key(3), &data, MAX_CHUNK_BYTES + 1), Err(ChunkError::BadChunkSize(MAX_CHUNK_BYTES + 1)));
+        assert_eq!(encrypt(&key(3), &data, 0), Err(ChunkError::BadChunkSize(0).into()));
+        let too_big = MAX_CHUNK_BYTES + 1;
+        assert_eq!(encrypt(&key(3), &data, too_big), Err(ChunkError::BadChunkSize(too_big).into()));
         let big = vec![0u8; MAX_CHUNK_BYTES + TAG_BYTES + 1];
         assert!(matches!(decrypt(&key(3), 0, &ChunkId::of(&big), &big), Err(ChunkError::TooLarge { .. })));
         assert!(encrypt(&key(3), &[], 1000).unwrap().is_empty());

@@ -3,12 +3,25 @@
 //! in; the bytes held are tracked against a capacity, and a chunk that would pass it is refused
 //! with [`InventoryError::Full`] (replication then places it elsewhere). Every write is one
 //! atomic batch: a refused write leaves the store as it was.
+//!
+//! Why each chunk is held is kept beside it, in memory ([`Held`]):
+//! - **own**: stored by a publication of this node (pinned: never dropped as surplus). During a
+//!   run that is any chunk published here; after a restart, only the chunks of *completed*
+//!   publications (the files subsystem's records say which: [`Inventory::adopt`]).
+//! - **replica**: stored because the replication layer asked for it (a repair pull), or found in
+//!   the store at start and not claimed by a completed publication. Unpinned: dropped when surplus.
+//! - **orphan**: neither. A chunk of a publication that never completed (failed, aborted, or cut
+//!   short by a crash: the journal names it) that is not also a replica or part of a completed
+//!   publication. Nothing references it, and [`Inventory::reclaim`] removes it.
+//!
+//! Opening reads the chunk table's keys and value lengths only, never the chunks themselves.
 
 use super::chunk::{ChunkId, MAX_CHUNK_BYTES, TAG_BYTES};
 use super::manifest::ContentId;
 use crate::identity::Envelope;
 use crate::storage::records::{decode, encode};
 use crate::storage::{Op, Storage, StorageError, Table};
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -22,19 +35,71 @@ pub enum InventoryError {
     Storage(#[from] StorageError),
 }
 
+/// Why a chunk is stored (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Published by this node.
+    Own,
+    /// Pulled for the replica set.
+    Replica,
+}
+
+/// What the inventory knows of a chunk it holds, without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub bytes: u32,
+    pub own: bool,
+    pub replica: bool,
+}
+
+/// What a [`Inventory::reclaim`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Orphans: removed from the store.
+    pub removed: Vec<ChunkId>,
+    /// No longer own, but held as replicas: kept, unpinned.
+    pub unpinned: Vec<ChunkId>,
+}
+
 pub struct Inventory<S: Storage> {
     storage: S,
     capacity: u64,
     used: u64,
-    chunks: usize,
+    held: BTreeMap<ChunkId, Held>,
 }
 
 impl<S: Storage> Inventory<S> {
-    /// Open over a store, counting what it already holds (one pass over the chunk table).
+    /// Open over a store, learning what it holds from the chunk table's keys and value lengths
+    /// (no chunk is read). Everything found is a replica until [`Inventory::adopt`] says which
+    /// chunks belong to completed publications.
     pub fn open(storage: S, capacity_bytes: u64) -> Result<Self, InventoryError> {
-        let held = storage.scan(Table::Chunks)?;
-        let used = held.iter().map(|(_, v)| v.len() as u64).sum();
-        Ok(Inventory { storage, capacity: capacity_bytes, used, chunks: held.len() })
+        let mut held = BTreeMap::new();
+        let mut used = 0;
+        for (k, len) in storage.value_lens(Table::Chunks)? {
+            // Keys are written by `put_chunk` only; anything else is not a chunk of ours.
+            let Ok(id) = <[u8; 32]>::try_from(k.as_slice()) else { continue };
+            used += len as u64;
+            held.insert(ChunkId(id), Held { bytes: len as u32, own: false, replica: true });
+        }
+        Ok(Inventory { storage, capacity: capacity_bytes, used, held })
+    }
+
+    /// Say, at start, what the files subsystem's records claim: `published` chunks belong to
+    /// completed publications (own, pinned); `unfinished` ones to publications that never
+    /// completed, and those that are not also `published` are orphans, removed now. Returns what
+    /// was removed.
+    pub fn adopt(
+        &mut self,
+        published: &BTreeSet<ChunkId>,
+        unfinished: &BTreeSet<ChunkId>,
+    ) -> Result<Vec<ChunkId>, InventoryError> {
+        for id in published.iter().chain(unfinished) {
+            if let Some(h) = self.held.get_mut(id) {
+                *h = Held { own: true, replica: false, ..*h };
+            }
+        }
+        let orphans: Vec<ChunkId> = unfinished.difference(published).copied().collect();
+        Ok(self.reclaim(&orphans)?.removed)
     }
 
     pub fn used_bytes(&self) -> u64 {
@@ -46,7 +111,7 @@ impl<S: Storage> Inventory<S> {
     }
 
     pub fn chunk_count(&self) -> usize {
-        self.chunks
+        self.held.len()
     }
 
     /// Whether a chunk of `len` bytes would fit now.
@@ -54,8 +119,9 @@ impl<S: Storage> Inventory<S> {
         self.used + len as u64 <= self.capacity
     }
 
-    /// Store a chunk fetched by address `id`; idempotent. Checked before anything is written.
-    pub fn put_chunk(&mut self, id: &ChunkId, ciphertext: &[u8]) -> Result<(), InventoryError> {
+    /// Store a chunk fetched by address `id`, held as `role`; idempotent (storing a chunk
+    /// held already adds the role). Checked before anything is written.
+    pub fn put_chunk(&mut self, id: &ChunkId, ciphertext: &[u8], role: Role) -> Result<(), InventoryError> {
         let max = MAX_CHUNK_BYTES + TAG_BYTES;
         if ciphertext.len() > max {
             return Err(InventoryError::TooLarge { len: ciphertext.len(), max });
@@ -64,7 +130,11 @@ impl<S: Storage> Inventory<S> {
         if got != *id {
             return Err(InventoryError::HashMismatch { expected: *id, got });
         }
-        if self.has_chunk(id)? {
+        if let Some(h) = self.held.get_mut(id) {
+            match role {
+                Role::Own => h.own = true,
+                Role::Replica => h.replica = true,
+            }
             return Ok(());
         }
         if !self.has_room(ciphertext.len()) {
@@ -72,36 +142,72 @@ impl<S: Storage> Inventory<S> {
         }
         self.storage.put(Table::Chunks, &id.0, ciphertext)?;
         self.used += ciphertext.len() as u64;
-        self.chunks += 1;
+        let (own, replica) = (role == Role::Own, role == Role::Replica);
+        self.held.insert(*id, Held { bytes: ciphertext.len() as u32, own, replica });
         Ok(())
     }
 
-    pub fn has_chunk(&self, id: &ChunkId) -> Result<bool, InventoryError> {
-        Ok(self.storage.get(Table::Chunks, &id.0)?.is_some())
+    pub fn has_chunk(&self, id: &ChunkId) -> bool {
+        self.held.contains_key(id)
+    }
+
+    /// Why `id` is held, if it is.
+    pub fn held(&self, id: &ChunkId) -> Option<Held> {
+        self.held.get(id).copied()
+    }
+
+    /// Every chunk held, in id order, with why.
+    pub fn all_held(&self) -> impl Iterator<Item = (&ChunkId, &Held)> {
+        self.held.iter()
     }
 
     pub fn get_chunk(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, InventoryError> {
+        if !self.held.contains_key(id) {
+            return Ok(None);
+        }
         Ok(self.storage.get(Table::Chunks, &id.0)?)
     }
 
     /// Drop a chunk (handed over to a closer peer); returns whether it was held.
     pub fn remove_chunk(&mut self, id: &ChunkId) -> Result<bool, InventoryError> {
-        let Some(bytes) = self.storage.get(Table::Chunks, &id.0)? else { return Ok(false) };
+        let Some(h) = self.held.get(id).copied() else { return Ok(false) };
         self.storage.apply(&[Op::Delete { table: Table::Chunks, key: id.0.to_vec() }])?;
-        self.used -= bytes.len() as u64;
-        self.chunks -= 1;
+        self.used -= u64::from(h.bytes);
+        self.held.remove(id);
         Ok(true)
     }
 
-    /// Every chunk id held, in order.
-    pub fn chunk_ids(&self) -> Result<Vec<ChunkId>, InventoryError> {
-        let mut ids = Vec::with_capacity(self.chunks);
-        for (k, _) in self.storage.scan(Table::Chunks)? {
-            if let Ok(id) = <[u8; 32]>::try_from(k.as_slice()) {
-                ids.push(ChunkId(id));
+    /// These chunks are no longer referenced by a publication of this node (it failed, or was
+    /// aborted): each stops being own, and the orphans among them (not replicas too) are removed,
+    /// in one atomic batch. Chunks not held are skipped.
+    pub fn reclaim(&mut self, chunks: &[ChunkId]) -> Result<Reclaimed, InventoryError> {
+        let mut out = Reclaimed::default();
+        for id in chunks {
+            match self.held.get(id) {
+                Some(h) if h.replica => out.unpinned.push(*id),
+                Some(_) if !out.removed.contains(id) => out.removed.push(*id),
+                _ => {}
             }
         }
-        Ok(ids)
+        let ops: Vec<Op> =
+            out.removed.iter().map(|id| Op::Delete { table: Table::Chunks, key: id.0.to_vec() }).collect();
+        self.storage.apply(&ops)?;
+        for id in &out.removed {
+            if let Some(h) = self.held.remove(id) {
+                self.used -= u64::from(h.bytes);
+            }
+        }
+        for id in &out.unpinned {
+            if let Some(h) = self.held.get_mut(id) {
+                h.own = false;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every chunk id held, in order.
+    pub fn chunk_ids(&self) -> Vec<ChunkId> {
+        self.held.keys().copied().collect()
     }
 
     /// Keep a signed manifest (already opened and checked by the caller) under its content id.
@@ -139,14 +245,14 @@ impl<S: Storage> Inventory<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::chunk::{encrypt, FileKey};
+    use crate::content::chunk::FileKey;
     use crate::content::manifest::prepare_file;
     use crate::identity::Identity;
     use crate::storage::heed_store::HeedStorage;
     use crate::storage::memory::MemoryStorage;
 
     fn chunks(n: usize, size: usize) -> Vec<crate::content::chunk::Chunk> {
-        encrypt(&FileKey::from_bytes([3; 32]), &vec![9u8; n * size], size).unwrap()
+        prepare_file("f", &vec![9u8; n * size], size, &FileKey::from_bytes([3; 32])).unwrap().1
     }
 
     #[test]
@@ -154,19 +260,21 @@ mod tests {
         let cs = chunks(3, 1000);
         let one = cs[0].ciphertext.len() as u64;
         let mut inv = Inventory::open(MemoryStorage::default(), 2 * one).unwrap();
-        inv.put_chunk(&cs[0].id, &cs[0].ciphertext).unwrap();
-        inv.put_chunk(&cs[0].id, &cs[0].ciphertext).unwrap(); // idempotent
+        inv.put_chunk(&cs[0].id, &cs[0].ciphertext, Role::Replica).unwrap();
+        inv.put_chunk(&cs[0].id, &cs[0].ciphertext, Role::Own).unwrap(); // idempotent, adds the role
         assert_eq!((inv.used_bytes(), inv.chunk_count()), (one, 1));
-        assert!(matches!(inv.put_chunk(&cs[1].id, &cs[2].ciphertext), Err(InventoryError::HashMismatch { .. })));
-        inv.put_chunk(&cs[1].id, &cs[1].ciphertext).unwrap();
-        let full = inv.put_chunk(&cs[2].id, &cs[2].ciphertext).unwrap_err();
+        assert_eq!(inv.held(&cs[0].id), Some(Held { bytes: one as u32, own: true, replica: true }));
+        let bad = inv.put_chunk(&cs[1].id, &cs[2].ciphertext, Role::Own);
+        assert!(matches!(bad, Err(InventoryError::HashMismatch { .. })));
+        inv.put_chunk(&cs[1].id, &cs[1].ciphertext, Role::Own).unwrap();
+        let full = inv.put_chunk(&cs[2].id, &cs[2].ciphertext, Role::Own).unwrap_err();
         assert!(full.to_string().contains("inventory full"), "{full}");
-        assert!(!inv.has_chunk(&cs[2].id).unwrap(), "a refused chunk is not stored");
+        assert!(!inv.has_chunk(&cs[2].id), "a refused chunk is not stored");
         assert!(inv.remove_chunk(&cs[0].id).unwrap());
-        inv.put_chunk(&cs[2].id, &cs[2].ciphertext).unwrap();
+        inv.put_chunk(&cs[2].id, &cs[2].ciphertext, Role::Own).unwrap();
         let mut ids = vec![cs[1].id, cs[2].id];
         ids.sort();
-        assert_eq!(inv.chunk_ids().unwrap(), ids);
+        assert_eq!(inv.chunk_ids(), ids);
         assert_eq!(inv.get_chunk(&cs[2].id).unwrap().as_deref(), Some(&cs[2].ciphertext[..]));
     }
 
@@ -180,7 +288,7 @@ mod tests {
         let mid = {
             let mut inv = Inventory::open(HeedStorage::open(&dir).unwrap(), 1 << 20).unwrap();
             for c in &cs {
-                inv.put_chunk(&c.id, &c.ciphertext).unwrap();
+                inv.put_chunk(&c.id, &c.ciphertext, Role::Own).unwrap();
             }
             inv.put_manifest(&env).unwrap()
         };
@@ -191,8 +299,67 @@ mod tests {
         assert_eq!(back, env);
         let m = crate::content::Manifest::open(&back, &crate::identity::Ed25519Verifier).unwrap();
         let data = m.reassemble(&key, |id| inv.get_chunk(id).unwrap()).unwrap();
+        assert!(inv.all_held().all(|(_, h)| h.replica), "no publication record: held as replicas");
         assert_eq!(data, vec![7u8; 5000]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store that refuses to hand out chunk bytes: opening must not need them.
+    struct NoChunkReads(MemoryStorage);
+
+    impl Storage for NoChunkReads {
+        fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            assert_ne!(table, Table::Chunks, "a chunk was read");
+            self.0.get(table, key)
+        }
+        fn scan(&self, table: Table) -> Result<crate::storage::Entries, StorageError> {
+            assert_ne!(table, Table::Chunks, "the chunk table was read whole");
+            self.0.scan(table)
+        }
+        fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError> {
+            self.0.apply(ops)
+        }
+        fn value_lens(&self, table: Table) -> Result<Vec<(Vec<u8>, usize)>, StorageError> {
+            self.0.value_lens(table)
+        }
+    }
+
+    #[test]
+    fn opening_reads_no_chunk_and_finds_replicas_until_told_otherwise() {
+        let cs = chunks(4, 1000);
+        let mut mem = MemoryStorage::default();
+        for c in &cs {
+            mem.put(Table::Chunks, &c.id.0, &c.ciphertext).unwrap();
+        }
+        let mut inv = Inventory::open(NoChunkReads(mem), 1 << 20).unwrap();
+        assert_eq!(inv.chunk_count(), 4);
+        assert_eq!(inv.used_bytes(), cs.iter().map(|c| c.ciphertext.len() as u64).sum::<u64>());
+        assert!(inv.all_held().all(|(_, h)| h.replica && !h.own), "found at start: replicas");
+        // Chunk 0 is a completed publication's, 1 and 2 an unfinished one's (2 is also in the
+        // completed one), 3 nobody's: only 1 is an orphan.
+        let published = BTreeSet::from([cs[0].id, cs[2].id]);
+        let unfinished = BTreeSet::from([cs[1].id, cs[2].id]);
+        assert_eq!(inv.adopt(&published, &unfinished).unwrap(), vec![cs[1].id]);
+        assert_eq!(inv.chunk_count(), 3);
+        assert!(inv.held(&cs[0].id).unwrap().own && inv.held(&cs[2].id).unwrap().own);
+        assert_eq!(inv.held(&cs[3].id).map(|h| (h.own, h.replica)), Some((false, true)));
+    }
+
+    #[test]
+    fn reclaim_removes_orphans_keeps_replicas_unpinned_and_skips_the_rest() {
+        let cs = chunks(4, 1000);
+        let mut inv = Inventory::open(MemoryStorage::default(), 1 << 20).unwrap();
+        inv.put_chunk(&cs[0].id, &cs[0].ciphertext, Role::Own).unwrap();
+        inv.put_chunk(&cs[1].id, &cs[1].ciphertext, Role::Replica).unwrap();
+        inv.put_chunk(&cs[1].id, &cs[1].ciphertext, Role::Own).unwrap();
+        inv.put_chunk(&cs[2].id, &cs[2].ciphertext, Role::Own).unwrap();
+        let r = inv.reclaim(&[cs[0].id, cs[1].id, cs[3].id, cs[0].id]).unwrap();
+        assert_eq!(r, Reclaimed { removed: vec![cs[0].id], unpinned: vec![cs[1].id] });
+        assert!(!inv.has_chunk(&cs[0].id));
+        assert_eq!(inv.held(&cs[1].id).map(|h| (h.own, h.replica)), Some((false, true)));
+        assert!(inv.held(&cs[2].id).unwrap().own, "not named: untouched");
+        assert_eq!(inv.used_bytes(), (cs[1].ciphertext.len() + cs[2].ciphertext.len()) as u64);
+        assert_eq!(inv.get_chunk(&cs[0].id).unwrap(), None);
     }
 
     fn tempfile_dir(name: &str) -> std::path::PathBuf {

@@ -41,7 +41,7 @@ impl ContentId {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContentError {
     #[error("record refused: {0}")]
     Envelope(#[from] Rejection),
@@ -110,6 +110,29 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Plaintext bytes chunk `index` holds: `chunk_size`, the last one what is left.
+    pub fn chunk_len(&self, index: u32) -> u64 {
+        let cs = u64::from(self.chunk_size);
+        self.size.saturating_sub(u64::from(index) * cs).min(cs)
+    }
+
+    /// Check a fetched chunk against its address and decrypt it as chunk `index` of this file;
+    /// it must hold the bytes the manifest says it does.
+    pub fn open_chunk(&self, key: &FileKey, index: u32, ciphertext: &[u8]) -> Result<Vec<u8>, ContentError> {
+        let id = self.chunks.get(index as usize).ok_or_else(|| {
+            ContentError::Inconsistent(format!("chunk {index} asked of a file of {} chunks", self.chunks.len()))
+        })?;
+        let plain = chunk::decrypt(key, index, id, ciphertext)?;
+        if plain.len() as u64 != self.chunk_len(index) {
+            return Err(ContentError::Inconsistent(format!(
+                "chunk {index} holds {} bytes, the manifest says {}",
+                plain.len(),
+                self.chunk_len(index)
+            )));
+        }
+        Ok(plain)
+    }
+
     /// Rebuild the file: every chunk fetched by address (`fetch` returns its ciphertext, or
     /// `None` if no holder has it), checked against its address, decrypted and concatenated.
     pub fn reassemble(
@@ -122,16 +145,77 @@ impl Manifest {
         for (i, id) in self.chunks.iter().enumerate() {
             let index = i as u32;
             let bytes = fetch(id).ok_or(ContentError::Missing { index, id: *id })?;
-            out.extend(chunk::decrypt(key, index, id, &bytes)?);
-        }
-        if out.len() as u64 != self.size {
-            return Err(ContentError::Inconsistent(format!(
-                "chunks hold {} bytes, manifest says {}",
-                out.len(),
-                self.size
-            )));
+            out.extend(self.open_chunk(key, index, &bytes)?);
         }
         Ok(out)
+    }
+}
+
+/// A file's manifest built as its bytes arrive: the bytes are cut into chunks of `chunk_size`
+/// (the last may be shorter), each encrypted under the file key as soon as it is full. Feeding
+/// the same bytes in pieces of any sizes gives the same chunks and the same manifest; only the
+/// chunk being filled is held.
+pub struct ManifestBuilder {
+    name: String,
+    chunk_size: usize,
+    key: FileKey,
+    size: u64,
+    chunks: Vec<ChunkId>,
+    buf: Vec<u8>,
+}
+
+impl ManifestBuilder {
+    pub fn new(name: &str, chunk_size: usize, key: FileKey) -> Result<Self, ContentError> {
+        limit("manifest name length", name.len(), MAX_NAME_BYTES)?;
+        if chunk_size == 0 || chunk_size > MAX_CHUNK_BYTES {
+            return Err(ChunkError::BadChunkSize(chunk_size).into());
+        }
+        Ok(ManifestBuilder { name: name.to_string(), chunk_size, key, size: 0, chunks: Vec::new(), buf: Vec::new() })
+    }
+
+    /// Plaintext bytes taken so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Take bytes from the front of `data`, up to the end of the chunk being filled. Returns how
+    /// many were taken and the chunk, encrypted, if they filled it. A file may not grow past
+    /// [`MAX_MANIFEST_CHUNKS`] chunks.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(usize, Option<chunk::Chunk>), ContentError> {
+        if data.is_empty() {
+            return Ok((0, None));
+        }
+        if self.buf.is_empty() && self.chunks.len() >= MAX_MANIFEST_CHUNKS {
+            let max = MAX_MANIFEST_CHUNKS;
+            return Err(ContentError::Limit { what: "file size in chunks", len: max + 1, max });
+        }
+        let take = (self.chunk_size - self.buf.len()).min(data.len());
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(self.chunk_size);
+        }
+        self.buf.extend_from_slice(&data[..take]);
+        self.size += take as u64;
+        let full = self.buf.len() == self.chunk_size;
+        Ok((take, if full { Some(self.seal_buffer()?) } else { None }))
+    }
+
+    fn seal_buffer(&mut self) -> Result<chunk::Chunk, ContentError> {
+        // At most MAX_MANIFEST_CHUNKS chunks (checked by `feed`): the index fits.
+        let index = self.chunks.len() as u32;
+        let c = chunk::encrypt_one(&self.key, index, &self.buf)?;
+        self.buf.clear();
+        self.chunks.push(c.id);
+        Ok(c)
+    }
+
+    /// The last chunk (if bytes are left over) and the manifest listing every chunk; the key
+    /// is handed back for sealing the root.
+    pub fn finish(mut self) -> Result<(Manifest, Option<chunk::Chunk>, FileKey), ContentError> {
+        let last = if self.buf.is_empty() { None } else { Some(self.seal_buffer()?) };
+        let manifest =
+            Manifest { name: self.name, size: self.size, chunk_size: self.chunk_size as u32, chunks: self.chunks };
+        manifest.check()?;
+        Ok((manifest, last, self.key))
     }
 }
 
@@ -142,14 +226,16 @@ pub fn prepare_file(
     chunk_size: usize,
     key: &FileKey,
 ) -> Result<(Manifest, Vec<chunk::Chunk>), ContentError> {
-    let chunks = chunk::encrypt(key, data, chunk_size)?;
-    let manifest = Manifest {
-        name: name.to_string(),
-        size: data.len() as u64,
-        chunk_size: chunk_size as u32,
-        chunks: chunks.iter().map(|c| c.id).collect(),
-    };
-    manifest.check()?;
+    let mut builder = ManifestBuilder::new(name, chunk_size, key.clone())?;
+    let mut chunks = Vec::with_capacity(data.len().div_ceil(chunk_size));
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (taken, chunk) = builder.feed(rest)?;
+        rest = &rest[taken..];
+        chunks.extend(chunk);
+    }
+    let (manifest, last, _) = builder.finish()?;
+    chunks.extend(last);
     Ok((manifest, chunks))
 }
 

@@ -18,7 +18,7 @@ use std::fmt;
 const ROOT_INDEX: u32 = u32::MAX;
 
 /// A share link: the root chunk, and for files the key that opens it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareLink {
     pub root: ChunkId,
     pub key: Option<FileKey>,
@@ -69,10 +69,23 @@ pub fn share_file(
     unix_ms: u64,
 ) -> Result<FileShare, ContentError> {
     let (manifest, chunks) = manifest::prepare_file(name, data, chunk_size, &key)?;
+    let (root, link) = seal_file_root(identity, &manifest, key, unix_ms)?;
+    Ok(FileShare { root, chunks, manifest, link })
+}
+
+/// Sign a file's manifest and seal it under the file key into the file's root chunk (stored
+/// last: once the link exists, every chunk it lists is). Used whole ([`share_file`]) or at the
+/// end of a publication built piece by piece ([`manifest::ManifestBuilder`]).
+pub fn seal_file_root(
+    identity: &Identity,
+    manifest: &Manifest,
+    key: FileKey,
+    unix_ms: u64,
+) -> Result<(Chunk, ShareLink), ContentError> {
     let envelope = manifest.seal(identity, unix_ms)?;
     let root = chunk::encrypt_one(&key, ROOT_INDEX, &encode(&Root::Manifest(envelope))?)?;
     let link = ShareLink { root: root.id, key: Some(key) };
-    Ok(FileShare { root, chunks, manifest, link })
+    Ok((root, link))
 }
 
 /// Sign a post into a (public) root chunk.
@@ -114,6 +127,14 @@ pub fn open_root(link: &ShareLink, bytes: &[u8], verifier: &dyn Verifier) -> Res
         reason: e.to_string(),
     })?;
     Ok(match root {
+        // Only a root sealed under a key is a file: a plaintext manifest (someone's crafted
+        // chunk) would leave the reader without a key for the chunks it lists.
+        Root::Manifest(_) if link.key.is_none() => {
+            return Err(ContentError::Malformed {
+                what: "file root",
+                reason: "it is a plaintext manifest; a file's root is sealed under its key (ROOT:KEY)".into(),
+            })
+        }
         Root::Manifest(env) => Opened::File {
             manifest: Manifest::open(&env, verifier)?,
             author: env.public_key,
@@ -123,6 +144,14 @@ pub fn open_root(link: &ShareLink, bytes: &[u8], verifier: &dyn Verifier) -> Res
             Opened::Post { post: Post::open(&env, verifier)?, author: env.public_key, unix_ms: env.timestamp_ms }
         }
     })
+}
+
+/// A root chunk holding a manifest in the clear (what a hostile publisher could make), for
+/// tests of the readers that must refuse it.
+#[cfg(test)]
+pub(crate) fn plaintext_manifest_root(identity: &Identity, manifest: &Manifest) -> Chunk {
+    let bytes = encode(&Root::Manifest(manifest.seal(identity, 1).unwrap())).unwrap();
+    Chunk { id: ChunkId::of(&bytes), ciphertext: bytes }
 }
 
 fn encode(root: &Root) -> Result<Vec<u8>, ContentError> {
@@ -179,6 +208,17 @@ mod tests {
         let forged = encode(&Root::Post(env)).unwrap();
         let link = ShareLink { root: ChunkId::of(&forged), key: None };
         assert!(matches!(open_root(&link, &forged, &Ed25519Verifier), Err(ContentError::Envelope(_))));
+    }
+
+    #[test]
+    fn a_plaintext_manifest_root_is_refused_not_opened_without_a_key() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let id = Identity::generate(&mut rng);
+        let (manifest, _) = manifest::prepare_file("x", &[1; 100], 40, &FileKey::generate(&mut rng)).unwrap();
+        let plain = plaintext_manifest_root(&id, &manifest);
+        let link = ShareLink { root: plain.id, key: None };
+        let err = open_root(&link, &plain.ciphertext, &Ed25519Verifier).unwrap_err().to_string();
+        assert!(err.contains("plaintext manifest"), "{err}");
     }
 
     #[test]

@@ -14,8 +14,20 @@ pub type ContentListener = Box<dyn FnMut(ContentResult)>;
 /// A fetch or publish that ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ContentResult {
-    Fetched { id: u64, chunk: ChunkId, result: Result<Vec<u8>, FetchError> },
-    Published { chunk: ChunkId, result: Result<(), PublishError> },
+    Fetched {
+        id: u64,
+        chunk: ChunkId,
+        result: Result<Vec<u8>, FetchError>,
+    },
+    Published {
+        chunk: ChunkId,
+        result: Result<(), PublishError>,
+    },
+    /// A `ContentInput::Reclaim` done: the chunks removed, or why the store refused.
+    Reclaimed {
+        id: u64,
+        result: Result<Vec<ChunkId>, String>,
+    },
 }
 
 pub type ContentActor = Shell<ContentCore<Box<dyn Storage>>, Box<dyn Wiring<Output>>>;

@@ -21,8 +21,8 @@
 //! Churn moves replica sets, so old holders end up far from their chunks. A holder whose check
 //! finds it outside the `rf + spare_copies` closest live peers, with all `rf` of the replica set
 //! saying they hold the chunk, lets its copy go (`Drop`); spares nearer than that stay, as warm
-//! copies for the next departure. What a node published itself, or found stored at start (the
-//! store does not say whose a chunk was), is never dropped this way.
+//! copies for the next departure. What a node published itself (during this run, or as part of
+//! a completed publication found at start: `Kept`) is never dropped this way.
 //!
 //! Pure: bytes stay in the inventory. The wiring answers `Request`s from it, stores what arrives
 //! and reports `Stored`; it removes what `Drop` names and reports `Dropped`.
@@ -70,10 +70,16 @@ pub enum Input {
     Dropped {
         chunk: ChunkId,
     },
-    /// Held since before this run (never dropped as surplus).
+    /// Held since before this run, as a chunk of a completed publication of this node (never
+    /// dropped as surplus).
     Kept {
         chunk: ChunkId,
         bytes: u32,
+    },
+    /// A chunk published here is no longer this node's own (its publication failed) but still
+    /// held as a replica: it may be dropped as surplus from now on.
+    Unpinned {
+        chunk: ChunkId,
     },
     /// Whether the inventory has room for another chunk (changes are announced).
     Room {
@@ -505,6 +511,9 @@ impl Core for ReplicationCore {
                 }
             }
             Input::Found { chunk, peers } => self.on_found(now, chunk, peers),
+            Input::Unpinned { chunk } => {
+                self.pinned.remove(&chunk);
+            }
             Input::Kept { chunk, bytes } => {
                 self.pinned.insert(chunk);
                 self.handle(now, Input::Stored { chunk, bytes });

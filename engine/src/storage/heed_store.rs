@@ -70,6 +70,17 @@ impl HeedStorage {
         self.dbs[&table]
     }
 
+    /// Every entry of a table, in key order, through `f` (which sees slices of the map).
+    fn map_entries<T>(&self, table: Table, mut f: impl FnMut(&[u8], &[u8]) -> T) -> Result<Vec<T>, StorageError> {
+        let rtxn = self.env.read_txn().map_err(backend)?;
+        let mut out = Vec::new();
+        for kv in self.db(table).iter(&rtxn).map_err(backend)? {
+            let (k, v) = kv.map_err(backend)?;
+            out.push(f(k, v));
+        }
+        Ok(out)
+    }
+
     /// One attempt at a batch; `Ok(false)` when the map is full (the transaction is aborted).
     fn try_apply(&self, ops: &[Op]) -> Result<bool, StorageError> {
         let mut wtxn = self.env.write_txn().map_err(backend)?;
@@ -99,13 +110,13 @@ impl Storage for HeedStorage {
     }
 
     fn scan(&self, table: Table) -> Result<Entries, StorageError> {
-        let rtxn = self.env.read_txn().map_err(backend)?;
-        let mut out = Vec::new();
-        for kv in self.db(table).iter(&rtxn).map_err(backend)? {
-            let (k, v) = kv.map_err(backend)?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        self.map_entries(table, |k, v| (k.to_vec(), v.to_vec()))
+    }
+
+    fn value_lens(&self, table: Table) -> Result<Vec<(Vec<u8>, usize)>, StorageError> {
+        // A value is a slice of the map: its length comes from its node, and a large value's
+        // own pages are never touched.
+        self.map_entries(table, |k, v| (k.to_vec(), v.len()))
     }
 
     fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError> {

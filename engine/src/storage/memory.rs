@@ -23,6 +23,10 @@ impl Storage for MemoryStorage {
         Ok(self.tables.get(&table).map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default())
     }
 
+    fn value_lens(&self, table: Table) -> Result<Vec<(Vec<u8>, usize)>, StorageError> {
+        Ok(self.tables.get(&table).map(|t| t.iter().map(|(k, v)| (k.clone(), v.len())).collect()).unwrap_or_default())
+    }
+
     fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError> {
         for op in ops {
             match op {

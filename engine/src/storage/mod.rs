@@ -21,11 +21,24 @@ pub enum Table {
     Chunks,
     SyncQueue,
     Shards,
+    /// Files and posts this node published, completed (root chunk id -> what it references).
+    Publications,
+    /// Publications under way: (op, chunk index) -> chunk id, written before the chunk is stored.
+    PublishJournal,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] =
-        [Table::Peers, Table::Identity, Table::Posts, Table::Manifests, Table::Chunks, Table::SyncQueue, Table::Shards];
+    pub const ALL: [Table; 9] = [
+        Table::Peers,
+        Table::Identity,
+        Table::Posts,
+        Table::Manifests,
+        Table::Chunks,
+        Table::SyncQueue,
+        Table::Shards,
+        Table::Publications,
+        Table::PublishJournal,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +49,8 @@ impl Table {
             Table::Chunks => "chunks",
             Table::SyncQueue => "sync_queue",
             Table::Shards => "shards",
+            Table::Publications => "publications",
+            Table::PublishJournal => "publish_journal",
         }
     }
 }
@@ -72,6 +87,12 @@ pub trait Storage {
     fn scan(&self, table: Table) -> Result<Entries, StorageError>;
     fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError>;
 
+    /// Every key of a table with the length of its value, in key order, without copying the
+    /// values (a node learns what its chunk table holds without reading the chunks).
+    fn value_lens(&self, table: Table) -> Result<Vec<(Vec<u8>, usize)>, StorageError> {
+        Ok(self.scan(table)?.into_iter().map(|(k, v)| (k, v.len())).collect())
+    }
+
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
         self.apply(&[Op::Put { table, key: key.to_vec(), value: value.to_vec() }])
     }
@@ -93,5 +114,30 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
 
     fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError> {
         (**self).apply(ops)
+    }
+
+    fn value_lens(&self, table: Table) -> Result<Vec<(Vec<u8>, usize)>, StorageError> {
+        (**self).value_lens(table)
+    }
+}
+
+/// A store shared by the actors of one node (they run on one thread, one message at a time, so
+/// a borrow never overlaps another): the content inventory and the files subsystem's tables
+/// live in one environment.
+impl<S: Storage + ?Sized> Storage for std::rc::Rc<std::cell::RefCell<S>> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.borrow().get(table, key)
+    }
+
+    fn scan(&self, table: Table) -> Result<Entries, StorageError> {
+        self.borrow().scan(table)
+    }
+
+    fn apply(&mut self, ops: &[Op]) -> Result<(), StorageError> {
+        self.borrow_mut().apply(ops)
+    }
+
+    fn value_lens(&self, table: Table) -> Result<Vec<(Vec<u8>, usize)>, StorageError> {
+        self.borrow().value_lens(table)
     }
 }

@@ -37,6 +37,9 @@ fn contract(s: &mut dyn Storage) {
     s.delete(Table::Posts, b"never there").unwrap();
     assert_eq!(s.get(Table::Posts, b"a").unwrap(), None);
     assert_eq!(s.get(Table::Chunks, b"a").unwrap(), Some(b"other table".to_vec()));
+    s.put(Table::Chunks, b"c", &[7; 5000]).unwrap();
+    assert_eq!(s.value_lens(Table::Chunks).unwrap(), vec![(b"a".to_vec(), 11), (b"c".to_vec(), 5000)]);
+    assert_eq!(s.value_lens(Table::PublishJournal).unwrap(), vec![]);
     // Records and the registry.
     for (i, seen) in [(1u8, 1_000u64), (2, 50_000), (3, 99_000)] {
         PeerTable::save(s, &peer(i, seen)).unwrap();

@@ -109,7 +109,7 @@ impl<S: Storage> ContentCore<S> {
         }
         if g.repair {
             let bytes = data.len() as u32;
-            match self.inv.put_chunk(&chunk, &data) {
+            match self.inv.put_chunk(&chunk, &data, crate::content::Role::Replica) {
                 Ok(()) => {
                     self.repl.handle(now, ReplIn::Stored { chunk, bytes });
                     self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Repair }));

@@ -22,7 +22,7 @@
 
 use super::core::{Found, Input as ReplIn, Output as ReplOut, ReplicationCore, ReplicationStats};
 use crate::config::{ReplicationConfig, RoutingConfig};
-use crate::content::{ChunkId, Inventory, InventoryError, MAX_CHUNK_BYTES, TAG_BYTES};
+use crate::content::{ChunkId, Inventory, InventoryError, Role, MAX_CHUNK_BYTES, TAG_BYTES};
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::LinkView;
 use crate::observer::{Event, Offence, StoreCause};
@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 mod fetch;
 mod lookups;
 mod outcome;
+mod reclaim;
 pub use outcome::{ContentStats, FetchError, Output, PublishError};
 #[cfg(test)]
 mod tests;
@@ -81,6 +82,13 @@ pub enum Input {
     /// `Output::RefreshDone`).
     Refresh {
         target: Key,
+    },
+    /// The files subsystem no longer references these chunks (a publication that failed or was
+    /// aborted): unpin them and remove the orphans (see `reclaim.rs`); answered by
+    /// `Output::Reclaimed` with the same `id`.
+    Reclaim {
+        id: u64,
+        chunks: Vec<ChunkId>,
     },
 }
 
@@ -199,10 +207,12 @@ impl<S: Storage> ContentCore<S> {
         let chunk_max = (MAX_CHUNK_BYTES + TAG_BYTES) as u32;
         let first_round = cfg.repair_interval_ms;
         let mut repl = ReplicationCore::new(me, cfg, chunk_max, first_round);
-        // What a previous run stored is held again (checked against the network at once).
-        for id in inv.chunk_ids()? {
-            let bytes = inv.get_chunk(&id)?.map_or(0, |b| b.len() as u32);
-            repl.handle(0, ReplIn::Kept { chunk: id, bytes });
+        // What a previous run stored is held again (checked against the network at once): the
+        // chunks of completed publications pinned, everything else as replicas (droppable as
+        // surplus). Sizes come from the inventory, which never reads the chunks to learn them.
+        for (&chunk, h) in inv.all_held() {
+            let bytes = h.bytes;
+            repl.handle(0, if h.own { ReplIn::Kept { chunk, bytes } } else { ReplIn::Stored { chunk, bytes } });
         }
         repl.handle(0, ReplIn::Room { full: !inv.has_room(chunk_max as usize) });
         let mut core = ContentCore {
@@ -439,7 +449,7 @@ impl<S: Storage> ContentCore<S> {
     fn publish(&mut self, now: Millis, data: Vec<u8>) {
         let chunk = ChunkId::of(&data);
         let bytes = data.len() as u32;
-        let result = self.inv.put_chunk(&chunk, &data).map_err(|e| PublishError::Store(e.to_string()));
+        let result = self.inv.put_chunk(&chunk, &data, Role::Own).map_err(|e| PublishError::Store(e.to_string()));
         if result.is_ok() {
             self.repl.handle(now, ReplIn::Published { chunk, bytes });
             self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Published }));
@@ -501,6 +511,7 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
             Input::Publish { data } => self.publish(now, data),
             Input::Fetch { id, chunk } => self.fetch(now, id, chunk),
             Input::Refresh { target } => self.start_lookup(now, target, Purpose::Refresh),
+            Input::Reclaim { id, chunks } => self.reclaim(now, id, chunks),
         }
     }
 

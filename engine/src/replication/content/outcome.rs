@@ -38,6 +38,11 @@ pub enum Output {
         chunk: ChunkId,
         result: Result<(), PublishError>,
     },
+    /// An `Input::Reclaim` done: the chunks removed from the store, or why the store refused.
+    Reclaimed {
+        id: u64,
+        result: Result<Vec<ChunkId>, String>,
+    },
 }
 
 /// Counters for reports.
