@@ -216,9 +216,11 @@ fn variant(m: &Message) -> u8 {
         Message::Relay { .. } => 14,
         Message::Relayed { .. } => 15,
         Message::Keep { .. } => 16,
+        Message::Route { .. } => 17,
+        Message::RouteBack { .. } => 18,
     }
 }
-const VARIANTS: u8 = 17;
+const VARIANTS: u8 = 19;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -287,6 +289,23 @@ fn message() -> impl Strategy<Value = Message> {
         lookup().prop_map(Message::Lookup),
         (peer(), lookup()).prop_map(|(to, msg)| Message::Relay { to, msg }),
         (peer(), lookup()).prop_map(|(from, msg)| Message::Relayed { from, msg }),
+        (any::<u64>(), chunk(), prop::collection::vec(peer(), 0..=wire::MAX_ROUTE_HOPS))
+            .prop_map(|(id, chunk, path)| Message::Route { id, chunk, path }),
+        (
+            any::<u64>(),
+            chunk(),
+            prop::collection::vec(peer(), 0..=wire::MAX_ROUTE_HOPS),
+            (any::<u8>(), any::<bool>()),
+            prop_oneof![Just(chunk_data()), prop::collection::vec(any::<u8>(), 0..1024)],
+        )
+            .prop_map(|(id, chunk, path, (hops, found), data)| Message::RouteBack {
+                id,
+                chunk,
+                path,
+                hops,
+                found,
+                data
+            }),
     ]
 }
 

@@ -132,13 +132,33 @@ pub struct RoutingConfig {
     pub alpha: usize,
     /// A question not answered within this long counts as failed.
     pub query_timeout_ms: u64,
+    /// A question not answered within this long gives its slot to the next candidate (its
+    /// answer still counts until `query_timeout_ms`).
+    pub query_stall_ms: u64,
     /// Lookups one node runs at once (more wait their turn).
     pub max_lookups: usize,
+    /// A fetch sends its routed request through this many links at once (the closest to the
+    /// chunk): the first holder's answer wins.
+    pub route_fanout: usize,
+    /// A fetch with no routed answer after this long routes through `route_fanout` more links.
+    pub route_hedge_ms: u64,
+    /// A routed request not answered within this long has failed (the fetch falls back to a
+    /// lookup).
+    pub route_timeout_ms: u64,
 }
 
 impl Default for RoutingConfig {
     fn default() -> Self {
-        RoutingConfig { k: 8, alpha: 3, query_timeout_ms: 2_000, max_lookups: 32 }
+        RoutingConfig {
+            k: 8,
+            alpha: 3,
+            query_timeout_ms: 2_000,
+            query_stall_ms: 400, // guess: ~4 median round trips (40 ms one way in the scenarios)
+            max_lookups: 32,
+            route_fanout: 2,
+            route_hedge_ms: 600,     // measured: p50 of a routed fetch ~0.2 s at 40 ms one way
+            route_timeout_ms: 2_000, // 16 hops of ~45 ms there and back, with margin
+        }
     }
 }
 
@@ -383,6 +403,14 @@ impl NodeConfig {
         check(k.alpha >= 1, "routing.alpha", "must be at least 1")?;
         check(k.query_timeout_ms >= 10, "routing.query_timeout_ms", "must be at least 10 ms")?;
         check(k.max_lookups >= 1, "routing.max_lookups", "must be at least 1")?;
+        check(
+            (1..=k.query_timeout_ms).contains(&k.query_stall_ms),
+            "routing.query_stall_ms",
+            format!("must be within 1..=query_timeout_ms ({})", k.query_timeout_ms),
+        )?;
+        check(k.route_fanout >= 1, "routing.route_fanout", "must be at least 1")?;
+        check(k.route_timeout_ms >= 100, "routing.route_timeout_ms", "must be at least 100 ms")?;
+        check(k.route_hedge_ms >= 1, "routing.route_hedge_ms", "must be positive")?;
         let t = &self.topology;
         check(t.neighbourhood >= 1, "topology.neighbourhood", "must be at least 1")?;
         check(t.refresh_interval_ms >= 1_000, "topology.refresh_interval_ms", "must be at least 1000 ms")?;

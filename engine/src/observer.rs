@@ -34,8 +34,9 @@ pub enum Event {
     ChunkDropped { chunk: ChunkId },
     /// This node removed a chunk of one of its own publications that never completed.
     ChunkReclaimed { chunk: ChunkId },
-    /// A fetch this node ran ended; `latency_ms` from the request to the verified bytes.
-    FetchFinished { id: u64, chunk: ChunkId, ok: bool, latency_ms: u64 },
+    /// A fetch this node ran ended; `latency_ms` from the request to the verified bytes;
+    /// `relayed`: the bytes came through another node (a routed request, or `GetVia`).
+    FetchFinished { id: u64, chunk: ChunkId, ok: bool, latency_ms: u64, relayed: bool },
 }
 
 /// What happened to a link.

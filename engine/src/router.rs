@@ -126,7 +126,9 @@ impl Dispatch {
             | Message::NoChunk { .. }
             | Message::Lookup(_)
             | Message::Relay { .. }
-            | Message::Relayed { .. }) => self.content.do_send(In(ContentInput::Frame { from, msg })),
+            | Message::Relayed { .. }
+            | Message::Route { .. }
+            | Message::RouteBack { .. }) => self.content.do_send(In(ContentInput::Frame { from, msg })),
         }
     }
 

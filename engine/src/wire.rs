@@ -29,6 +29,8 @@ pub const SIGNATURE_BYTES: usize = 64;
 pub const MAX_HOLDINGS: usize = 4096;
 /// Most peers one lookup answer carries.
 pub const MAX_NODES: usize = 32;
+/// Most hops a routed request takes (and so the longest path it carries).
+pub const MAX_ROUTE_HOPS: usize = 16;
 /// Largest chunk payload on the wire: a full chunk with its AES-GCM tag.
 pub const MAX_CHUNK_WIRE_BYTES: usize = MAX_CHUNK_BYTES + TAG_BYTES;
 
@@ -91,6 +93,24 @@ pub enum Message {
     Relay { to: PeerId, msg: LookupMsg },
     /// Routing: a message passed on by the sending peer from `from`.
     Relayed { from: PeerId, msg: LookupMsg },
+    /// Content routing: "find `chunk` for `path[0]`". Passed hop by hop over links, each hop to
+    /// the link closest to the chunk (or to a linked holder), until a holder answers; `path` is
+    /// every hop so far, origin first, the sender last. Answered by `RouteBack`.
+    Route { id: u64, chunk: ChunkId, path: Vec<PeerId> },
+    /// The answer to a `Route`, travelling back along its path: `path` holds the hops still to
+    /// go, the receiver last (it pops itself and passes the answer on; the origin, popping the
+    /// last, takes it). With `found`, `data` is the chunk (checked against its id at every hop);
+    /// without, the route ended with no holder (and `data` is empty). `hops`: the peers the
+    /// request passed through before the one that answered.
+    RouteBack {
+        id: u64,
+        chunk: ChunkId,
+        path: Vec<PeerId>,
+        hops: u8,
+        found: bool,
+        #[serde(with = "crate::serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// The two messages of an iterative lookup.
@@ -241,6 +261,11 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
             limit("holdings released", released.len(), MAX_HOLDINGS)
         }
         Message::ChunkData { data, .. } => limit("chunk bytes", data.len(), MAX_CHUNK_WIRE_BYTES),
+        Message::Route { path, .. } => limit("route path", path.len(), MAX_ROUTE_HOPS),
+        Message::RouteBack { path, data, .. } => {
+            limit("route path", path.len(), MAX_ROUTE_HOPS)?;
+            limit("chunk bytes", data.len(), MAX_CHUNK_WIRE_BYTES)
+        }
         Message::Lookup(m) | Message::Relay { msg: m, .. } | Message::Relayed { msg: m, .. } => match m {
             LookupMsg::Nodes { peers, .. } => limit("lookup answer", peers.len(), MAX_NODES),
             LookupMsg::FindNode { .. } => Ok(()),
@@ -307,6 +332,23 @@ mod tests {
             lookup_msg().prop_map(Message::Lookup),
             (peer(), lookup_msg()).prop_map(|(to, msg)| Message::Relay { to, msg }),
             (peer(), lookup_msg()).prop_map(|(from, msg)| Message::Relayed { from, msg }),
+            (any::<u64>(), chunk(), prop::collection::vec(peer(), 0..MAX_ROUTE_HOPS))
+                .prop_map(|(id, chunk, path)| Message::Route { id, chunk, path }),
+            (
+                any::<u64>(),
+                chunk(),
+                prop::collection::vec(peer(), 0..MAX_ROUTE_HOPS),
+                (any::<u8>(), any::<bool>()),
+                prop::collection::vec(any::<u8>(), 0..2048),
+            )
+                .prop_map(|(id, chunk, path, (hops, found), data)| Message::RouteBack {
+                    id,
+                    chunk,
+                    path,
+                    hops,
+                    found,
+                    data
+                }),
         ]
     }
 

@@ -98,32 +98,30 @@ pub struct ContentWiring {
     pub listener: Option<ContentListener>,
 }
 
-impl Wiring<crate::replication::content::Output> for ContentWiring {
-    fn route(&mut self, output: crate::replication::content::Output) {
-        use crate::replication::content::Output;
+impl Wiring<crate::replication::service::Output> for ContentWiring {
+    fn route(&mut self, output: crate::replication::service::Output) {
+        use crate::replication::service::Output;
         match output {
             Output::Effect(e) => self.outbox.apply(e),
             Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Exchange })),
             Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
+            Output::Heard(peers) => self.topology.do_send(In(topology::Input::Heard { peers })),
             Output::RefreshDone => self.topology.do_send(In(topology::Input::RefreshDone)),
-            Output::Fetched { id, chunk, result } => {
-                tracing::debug!(id, chunk = %chunk.short(), ok = result.is_ok(), "fetch finished");
-                if let Some(l) = &mut self.listener {
-                    l(ContentResult::Fetched { id, chunk, result });
+            Output::Done(done) => {
+                match &done {
+                    ContentResult::Fetched { id, chunk, result } => {
+                        tracing::debug!(id, chunk = %chunk.short(), ok = result.is_ok(), "fetch finished")
+                    }
+                    ContentResult::Published { chunk, result: Ok(()) } => {
+                        tracing::debug!(chunk = %chunk.short(), "published")
+                    }
+                    ContentResult::Published { chunk, result: Err(e) } => {
+                        tracing::warn!(chunk = %chunk.short(), error = %e, "publish failed")
+                    }
+                    ContentResult::Reclaimed { .. } => {}
                 }
-            }
-            Output::Published { chunk, result } => {
-                match &result {
-                    Ok(()) => tracing::debug!(chunk = %chunk.short(), "published"),
-                    Err(e) => tracing::warn!(chunk = %chunk.short(), error = %e, "publish failed"),
-                }
                 if let Some(l) = &mut self.listener {
-                    l(ContentResult::Published { chunk, result });
-                }
-            }
-            Output::Reclaimed { id, result } => {
-                if let Some(l) = &mut self.listener {
-                    l(ContentResult::Reclaimed { id, result });
+                    l(done);
                 }
             }
         }

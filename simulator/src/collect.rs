@@ -109,6 +109,8 @@ struct Content {
     /// When each probe ran (ms).
     probe_at_ms: Vec<u64>,
     latencies_ms: Vec<u64>,
+    /// Successful probe fetches whose bytes came through another node.
+    relayed: u64,
 }
 
 impl Content {
@@ -143,6 +145,8 @@ pub struct ContentSummary {
     pub fetches_failed: u64,
     /// Latencies of successful fetches, sorted (s).
     pub latencies_s: Vec<f64>,
+    /// Successful probe fetches whose bytes came through another node.
+    pub relayed: u64,
     /// Live copies of each surviving chunk at the end: (min, mean).
     pub copies_min: u32,
     pub copies_mean: f64,
@@ -261,6 +265,7 @@ impl Collector {
             fetches_ok: c.probes.iter().map(|(ok, _)| u64::from(*ok)).sum(),
             fetches_failed: c.probes.iter().map(|(_, f)| u64::from(*f)).sum(),
             latencies_s,
+            relayed: c.relayed,
             copies_min: alive.iter().copied().min().unwrap_or(0),
             copies_mean: if alive.is_empty() {
                 0.0
@@ -505,7 +510,7 @@ impl Observer for Collector {
             Event::ChunkReclaimed { chunk } => {
                 s.content.let_go(node, &chunk);
             }
-            Event::FetchFinished { id, ok, latency_ms, chunk } => {
+            Event::FetchFinished { id, ok, latency_ms, chunk, relayed } => {
                 let t_s = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_secs();
                 let c = &mut s.content;
                 if !ok {
@@ -521,6 +526,7 @@ impl Observer for Collector {
                     if ok {
                         p.0 += 1;
                         c.latencies_ms.push(latency_ms);
+                        c.relayed += u64::from(relayed);
                     } else {
                         p.1 += 1;
                     }

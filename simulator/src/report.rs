@@ -76,6 +76,10 @@ pub struct Metrics {
     pub fetch_latency_p50_s: Option<f64>,
     #[serde(default)]
     pub fetch_latency_p99_s: Option<f64>,
+    /// Share of successful fetches whose bytes came through another node (a routed request or
+    /// `GetVia`) rather than straight from a linked holder.
+    #[serde(default)]
+    pub relayed_share: Option<f64>,
     /// Bytes of replicas stored by repair, per live node per simulated second.
     #[serde(default)]
     pub repair_bytes_per_node_per_s: Option<f64>,
@@ -233,6 +237,7 @@ impl Report {
                 "fetch latency p50 / p99 (s)",
                 format!("{} / {}", f(m.fetch_latency_p50_s, 3), f(m.fetch_latency_p99_s, 3)),
             ));
+            rows.push(("relayed share of fetches", f(m.relayed_share, 3)));
             rows.push(("repair bytes per node per s", f(m.repair_bytes_per_node_per_s, 1)));
             if let Some(n) = m.files_published {
                 rows.push(("files published / failed", format!("{n} / {}", m.file_publishes_failed.unwrap_or(0))));

@@ -497,6 +497,7 @@ fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metr
     m.durability = (completed > 0).then(|| 1.0 - lost as f64 / completed as f64);
     m.fetch_latency_p50_s = (!c.latencies_s.is_empty()).then(|| percentile(&c.latencies_s, 50.0));
     m.fetch_latency_p99_s = (!c.latencies_s.is_empty()).then(|| percentile(&c.latencies_s, 99.0));
+    m.relayed_share = (c.fetches_ok > 0).then(|| c.relayed as f64 / c.fetches_ok as f64);
     m.repair_bytes_per_node_per_s = Some(c.repair_bytes as f64 / node_seconds);
     m.chunks_published = Some(c.published);
     m.chunks_lost = Some(lost);

@@ -5,11 +5,11 @@
 //! inventory, lookups, topology and fetch; [`actor::ContentActor`] is its actor.
 
 pub mod actor;
-pub mod content;
 pub mod core;
+pub mod service;
 #[cfg(test)]
 mod tests;
 
 pub use self::actor::{ContentActor, ContentListener, ContentResult};
-pub use self::content::{ContentCore, ContentStats, FetchError, Input as ContentInput, PublishError};
 pub use self::core::{Found, Input, Output, ReplicationCore, ReplicationStats};
+pub use self::service::{ContentCore, ContentStats, FetchError, Input as ContentInput, PublishError};

@@ -83,6 +83,23 @@ impl RoutingTable {
         false
     }
 
+    /// A peer another node named (not seen by us): added only where its bucket has room, never
+    /// refreshed or queued as a replacement. Returns whether it is in the table now.
+    pub fn heard(&mut self, peer: PeerId) -> bool {
+        let Some(b) = self.bucket_of(&peer) else { return false };
+        let bucket = &mut self.buckets[b];
+        if bucket.peers.contains(&peer) {
+            return true;
+        }
+        if bucket.peers.len() >= self.cfg.k {
+            return false;
+        }
+        bucket.peers.push_front(peer);
+        bucket.replacements.retain(|p| *p != peer);
+        self.len += 1;
+        true
+    }
+
     /// A peer is gone (link down and not back, or failed a request): drop it and promote the
     /// freshest replacement.
     pub fn remove(&mut self, peer: &PeerId) {

@@ -9,7 +9,8 @@
 //!   choice is stable. Otherwise a table member is picked by our own key, not the bucket's
 //!   freshest (which every node agreed on, piling links on the same peers).
 //!
-//! The table is fed by links coming up and by the peers content lookups met (`Seen`); a peer
+//! The table is fed by links coming up, by the peers content lookups met (`Seen`) and, where a
+//! bucket has room, by the contacts their answers named (`Heard`); a peer
 //! that could not be reached is dropped from it (the next closest takes its place). Every
 //! `refresh_interval_ms` (jittered) the node looks itself up, and random keys in buckets the table
 //! has nobody in, through content routing (`Lookup`).
@@ -38,6 +39,11 @@ pub enum Input {
     Link(LinkEvent),
     /// Peers that answered a lookup (alive, reachable): into the table.
     Seen {
+        peers: Vec<PeerId>,
+    },
+    /// Peers a lookup answer named as contacts (not seen by us: perhaps gone): into the table
+    /// only where a bucket has room, never displacing a peer seen alive.
+    Heard {
         peers: Vec<PeerId>,
     },
     /// A refresh lookup we asked for finished.
@@ -222,6 +228,12 @@ impl Core for TopologyCore {
                 let mut t = self.table.write();
                 for p in peers.into_iter().filter(|p| *p != self.me) {
                     t.seen(p);
+                }
+            }
+            Input::Heard { peers } => {
+                let mut t = self.table.write();
+                for p in peers.into_iter().filter(|p| *p != self.me) {
+                    t.heard(p);
                 }
             }
             Input::RefreshDone => self.maintain(),

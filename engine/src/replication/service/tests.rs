@@ -1,5 +1,6 @@
 //! The content core among a few others on a hand-made network (links given, every dial
-//! refused): fetching through a peer linked to the holder (`GetVia`), and what a relay will not do.
+//! refused): fetching through peers linked to the holder (routed requests, `GetVia`), and what a
+//! relay will not do.
 
 use super::*;
 use crate::links::{DialError, LinkTable};
@@ -10,9 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 struct Net {
     cores: BTreeMap<PeerId, ContentCore<MemoryStorage>>,
-    /// Each node's link set (as its connection manager keeps it) and routing table (topology's).
+    /// Each node's link set (as its connection manager keeps it).
     link_tables: BTreeMap<PeerId, LinkTable>,
-    tables: BTreeMap<PeerId, TableView>,
     links: BTreeSet<(PeerId, PeerId)>,
     now: Millis,
     dials: Vec<(PeerId, PeerId)>,
@@ -23,35 +23,19 @@ struct Net {
 impl Net {
     /// `full`: nodes with no room (they hold nothing for others, so only the holder has it).
     fn new(ids: &[PeerId], links: &[(usize, usize)], full: &[usize]) -> Net {
-        let (mut cores, mut link_tables, mut tables) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let (mut cores, mut link_tables) = (BTreeMap::new(), BTreeMap::new());
         for (i, id) in ids.iter().enumerate() {
             let capacity = if full.contains(&i) { 0 } else { 1 << 30 };
             let inv = Inventory::open(MemoryStorage::new(), capacity).unwrap();
             let lt = LinkTable::default();
             let table = TableView::new(RoutingTable::new(id, TableConfig { k: 8, replacements: 4 }));
-            let core = ContentCore::new(
-                *id,
-                ReplicationConfig::default(),
-                RoutingConfig::default(),
-                inv,
-                lt.view(),
-                table.clone(),
-            )
-            .unwrap();
+            let (r, k) = (ReplicationConfig::default(), RoutingConfig::default());
+            let core = ContentCore::new(*id, r, k, inv, lt.view(), table).unwrap();
             cores.insert(*id, core);
             link_tables.insert(*id, lt);
-            tables.insert(*id, table);
         }
-        let mut net = Net {
-            cores,
-            link_tables,
-            tables,
-            links: BTreeSet::new(),
-            now: 0,
-            dials: vec![],
-            sent: vec![],
-            fetched: vec![],
-        };
+        let mut net =
+            Net { cores, link_tables, links: BTreeSet::new(), now: 0, dials: vec![], sent: vec![], fetched: vec![] };
         for &(a, b) in links {
             let (a, b) = (ids[a], ids[b]);
             net.links.insert((a, b));
@@ -94,7 +78,7 @@ impl Net {
                         let failed = LinkEvent::DialFailed { peer: p, error: DialError::Unreachable };
                         self.cores.get_mut(&from).unwrap().handle(self.now, Input::Link(failed));
                     }
-                    Output::Fetched { id, result, .. } => self.fetched.push((from, id, result)),
+                    Output::Done(ContentResult::Fetched { id, result, .. }) => self.fetched.push((from, id, result)),
                     _ => {}
                 }
             }
@@ -124,17 +108,74 @@ impl Net {
     }
 }
 
-fn ids() -> Vec<PeerId> {
+fn ids(n: usize) -> Vec<PeerId> {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
-    (0..3).map(|_| PeerId::random(&mut rng)).collect()
+    (0..n).map(|_| PeerId::random(&mut rng)).collect()
+}
+
+fn routed(net: &Net, from: PeerId, to: PeerId) -> bool {
+    net.sent.iter().any(|(f, t, m)| *f == from && *t == to && matches!(m, Message::Route { .. }))
+}
+
+/// A chain A - B - C - D, D holding the chunk, every dial refused: A's fetch is routed hop by
+/// hop (each hop to a linked holder, or its link closest to the chunk) and D's bytes come back
+/// along the path, with no dial and no lookup.
+#[test]
+fn a_fetch_is_routed_hop_by_hop_to_a_holder_no_link_reaches() {
+    let id = ids(4);
+    let (a, b, c, d) = (id[0], id[1], id[2], id[3]);
+    let mut net = Net::new(&id, &[(0, 1), (1, 2), (2, 3)], &[1, 2]);
+    let data = b"a chunk only D holds".to_vec();
+    let chunk = ChunkId::of(&data);
+    net.input(d, Input::Publish { data: data.clone() });
+    net.run(1_000);
+    net.sent.clear();
+    net.input(a, Input::Fetch { id: 7, chunk });
+    net.run(1_000);
+    assert!(
+        matches!(net.fetched.as_slice(), [(who, 7, Ok(x))] if *who == a && *x == data),
+        "A's fetch: {:?}",
+        net.fetched
+    );
+    assert!(routed(&net, a, b) && routed(&net, b, c) && routed(&net, c, d), "the request went A-B-C-D");
+    assert!(net.dials.is_empty(), "no dial: {:?}", net.dials);
+    assert!(!net.sent.iter().any(|(_, _, m)| matches!(m, Message::Lookup(_))), "no lookup was needed");
+    let relays: u64 = [b, c].iter().map(|p| net.cores[p].stats().routes_forwarded).sum();
+    assert_eq!(relays, 2);
+}
+
+/// A bad copy on the way back is caught at the first honest hop, and reported against the
+/// peer that sent it; the fetch does not take it.
+#[test]
+fn a_forged_routed_answer_is_refused_and_reported() {
+    let id = ids(3);
+    let (a, b, c) = (id[0], id[1], id[2]);
+    let mut net = Net::new(&id, &[(0, 1)], &[]);
+    let chunk = ChunkId::of(b"real bytes");
+    net.input(a, Input::Fetch { id: 1, chunk });
+    let rid = net
+        .sent
+        .iter()
+        .find_map(|(f, t, m)| match m {
+            Message::Route { id, .. } if *f == a && *t == b => Some(*id),
+            _ => None,
+        })
+        .expect("A routed its request through B");
+    net.sent.clear();
+    let forged = Message::RouteBack { id: rid, chunk, path: vec![a], hops: 1, found: true, data: b"fake".to_vec() };
+    net.input(a, Input::Frame { from: b, msg: forged });
+    assert!(net.fetched.is_empty(), "the forged bytes were not taken: {:?}", net.fetched);
+    assert_eq!(net.cores[&a].stats().bad_chunks, 1);
+    // A route whose path does not end with its sender is ignored.
+    net.input(b, Input::Frame { from: a, msg: Message::Route { id: 9, chunk, path: vec![c] } });
+    assert!(!net.sent.iter().any(|(f, _, _)| *f == b), "B answered a route that did not come from A");
 }
 
 /// A is linked to B only, B to C only; C holds the chunk, B has no room for it, and every dial
-/// is refused. A's fetch reaches C only through B: B gets the chunk from C, checks it, and passes
-/// it on.
+/// is refused. A's fetch reaches C only through B, which passes the chunk on.
 #[test]
 fn a_fetch_goes_through_a_peer_linked_to_the_holder() {
-    let id = ids();
+    let id = ids(3);
     let (a, b, c) = (id[0], id[1], id[2]);
     let mut net = Net::new(&id, &[(0, 1), (1, 2)], &[1]);
     let data = b"a chunk only C holds".to_vec();
@@ -148,9 +189,7 @@ fn a_fetch_goes_through_a_peer_linked_to_the_holder() {
         "A's fetch: {:?}",
         net.fetched
     );
-    let via =
-        net.sent.iter().any(|(f, t, m)| *f == a && *t == b && matches!(m, Message::GetVia { from, .. } if *from == c));
-    assert!(via, "A asked B to get it from C");
+    assert!(routed(&net, a, b) && routed(&net, b, c), "B passed A's request to C, which it knows holds it");
     assert!(net.dials.iter().all(|(from, _)| *from != b), "a relay never dials for others: {:?}", net.dials);
 }
 
@@ -158,7 +197,7 @@ fn a_fetch_goes_through_a_peer_linked_to_the_holder() {
 /// instead of dialling, and A's fetch fails (there is no other way to C).
 #[test]
 fn a_relay_without_a_link_to_the_holder_refuses_and_never_dials() {
-    let id = ids();
+    let id = ids(3);
     let (a, b, c) = (id[0], id[1], id[2]);
     let mut net = Net::new(&id, &[(0, 1)], &[]);
     let data = b"unreachable".to_vec();
@@ -177,37 +216,22 @@ fn a_relay_without_a_link_to_the_holder_refuses_and_never_dials() {
     assert!(matches!(net.fetched.as_slice(), [(_, 1, Err(_))]), "{:?}", net.fetched);
 }
 
-/// An answer names the answerer's links closest to the target, and table contacts only where
-/// they are closer than every link (marked, to be dialled rather than relayed).
+/// An answer names the answerer and its links closest to the target, never a contact to dial.
 #[test]
-fn an_answer_names_table_contacts_only_where_links_leave_a_gap() {
-    let id = ids();
-    let (a, b, d) = (id[0], id[1], id[2]);
+fn an_answer_names_links_only() {
+    let id = ids(3);
+    let (a, b) = (id[0], id[1]);
     let mut net = Net::new(&id[..2], &[(0, 1)], &[]);
-    net.tables[&a].write().seen(d);
-    let ask = |net: &mut Net, target: Key, query: u64| -> Vec<NodeInfo> {
-        net.sent.clear();
-        net.input(a, Input::Frame { from: b, msg: Message::Lookup(LookupMsg::find(query, target)) });
-        net.sent
-            .iter()
-            .find_map(|(f, t, m)| match m {
-                Message::Lookup(LookupMsg::Nodes { query: q, peers }) if *f == a && *t == b && *q == query => {
-                    Some(peers.clone())
-                }
-                _ => None,
-            })
-            .expect("A answered")
-    };
-    // A target next to D: D (unlinked, in A's table) is closer than A and B, so it is named.
-    let mut near_d = Key::of_peer(&d);
-    near_d.0[31] ^= 1;
-    let peers = ask(&mut net, near_d, 1);
-    let contact: Vec<PeerId> = peers.iter().filter(|n| n.contact).map(|n| n.peer).collect();
-    assert_eq!(contact, vec![d], "{peers:?}");
-    assert!(peers.iter().any(|n| n.peer == b && !n.contact), "links are named as before: {peers:?}");
-    // A target next to B (linked): nothing from the table.
-    let mut near_b = Key::of_peer(&b);
-    near_b.0[31] ^= 1;
-    let peers = ask(&mut net, near_b, 2);
-    assert!(peers.iter().all(|n| !n.contact), "{peers:?}");
+    net.input(a, Input::Frame { from: b, msg: Message::Lookup(LookupMsg::find(1, Key::of_peer(&id[2]))) });
+    let peers = net
+        .sent
+        .iter()
+        .find_map(|(f, t, m)| match m {
+            Message::Lookup(LookupMsg::Nodes { query: 1, peers }) if *f == a && *t == b => Some(peers.clone()),
+            _ => None,
+        })
+        .expect("A answered");
+    let named: BTreeSet<PeerId> = peers.iter().map(|n| n.peer).collect();
+    assert_eq!(named, [a, b].into_iter().collect());
+    assert!(peers.iter().all(|n| !n.contact));
 }

@@ -20,7 +20,7 @@ impl<S: Storage> ContentCore<S> {
         if let Err(e) = &result {
             tracing::warn!(node = %self.me.short(), error = %e, "cannot reclaim chunks");
         }
-        self.out.push_back(Output::Reclaimed { id, result: result.map(|r| r.removed) });
+        self.out.push_back(Output::Done(ContentResult::Reclaimed { id, result: result.map(|r| r.removed) }));
         self.drain_repl(now);
     }
 }

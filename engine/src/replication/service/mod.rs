@@ -1,63 +1,59 @@
-//! The content core: everything a node does with chunks, as one state machine over its links.
+//! The content service: everything a node does with chunks, as one core that owns several small
+//! machines, each with its own state, invariants and deadlines:
 //!
-//! - **Inventory**: the chunks held (published here or pulled for replication), bytes checked
-//!   against their address on the way in, capacity tracked ([`Inventory`]).
-//! - **Replication**: the placement and repair rules of [`ReplicationCore`], whose outputs are
-//!   turned into frames here.
-//! - **Content routing**: iterative XOR lookups ([`Lookup`]). A question goes to a linked peer
-//!   directly, or through the peer whose answer named the one asked ([`Message::Relay`], one
-//!   hop: the answerer is linked to every peer it names). Answers list the closest peers among
-//!   the answerer and its links, with what the answerer knows of each (full, holds the chunk).
-//! - **Links** are the connection manager's ([`crate::links`]): this core reads the link set
-//!   and, to reach a peer no link or relay reaches, asks for an exchange link and queues what it
-//!   has to send until the link is up. Which links the overlay keeps is topology's business
-//!   ([`crate::topology`]), which also owns the routing table read here; the lookups topology
-//!   needs to fill it run here (`Refresh`), and the peers every lookup meets go back to it.
-//! - **Fetch**: a lookup of the chunk, then the holders it found, nearest first, until one
-//!   sends bytes that hash to the address; a holder whose bytes do not is reported
-//!   ([`Offence::BadChunk`]) and the next one is asked.
+//! - the **inventory** (the chunks held, their sizes and roles, capacity: [`Inventory`]);
+//! - **replication** (placement and repair rules: [`ReplicationCore`]), whose outputs are turned
+//!   into frames here;
+//! - **routes** (`routes.rs`): a fetch's request passed hop by hop over links toward the chunk,
+//!   answered along the same path by the first holder (no dial, no lookup);
+//! - **lookups** (`lookups.rs`): iterative XOR lookups over links and one-hop relays, for replica
+//!   checks, topology's refreshes, and fetches whose routes found nothing;
+//! - **transfers** (`transfers.rs`): `GetChunk` requests with their waiters (a repair, fetches,
+//!   peers we get a chunk for through `GetVia`);
+//! - **fetches** (`fetches.rs`): each fetch's stage, candidates and timers.
 //!
-//! One actor, because all of these read the same inventory and lookups: split into several,
+//! Links are the connection manager's ([`crate::links`]): this core reads the link set and, to
+//! reach a replica-set member no link reaches, asks for an exchange link and queues what it has to
+//! send until it is up. The peers lookups meet go to topology's routing table (`Output::Seen`).
+//! One actor: all of these share the inventory and the link set, and split into several actors
 //! every frame would cost extra mailbox hops.
 
-use super::core::{Found, Input as ReplIn, Output as ReplOut, ReplicationCore, ReplicationStats};
+use super::core::{Input as ReplIn, Output as ReplOut, ReplicationCore, ReplicationStats};
 use crate::config::{ReplicationConfig, RoutingConfig};
 use crate::content::{ChunkId, Inventory, InventoryError, Role, MAX_CHUNK_BYTES, TAG_BYTES};
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::LinkView;
-use crate::observer::{Event, Offence, StoreCause};
-use crate::routing::{closest, Key, Lookup, LookupConfig, TableView};
+use crate::observer::{Event, StoreCause};
+use crate::routing::{closest, Key, TableView};
 use crate::storage::Storage;
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::{LookupMsg, Message, NodeInfo, MAX_HOLDINGS};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 mod fetch;
+mod fetches;
 mod lookups;
 mod outcome;
 mod reclaim;
-pub use outcome::{ContentStats, FetchError, Output, PublishError};
+mod routes;
 #[cfg(test)]
 mod tests;
+mod transfers;
+
+use fetches::Fetches;
+use lookups::{Ask, Lookups, Purpose};
+pub use outcome::{ContentResult, ContentStats, FetchError, Output, PublishError};
+use routes::Routes;
+use transfers::{Transfers, Waiter};
 
 /// Frames queued for one peer while its link is being made.
 const MAX_QUEUED_PER_DIAL: usize = 16;
 /// Exchange links asked for and not up yet, at once.
 const MAX_EXCHANGE_DIALS: usize = 16;
-/// Lookups one fetch may run (the first and the retries after a miss), and the pause before
-/// each retry.
-const FETCH_ATTEMPTS: u32 = 3;
-const FETCH_RETRY_MS: Millis = 2_000;
-/// Requests one node forwards for others at once (`GetVia`).
-const MAX_PROXIED: usize = 64;
 /// An exchange link asked for and neither up nor refused within this long is given up (a
 /// backstop: the manager answers every want within its own dial timeout).
 const EXCHANGE_WAIT_MS: Millis = 15_000;
-/// Extra time a lookup question gets when the peer must be dialled first (connect + handshake).
-const DIAL_QUESTION_EXTRA_MS: Millis = 3_000;
-/// Lookups waiting for a free slot.
-const MAX_WAITING_LOOKUPS: usize = 1024;
 /// Table contacts a lookup answer names where the answerer's links leave a gap.
 const GAP_CONTACTS: usize = 2;
 
@@ -99,97 +95,21 @@ struct Pending {
     queued: Vec<Message>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
-    /// Replica check of a chunk we hold.
-    Check(ChunkId),
-    /// A fetch's search for holders.
-    Fetch(u64),
-    /// For topology: our own key (the neighbourhood) or a random key in a bucket.
-    Refresh,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Info {
-    full: bool,
-    holds: bool,
-    /// Said by the peer itself (overrides what others said of it).
-    own: bool,
-}
-
-struct Query {
-    target: Key,
-    purpose: Purpose,
-    lookup: Lookup,
-    /// Peer -> the answerer that named it (linked to it: our relay to it).
-    via: BTreeMap<PeerId, PeerId>,
-    info: BTreeMap<PeerId, Info>,
-    /// Questions in flight -> deadline.
-    asked: BTreeMap<PeerId, Millis>,
-    /// Peers that answered (alive and reachable: for topology's table).
-    met: Vec<PeerId>,
-}
-
-/// One outstanding `GetChunk` to one peer, and everyone waiting on it (a repair and fetches of
-/// the same chunk share a single request).
-#[derive(Clone, Debug)]
-struct Get {
-    repair: bool,
-    fetches: Vec<u64>,
-    /// Peers we fetch it for (`GetVia`): they get what we get.
-    proxied: Vec<PeerId>,
-    deadline: Millis,
-}
-
-impl Get {
-    fn is_idle(&self) -> bool {
-        !self.repair && self.fetches.is_empty() && self.proxied.is_empty()
-    }
-}
-
-struct FetchState {
-    chunk: ChunkId,
-    started: Millis,
-    deadline: Millis,
-    /// Holders still to try, nearest first (None: the lookup is still running).
-    candidates: Option<VecDeque<PeerId>>,
-    /// Holder -> a linked peer that named it in the lookup (linked to it): asked to get the
-    /// chunk for us when we are not linked to the holder ourselves.
-    vias: BTreeMap<PeerId, PeerId>,
-    /// The holder asked now.
-    asking: Option<PeerId>,
-    /// Lookups started for it so far, and when the next one starts (after a miss).
-    attempts: u32,
-    retry_at: Option<Millis>,
-    /// What happened, for the log line of a failed fetch (bounded by `MAX_TRAIL`).
-    trail: Vec<String>,
-}
-
-/// Steps a fetch's trail keeps.
-const MAX_TRAIL: usize = 24;
-
-impl FetchState {
-    fn note(&mut self, now: Millis, what: impl FnOnce() -> String) {
-        if self.trail.len() < MAX_TRAIL {
-            self.trail.push(format!("{}: {}", now.saturating_sub(self.started), what()));
-        }
-    }
-}
-
 pub struct ContentCore<S: Storage> {
     me: PeerId,
     rcfg: RoutingConfig,
     fetch_timeout_ms: Millis,
     inv: Inventory<S>,
     repl: ReplicationCore,
-    table: TableView,
     links: LinkView,
+    /// Topology's routing table (read only here: the contacts an answer names in a gap).
+    table: TableView,
+    lookups: Lookups,
+    routes: Routes,
+    transfers: Transfers,
+    fetches: Fetches,
     pending: BTreeMap<PeerId, Pending>,
-    queries: BTreeMap<u64, Query>,
-    waiting: VecDeque<(Key, Purpose)>,
-    next_query: u64,
-    gets: BTreeMap<(PeerId, ChunkId), Get>,
-    fetches: BTreeMap<u64, FetchState>,
+    pending_deadlines: BTreeSet<(Millis, PeerId)>,
     stats: ContentStats,
     out: Outputs<Output>,
 }
@@ -206,6 +126,7 @@ impl<S: Storage> ContentCore<S> {
         let fetch_timeout_ms = cfg.fetch_timeout_ms;
         let chunk_max = (MAX_CHUNK_BYTES + TAG_BYTES) as u32;
         let first_round = cfg.repair_interval_ms;
+        let request_timeout_ms = rcfg.query_timeout_ms.max(1) * 2;
         let mut repl = ReplicationCore::new(me, cfg, chunk_max, first_round);
         // What a previous run stored is held again (checked against the network at once): the
         // chunks of completed publications pinned, everything else as replicas (droppable as
@@ -217,18 +138,18 @@ impl<S: Storage> ContentCore<S> {
         repl.handle(0, ReplIn::Room { full: !inv.has_room(chunk_max as usize) });
         let mut core = ContentCore {
             me,
-            table,
+            lookups: Lookups::new(me, rcfg.clone()),
+            routes: Routes::new(rcfg.route_timeout_ms),
+            transfers: Transfers::new(request_timeout_ms),
+            fetches: Fetches::default(),
             rcfg,
             fetch_timeout_ms,
             inv,
             repl,
             links,
+            table,
             pending: BTreeMap::new(),
-            queries: BTreeMap::new(),
-            waiting: VecDeque::new(),
-            next_query: 0,
-            gets: BTreeMap::new(),
-            fetches: BTreeMap::new(),
+            pending_deadlines: BTreeSet::new(),
             stats: ContentStats::default(),
             out: Outputs::new(),
         };
@@ -237,7 +158,7 @@ impl<S: Storage> ContentCore<S> {
     }
 
     pub fn stats(&self) -> ContentStats {
-        ContentStats { replication: self.repl.stats(), ..self.stats }
+        ContentStats { replication: self.repl.stats(), lookup_queries: self.lookups.questions, ..self.stats }
     }
 
     pub fn inventory(&self) -> &Inventory<S> {
@@ -273,14 +194,22 @@ impl<S: Storage> ContentCore<S> {
         if self.pending.len() >= MAX_EXCHANGE_DIALS {
             return false;
         }
-        self.pending.insert(to, Pending { deadline: now + EXCHANGE_WAIT_MS, queued: vec![msg] });
+        let deadline = now + EXCHANGE_WAIT_MS;
+        self.pending.insert(to, Pending { deadline, queued: vec![msg] });
+        self.pending_deadlines.insert((deadline, to));
         self.out.push_back(Output::Want(to));
         true
     }
 
+    fn take_pending(&mut self, peer: &PeerId) -> Option<Pending> {
+        let d = self.pending.remove(peer)?;
+        self.pending_deadlines.remove(&(d.deadline, *peer));
+        Some(d)
+    }
+
     /// Everything queued for a link that will not come.
     fn pending_failed(&mut self, now: Millis, peer: PeerId) {
-        if let Some(d) = self.pending.remove(&peer) {
+        if let Some(d) = self.take_pending(&peer) {
             for msg in d.queued {
                 if let Message::GetChunk { chunk } = msg {
                     self.get_failed(now, peer, chunk);
@@ -307,7 +236,7 @@ impl<S: Storage> ContentCore<S> {
                     }
                 }
                 ReplOut::Request { to, chunk } => {
-                    if !self.request(now, to, chunk, None) {
+                    if !self.request(now, to, chunk, Waiter::Repair) {
                         self.repl.handle(now, ReplIn::Failed { from: to, chunk });
                     }
                 }
@@ -327,33 +256,14 @@ impl<S: Storage> ContentCore<S> {
         }
     }
 
-    /// Ask `to` for `chunk` for a repair (`fetch` None) or a fetch, joining a request already
-    /// out. False if it cannot be sent now.
-    fn request(&mut self, now: Millis, to: PeerId, chunk: ChunkId, fetch: Option<u64>) -> bool {
-        if !self.gets.contains_key(&(to, chunk)) && !self.send_to(now, to, Message::GetChunk { chunk }) {
+    /// Ask `to` for `chunk` on behalf of `w`, joining a request already out. False if it cannot
+    /// be sent now.
+    fn request(&mut self, now: Millis, to: PeerId, chunk: ChunkId, w: Waiter) -> bool {
+        if !self.transfers.contains(&to, &chunk) && !self.send_to(now, to, Message::GetChunk { chunk }) {
             return false;
         }
-        let g = self.get_entry(now, to, chunk);
-        match fetch {
-            Some(id) => g.fetches.push(id),
-            None => g.repair = true,
-        }
+        self.transfers.join(now, to, chunk, w);
         true
-    }
-
-    /// The request to `peer` for `chunk` (sent by the caller), opened if new.
-    fn get_entry(&mut self, now: Millis, peer: PeerId, chunk: ChunkId) -> &mut Get {
-        let deadline = now + self.repl_timeout();
-        self.gets.entry((peer, chunk)).or_insert_with(|| Get {
-            repair: false,
-            fetches: vec![],
-            proxied: vec![],
-            deadline,
-        })
-    }
-
-    fn repl_timeout(&self) -> Millis {
-        self.rcfg.query_timeout_ms.max(1) * 2
     }
 
     fn update_room(&mut self, now: Millis) {
@@ -361,13 +271,91 @@ impl<S: Storage> ContentCore<S> {
         self.repl.handle(now, ReplIn::Room { full });
     }
 
-    // ---- links ------------------------------------------------------------------------------
+    // ---- lookups ---------------------------------------------------------------------------
+
+    fn start_lookup(&mut self, now: Millis, target: Key, purpose: Purpose) {
+        if !self.lookups.start(now, target, purpose, &self.links) {
+            if let Purpose::Fetch(id) = purpose {
+                self.finish_fetch(now, id, Err(()));
+            }
+        }
+        self.drain_lookups(now);
+    }
+
+    /// Send the lookups' questions and act on the lookups that finished.
+    fn drain_lookups(&mut self, now: Millis) {
+        loop {
+            while let Some(ask) = self.lookups.poll_ask() {
+                match ask {
+                    Ask::Direct { to, msg } => self.send(to, Message::Lookup(msg)),
+                    Ask::Via { via, to, msg } => self.send(via, Message::Relay { to, msg }),
+                }
+            }
+            let Some(f) = self.lookups.poll_finished() else { break };
+            self.stats.lookups_done += 1;
+            if !f.met.is_empty() {
+                self.out.push_back(Output::Seen(f.met.clone()));
+            }
+            if !f.contacts.is_empty() {
+                self.out.push_back(Output::Heard(f.contacts.clone()));
+            }
+            match f.purpose {
+                Purpose::Check(chunk) => {
+                    let peers = f
+                        .result
+                        .iter()
+                        .map(|p| {
+                            let i = f.info.get(p).copied().unwrap_or_default();
+                            super::Found { peer: *p, full: i.full, holds: i.holds }
+                        })
+                        .collect();
+                    self.repl.handle(now, ReplIn::Found { chunk, peers });
+                    self.drain_repl(now);
+                }
+                Purpose::Fetch(id) => self.holders_found(now, id, f),
+                Purpose::Refresh => self.out.push_back(Output::RefreshDone),
+            }
+        }
+    }
+
+    /// Our answer to a lookup question: the closest among ourselves and our links, with what we
+    /// know of each (full, holds the chunk `target` names).
+    fn answer(&self, target: [u8; 32], query: u64) -> LookupMsg {
+        let key = Key(target);
+        let chunk = ChunkId(target);
+        // Only linked peers: they are alive now, and we can relay to them.
+        let linked = closest(&key, std::iter::once(self.me).chain(self.links.peers()), self.rcfg.k);
+        let mut peers: Vec<NodeInfo> = linked
+            .iter()
+            .map(|&p| {
+                if p == self.me {
+                    NodeInfo { peer: p, full: self.repl.is_full(), holds: self.repl.holds(&chunk), contact: false }
+                } else {
+                    let (full, holds) = (self.repl.neighbour_full(&p), self.repl.known_holder(&chunk, &p));
+                    NodeInfo { peer: p, full, holds, contact: false }
+                }
+            })
+            .collect();
+        // Where no link comes as close to the target as contacts in our table do, name a few of
+        // those (marked `contact`: not linked, perhaps stale). Lookups do not ask them, but the
+        // asker's topology learns of them: without this, two halves of a healed partition never
+        // find each other again (each side's links name only its own side).
+        let best = linked.first().map(|p| key.distance(&Key::of_peer(p)));
+        let gap = self.table.borrow().closest(&key, GAP_CONTACTS);
+        let gap = gap
+            .into_iter()
+            .filter(|p| !self.links.contains(p) && best.is_none_or(|b| key.distance(&Key::of_peer(p)) < b));
+        peers.extend(gap.map(|peer| NodeInfo { peer, full: false, holds: false, contact: true }));
+        LookupMsg::Nodes { query, peers }
+    }
+
+    // ---- links and frames -----------------------------------------------------------------
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         match ev {
             LinkEvent::Up { peer, .. } => {
                 self.repl.handle(now, ReplIn::Link(ev));
-                for msg in self.pending.remove(&peer).map(|d| d.queued).unwrap_or_default() {
+                for msg in self.take_pending(&peer).map(|d| d.queued).unwrap_or_default() {
                     self.send(peer, msg);
                 }
             }
@@ -386,20 +374,11 @@ impl<S: Storage> ContentCore<S> {
 
     /// Everything waiting on a peer that is gone fails now.
     fn peer_gone(&mut self, now: Millis, peer: &PeerId) {
-        let gets: Vec<ChunkId> = self.gets.keys().filter(|(p, _)| p == peer).map(|(_, c)| *c).collect();
-        for c in gets {
+        for c in self.transfers.of_peer(peer) {
             self.get_failed(now, *peer, c);
         }
-        let asked: Vec<(u64, PeerId)> = self
-            .queries
-            .iter()
-            .flat_map(|(id, q)| {
-                q.asked.keys().filter(|p| *p == peer || q.via.get(*p) == Some(peer)).map(move |p| (*id, *p))
-            })
-            .collect();
-        for (id, p) in asked {
-            self.fail_question(now, id, &p);
-        }
+        self.lookups.peer_gone(now, peer, &self.links);
+        self.drain_lookups(now);
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, msg: Message) {
@@ -411,17 +390,9 @@ impl<S: Storage> ContentCore<S> {
                 self.repl.handle(now, ReplIn::Holdings { from, held, released, full });
             }
             Message::Offer { chunk } => self.repl.handle(now, ReplIn::Offer { from, chunk }),
-            Message::GetChunk { chunk } => match self.inv.get_chunk(&chunk) {
-                Ok(Some(data)) => {
-                    self.stats.chunks_served += 1;
-                    self.stats.bytes_served += data.len() as u64;
-                    self.send(from, Message::ChunkData { chunk, data });
-                }
-                Ok(None) => self.send(from, Message::NoChunk { chunk }),
-                Err(e) => {
-                    tracing::warn!(node = %self.me.short(), error = %e, "cannot read chunk");
-                    self.send(from, Message::NoChunk { chunk });
-                }
+            Message::GetChunk { chunk } => match self.read(&chunk) {
+                Some(data) => self.send(from, Message::ChunkData { chunk, data }),
+                None => self.send(from, Message::NoChunk { chunk }),
             },
             Message::GetVia { from: holder, chunk } => self.get_for(now, from, holder, chunk),
             Message::ChunkData { chunk, data } => self.on_chunk(now, from, chunk, data),
@@ -430,7 +401,10 @@ impl<S: Storage> ContentCore<S> {
                 let answer = self.answer(target, query);
                 self.send(from, Message::Lookup(answer));
             }
-            Message::Lookup(LookupMsg::Nodes { query, peers }) => self.on_nodes(now, from, query, peers),
+            Message::Lookup(LookupMsg::Nodes { query, peers }) => {
+                self.lookups.on_answer(now, from, query, &peers, &self.links);
+                self.drain_lookups(now);
+            }
             Message::Relay { to, msg } if to != from && self.links.contains(&to) => {
                 self.send(to, Message::Relayed { from, msg });
             }
@@ -439,11 +413,35 @@ impl<S: Storage> ContentCore<S> {
                     let answer = self.answer(target, query);
                     self.send(from, Message::Relay { to: origin, msg: answer });
                 }
-                LookupMsg::Nodes { query, peers } => self.on_nodes(now, origin, query, peers),
+                LookupMsg::Nodes { query, peers } => {
+                    self.lookups.on_answer(now, origin, query, &peers, &self.links);
+                    self.drain_lookups(now);
+                }
             },
+            Message::Route { id, chunk, path } => self.on_route(now, from, id, chunk, path),
+            Message::RouteBack { id, chunk, path, hops, found, data } => {
+                self.on_route_back(now, from, id, chunk, path, hops, found.then_some(data))
+            }
             _ => {}
         }
         self.drain_repl(now);
+    }
+
+    /// A chunk's bytes from our store, counted as served (None: we do not hold it, or the
+    /// store failed: logged).
+    fn read(&mut self, chunk: &ChunkId) -> Option<Vec<u8>> {
+        match self.inv.get_chunk(chunk) {
+            Ok(Some(data)) => {
+                self.stats.chunks_served += 1;
+                self.stats.bytes_served += data.len() as u64;
+                Some(data)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(node = %self.me.short(), error = %e, "cannot read chunk");
+                None
+            }
+        }
     }
 
     fn publish(&mut self, now: Millis, data: Vec<u8>) {
@@ -455,47 +453,29 @@ impl<S: Storage> ContentCore<S> {
             self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Published }));
         }
         self.update_room(now);
-        self.out.push_back(Output::Published { chunk, result });
+        self.out.push_back(Output::Done(ContentResult::Published { chunk, result }));
         self.drain_repl(now);
     }
 
-    /// Deadlines: questions, requests, dials, fetches.
+    /// Deadlines: lookups' questions, routes, requests, exchange links, fetches.
     fn expire(&mut self, now: Millis) {
-        let late: Vec<(u64, PeerId)> = self
-            .queries
-            .iter()
-            .flat_map(|(id, q)| q.asked.iter().filter(|(_, d)| **d <= now).map(move |(p, _)| (*id, *p)))
-            .collect();
-        for (id, p) in late {
-            self.fail_question(now, id, &p);
+        self.lookups.handle_timeout(now, &self.links);
+        self.drain_lookups(now);
+        for (_, fetch) in self.routes.expired(now) {
+            self.route_failed(now, fetch);
         }
-        let late: Vec<(PeerId, ChunkId)> =
-            self.gets.iter().filter(|(_, g)| g.deadline <= now).map(|(k, _)| *k).collect();
-        for (p, c) in late {
+        for (p, c) in self.transfers.late(now) {
             self.get_failed(now, p, c);
         }
-        let late: Vec<PeerId> = self.pending.iter().filter(|(_, d)| d.deadline <= now).map(|(p, _)| *p).collect();
-        for p in late {
+        while let Some(&(d, p)) = self.pending_deadlines.first() {
+            if d > now {
+                break;
+            }
             self.pending_failed(now, p);
             self.peer_gone(now, &p);
         }
-        let retry: Vec<(u64, ChunkId)> = self
-            .fetches
-            .iter()
-            .filter(|(_, f)| f.retry_at.is_some_and(|t| t <= now))
-            .map(|(id, f)| (*id, f.chunk))
-            .collect();
-        for (id, chunk) in retry {
-            if let Some(f) = self.fetches.get_mut(&id) {
-                f.retry_at = None;
-                f.attempts += 1;
-            }
-            self.start_lookup(now, Key::of_chunk(&chunk), Purpose::Fetch(id));
-        }
-        let late: Vec<u64> = self.fetches.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
-        for id in late {
-            // A lookup still running for it finishes unheard.
-            self.finish_fetch(now, id, Err(()));
+        for (id, due) in self.fetches.due(now) {
+            self.fetch_due(now, id, due);
         }
     }
 }
@@ -524,36 +504,31 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
     }
 
     fn next_timeout(&self) -> Option<Millis> {
-        let mut t = Millis::MAX;
-        if let Some(r) = self.repl.next_timeout() {
-            t = t.min(r);
-        }
-        for q in self.queries.values() {
-            if let Some(d) = q.asked.values().min() {
-                t = t.min(*d);
-            }
-        }
-        if let Some(d) = self.gets.values().map(|g| g.deadline).min() {
-            t = t.min(d);
-        }
-        if let Some(d) = self.pending.values().map(|d| d.deadline).min() {
-            t = t.min(d);
-        }
-        if let Some(d) = self.fetches.values().map(|f| f.retry_at.unwrap_or(f.deadline).min(f.deadline)).min() {
-            t = t.min(d);
-        }
-        (t < Millis::MAX).then_some(t)
+        [
+            self.repl.next_timeout(),
+            self.lookups.next_timeout(),
+            self.routes.next_timeout(),
+            self.transfers.next_timeout(),
+            self.pending_deadlines.first().map(|(d, _)| *d),
+            self.fetches.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
-    /// Runs after every input, so only what is cheap: the replication core's and the routing
-    /// table's own invariants walk all they hold and are checked by their tests instead.
+    /// Runs after every input, so only what is cheap: the replication core's own invariants walk
+    /// all it holds and are checked by its tests instead.
     fn check_invariants(&self) {
         debug_assert!(self.pending.len() <= MAX_EXCHANGE_DIALS, "too many exchange links asked for");
-        debug_assert!(self.queries.len() <= self.rcfg.max_lookups, "too many lookups");
-        debug_assert!(self.waiting.len() <= MAX_WAITING_LOOKUPS);
+        debug_assert_eq!(self.pending.len(), self.pending_deadlines.len());
+        self.lookups.check_invariants();
+        self.routes.check_invariants();
+        self.transfers.check_invariants();
+        self.fetches.check_invariants();
     }
 }

@@ -20,15 +20,9 @@ pub enum PublishError {
     Store(String),
 }
 
+/// A fetch, publish or reclaim that ended.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Output {
-    Effect(Effect),
-    /// Ask the connection manager for an exchange link to this peer (what is to be sent waits).
-    Want(PeerId),
-    /// Peers a lookup met (they answered): for topology's routing table.
-    Seen(Vec<PeerId>),
-    /// A lookup topology asked for (`Input::Refresh`) finished.
-    RefreshDone,
+pub enum ContentResult {
     Fetched {
         id: u64,
         chunk: ChunkId,
@@ -38,11 +32,26 @@ pub enum Output {
         chunk: ChunkId,
         result: Result<(), PublishError>,
     },
-    /// An `Input::Reclaim` done: the chunks removed from the store, or why the store refused.
+    /// A `ContentInput::Reclaim` done: the chunks removed, or why the store refused.
     Reclaimed {
         id: u64,
         result: Result<Vec<ChunkId>, String>,
     },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    Effect(Effect),
+    /// Ask the connection manager for an exchange link to this peer (what is to be sent waits).
+    Want(PeerId),
+    /// Peers a lookup met (they answered): for topology's routing table.
+    Seen(Vec<PeerId>),
+    /// Peers answers named as table contacts (unverified): for topology's table, where room is.
+    Heard(Vec<PeerId>),
+    /// A lookup topology asked for (`Input::Refresh`) finished.
+    RefreshDone,
+    /// A fetch, publish or reclaim that ended: for the node's host.
+    Done(ContentResult),
 }
 
 /// Counters for reports.
@@ -54,4 +63,6 @@ pub struct ContentStats {
     pub chunks_served: u64,
     pub bytes_served: u64,
     pub bad_chunks: u64,
+    /// Others' routed requests passed on toward their chunk.
+    pub routes_forwarded: u64,
 }
