@@ -261,3 +261,57 @@ fn whole_files_stay_retrievable_under_mild_churn() {
     let r = run(&bare, quiet()).unwrap();
     assert_eq!(r.metrics.files_published, None);
 }
+
+/// A small swarm is a full mesh (issue 12): six nodes, each told of one other, all link to all.
+#[test]
+fn six_nodes_form_a_full_mesh() {
+    let sc = scenario(
+        r#"
+name = "mesh-6"
+nodes = 6
+duration_s = 120
+seed = 3
+join_k = 1
+[bootstrap]
+peers = 1
+"#,
+    );
+    let r = run(&sc, quiet()).unwrap();
+    let last = r.samples.last().expect("samples");
+    assert_eq!(last.live, 6);
+    assert_eq!(last.mean_degree, 5.0, "every node linked to the 5 others: {:?}", r.samples);
+    assert_eq!(r.metrics.connectivity_final, 1.0);
+}
+
+/// 40% of nodes behind NATs (two NATed nodes cannot link) under 50% turnover: what a NATed node
+/// cannot reach goes over its links, which include links to elected supernodes (issue 12).
+#[test]
+fn content_survives_turnover_when_many_nodes_are_behind_nats() {
+    let sc = scenario(&format!("{TURNOVER_200}{CONTENT}").replace("[churn]", "[network]\nnat_share = 0.4\n[churn]"));
+    assert_eq!(sc.network.nat_share, 0.4);
+    let r = run(&sc, quiet()).unwrap();
+    let m = &r.metrics;
+    assert_eq!(m.chunks_lost, Some(0), "chunks lost: {:?}", r.notes);
+    let min = m.availability_min.unwrap();
+    assert!(min >= 0.999, "availability fell to {min}: {:?}", r.notes);
+    let p99 = m.fetch_latency_p99_s.unwrap();
+    assert!(p99 <= 2.0, "p99 fetch took {p99} s: {:?}", r.notes);
+    assert!(m.connectivity_min >= 0.99, "connectivity fell to {}", m.connectivity_min);
+    // NATed nodes hold supernode links, to a bounded share of the swarm (elected share 10%).
+    let supernodes = m.supernodes.expect("supernodes reported with NAT");
+    assert!((1..=20).contains(&supernodes), "{supernodes} supernodes of 200 nodes: {:?}", r.notes);
+    let nat = r.notes.iter().find(|n| n.starts_with("NAT:")).expect("a NAT note");
+    assert!(!nat.contains(" 0 of them hold a supernode link"), "{nat}");
+    // Without NAT, no supernode figure.
+    let plain = run(
+        &scenario(
+            r#"name = "n"
+nodes = 8
+duration_s = 120
+"#,
+        ),
+        quiet(),
+    )
+    .unwrap();
+    assert_eq!(plain.metrics.supernodes, None);
+}

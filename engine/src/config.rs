@@ -172,11 +172,27 @@ pub struct TopologyConfig {
     pub neighbourhood: usize,
     /// How often a node looks itself up (finding its neighbourhood) and fills empty buckets.
     pub refresh_interval_ms: u64,
+    /// Whether other nodes can dial this one directly. A node behind a NAT that only relays
+    /// cross (`false`) keeps `supernode_links` links to supernodes, through which its lookups,
+    /// fetches and signaling pass when a direct link cannot be made.
+    pub reachable: bool,
+    /// The share of peer ids elected supernode: a public lottery over the id (anyone can check
+    /// a claim), of which the reachable ones serve.
+    pub supernode_share: f64,
+    /// Links an unreachable node keeps to supernodes (protected on both sides).
+    pub supernode_links: usize,
 }
 
 impl Default for TopologyConfig {
     fn default() -> Self {
-        TopologyConfig { mesh_below: 10, neighbourhood: 6, refresh_interval_ms: 300_000 }
+        TopologyConfig {
+            mesh_below: 10,
+            neighbourhood: 6,
+            refresh_interval_ms: 300_000,
+            reachable: true,
+            supernode_share: 0.1, // the bound: supernodes <= 10% of nodes
+            supernode_links: 2,   // guess: one can crash; two rarely do within a repair round
+        }
     }
 }
 
@@ -414,6 +430,16 @@ impl NodeConfig {
         let t = &self.topology;
         check(t.neighbourhood >= 1, "topology.neighbourhood", "must be at least 1")?;
         check(t.refresh_interval_ms >= 1_000, "topology.refresh_interval_ms", "must be at least 1000 ms")?;
+        check(
+            (0.0..=1.0).contains(&t.supernode_share),
+            "topology.supernode_share",
+            format!("must be within 0..=1 (got {})", t.supernode_share),
+        )?;
+        check(
+            t.supernode_links <= self.links.trim_to,
+            "topology.supernode_links",
+            format!("must be at most links.trim_to ({})", self.links.trim_to),
+        )?;
         check(self.auth.handshake_timeout_ms >= 100, "auth.handshake_timeout_ms", "must be at least 100 ms")?;
         let f = &self.files;
         check(f.max_publishes >= 1, "files.max_publishes", "must be at least 1")?;

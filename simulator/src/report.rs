@@ -57,6 +57,10 @@ pub struct Metrics {
     /// Links closed by a connection manager above its high watermark.
     #[serde(default)]
     pub links_trimmed: u64,
+    /// With NATed nodes (`network.nat_share` > 0): the distinct live peers NATed nodes hold a
+    /// supernode link to at the end (null without NAT).
+    #[serde(default)]
+    pub supernodes: Option<usize>,
     /// Content (null without a content workload). Lowest share of a probe's fetches that
     /// succeeded, over the probes after warm-up; and the last probe's.
     #[serde(default)]
@@ -200,6 +204,7 @@ impl Report {
             ("dials per node per hour", format!("{:.1}", m.dials_per_node_per_hour)),
             ("link lifetime p50 (s)", format!("{:.0}", m.link_lifetime_p50_s)),
             ("links trimmed", m.links_trimmed.to_string()),
+            ("supernodes", m.supernodes.map_or("n/a (no NAT)".into(), |n| n.to_string())),
             ("offences reported", m.offences.to_string()),
             ("adversaries", m.adversaries.to_string()),
             (

@@ -9,11 +9,12 @@ use crate::scenario::{ChurnSpec, Scenario};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 use swarm_engine::files::{FileListener, FilesHandle};
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Identity, MemoVerifier};
+use swarm_engine::links::Purpose;
 use swarm_engine::node::{Node, NodeParams};
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::time::Clock;
@@ -42,6 +43,7 @@ const STREAM_NET: u64 = 13;
 const STREAM_PARTITION: u64 = 14;
 const STREAM_ADVERSARY: u64 = 15;
 const STREAM_CONTENT: u64 = 16;
+const STREAM_NAT: u64 = 17;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -80,6 +82,10 @@ struct World {
     verifier: Rc<MemoVerifier>,
     boot_rng: ChaCha8Rng,
     adv_rng: ChaCha8Rng,
+    /// Who is behind a NAT (its own stream: scenarios without NAT draw nothing from the others).
+    nat_rng: ChaCha8Rng,
+    /// Slots whose current node is NATed.
+    natted: BTreeSet<usize>,
     live: usize,
     departed: usize,
     /// Ops of file publications (their own range: probes' fetches use `probe << 32 | j`).
@@ -145,12 +151,21 @@ impl World {
         if corrupt {
             self.collector.mark_adversary(id);
         }
+        let mut config = self.sc.node.clone();
+        let nat = self.sc.network.nat_share > 0.0 && self.nat_rng.gen_bool(self.sc.network.nat_share);
+        self.net.set_nat(slot as u32, nat);
+        if nat {
+            self.natted.insert(slot);
+            config.topology.reachable = false;
+        } else {
+            self.natted.remove(&slot);
+        }
         let params = NodeParams {
             faults: Faults { corrupt_signatures: corrupt },
             peer_store: None,
             identity,
             verifier: self.verifier.clone(),
-            config: self.sc.node.clone(),
+            config,
             seed,
             bootstrap,
             transport: Rc::new(port),
@@ -264,6 +279,8 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         verifier: Rc::new(MemoVerifier::new(VERIFIER_MEMO)),
         boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
         adv_rng: stream(sc.seed, STREAM_ADVERSARY),
+        nat_rng: stream(sc.seed, STREAM_NAT),
+        natted: BTreeSet::new(),
         live: 0,
         departed: 0,
         next_file_op: FILE_PUBLISH_OPS,
@@ -464,6 +481,9 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
     if let ChurnSpec::MassFailure { percent, .. } = sc.churn {
         notes.push(format!("mass failure: {percent}% of nodes crashed at one instant, not replaced"));
     }
+    if sc.network.nat_share > 0.0 {
+        nat_metrics(sc, world, &mut metrics, &mut notes);
+    }
     if sc.content.enabled() {
         content_metrics(sc, world, node_seconds, &mut metrics, &mut notes);
     }
@@ -481,6 +501,33 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         metrics,
         samples,
     }
+}
+
+/// Who serves the NATed nodes at the end: the peers their supernode links end at.
+fn nat_metrics(sc: &Scenario, world: &World, m: &mut Metrics, notes: &mut Vec<String>) {
+    let live = world.live_slots();
+    let natted: Vec<&Node> =
+        live.iter().filter(|s| world.natted.contains(s)).filter_map(|s| world.nodes[*s].as_ref()).collect();
+    let mut served: BTreeSet<PeerId> = BTreeSet::new();
+    let mut with_supernode = 0;
+    for node in &natted {
+        let links = node.links().borrow();
+        let mine: Vec<PeerId> =
+            links.iter().filter(|(_, l)| l.purposes.has(Purpose::Supernode)).map(|(p, _)| *p).collect();
+        with_supernode += usize::from(!mine.is_empty());
+        served.extend(mine);
+    }
+    m.supernodes = Some(served.len());
+    notes.push(format!(
+        "NAT: {} of {} live nodes NATed at the end (nat_share {}); {} of them hold a supernode link, to {} distinct supernodes ({:.1}% of live nodes; elected share {})",
+        natted.len(),
+        live.len(),
+        sc.network.nat_share,
+        with_supernode,
+        served.len(),
+        100.0 * served.len() as f64 / live.len().max(1) as f64,
+        sc.node.topology.supernode_share,
+    ));
 }
 
 /// The content figures: availability from the probes' fetches, durability from the ground truth

@@ -129,11 +129,15 @@ pub struct NetworkSpec {
     /// Probability that a frame is lost.
     pub loss: f64,
     pub connect_timeout_ms: u64,
+    /// Share of nodes behind a NAT, drawn at every start and join: two NATed nodes cannot link
+    /// (the dial fails at `connect_timeout_ms`), and a NATed node runs with
+    /// `topology.reachable = false` (it keeps links to supernodes).
+    pub nat_share: f64,
 }
 
 impl Default for NetworkSpec {
     fn default() -> Self {
-        NetworkSpec { latency: Latency::default(), loss: 0.0, connect_timeout_ms: 3000 }
+        NetworkSpec { latency: Latency::default(), loss: 0.0, connect_timeout_ms: 3000, nat_share: 0.0 }
     }
 }
 
@@ -282,6 +286,11 @@ impl Scenario {
             format!("must be within 0..1, got {}", n.loss),
         )?;
         ensure(n.connect_timeout_ms >= 1, "network.connect_timeout_ms", "must be at least 1")?;
+        ensure(
+            n.nat_share.is_finite() && (0.0..=1.0).contains(&n.nat_share),
+            "network.nat_share",
+            format!("must be a share within 0..=1, got {}", n.nat_share),
+        )?;
         ensure(self.bootstrap.peers >= 1, "bootstrap.peers", "must be at least 1")?;
         let bad = self.adversary.invalid_signatures;
         ensure(

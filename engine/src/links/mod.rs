@@ -182,6 +182,57 @@ impl LinkView {
     }
 }
 
+/// Peers whose dial failed recently (gone, or behind a NAT as we are), for cores that choose
+/// peers: not chosen again from hearsay until `forget_ms` have passed, or a link to them comes
+/// up. Bounded: past `max` entries the oldest is forgotten.
+#[derive(Clone, Debug)]
+pub struct Unreachable {
+    since: BTreeMap<PeerId, Millis>,
+    forget_ms: Millis,
+    max: usize,
+}
+
+impl Unreachable {
+    pub fn new(forget_ms: Millis, max: usize) -> Self {
+        Unreachable { since: BTreeMap::new(), forget_ms, max }
+    }
+
+    /// A link event: a dial that could not reach the peer marks it, a link that came up clears it.
+    pub fn on_link(&mut self, now: Millis, ev: &crate::core::LinkEvent) {
+        use crate::core::LinkEvent;
+        match *ev {
+            LinkEvent::Up { peer, .. } => {
+                self.since.remove(&peer);
+            }
+            LinkEvent::DialFailed { peer, error: DialError::Unreachable | DialError::AuthFailed } => {
+                self.since.insert(peer, now);
+                self.since.retain(|_, t| now.saturating_sub(*t) < self.forget_ms);
+                while self.since.len() > self.max {
+                    let oldest = self.since.iter().min_by_key(|(p, t)| (**t, **p)).map(|(p, _)| *p);
+                    oldest.map(|p| self.since.remove(&p));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn contains(&self, now: Millis, peer: &PeerId) -> bool {
+        self.since.get(peer).is_some_and(|t| now.saturating_sub(*t) < self.forget_ms)
+    }
+
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.since.is_empty()
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
 /// Why a link closed, or a dial or an inbound link came to nothing (reported with every change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CloseReason {

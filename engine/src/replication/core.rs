@@ -30,8 +30,10 @@
 use crate::config::ReplicationConfig;
 use crate::content::ChunkId;
 use crate::core::{Core, LinkEvent, Outputs};
+use crate::links::Unreachable;
 use crate::routing::{closest, replica_set, Distance, Key};
 use crate::time::Millis;
+use crate::topology::core::{UNREACHABLE_MEMORY_MAX, UNREACHABLE_MEMORY_MS};
 use crate::types::PeerId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -179,6 +181,8 @@ pub struct ReplicationCore {
     pending: BTreeMap<ChunkId, (PeerId, Millis)>,
     /// Holders that failed us, per chunk, not asked again while the link lasts.
     failed: BTreeSet<(ChunkId, PeerId)>,
+    /// Peers we could not dial lately (gone, or both of us behind NATs).
+    unreachable: Unreachable,
     next_round: Millis,
     /// Repair budget left (bytes), and when it was last refilled.
     tokens: u64,
@@ -205,6 +209,7 @@ impl ReplicationCore {
             full: false,
             pending: BTreeMap::new(),
             failed: BTreeSet::new(),
+            unreachable: Unreachable::new(UNREACHABLE_MEMORY_MS, UNREACHABLE_MEMORY_MAX),
             next_round: first_round,
             tokens_at: 0,
             stats: ReplicationStats::default(),
@@ -263,6 +268,7 @@ impl ReplicationCore {
     }
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        self.unreachable.on_link(now, &ev);
         match ev {
             LinkEvent::Up { peer, .. } => {
                 if peer != self.me && !self.neighbours.contains_key(&peer) {
@@ -296,7 +302,9 @@ impl ReplicationCore {
     }
 
     /// The network's closest peers to a chunk we hold: offer it to the members of its replica
-    /// set (those with room) that are not known to hold it.
+    /// set (those with room) that are not known to hold it. A member we could not dial lately
+    /// (both of us behind NATs, say) is offered it through the next ranked peer we can reach,
+    /// a spare that then offers it on.
     fn on_found(&mut self, now: Millis, chunk: ChunkId, peers: Vec<Found>) {
         if !self.held.contains_key(&chunk) {
             return;
@@ -309,8 +317,12 @@ impl ReplicationCore {
         let holding: BTreeSet<PeerId> = peers.iter().filter(|f| f.holds).map(|f| f.peer).collect();
         let ranked = replica_set(&chunk, eligible, self.cfg.rf + self.cfg.spare_copies);
         let set = &ranked[..ranked.len().min(self.cfg.rf)];
+        let blocked = set.iter().filter(|m| self.unreachable.contains(now, m) && !holding.contains(m)).count();
+        let stand_ins = ranked[set.len()..].iter().filter(|m| !self.unreachable.contains(now, m)).take(blocked);
+        let targets: Vec<PeerId> =
+            set.iter().filter(|m| !self.unreachable.contains(now, m)).chain(stand_ins).copied().collect();
         let mut offers = 0;
-        for &m in set {
+        for m in targets {
             if m == self.me || holding.contains(&m) || self.offered.contains_key(&(chunk, m)) {
                 continue;
             }

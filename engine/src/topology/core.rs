@@ -9,6 +9,12 @@
 //!   choice is stable. Otherwise a table member is picked by our own key, not the bucket's
 //!   freshest (which every node agreed on, piling links on the same peers).
 //!
+//! - **Supernodes**: a node that cannot be dialled directly (`reachable = false`, behind a NAT)
+//!   keeps `supernode_links` links to elected peers ([`elected`]: a public lottery over the peer
+//!   id, so anyone can check a claim; of the elected, the reachable serve). Those links are
+//!   protected on both sides (the `Keep` frame), and what the node cannot reach directly goes
+//!   through them: content routes hop over links, signaling is relayed by a linked peer.
+//!
 //! The table is fed by links coming up, by the peers content lookups met (`Seen`) and, where a
 //! bucket has room, by the contacts their answers named (`Heard`); a peer
 //! that could not be reached is dropped from it (the next closest takes its place). Every
@@ -17,7 +23,7 @@
 
 use crate::config::TopologyConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
-use crate::links::{DialError, LinkView, Purpose};
+use crate::links::{DialError, LinkView, Purpose, Unreachable};
 use crate::routing::{Key, TableView};
 use crate::time::Millis;
 use crate::types::PeerId;
@@ -33,6 +39,11 @@ const FIRST_REFRESH_MS: Millis = 5_000;
 const NEIGHBOUR_GONE_REFRESH_MS: Millis = 1_000;
 /// Random-key lookups started per refresh to fill buckets with no known peer.
 const BUCKET_LOOKUPS_PER_REFRESH: usize = 4;
+/// A peer we could not dial is not taken back into the table from hearsay for this long (it
+/// may be gone, or behind a NAT as we are: dialling it again would fail the same way).
+pub const UNREACHABLE_MEMORY_MS: Millis = 600_000;
+/// Most peers remembered as unreachable (the oldest is forgotten first).
+pub const UNREACHABLE_MEMORY_MAX: usize = 512;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
@@ -65,7 +76,18 @@ pub enum Output {
 }
 
 /// The purposes topology decides.
-const PURPOSES: [Purpose; 3] = [Purpose::Mesh, Purpose::Neighbourhood, Purpose::Bucket];
+const PURPOSES: [Purpose; 4] = [Purpose::Mesh, Purpose::Neighbourhood, Purpose::Bucket, Purpose::Supernode];
+
+/// The supernode lottery: `peer` is elected when the first 8 bytes of SHA-256 over a domain tag
+/// and the id fall in the lowest `share` of their range. It needs nothing but the id, so every
+/// node agrees on it and no peer can claim it falsely (grinding ids for it is what reputation and
+/// the bounded share answer).
+pub fn elected(peer: &PeerId, share: f64) -> bool {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::new().chain_update(b"swarm supernode v1").chain_update(peer.0).finalize();
+    let x = u64::from_be_bytes(h[..8].try_into().expect("a SHA-256 digest has 32 bytes"));
+    (x as f64) < share * 18_446_744_073_709_551_616.0
+}
 
 pub fn random_key_in_bucket(me: &Key, b: usize, rng: &mut ChaCha8Rng) -> Key {
     let mut d = [0u8; 32];
@@ -93,6 +115,8 @@ pub struct TopologyCore {
     rng: ChaCha8Rng,
     /// What the manager was last told, per purpose.
     told: BTreeMap<Purpose, BTreeSet<PeerId>>,
+    /// Peers whose dial failed lately.
+    unreachable: Unreachable,
     next_refresh: Millis,
     next_maintain: Millis,
     out: Outputs<Output>,
@@ -108,6 +132,7 @@ impl TopologyCore {
             links,
             rng,
             told: BTreeMap::new(),
+            unreachable: Unreachable::new(UNREACHABLE_MEMORY_MS, UNREACHABLE_MEMORY_MAX),
             next_refresh: FIRST_REFRESH_MS,
             next_maintain: MAINTAIN_MS,
             out: Outputs::new(),
@@ -131,12 +156,38 @@ impl TopologyCore {
         (hood, lowest)
     }
 
+    /// An unreachable node's supernodes: the elected peers it is linked to (oldest first, so
+    /// the choice is stable), then the elected peers of the table closest to our key (nodes
+    /// spread over the supernodes by key). A peer that could not be dialled has left the table.
+    fn supernodes(&self) -> BTreeSet<PeerId> {
+        let (want, share) = (self.cfg.supernode_links, self.cfg.supernode_share);
+        if self.cfg.reachable || want == 0 {
+            return BTreeSet::new();
+        }
+        let mut linked: Vec<(Millis, PeerId)> =
+            self.links.borrow().iter().filter(|(p, _)| elected(p, share)).map(|(p, l)| (l.opened_at, *p)).collect();
+        linked.sort_unstable();
+        let mut picked: Vec<PeerId> = linked.into_iter().map(|(_, p)| p).take(want).collect();
+        if picked.len() < want {
+            let table = self.table.borrow();
+            let mut rest: Vec<PeerId> = (0..256)
+                .flat_map(|b| table.bucket(b))
+                .filter(|p| elected(p, share) && !picked.contains(p))
+                .copied()
+                .collect();
+            rest.sort_by_key(|p| self.my_key.distance(&Key::of_peer(p)));
+            picked.extend(rest.into_iter().take(want - picked.len()));
+        }
+        picked.into_iter().collect()
+    }
+
     /// The wanted sets, by purpose.
-    fn compute(&self) -> [BTreeSet<PeerId>; 3] {
+    fn compute(&self) -> [BTreeSet<PeerId>; 4] {
+        let supernodes = self.supernodes();
         let table = self.table.borrow();
         if table.len() < self.cfg.mesh_below {
             let all = (0..256).flat_map(|b| table.bucket(b).copied().collect::<Vec<_>>()).collect();
-            return [all, BTreeSet::new(), BTreeSet::new()];
+            return [all, BTreeSet::new(), BTreeSet::new(), supernodes];
         }
         drop(table);
         let (hood, lowest) = self.neighbourhood();
@@ -163,7 +214,7 @@ impl TopologyCore {
                 buckets.insert(*members[(usize::from(self.my_key.0[31]) + b) % members.len()]);
             }
         }
-        [BTreeSet::new(), hood, buckets]
+        [BTreeSet::new(), hood, buckets, supernodes]
     }
 
     /// Tell the manager what changed.
@@ -196,7 +247,13 @@ impl TopologyCore {
         }
     }
 
+    /// Whether hearsay about `peer` (a lookup met it, an answer named it) may bring it back.
+    fn may_return(&self, now: Millis, peer: &PeerId) -> bool {
+        *peer != self.me && !self.unreachable.contains(now, peer)
+    }
+
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        self.unreachable.on_link(now, &ev);
         match ev {
             LinkEvent::Up { peer, .. } => {
                 self.table.write().seen(peer);
@@ -206,6 +263,7 @@ impl TopologyCore {
                 if matches!(error, DialError::Unreachable | DialError::AuthFailed) {
                     let (hood, _) = self.neighbourhood();
                     self.table.write().remove(&peer);
+
                     if hood.contains(&peer) {
                         // A neighbour is gone: find who takes its place soon.
                         self.next_refresh = self.next_refresh.min(now + NEIGHBOUR_GONE_REFRESH_MS);
@@ -225,14 +283,16 @@ impl Core for TopologyCore {
         match input {
             Input::Link(ev) => self.on_link(now, ev),
             Input::Seen { peers } => {
+                let peers: Vec<PeerId> = peers.into_iter().filter(|p| self.may_return(now, p)).collect();
                 let mut t = self.table.write();
-                for p in peers.into_iter().filter(|p| *p != self.me) {
+                for p in peers {
                     t.seen(p);
                 }
             }
             Input::Heard { peers } => {
+                let peers: Vec<PeerId> = peers.into_iter().filter(|p| self.may_return(now, p)).collect();
                 let mut t = self.table.write();
-                for p in peers.into_iter().filter(|p| *p != self.me) {
+                for p in peers {
                     t.heard(p);
                 }
             }
@@ -263,9 +323,16 @@ impl Core for TopologyCore {
 
     fn check_invariants(&self) {
         debug_assert!(self.told.values().all(|s| !s.contains(&self.me)), "wanting a link to ourselves");
+        debug_assert!(self.unreachable.len() <= self.unreachable.max(), "unreachable memory over its bound");
         debug_assert!(
             self.told.get(&Purpose::Neighbourhood).is_none_or(|s| s.len() <= self.cfg.neighbourhood),
             "neighbourhood over its size"
+        );
+        debug_assert!(
+            self.told.get(&Purpose::Supernode).is_none_or(
+                |s| s.len() <= self.cfg.supernode_links && s.iter().all(|p| elected(p, self.cfg.supernode_share))
+            ),
+            "supernodes over their count, or not elected"
         );
     }
 }

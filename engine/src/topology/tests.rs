@@ -158,3 +158,50 @@ proptest! {
         }
     }
 }
+
+fn behind_nat() -> T {
+    let mut t = topo();
+    let cfg = TopologyConfig { reachable: false, ..TopologyConfig::default() };
+    t.core = TopologyCore::new(me(), cfg, t.table.clone(), t.links.view(), ChaCha8Rng::seed_from_u64(3));
+    t
+}
+
+#[test]
+fn the_supernode_lottery_elects_about_its_share_and_only_by_id() {
+    use super::core::elected;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let peers: Vec<PeerId> = (0..10_000).map(|_| peer(&mut rng)).collect();
+    let won = peers.iter().filter(|p| elected(p, 0.1)).count();
+    assert!((850..=1150).contains(&won), "10% of 10,000 ids, got {won}");
+    assert!(peers.iter().all(|p| elected(p, 1.0)) && !peers.iter().any(|p| elected(p, 0.0)));
+    // Monotone in the share: whoever wins at 5% wins at 10%.
+    assert!(peers.iter().filter(|p| elected(p, 0.05)).all(|p| elected(p, 0.1)));
+}
+
+#[test]
+fn an_unreachable_node_keeps_links_to_elected_peers_and_a_reachable_one_none() {
+    use super::core::elected;
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let peers: Vec<PeerId> = (0..200).map(|_| peer(&mut rng)).collect();
+    let mut open = topo();
+    open.input(0, Input::Seen { peers: peers.clone() });
+    open.input(0, Input::RefreshDone);
+    assert!(open.wanted(Purpose::Supernode).is_empty(), "a reachable node needs no supernode");
+
+    let mut t = behind_nat();
+    t.input(0, Input::Seen { peers: peers.clone() });
+    t.input(0, Input::RefreshDone);
+    let chosen = t.wanted(Purpose::Supernode);
+    assert_eq!(chosen.len(), 2, "supernode_links of them");
+    assert!(chosen.iter().all(|p| elected(p, 0.1)));
+    // One cannot be dialled (a NATed winner, or gone): it leaves, another elected peer replaces it.
+    let gone = *chosen.iter().next().unwrap();
+    t.input(5, Input::Link(LinkEvent::DialFailed { peer: gone, error: DialError::Unreachable }));
+    let after = t.wanted(Purpose::Supernode);
+    assert_eq!(after.len(), 2);
+    assert!(!after.contains(&gone) && after.iter().all(|p| elected(p, 0.1)));
+    // A link to an elected peer is kept rather than dialling another (stable choice).
+    let linked = *peers.iter().find(|p| elected(p, 0.1) && !after.contains(p)).unwrap();
+    t.up(10, linked);
+    assert!(t.wanted(Purpose::Supernode).contains(&linked));
+}

@@ -172,7 +172,7 @@ impl<S: Storage> ContentCore<S> {
     pub(super) fn holders_found(&mut self, now: Millis, id: u64, found: Finished) {
         let holders: Vec<PeerId> = found.info.iter().filter(|(_, i)| i.holds).map(|(p, _)| *p).collect();
         let holders = closest(&found.target, holders.into_iter().filter(|p| *p != self.me), usize::MAX);
-        let links = &self.links;
+        let me = self.me;
         let Some(f) = self.fetches.get_mut(id) else { return };
         let attempt = f.attempts;
         f.note(now, || {
@@ -182,7 +182,7 @@ impl<S: Storage> ContentCore<S> {
         });
         f.stage = Stage::Asking;
         f.candidates = holders.into_iter().collect();
-        f.vias = found.via.into_iter().filter(|(_, v)| links.contains(v)).collect();
+        f.vias = found.via.into_iter().filter(|(h, v)| h != v && *v != me).collect();
         self.try_next_holder(now, id);
     }
 
@@ -204,18 +204,28 @@ impl<S: Storage> ContentCore<S> {
                 }
                 return self.finish_fetch(now, id, Err(()));
             };
-            // Not linked to the holder, but to a peer that is: ask through it (no dial).
-            let via = f.vias.get(&p).copied().filter(|v| !self.links.contains(&p) && self.links.contains(v));
+            // Not linked to the holder, but to a peer that is: ask through it (no dial). Or the
+            // holder could not be dialled: through the peer that named it, linked or not.
+            let via = f
+                .vias
+                .get(&p)
+                .copied()
+                .filter(|v| !self.links.contains(&p) && (self.links.contains(v) || f.via_only.contains(&p)));
             if let Some(v) = via {
                 f.note(now, || format!("ask {} via {}", p.short(), v.short()));
                 f.asking = Some(v);
+                f.asking_via = true;
                 if self.transfers.join(now, v, chunk, Waiter::Fetch(id)) {
                     self.send(v, Message::GetVia { from: p, chunk });
                 }
                 return;
             }
+            if f.via_only.contains(&p) {
+                continue;
+            }
             f.note(now, || format!("ask {}{}", p.short(), if self.links.contains(&p) { "" } else { " (dial)" }));
             f.asking = Some(p);
+            f.asking_via = false;
             if self.request(now, p, chunk, Waiter::Fetch(id)) {
                 return;
             }
@@ -280,6 +290,10 @@ impl<S: Storage> ContentCore<S> {
         for id in g.fetches {
             let Some(f) = self.fetches.get_mut(id) else { continue };
             f.note(now, || format!("{} failed", from.short()));
+            // A holder we asked directly failed: try once more through the peer that named it.
+            if f.stage == Stage::Asking && !f.asking_via && f.vias.contains_key(&from) && f.via_only.insert(from) {
+                f.candidates.push_front(from);
+            }
             f.asking = None;
             match f.stage {
                 // The linked holder we knew of could not: route instead (unless routes are out
@@ -310,7 +324,7 @@ impl<S: Storage> ContentCore<S> {
             let Some(f) = self.fetches.get_mut(id) else { continue };
             f.asking = None; // the request is answered
                              // Through another node when we asked a peer that is not the holder (GetVia).
-            let relayed = f.stage == Stage::Asking && f.vias.values().any(|v| *v == from);
+            let relayed = f.stage == Stage::Asking && f.asking_via;
             self.finish_fetch(now, id, Ok((data.clone(), relayed)));
         }
         if g.repair {

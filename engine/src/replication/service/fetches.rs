@@ -31,9 +31,14 @@ pub(super) struct Fetch {
     pub stage: Stage,
     /// Holders still to try, nearest first.
     pub candidates: VecDeque<PeerId>,
-    /// Holder -> a linked peer that named it in the lookup (linked to it): asked to get the
-    /// chunk for us when we are not linked to the holder ourselves.
+    /// Holder -> a peer that named it in the lookup (linked to it): asked to get the chunk for
+    /// us when we are not linked to the holder ourselves but are to it, or when our dial to the
+    /// holder failed (both of us behind NATs, say: then we link to the namer if need be).
     pub vias: BTreeMap<PeerId, PeerId>,
+    /// Holders whose direct ask failed: asked again only through their via.
+    pub via_only: BTreeSet<PeerId>,
+    /// Whether the request out now goes through a via (`GetVia`).
+    pub asking_via: bool,
     /// The peer a request of ours is out to now.
     pub asking: Option<PeerId>,
     /// The links our routed requests went out through.
@@ -82,6 +87,8 @@ impl Fetches {
             stage: Stage::Routing,
             candidates: VecDeque::new(),
             vias: BTreeMap::new(),
+            via_only: BTreeSet::new(),
+            asking_via: false,
             asking: None,
             first_hops: vec![],
             attempts: 0,
