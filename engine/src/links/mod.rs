@@ -126,21 +126,41 @@ pub struct LinkInfo {
 /// The open links, written by the connection manager only. Shared (same thread) with every
 /// core that reads the link set: one copy, never a mirror that can drift.
 #[derive(Clone, Default)]
-pub struct LinkTable(Rc<RefCell<BTreeMap<PeerId, LinkInfo>>>);
+pub struct LinkTable(Rc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    map: RefCell<BTreeMap<PeerId, LinkInfo>>,
+    /// Bumped by every change, so a reader can tell cheaply that nothing changed.
+    version: std::cell::Cell<u64>,
+}
+
+impl Shared {
+    fn changed(&self) {
+        self.version.set(self.version.get().wrapping_add(1));
+    }
+}
 
 impl LinkTable {
     pub fn view(&self) -> LinkView {
         LinkView(self.0.clone())
     }
     fn insert(&self, peer: PeerId, info: LinkInfo) {
-        self.0.borrow_mut().insert(peer, info);
+        self.0.map.borrow_mut().insert(peer, info);
+        self.0.changed();
     }
     fn remove(&self, peer: &PeerId) {
-        self.0.borrow_mut().remove(peer);
+        if self.0.map.borrow_mut().remove(peer).is_some() {
+            self.0.changed();
+        }
     }
     fn update(&self, peer: &PeerId, f: impl FnOnce(&mut LinkInfo)) {
-        if let Some(l) = self.0.borrow_mut().get_mut(peer) {
+        if let Some(l) = self.0.map.borrow_mut().get_mut(peer) {
+            let before = *l;
             f(l);
+            if *l != before {
+                self.0.changed();
+            }
         }
     }
     /// For tests of other cores: open or close a link as the manager would.
@@ -157,28 +177,32 @@ impl LinkTable {
 
 /// Read-only access to the open links.
 #[derive(Clone, Default)]
-pub struct LinkView(Rc<RefCell<BTreeMap<PeerId, LinkInfo>>>);
+pub struct LinkView(Rc<Shared>);
 
 impl LinkView {
     pub fn contains(&self, peer: &PeerId) -> bool {
-        self.0.borrow().contains_key(peer)
+        self.0.map.borrow().contains_key(peer)
     }
     pub fn get(&self, peer: &PeerId) -> Option<LinkInfo> {
-        self.0.borrow().get(peer).copied()
+        self.0.map.borrow().get(peer).copied()
     }
     pub fn len(&self) -> usize {
-        self.0.borrow().len()
+        self.0.map.borrow().len()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.borrow().is_empty()
+        self.0.map.borrow().is_empty()
     }
     /// The linked peers in id order (borrowed: do not hold it across a call into the manager).
     pub fn borrow(&self) -> Ref<'_, BTreeMap<PeerId, LinkInfo>> {
-        self.0.borrow()
+        self.0.map.borrow()
     }
     /// The linked peers, in id order.
     pub fn peers(&self) -> Vec<PeerId> {
-        self.0.borrow().keys().copied().collect()
+        self.0.map.borrow().keys().copied().collect()
+    }
+    /// Changes so far (links opened, closed or updated): equal readings mean an equal set.
+    pub fn version(&self) -> u64 {
+        self.0.version.get()
     }
 }
 

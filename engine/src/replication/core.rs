@@ -366,9 +366,18 @@ impl ReplicationCore {
         if radius.is_some_and(|r| Key::of_peer(&self.me).distance(&Key::of_chunk(chunk)) > r) {
             return false;
         }
-        let eligible = std::iter::once(self.me)
-            .chain(self.neighbours.iter().filter(|(p, n)| !n.full || holders.contains(p)).map(|(p, _)| *p));
-        replica_set(chunk, eligible, self.cfg.rf).contains(&self.me)
+        // In the replica set exactly when fewer than `rf` eligible peers are nearer than we are
+        // (keys are distinct, so distances are): a count, not a sort, for every chunk of a round.
+        let key = Key::of_chunk(chunk);
+        let mine = key.distance(&Key::of_peer(&self.me));
+        let nearer = self
+            .neighbours
+            .iter()
+            .filter(|(p, n)| **p != self.me && (!n.full || holders.contains(p)))
+            .filter(|(p, _)| key.distance(&Key::of_peer(p)) < mine)
+            .take(self.cfg.rf)
+            .count();
+        nearer < self.cfg.rf
     }
 
     /// One repair round: fetch what we should hold and do not, within the byte budget.
@@ -435,7 +444,8 @@ impl ReplicationCore {
             }
             // Ask the holder closest to the chunk that has not failed us for it.
             let usable = holders.iter().copied().filter(|p| !self.failed.contains(&(chunk, *p)));
-            let Some(from) = replica_set(&chunk, usable, 1).first().copied() else { continue };
+            let key = Key::of_chunk(&chunk);
+            let Some(from) = usable.min_by_key(|p| key.distance(&Key::of_peer(p))) else { continue };
             let cost = u64::from(self.chunk_bytes_max);
             if cost > self.tokens {
                 if round {

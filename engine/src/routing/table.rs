@@ -34,12 +34,24 @@ pub struct RoutingTable {
     cfg: TableConfig,
     buckets: Vec<Bucket>,
     len: usize,
+    /// Bit `b` set: bucket `b` has members. Searches skip the ~240 empty buckets of a table
+    /// (only the farthest few fill in a swarm of thousands) without touching them.
+    occupancy: [u64; 4],
+    /// Bumped by every change of membership or order.
+    version: u64,
 }
 
 impl RoutingTable {
     pub fn new(me: &PeerId, cfg: TableConfig) -> Self {
         assert!(cfg.k >= 1, "k must be at least 1");
-        RoutingTable { me: Key::of_peer(me), cfg, buckets: vec![Bucket::default(); 256], len: 0 }
+        RoutingTable {
+            me: Key::of_peer(me),
+            cfg,
+            buckets: vec![Bucket::default(); 256],
+            len: 0,
+            occupancy: [0; 4],
+            version: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -48,6 +60,11 @@ impl RoutingTable {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Changes so far: equal readings mean the same members in the same order.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     fn bucket_of(&self, peer: &PeerId) -> Option<usize> {
@@ -62,6 +79,7 @@ impl RoutingTable {
     /// it is in the table now.
     pub fn seen(&mut self, peer: PeerId) -> bool {
         let Some(b) = self.bucket_of(&peer) else { return false };
+        self.version = self.version.wrapping_add(1);
         let (k, max_repl) = (self.cfg.k, self.cfg.replacements);
         let bucket = &mut self.buckets[b];
         if let Some(i) = bucket.peers.iter().position(|p| *p == peer) {
@@ -73,6 +91,7 @@ impl RoutingTable {
             bucket.peers.push_back(peer);
             bucket.replacements.retain(|p| *p != peer);
             self.len += 1;
+            self.occupancy[b / 64] |= 1 << (b % 64);
             return true;
         }
         bucket.replacements.retain(|p| *p != peer);
@@ -97,6 +116,8 @@ impl RoutingTable {
         bucket.peers.push_front(peer);
         bucket.replacements.retain(|p| *p != peer);
         self.len += 1;
+        self.version = self.version.wrapping_add(1);
+        self.occupancy[b / 64] |= 1 << (b % 64);
         true
     }
 
@@ -109,11 +130,20 @@ impl RoutingTable {
         if let Some(i) = bucket.peers.iter().position(|p| p == peer) {
             bucket.peers.remove(i);
             self.len -= 1;
+            self.version = self.version.wrapping_add(1);
             if let Some(r) = bucket.replacements.pop_back() {
                 bucket.peers.push_back(r);
                 self.len += 1;
             }
+            if bucket.peers.is_empty() {
+                self.occupancy[b / 64] &= !(1 << (b % 64));
+            }
         }
+    }
+
+    /// The buckets of `range` that have members, in ascending order.
+    pub fn occupied(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = usize> + '_ {
+        range.filter(|b| *b < 256 && self.occupancy[b / 64] & (1 << (b % 64)) != 0)
     }
 
     /// The members of bucket `b` (0..=255), most recently seen last.
@@ -121,9 +151,34 @@ impl RoutingTable {
         self.buckets.get(b).into_iter().flat_map(|bk| bk.peers.iter())
     }
 
-    /// The `n` known peers closest to `target`.
+    /// The `n` known peers closest to `target`, reading only the buckets that can hold them.
+    ///
+    /// With `t` the bucket of `target` (its highest bit differing from our key), a member of
+    /// bucket `t` is nearer the target than 2^t, a member of any bucket below `t` lies in
+    /// [2^t, 2^(t+1)), and a member of bucket `b > t` at 2^b or more. So the groups
+    /// `{t}`, `{0..t}`, `{t+1}`, `{t+2}`... are in order of distance (for our own key: buckets
+    /// `0, 1, 2...`), and once whole groups hold `n` peers nothing later can be nearer.
     pub fn closest(&self, target: &Key, n: usize) -> Vec<PeerId> {
-        closest(target, self.buckets.iter().flat_map(|b| b.peers.iter().copied()), n)
+        let mut picked: Vec<PeerId> = Vec::with_capacity(n + self.cfg.k);
+        let mut take = |range: std::ops::Range<usize>| {
+            picked.extend(self.occupied(range).flat_map(|b| self.buckets[b].peers.iter().copied()));
+            picked.len() >= n
+        };
+        let start = match self.me.distance(target).bucket() {
+            None => 0,
+            Some(t) => {
+                if take(t..t + 1) || take(0..t) {
+                    return closest(target, picked, n);
+                }
+                t + 1
+            }
+        };
+        for b in self.occupied(start..256) {
+            if take(b..b + 1) {
+                break;
+            }
+        }
+        closest(target, picked, n)
     }
 
     pub fn check_invariants(&self) {
@@ -132,6 +187,7 @@ impl RoutingTable {
             debug_assert!(b.peers.len() <= self.cfg.k && b.replacements.len() <= self.cfg.replacements);
             debug_assert!(b.peers.iter().all(|p| self.bucket_of(p) == Some(i)), "peer in the wrong bucket");
             debug_assert!(b.replacements.iter().all(|p| !b.peers.contains(p)), "replacement also a member");
+            debug_assert_eq!(self.occupied(i..i + 1).next().is_some(), !b.peers.is_empty(), "occupancy bit wrong");
         }
     }
 }
@@ -164,6 +220,32 @@ mod tests {
             }
             let target = Key([0x5a; 32]);
             prop_assert_eq!(t.closest(&target, 5), closest(&target, members.iter().copied(), 5));
+        }
+
+        /// The bucket-ordered search equals sorting every member, for any key of ours, any
+        /// target (our own key and keys sharing a long prefix with it included) and any count.
+        #[test]
+        fn closest_equals_brute_force(
+            me in any::<[u8; 32]>(),
+            peers in prop::collection::vec((any::<[u8; 32]>(), 0usize..40), 0..120),
+            target in any::<[u8; 32]>(),
+            shared in 0usize..34,
+            n in 0usize..30,
+        ) {
+            let me_id = PeerId(me);
+            let mut t = RoutingTable::new(&me_id, TableConfig { k: 4, replacements: 1 });
+            // Peers with a chosen common prefix with us, so low buckets are populated too.
+            for (mut p, prefix) in peers {
+                let prefix = prefix.min(32);
+                p[..prefix].copy_from_slice(&me[..prefix]);
+                t.seen(PeerId(p));
+            }
+            let mut target = target;
+            let shared = shared.min(32);
+            target[..shared].copy_from_slice(&me[..shared]);
+            let members: Vec<PeerId> = (0..256).flat_map(|b| t.bucket(b).copied().collect::<Vec<_>>()).collect();
+            let key = Key(target);
+            prop_assert_eq!(t.closest(&key, n), closest(&key, members, n));
         }
     }
 

@@ -119,6 +119,9 @@ pub struct TopologyCore {
     unreachable: Unreachable,
     next_refresh: Millis,
     next_maintain: Millis,
+    /// The (table, links) versions the wants were last computed from: a maintenance round with
+    /// neither changed has nothing to tell.
+    computed_from: Option<(u64, u64)>,
     out: Outputs<Output>,
 }
 
@@ -135,6 +138,7 @@ impl TopologyCore {
             unreachable: Unreachable::new(UNREACHABLE_MEMORY_MS, UNREACHABLE_MEMORY_MAX),
             next_refresh: FIRST_REFRESH_MS,
             next_maintain: MAINTAIN_MS,
+            computed_from: None,
             out: Outputs::new(),
         }
     }
@@ -170,7 +174,8 @@ impl TopologyCore {
         let mut picked: Vec<PeerId> = linked.into_iter().map(|(_, p)| p).take(want).collect();
         if picked.len() < want {
             let table = self.table.borrow();
-            let mut rest: Vec<PeerId> = (0..256)
+            let mut rest: Vec<PeerId> = table
+                .occupied(0..256)
                 .flat_map(|b| table.bucket(b))
                 .filter(|p| elected(p, share) && !picked.contains(p))
                 .copied()
@@ -186,7 +191,7 @@ impl TopologyCore {
         let supernodes = self.supernodes();
         let table = self.table.borrow();
         if table.len() < self.cfg.mesh_below {
-            let all = (0..256).flat_map(|b| table.bucket(b).copied().collect::<Vec<_>>()).collect();
+            let all = table.occupied(0..256).flat_map(|b| table.bucket(b).copied().collect::<Vec<_>>()).collect();
             return [all, BTreeSet::new(), BTreeSet::new(), supernodes];
         }
         drop(table);
@@ -204,11 +209,8 @@ impl TopologyCore {
         }
         let table = self.table.borrow();
         let mut buckets = BTreeSet::new();
-        for b in (lowest + 1)..256 {
-            if let Some((_, _, p)) = linked.get(&b) {
-                buckets.insert(*p);
-                continue;
-            }
+        buckets.extend(linked.range(lowest + 1..).map(|(_, (_, _, p))| *p));
+        for b in table.occupied(lowest + 1..256).filter(|b| !linked.contains_key(b)) {
             let members: Vec<&PeerId> = table.bucket(b).filter(|p| !hood.contains(*p)).collect();
             if !members.is_empty() {
                 buckets.insert(*members[(usize::from(self.my_key.0[31]) + b) % members.len()]);
@@ -219,6 +221,11 @@ impl TopologyCore {
 
     /// Tell the manager what changed.
     fn maintain(&mut self) {
+        let versions = (self.table.borrow().version(), self.links.version());
+        if self.computed_from == Some(versions) {
+            return;
+        }
+        self.computed_from = Some(versions);
         let sets = self.compute();
         for (purpose, set) in PURPOSES.into_iter().zip(sets) {
             let old = self.told.get(&purpose);
