@@ -235,6 +235,11 @@ impl ReplicationCore {
         self.neighbours.get(peer).is_some_and(|n| n.full)
     }
 
+    /// The peers known to hold `chunk` (neighbours' announcements and offers).
+    pub fn known_holders(&self, chunk: &ChunkId) -> Option<&BTreeSet<PeerId>> {
+        self.known.get(chunk)
+    }
+
     /// Whether `peer` is known to hold `chunk` (a neighbour's announcement or an offer).
     pub fn known_holder(&self, chunk: &ChunkId, peer: &PeerId) -> bool {
         self.known.get(chunk).is_some_and(|hs| hs.contains(peer))

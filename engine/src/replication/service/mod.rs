@@ -325,13 +325,14 @@ impl<S: Storage> ContentCore<S> {
         let chunk = ChunkId(target);
         // Only linked peers: they are alive now, and we can relay to them.
         let linked = closest(&key, std::iter::once(self.me).chain(self.links.peers()), self.rcfg.k);
+        let holders = self.repl.known_holders(&chunk);
         let mut peers: Vec<NodeInfo> = linked
             .iter()
             .map(|&p| {
                 if p == self.me {
                     NodeInfo { peer: p, full: self.repl.is_full(), holds: self.repl.holds(&chunk), contact: false }
                 } else {
-                    let (full, holds) = (self.repl.neighbour_full(&p), self.repl.known_holder(&chunk, &p));
+                    let (full, holds) = (self.repl.neighbour_full(&p), holders.is_some_and(|h| h.contains(&p)));
                     NodeInfo { peer: p, full, holds, contact: false }
                 }
             })
