@@ -242,7 +242,7 @@ impl ReplicationCore {
 
     /// Whether `peer` is known to hold `chunk` (a neighbour's announcement or an offer).
     pub fn known_holder(&self, chunk: &ChunkId, peer: &PeerId) -> bool {
-        self.known.get(chunk).is_some_and(|hs| hs.contains(peer))
+        self.known_holders(chunk).is_some_and(|hs| hs.contains(peer))
     }
 
     /// Chunks held, with their sizes.

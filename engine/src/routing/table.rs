@@ -91,7 +91,7 @@ impl RoutingTable {
             bucket.peers.push_back(peer);
             bucket.replacements.retain(|p| *p != peer);
             self.len += 1;
-            self.occupancy[b / 64] |= 1 << (b % 64);
+            self.set_occupied(b, true);
             return true;
         }
         bucket.replacements.retain(|p| *p != peer);
@@ -117,7 +117,7 @@ impl RoutingTable {
         bucket.replacements.retain(|p| *p != peer);
         self.len += 1;
         self.version = self.version.wrapping_add(1);
-        self.occupancy[b / 64] |= 1 << (b % 64);
+        self.set_occupied(b, true);
         true
     }
 
@@ -135,15 +135,28 @@ impl RoutingTable {
                 bucket.peers.push_back(r);
                 self.len += 1;
             }
-            if bucket.peers.is_empty() {
-                self.occupancy[b / 64] &= !(1 << (b % 64));
-            }
+            let empty = bucket.peers.is_empty();
+            self.set_occupied(b, !empty);
+        }
+    }
+
+    fn set_occupied(&mut self, b: usize, on: bool) {
+        let bit = 1u64 << (b % 64);
+        if on {
+            self.occupancy[b / 64] |= bit;
+        } else {
+            self.occupancy[b / 64] &= !bit;
         }
     }
 
     /// The buckets of `range` that have members, in ascending order.
     pub fn occupied(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = usize> + '_ {
         range.filter(|b| *b < 256 && self.occupancy[b / 64] & (1 << (b % 64)) != 0)
+    }
+
+    /// Every member, bucket by bucket from the nearest (bucket 0) out.
+    pub fn members(&self) -> impl Iterator<Item = &PeerId> {
+        self.occupied(0..256).flat_map(|b| self.buckets[b].peers.iter())
     }
 
     /// The members of bucket `b` (0..=255), most recently seen last.
@@ -243,7 +256,7 @@ mod tests {
             let mut target = target;
             let shared = shared.min(32);
             target[..shared].copy_from_slice(&me[..shared]);
-            let members: Vec<PeerId> = (0..256).flat_map(|b| t.bucket(b).copied().collect::<Vec<_>>()).collect();
+            let members: Vec<PeerId> = t.members().copied().collect();
             let key = Key(target);
             prop_assert_eq!(t.closest(&key, n), closest(&key, members, n));
         }

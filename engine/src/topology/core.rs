@@ -174,12 +174,8 @@ impl TopologyCore {
         let mut picked: Vec<PeerId> = linked.into_iter().map(|(_, p)| p).take(want).collect();
         if picked.len() < want {
             let table = self.table.borrow();
-            let mut rest: Vec<PeerId> = table
-                .occupied(0..256)
-                .flat_map(|b| table.bucket(b))
-                .filter(|p| elected(p, share) && !picked.contains(p))
-                .copied()
-                .collect();
+            let mut rest: Vec<PeerId> =
+                table.members().filter(|p| elected(p, share) && !picked.contains(p)).copied().collect();
             rest.sort_by_key(|p| self.my_key.distance(&Key::of_peer(p)));
             picked.extend(rest.into_iter().take(want - picked.len()));
         }
@@ -191,7 +187,7 @@ impl TopologyCore {
         let supernodes = self.supernodes();
         let table = self.table.borrow();
         if table.len() < self.cfg.mesh_below {
-            let all = table.occupied(0..256).flat_map(|b| table.bucket(b).copied().collect::<Vec<_>>()).collect();
+            let all = table.members().copied().collect();
             return [all, BTreeSet::new(), BTreeSet::new(), supernodes];
         }
         drop(table);
