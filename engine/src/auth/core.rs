@@ -208,7 +208,10 @@ impl AuthCore {
             return;
         }
         link.answered = true;
-        let signature = self.identity.sign(&transcript(&nonce, &self.me, &from)).to_vec();
+        let signed = transcript(&nonce, &self.me, &from);
+        let signature = self.identity.sign(&signed);
+        self.verifier.expect(&self.me, &signed, &signature);
+        let signature = signature.to_vec();
         self.effect(Effect::Send { to: from, msg: Message::Proof { signature } });
     }
 

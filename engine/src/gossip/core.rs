@@ -105,6 +105,17 @@ impl SeenCache {
     }
 }
 
+/// A copy's id, read before the rumour's body is decoded: the origin and the first 8 bytes of
+/// the origin's signature (ed25519 signing is deterministic: every copy of one rumour carries the
+/// same bytes). Most rumours a node receives are copies of ones it already took; this sorts them
+/// out without decoding or verifying anything. A forgery that borrows the bytes of a rumour
+/// already verified is dropped as its duplicate; one that comes first is verified, refused, and
+/// never enters the cache. None for a signature too short to be one (refused as unsigned).
+fn copy_id(r: &Rumor) -> Option<(PeerId, u64)> {
+    let head: [u8; 8] = r.envelope.signature.get(..8)?.try_into().ok()?;
+    Some((r.origin(), u64::from_le_bytes(head)))
+}
+
 /// Deliberate misbehaviour, for the simulator's adversarial peers only (a real node never sets
 /// it): every rumour this node sends, its own and the ones it relays, carries a broken signature.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,7 +132,10 @@ pub struct GossipCore {
     faults: Faults,
     cfg: GossipConfig,
     links: LinkView,
+    /// Rumour ids (origin, sequence number) taken.
     seen: SeenCache,
+    /// Copies already taken ([`copy_id`]), checked before anything is decoded.
+    copies: SeenCache,
     /// Rumours waiting for the next round, TTL already decremented.
     relay: Vec<Rumor>,
     /// Peers heard of since the last round, unsorted (bounded by MAX_PENDING_LEARNED).
@@ -154,6 +168,7 @@ impl GossipCore {
             unix_epoch_ms,
             faults,
             seen: SeenCache::new(cfg.seen_cache_max),
+            copies: SeenCache::new(cfg.seen_cache_max),
             cfg,
             links,
             relay: Vec::new(),
@@ -191,12 +206,17 @@ impl GossipCore {
         }
         for mut r in rumors {
             let origin = r.origin();
+            let copy = copy_id(&r);
+            if origin == self.me || copy.is_some_and(|id| self.copies.contains(&id)) {
+                self.duplicates += 1;
+                continue;
+            }
             let Ok(body) = r.body() else {
                 self.reject(from, origin, Rejection::Malformed);
                 continue;
             };
             let id = (origin, body.seq);
-            if origin == self.me || self.seen.contains(&id) {
+            if self.seen.contains(&id) {
                 self.duplicates += 1;
                 continue;
             }
@@ -211,6 +231,9 @@ impl GossipCore {
                 continue;
             }
             self.seen.insert(id, now);
+            if let Some(copy) = copy {
+                self.copies.insert(copy, now);
+            }
             self.out.push_back(Output::Effect(Effect::Event(Event::EnvelopeAccepted { origin, from })));
             self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin, seq: body.seq })));
             let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
@@ -268,6 +291,7 @@ impl GossipCore {
                 return;
             }
         };
+        own.envelope.announce_to(&*self.verifier);
         self.seen.insert((self.me, self.seq), now);
         self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
@@ -309,6 +333,7 @@ impl Core for GossipCore {
             self.next_round = now + self.cfg.interval_ms;
             // A rumour travels at most one hop per round: after ttl + 2 rounds it cannot return.
             self.seen.expire(now.saturating_sub(self.horizon_ms()));
+            self.copies.expire(now.saturating_sub(self.horizon_ms()));
             if !self.learned.is_empty() {
                 let mut learned = std::mem::take(&mut self.learned);
                 learned.sort_unstable();
@@ -335,5 +360,6 @@ impl Core for GossipCore {
         debug_assert!(self.relay.iter().all(|r| r.ttl >= 1 && r.ttl < self.cfg.ttl), "relayed ttl out of range");
         debug_assert!(self.learned.len() <= MAX_PENDING_LEARNED, "learned batch over its bound");
         debug_assert!(self.seen.len() <= self.cfg.seen_cache_max, "seen cache over its bound");
+        debug_assert!(self.copies.len() <= self.cfg.seen_cache_max, "copy cache over its bound");
     }
 }

@@ -64,6 +64,13 @@ impl Envelope {
             .map_err(|_| Rejection::BadSignature)
     }
 
+    /// Hands a just-sealed envelope to a verifier that works ahead ([`Verifier::expect`]).
+    pub fn announce_to(&self, verifier: &dyn Verifier) {
+        if let Ok(sig) = <&[u8; 64]>::try_from(self.signature.as_slice()) {
+            verifier.expect(&self.public_key, &signed_bytes(&self.public_key, self.timestamp_ms, &self.data), sig);
+        }
+    }
+
     /// Timestamp check: refused if older than `max_age_ms` or dated more than `max_ahead_ms` past
     /// `now_ms` (Unix milliseconds by the receiver's clock).
     pub fn check_fresh(&self, now_ms: u64, max_age_ms: u64, max_ahead_ms: u64) -> Result<(), Rejection> {

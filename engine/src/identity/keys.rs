@@ -89,6 +89,11 @@ fn verify_key(key: &VerifyingKey, peer: &PeerId, message: &[u8], signature: &[u8
 /// ed25519 verification. Either way the answer is exactly ed25519's.
 pub trait Verifier {
     fn verify(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError>;
+
+    /// A signature this process has just made and that peers will check: a verifier that works
+    /// ahead (the simulator's) may start checking it now, on another core. `verify` answers the
+    /// same either way; the default does nothing.
+    fn expect(&self, _peer: &PeerId, _message: &[u8], _signature: &[u8; 64]) {}
 }
 
 /// Verifies every call.
@@ -104,25 +109,108 @@ impl Verifier for Ed25519Verifier {
 /// hit needs the very same bytes (compared in full: no hash to collide). Bounded by the bytes of
 /// messages it holds, forgetting the oldest first. Also keeps the decompressed public keys it has
 /// met (up to 65,536).
+///
+/// Built [`MemoVerifier::with_lookahead`], it also checks the signatures announced through
+/// [`Verifier::expect`] on a worker thread of its own while the caller runs on, so that by the
+/// time a peer receives the message the verdict is usually waiting. A verdict is a pure function
+/// of (key, message, signature), so which thread computed it changes nothing a caller sees: only
+/// the counts in [`MemoVerifier::stats`] and the wall time. The worker touches no clock, no
+/// runtime and no shared state but its two bounded channels.
 pub struct MemoVerifier {
     memo: std::cell::RefCell<Memo>,
-    keys: std::cell::RefCell<rustc_hash::FxHashMap<PeerId, VerifyingKey>>,
+    keys: std::cell::RefCell<KeyCache>,
     capacity_bytes: usize,
-    stats: std::cell::Cell<(u64, u64)>,
+    stats: std::cell::Cell<VerifierStats>,
+    ahead: Option<Lookahead>,
+}
+
+/// What a [`MemoVerifier`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifierStats {
+    /// ed25519 verifications on the caller's thread.
+    pub verified: u64,
+    /// Answers from memory (including verdicts the worker reached first).
+    pub remembered: u64,
+    /// ed25519 verifications the look-ahead worker did.
+    pub verified_ahead: u64,
+    /// Announced signatures not handed to the worker because its queue was full.
+    pub ahead_dropped: u64,
 }
 
 type MemoKey = (PeerId, [u8; 64]);
 /// The message a verdict was reached on, and the verdict.
 type Verdict = (Box<[u8]>, Result<(), SignatureError>);
 
-/// Decompressed public keys a [`MemoVerifier`] keeps (~200 bytes each).
+/// Decompressed public keys a [`MemoVerifier`] keeps (~200 bytes each), per thread.
 const MEMO_KEYS: usize = 1 << 16;
+/// Signatures waiting for the look-ahead worker, and verdicts waiting to join the memo, at most
+/// (each up to one signed message; guess: a few rounds of gossip at 1,000 nodes).
+const MAX_LOOKAHEAD_JOBS: usize = 8192;
 
 #[derive(Default)]
 struct Memo {
     verdicts: rustc_hash::FxHashMap<MemoKey, Verdict>,
     order: std::collections::VecDeque<MemoKey>,
     bytes: usize,
+}
+
+/// The worker thread and its two channels (jobs out, verdicts back).
+struct Lookahead {
+    jobs: Option<std::sync::mpsc::SyncSender<(MemoKey, Box<[u8]>)>>,
+    verdicts: std::sync::mpsc::Receiver<(MemoKey, Verdict)>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Decompressed keys by peer, bounded (cleared when full: keys are cheap to decompress again).
+#[derive(Default)]
+struct KeyCache(rustc_hash::FxHashMap<PeerId, VerifyingKey>);
+
+impl KeyCache {
+    fn get(&mut self, peer: &PeerId) -> Result<VerifyingKey, SignatureError> {
+        if let Some(k) = self.0.get(peer) {
+            return Ok(*k);
+        }
+        let k = decompress(peer)?;
+        if self.0.len() >= MEMO_KEYS {
+            self.0.clear();
+        }
+        self.0.insert(*peer, k);
+        Ok(k)
+    }
+}
+
+impl Lookahead {
+    fn start() -> std::io::Result<Self> {
+        let (jobs, inbox) = std::sync::mpsc::sync_channel::<(MemoKey, Box<[u8]>)>(MAX_LOOKAHEAD_JOBS);
+        let (outbox, verdicts) = std::sync::mpsc::sync_channel(MAX_LOOKAHEAD_JOBS);
+        let worker = std::thread::Builder::new().name("verify-ahead".into()).spawn(move || {
+            let mut keys = KeyCache::default();
+            // Ends when the verifier drops its sender, or stops listening.
+            while let Ok((key, message)) = inbox.recv() {
+                let (peer, signature) = &key;
+                let verdict = keys.get(peer).and_then(|k| verify_key(&k, peer, &message, signature));
+                if outbox.send((key, (message, verdict))).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(Lookahead { jobs: Some(jobs), verdicts, worker: Some(worker) })
+    }
+}
+
+impl Drop for Lookahead {
+    fn drop(&mut self) {
+        self.jobs.take();
+        // Unblock a worker waiting to hand back a verdict, then wait for it to end.
+        while self.verdicts.try_recv().is_ok() {}
+        if let Some(w) = self.worker.take() {
+            while !w.is_finished() {
+                while self.verdicts.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = w.join();
+        }
+    }
 }
 
 impl MemoVerifier {
@@ -134,59 +222,76 @@ impl MemoVerifier {
             keys: Default::default(),
             capacity_bytes: capacity_bytes.max(1),
             stats: Default::default(),
+            ahead: None,
         }
     }
 
-    fn key(&self, peer: &PeerId) -> Result<VerifyingKey, SignatureError> {
-        if let Some(k) = self.keys.borrow().get(peer) {
-            return Ok(*k);
-        }
-        let k = decompress(peer)?;
-        let mut keys = self.keys.borrow_mut();
-        if keys.len() >= MEMO_KEYS {
-            keys.clear();
-        }
-        keys.insert(*peer, k);
-        Ok(k)
+    /// As [`MemoVerifier::new`], with a worker thread that checks announced signatures ahead.
+    pub fn with_lookahead(capacity_bytes: usize) -> std::io::Result<Self> {
+        Ok(MemoVerifier { ahead: Some(Lookahead::start()?), ..MemoVerifier::new(capacity_bytes) })
     }
 
-    /// (verifications done, answers from memory).
-    pub fn stats(&self) -> (u64, u64) {
+    pub fn stats(&self) -> VerifierStats {
         self.stats.get()
     }
 
-    fn remember(&self, key: MemoKey, message: &[u8], verdict: Result<(), SignatureError>) {
+    fn count(&self, f: impl FnOnce(&mut VerifierStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Keeps the first verdict reached for a key: the one traffic repeats.
+    fn remember(&self, key: MemoKey, message: Box<[u8]>, verdict: Result<(), SignatureError>) {
         let mut m = self.memo.borrow_mut();
+        if m.verdicts.contains_key(&key) {
+            return;
+        }
         while m.bytes + message.len() > self.capacity_bytes {
             let Some(old) = m.order.pop_front() else { break };
             if let Some((msg, _)) = m.verdicts.remove(&old) {
                 m.bytes -= msg.len();
             }
         }
-        if m.verdicts.insert(key, (message.into(), verdict)).is_none() {
-            m.order.push_back(key);
-            m.bytes += message.len();
+        m.bytes += message.len();
+        m.order.push_back(key);
+        m.verdicts.insert(key, (message, verdict));
+    }
+
+    /// Verdicts the worker has reached since the last call join the memo.
+    fn collect_ahead(&self) {
+        let Some(ahead) = &self.ahead else { return };
+        while let Ok((key, (message, verdict))) = ahead.verdicts.try_recv() {
+            self.count(|s| s.verified_ahead += 1);
+            self.remember(key, message, verdict);
         }
     }
 }
 
 impl Verifier for MemoVerifier {
     fn verify(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) -> Result<(), SignatureError> {
+        self.collect_ahead();
         let key = (*peer, *signature);
-        let (done, hits) = self.stats.get();
         // None: never seen; Some(None): same key and signature over other bytes, which is not
         // what was checked, so check it (and keep the first verdict, the one traffic repeats).
         let cached = self.memo.borrow().verdicts.get(&key).map(|(msg, v)| (**msg == *message).then(|| v.clone()));
         if let Some(Some(v)) = cached {
-            self.stats.set((done, hits + 1));
+            self.count(|s| s.remembered += 1);
             return v;
         }
-        let v = self.key(peer).and_then(|k| verify_key(&k, peer, message, signature));
-        self.stats.set((done + 1, hits));
+        let v = self.keys.borrow_mut().get(peer).and_then(|k| verify_key(&k, peer, message, signature));
+        self.count(|s| s.verified += 1);
         if cached.is_none() {
-            self.remember(key, message, v.clone());
+            self.remember(key, message.into(), v.clone());
         }
         v
+    }
+
+    fn expect(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) {
+        let Some(jobs) = self.ahead.as_ref().and_then(|a| a.jobs.as_ref()) else { return };
+        if jobs.try_send(((*peer, *signature), message.into())).is_err() {
+            self.count(|s| s.ahead_dropped += 1);
+        }
     }
 }
 
@@ -250,13 +355,48 @@ mod tests {
             assert!(memo.verify(&a.peer_id(), b"n", &sig).is_err(), "same signature, other message");
         }
         // "n" under a's key and signature is checked each time: only identical bytes hit.
-        assert_eq!(memo.stats(), (4, 2));
+        assert_eq!((memo.stats().verified, memo.stats().remembered), (4, 2));
         // Past its capacity (3 bytes of messages) it forgets the oldest, and still answers right.
         let mut bad = sig;
         bad[0] ^= 1;
         assert!(memo.verify(&a.peer_id(), b"m", &bad).is_err());
         assert!(memo.verify(&a.peer_id(), b"m", &sig).is_ok());
         assert!(memo.memo.borrow().bytes <= 3 && memo.memo.borrow().verdicts.len() <= 3);
+    }
+
+    #[test]
+    fn lookahead_verdicts_are_ed25519s_and_come_from_the_worker() {
+        let (a, b) = (ident(5), ident(6));
+        let memo = MemoVerifier::with_lookahead(1 << 20).unwrap();
+        let msgs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1 + usize::from(i)]).collect();
+        let mut sigs: Vec<[u8; 64]> = msgs.iter().map(|m| a.sign(m)).collect();
+        sigs[7][3] ^= 0x10; // announced, but broken: the worker must say so too
+        for (m, s) in msgs.iter().zip(&sigs) {
+            memo.expect(&a.peer_id(), m, s);
+        }
+        memo.expect(&b.peer_id(), &msgs[0], &sigs[0]); // someone else's key
+                                                       // Bounded wait for the worker (it is a thread: no simulated time here).
+        for _ in 0..500 {
+            memo.collect_ahead();
+            if memo.stats().verified_ahead == 41 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(memo.stats().verified_ahead, 41);
+        for (m, s) in msgs.iter().zip(&sigs) {
+            assert_eq!(memo.verify(&a.peer_id(), m, s), Ed25519Verifier.verify(&a.peer_id(), m, s));
+        }
+        assert_eq!(
+            memo.verify(&b.peer_id(), &msgs[0], &sigs[0]),
+            Ed25519Verifier.verify(&b.peer_id(), &msgs[0], &sigs[0])
+        );
+        assert!(memo.verify(&a.peer_id(), &msgs[7], &sigs[7]).is_err());
+        // Every answer came from the worker's verdicts; other bytes under a known key and
+        // signature are still checked here.
+        assert_eq!(memo.stats().verified, 0);
+        assert!(memo.verify(&a.peer_id(), &msgs[1], &sigs[0]).is_err());
+        assert_eq!(memo.stats().verified, 1);
     }
 
     #[test]

@@ -7,10 +7,10 @@ use crate::latency::Latency;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::rc::Rc;
 use swarm_engine::transport::EventSink;
 use swarm_engine::transport::{Transport, TransportEvent};
@@ -113,8 +113,9 @@ struct Slot {
     /// Behind a NAT: cannot accept a link dialled by another NATed node.
     nat: bool,
     /// This node's half of each link: remote peer -> remote address and ordering state.
-    links: BTreeMap<PeerId, Link>,
-    dialing: BTreeMap<PeerId, ()>,
+    /// Looked up per frame; iterated only where order cannot matter (connectivity's union-find).
+    links: FxHashMap<PeerId, Link>,
+    dialing: FxHashSet<PeerId>,
     /// When this incarnation first held `join_k` links.
     joined_at_us: Option<u64>,
     born_us: u64,
@@ -187,8 +188,8 @@ impl SimNet {
                 max_connections: 0,
                 side: 0,
                 nat: false,
-                links: BTreeMap::new(),
-                dialing: BTreeMap::new(),
+                links: FxHashMap::default(),
+                dialing: FxHashSet::default(),
                 joined_at_us: None,
                 born_us: 0,
             });
@@ -526,13 +527,13 @@ impl Transport for SimPort {
             let mut s = self.net.state.borrow_mut();
             let now = s.now_us();
             let Some(me) = s.live(self.me) else { return };
-            if peer == self.peer || me.links.contains_key(&peer) || me.dialing.contains_key(&peer) {
+            if peer == self.peer || me.links.contains_key(&peer) || me.dialing.contains(&peer) {
                 return;
             }
             let my_side = me.side;
             s.stats.dials += 1;
             if let Some(sl) = s.live_mut(self.me) {
-                sl.dialing.insert(peer, ());
+                sl.dialing.insert(peer);
             }
             let timeout = now + s.cfg.connect_timeout_ms * 1000;
             match s.directory.get(&peer).copied() {
