@@ -208,8 +208,12 @@ pub struct ReplicationConfig {
     pub repair_bytes_per_round: u64,
     /// A request for a chunk not answered within this long goes to another holder.
     pub request_timeout_ms: u64,
-    /// How often a holder checks each chunk's replica set against the network (a lookup).
+    /// How often a holder checks each chunk's replica set against the network (a lookup),
+    /// after any sign of trouble.
     pub check_interval_ms: u64,
+    /// The longest wait between two checks of a settled chunk: each check that finds the whole
+    /// replica set holding it doubles the wait, from `check_interval_ms` up to this.
+    pub check_interval_max_ms: u64,
     /// Most lookups one node starts per repair round.
     pub lookups_per_round: usize,
     /// Bytes of chunks this node keeps at most (its own and others'); a full node refuses more.
@@ -230,6 +234,8 @@ impl Default for ReplicationConfig {
             repair_bytes_per_round: 2 * 1024 * 1024,
             request_timeout_ms: 10_000,
             check_interval_ms: 60_000,
+            // guess: 8x the base; a linked holder's departure triggers a check at once anyway.
+            check_interval_max_ms: 480_000,
             lookups_per_round: 16,
             capacity_bytes: 1 << 30,
             fetch_timeout_ms: 30_000,
@@ -406,6 +412,11 @@ impl NodeConfig {
             r.check_interval_ms >= r.repair_interval_ms,
             "replication.check_interval_ms",
             "must be >= repair_interval_ms",
+        )?;
+        check(
+            r.check_interval_max_ms >= r.check_interval_ms,
+            "replication.check_interval_max_ms",
+            "must be >= check_interval_ms",
         )?;
         check(r.lookups_per_round >= 1, "replication.lookups_per_round", "must be at least 1")?;
         check(r.fetch_timeout_ms >= 100, "replication.fetch_timeout_ms", "must be at least 100 ms")?;

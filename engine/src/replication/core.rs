@@ -154,6 +154,18 @@ struct Neighbour {
     full: bool,
 }
 
+/// A chunk we hold, and when its replica set is checked against the network next.
+#[derive(Clone, Copy, Debug)]
+struct HeldChunk {
+    bytes: u32,
+    check_at: Millis,
+    /// The wait before the next check: `check_interval_ms` after any sign of trouble, doubled
+    /// after each check that found the whole replica set holding it, up to
+    /// `check_interval_max_ms`. A settled chunk costs few lookups; a linked holder's departure
+    /// brings the check forward at once, whatever the wait.
+    calm_ms: Millis,
+}
+
 pub struct ReplicationCore {
     me: PeerId,
     cfg: ReplicationConfig,
@@ -161,7 +173,7 @@ pub struct ReplicationCore {
     chunk_bytes_max: u32,
     neighbours: BTreeMap<PeerId, Neighbour>,
     /// What we hold: size, and when to check its replica set against the network next.
-    held: BTreeMap<ChunkId, (u32, Millis)>,
+    held: BTreeMap<ChunkId, HeldChunk>,
     /// Held chunks never dropped as surplus (published here, or stored before this run).
     pinned: BTreeSet<ChunkId>,
     /// Surplus copies we let go -> until when our own view (neighbours' announcements) may not
@@ -247,7 +259,7 @@ impl ReplicationCore {
 
     /// Chunks held, with their sizes.
     pub fn held(&self) -> impl Iterator<Item = (&ChunkId, u32)> {
-        self.held.iter().map(|(c, (b, _))| (c, *b))
+        self.held.iter().map(|(c, h)| (c, h.bytes))
     }
 
     fn announce(&mut self, to: Vec<PeerId>, held: Vec<ChunkId>, released: Vec<ChunkId>) {
@@ -285,9 +297,11 @@ impl ReplicationCore {
             LinkEvent::Down { peer, .. } => {
                 if self.neighbours.remove(&peer).is_some() {
                     // Chunks it held with us are checked against the network at the next round.
-                    for (c, (_, check)) in self.held.iter_mut() {
+                    let base = self.cfg.check_interval_ms;
+                    for (c, h) in self.held.iter_mut() {
                         if self.known.get(c).is_some_and(|hs| hs.contains(&peer)) {
-                            *check = (*check).min(now);
+                            h.check_at = h.check_at.min(now);
+                            h.calm_ms = base;
                         }
                     }
                     self.forget_holder(&peer);
@@ -338,6 +352,16 @@ impl ReplicationCore {
         }
         if offers > 0 || peers.iter().all(|f| f.peer == self.me) {
             self.urgent.insert((now + URGENT_CHECK_MS, chunk));
+        }
+        // Settled: a full replica set, every member (ourselves included) holding it.
+        let settled = offers == 0
+            && set.len() == self.cfg.rf
+            && set.iter().all(|m| *m == self.me || holding.contains(m))
+            && blocked == 0;
+        let (base, max) = (self.cfg.check_interval_ms, self.cfg.check_interval_max_ms.max(self.cfg.check_interval_ms));
+        if let Some(h) = self.held.get_mut(&chunk) {
+            h.calm_ms = if settled { h.calm_ms.saturating_mul(2).clamp(base, max) } else { base };
+            h.check_at = now + h.calm_ms;
         }
         // Surplus: far from the chunk, and the whole replica set (others than us) holds it.
         let surplus = !ranked.contains(&self.me)
@@ -399,13 +423,14 @@ impl ReplicationCore {
         let due: Vec<ChunkId> = self
             .held
             .iter()
-            .filter(|(_, (_, at))| *at <= now)
+            .filter(|(_, h)| h.check_at <= now)
             .map(|(c, _)| *c)
             .take(self.cfg.lookups_per_round)
             .collect();
         for c in due {
-            if let Some((_, at)) = self.held.get_mut(&c) {
-                *at = now + self.cfg.check_interval_ms;
+            // Until the answer sets the next one (a lookup that never ends is retried then).
+            if let Some(h) = self.held.get_mut(&c) {
+                h.check_at = now + h.calm_ms;
             }
             self.stats.lookups += 1;
             self.out.push_back(Output::Lookup { chunk: c });
@@ -479,7 +504,8 @@ impl Core for ReplicationCore {
             Input::Stored { chunk, bytes } => {
                 self.pending.remove(&chunk);
                 // A new chunk is checked against the network at the next round.
-                if self.held.insert(chunk, (bytes, now)).is_none() {
+                let fresh = HeldChunk { bytes, check_at: now, calm_ms: self.cfg.check_interval_ms };
+                if self.held.insert(chunk, fresh).is_none() {
                     let to = self.everyone();
                     self.announce(to, vec![chunk], vec![]);
                 }
@@ -487,8 +513,8 @@ impl Core for ReplicationCore {
             Input::Published { chunk, bytes } => {
                 self.pinned.insert(chunk);
                 self.handle(now, Input::Stored { chunk, bytes });
-                if let Some((_, at)) = self.held.get_mut(&chunk) {
-                    *at = now + self.cfg.check_interval_ms;
+                if let Some(h) = self.held.get_mut(&chunk) {
+                    h.check_at = now + self.cfg.check_interval_ms;
                     self.stats.lookups += 1;
                     self.out.push_back(Output::Lookup { chunk });
                 }

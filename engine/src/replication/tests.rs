@@ -278,7 +278,8 @@ proptest! {
         // Copies each chunk had at the last check: a chunk may vanish only if that was one
         // (which the check allows only when no second peer had room for it).
         let mut copies: BTreeMap<ChunkId, usize> = BTreeMap::new();
-        let check_rounds = (cfg.check_interval_ms / cfg.repair_interval_ms) as usize + 1;
+        // A settled chunk is checked at the longest interval: repair gets that long.
+        let check_rounds = (cfg.check_interval_max_ms / cfg.repair_interval_ms) as usize + 1;
         for _ in 0..8 {
             m.join(peer(next_peer), usize::MAX);
             next_peer += 1;
@@ -306,7 +307,7 @@ proptest! {
                 }
             }
             // Repair gets time between events (crashes one at a time, as the definition of
-            // repairable churn requires): one check interval (a lost copy whose holder was not a
+            // repairable churn requires): the longest check interval (a lost copy whose holder was not a
             // neighbour of the others is noticed by the periodic check), then until it has
             // nothing left to do.
             m.rounds(check_rounds);

@@ -55,6 +55,12 @@ pub(super) enum Ask {
         to: PeerId,
         msg: LookupMsg,
     },
+    /// Over a link asked for: `to` was named as a table contact closer to the target than the
+    /// answerer's links, and only a fetch's lookup pays a dial to ask it.
+    Dial {
+        to: PeerId,
+        msg: LookupMsg,
+    },
 }
 
 /// A finished lookup.
@@ -179,6 +185,11 @@ impl Lookups {
                     Ask::Direct { to: p, msg }
                 } else if let Some(v) = q.via.get(&p).copied().filter(|v| links.contains(v)) {
                     Ask::Via { via: v, to: p, msg }
+                } else if matches!(q.purpose, Purpose::Fetch(_)) && q.contacts.contains(&p) {
+                    // Where links leave a gap near the target (a region no link of the peers
+                    // asked reaches yet), routes and relayed questions stop short of the
+                    // holders; the contact that fills the gap is worth one dial to a fetch.
+                    Ask::Dial { to: p, msg }
                 } else {
                     // No one-hop path to it (named by a peer we reached through a relay).
                     q.lookup.on_failure(&p);

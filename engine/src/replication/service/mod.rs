@@ -289,6 +289,11 @@ impl<S: Storage> ContentCore<S> {
                 match ask {
                     Ask::Direct { to, msg } => self.send(to, Message::Lookup(msg)),
                     Ask::Via { via, to, msg } => self.send(via, Message::Relay { to, msg }),
+                    Ask::Dial { to, msg } => {
+                        if !self.send_to(now, to, Message::Lookup(msg)) {
+                            self.lookups.peer_gone(now, &to, &self.links);
+                        }
+                    }
                 }
             }
             let Some(f) = self.lookups.poll_finished() else { break };
