@@ -11,8 +11,8 @@
 // pub mod holder;
 // pub mod messages;
 // pub mod owner;
-// pub mod proof;
-// pub mod seal;
+pub mod proof;
+pub mod seal;
 pub mod split;
 
 use serde::de::DeserializeOwned;
