@@ -8,9 +8,9 @@
 //! a peer's key), [`proof`] (the passphrase proof), [`messages`] (what travels, signed), [`holder`]
 //! (the trusted peer's state machine) and [`owner`] (backup and recovery on the user's side).
 
-// pub mod holder;
-// pub mod messages;
-// pub mod owner;
+pub mod holder;
+pub mod messages;
+pub mod owner;
 pub mod proof;
 pub mod seal;
 pub mod split;
