@@ -5,6 +5,10 @@
 //! `max_attempts_per_window` in any `window_ms`, and the owner is locked for `lockout_ms` once a
 //! window's attempts are spent. Storage is an output ([`Output::Store`] / [`Output::Delete`]);
 //! time is the `now` argument (Unix ms, envelopes carry Unix times).
+//!
+//! Known limits: the attempt counters and locks live in memory only (a restart forgets them; the
+//! stored record is the deposit alone), and a `NoShare` refusal tells anyone who asks whether this
+//! node holds a share for an owner.
 
 use super::messages::{
     deposit_context, open, release_context, sign, Ack, Challenge, ChallengeRequest, Deposit, DepositSecret,
