@@ -15,6 +15,7 @@ pub mod identity;
 pub mod links;
 pub mod node;
 pub mod observer;
+pub mod recovery;
 pub mod replication;
 pub mod router;
 pub mod routing;

@@ -75,7 +75,12 @@ struct VaultFile {
     sealed: Vec<u8>,
 }
 
-fn derive_key(passphrase: &[u8], salt: &[u8; 16], kdf: &KdfParams) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+/// argon2id of `passphrase` under `salt`, with `kdf` bounded first (also the recovery passphrase's KDF).
+pub(crate) fn derive_key(
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    kdf: &KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     if kdf.memory_kib > MAX_MEMORY_KIB || kdf.iterations > MAX_ITERATIONS || kdf.parallelism > MAX_PARALLELISM {
         return Err(VaultError::Kdf(format!("{kdf:?} exceeds the accepted maximum")));
     }
