@@ -16,6 +16,7 @@ pub mod links;
 pub mod node;
 pub mod observer;
 pub mod replication;
+pub mod reputation;
 pub mod router;
 pub mod routing;
 pub mod serde_bytes;
