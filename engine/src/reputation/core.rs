@@ -119,6 +119,11 @@ impl ReputationCore {
         self.peers.get(peer).map(|e| &e.record)
     }
 
+    /// The peers with a record, in id order.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.keys()
+    }
+
     pub fn len(&self) -> usize {
         self.peers.len()
     }
@@ -259,20 +264,20 @@ impl Record {
         let o = other.at(now, cfg);
         self.last_seen = self.last_seen.max(o.last_seen);
         self.sessions += o.sessions;
-        self.linked_ms += o.linked_ms;
-        self.churn += o.churn;
-        self.served += o.served;
-        self.failed += o.failed;
-        self.withheld += o.withheld;
-        let n = self.rtt_samples + o.rtt_samples;
-        self.rtt_ewma_ms = match (self.rtt_ewma_ms, o.rtt_ewma_ms) {
-            (Some(a), Some(b)) if n > 0.0 => Some((a * self.rtt_samples + b * o.rtt_samples) / n),
+        self.counts.linked_ms += o.counts.linked_ms;
+        self.counts.churn += o.counts.churn;
+        self.counts.served += o.counts.served;
+        self.counts.failed += o.counts.failed;
+        self.counts.withheld += o.counts.withheld;
+        let n = self.counts.rtt_samples + o.counts.rtt_samples;
+        self.counts.rtt_ewma_ms = match (self.counts.rtt_ewma_ms, o.counts.rtt_ewma_ms) {
+            (Some(a), Some(b)) if n > 0.0 => Some((a * self.counts.rtt_samples + b * o.counts.rtt_samples) / n),
             (a, b) => a.or(b),
         };
-        self.rtt_samples = n;
-        self.malice += o.malice;
-        self.violation += o.violation;
-        self.noise += o.noise;
+        self.counts.rtt_samples = n;
+        self.counts.malice += o.counts.malice;
+        self.counts.violation += o.counts.violation;
+        self.counts.noise += o.counts.noise;
     }
 }
 

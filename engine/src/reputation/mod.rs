@@ -17,4 +17,4 @@ mod tests;
 
 pub use self::core::{Input, Output, PersistOp, ReputationCore};
 pub use persist::{DecodeError, StoredRecord};
-pub use score::{OffenceClass, OffenceKind, Outcome, Record, Standing, SCORE_MAX, SCORE_MIN};
+pub use score::{Counts, OffenceClass, OffenceKind, Outcome, Record, Standing, SCORE_MAX, SCORE_MIN};

@@ -2,7 +2,7 @@
 //! times (a node's clock restarts at zero each run). Decoding never panics: bytes that do not
 //! decode, an unknown version or a counter out of range are errors naming what was wrong.
 
-use super::score::Record;
+use super::score::{Counts, Record};
 use crate::config::ReputationConfig;
 use crate::time::Millis;
 use crate::types::PeerId;
@@ -20,16 +20,7 @@ pub struct StoredRecord {
     pub at_unix_ms: u64,
     pub last_seen_unix_ms: u64,
     pub sessions: u64,
-    pub linked_ms: f64,
-    pub churn: f64,
-    pub served: f64,
-    pub failed: f64,
-    pub withheld: f64,
-    pub rtt_ewma_ms: Option<f64>,
-    pub rtt_samples: f64,
-    pub malice: f64,
-    pub violation: f64,
-    pub noise: f64,
+    pub counts: Counts,
 }
 
 /// Why stored bytes are not a record.
@@ -60,16 +51,7 @@ impl StoredRecord {
             at_unix_ms,
             last_seen_unix_ms: unix_epoch_ms.saturating_add(r.last_seen),
             sessions: r.sessions,
-            linked_ms: r.linked_ms,
-            churn: r.churn,
-            served: r.served,
-            failed: r.failed,
-            withheld: r.withheld,
-            rtt_ewma_ms: r.rtt_ewma_ms,
-            rtt_samples: r.rtt_samples,
-            malice: r.malice,
-            violation: r.violation,
-            noise: r.noise,
+            counts: r.counts,
         }
     }
 
@@ -82,16 +64,7 @@ impl StoredRecord {
             last_seen: self.last_seen_unix_ms.saturating_sub(unix_epoch_ms).min(now),
             linked: false,
             sessions: self.sessions,
-            linked_ms: self.linked_ms,
-            churn: self.churn,
-            served: self.served,
-            failed: self.failed,
-            withheld: self.withheld,
-            rtt_ewma_ms: self.rtt_ewma_ms,
-            rtt_samples: self.rtt_samples,
-            malice: self.malice,
-            violation: self.violation,
-            noise: self.noise,
+            counts: self.counts.clone(),
         };
         r.advance(now_unix.saturating_sub(self.at_unix_ms), cfg);
         r.stamp = now;
@@ -108,17 +81,18 @@ impl StoredRecord {
             return Err(DecodeError::Version { found: head.version });
         }
         let rec: StoredRecord = rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let c = &rec.counts;
         for (field, value) in [
-            ("linked_ms", rec.linked_ms),
-            ("churn", rec.churn),
-            ("served", rec.served),
-            ("failed", rec.failed),
-            ("withheld", rec.withheld),
-            ("rtt_ewma_ms", rec.rtt_ewma_ms.unwrap_or(0.0)),
-            ("rtt_samples", rec.rtt_samples),
-            ("malice", rec.malice),
-            ("violation", rec.violation),
-            ("noise", rec.noise),
+            ("linked_ms", c.linked_ms),
+            ("churn", c.churn),
+            ("served", c.served),
+            ("failed", c.failed),
+            ("withheld", c.withheld),
+            ("rtt_ewma_ms", c.rtt_ewma_ms.unwrap_or(0.0)),
+            ("rtt_samples", c.rtt_samples),
+            ("malice", c.malice),
+            ("violation", c.violation),
+            ("noise", c.noise),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(DecodeError::Field { field, value });

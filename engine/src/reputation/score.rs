@@ -8,6 +8,7 @@ use crate::config::ReputationConfig;
 use crate::identity::Rejection;
 use crate::observer::Offence;
 use crate::time::Millis;
+use serde::{Deserialize, Serialize};
 
 /// Scores lie in `[SCORE_MIN, SCORE_MAX]`; 0 is neutral (a peer never seen).
 pub const SCORE_MAX: f64 = 100.0;
@@ -159,16 +160,9 @@ pub enum Outcome {
 /// Each is monotone in time between two inputs.
 pub type Components = [f64; 7];
 
-/// What a node knows of one peer. Counters are decayed to `stamp`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Record {
-    pub stamp: Millis,
-    /// Last input about the peer.
-    pub last_seen: Millis,
-    /// A link to the peer is open (its time accrues to `linked_ms`).
-    pub linked: bool,
-    /// Links opened, ever (not decayed).
-    pub sessions: u64,
+/// The decaying counts of a record (stored as they are).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
     pub linked_ms: f64,
     /// Links lost (not closed on purpose).
     pub churn: f64,
@@ -181,6 +175,19 @@ pub struct Record {
     pub malice: f64,
     pub violation: f64,
     pub noise: f64,
+}
+
+/// What a node knows of one peer. Counts are decayed to `stamp`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    pub stamp: Millis,
+    /// Last input about the peer.
+    pub last_seen: Millis,
+    /// A link to the peer is open (its time accrues to `linked_ms`).
+    pub linked: bool,
+    /// Links opened, ever (not decayed).
+    pub sessions: u64,
+    pub counts: Counts,
 }
 
 /// `2^(-dt / half_life)`.
@@ -207,16 +214,16 @@ impl Record {
         // Time linked decays like the rest; an open link adds the integral of the decayed time
         // since the stamp: tau * (1 - up), tau the mean life.
         let tau = cfg.uptime_half_life_ms as f64 / std::f64::consts::LN_2;
-        self.linked_ms = self.linked_ms * up + if self.linked { tau * (1.0 - up) } else { 0.0 };
-        self.churn *= factor(dt, cfg.churn_half_life_ms);
+        self.counts.linked_ms = self.counts.linked_ms * up + if self.linked { tau * (1.0 - up) } else { 0.0 };
+        self.counts.churn *= factor(dt, cfg.churn_half_life_ms);
         let av = factor(dt, cfg.availability_half_life_ms);
-        self.served *= av;
-        self.failed *= av;
-        self.withheld *= av;
-        self.rtt_samples *= av;
-        self.malice *= factor(dt, cfg.malice_half_life_ms);
-        self.violation *= factor(dt, cfg.violation_half_life_ms);
-        self.noise *= factor(dt, cfg.noise_half_life_ms);
+        self.counts.served *= av;
+        self.counts.failed *= av;
+        self.counts.withheld *= av;
+        self.counts.rtt_samples *= av;
+        self.counts.malice *= factor(dt, cfg.malice_half_life_ms);
+        self.counts.violation *= factor(dt, cfg.violation_half_life_ms);
+        self.counts.noise *= factor(dt, cfg.noise_half_life_ms);
         self.stamp = now;
     }
 
@@ -239,7 +246,7 @@ impl Record {
     pub fn link_down(&mut self, now: Millis, clean: bool, cfg: &ReputationConfig) {
         self.advance(now, cfg);
         if self.linked && !clean {
-            self.churn += 1.0;
+            self.counts.churn += 1.0;
         }
         self.linked = false;
     }
@@ -248,23 +255,23 @@ impl Record {
         self.advance(now, cfg);
         match outcome {
             Outcome::Served { rtt_ms } => {
-                self.served += 1.0;
+                self.counts.served += 1.0;
                 let rtt = rtt_ms as f64;
                 let a = cfg.rtt_ewma_alpha;
-                self.rtt_ewma_ms = Some(self.rtt_ewma_ms.map_or(rtt, |e| a * rtt + (1.0 - a) * e));
-                self.rtt_samples += 1.0;
+                self.counts.rtt_ewma_ms = Some(self.counts.rtt_ewma_ms.map_or(rtt, |e| a * rtt + (1.0 - a) * e));
+                self.counts.rtt_samples += 1.0;
             }
-            Outcome::Failed => self.failed += 1.0,
-            Outcome::Withheld => self.withheld += 1.0,
+            Outcome::Failed => self.counts.failed += 1.0,
+            Outcome::Withheld => self.counts.withheld += 1.0,
         }
     }
 
     pub fn offence(&mut self, now: Millis, kind: OffenceKind, cfg: &ReputationConfig) {
         self.advance(now, cfg);
         match kind.class() {
-            OffenceClass::Malice => self.malice += 1.0,
-            OffenceClass::Violation => self.violation += 1.0,
-            OffenceClass::Noise => self.noise += 1.0,
+            OffenceClass::Malice => self.counts.malice += 1.0,
+            OffenceClass::Violation => self.counts.violation += 1.0,
+            OffenceClass::Noise => self.counts.noise += 1.0,
         }
     }
 
@@ -272,31 +279,31 @@ impl Record {
     /// verdict). Not decayed as a ratio: its counts share a half-life, so decay only lets the
     /// prior pull it toward 0.
     pub fn availability(&self, cfg: &ReputationConfig) -> f64 {
-        let bad = self.failed + cfg.withheld_weight * self.withheld;
-        (self.served - bad) / (self.served + bad + cfg.availability_prior)
+        let bad = self.counts.failed + cfg.withheld_weight * self.counts.withheld;
+        (self.counts.served - bad) / (self.counts.served + bad + cfg.availability_prior)
     }
 
     /// The RTT average against the target, in [0, 1] (1 at or under it); 0 with no sample.
     pub fn rtt_quality(&self, cfg: &ReputationConfig) -> f64 {
         let target = cfg.rtt_target_ms.max(1) as f64;
-        self.rtt_ewma_ms.map_or(0.0, |e| target / e.max(target))
+        self.counts.rtt_ewma_ms.map_or(0.0, |e| target / e.max(target))
     }
 
     /// The weighted components of the score at the record's stamp.
     pub fn components(&self, cfg: &ReputationConfig) -> Components {
         let credit = cfg.uptime_credit_ms.max(1) as f64;
-        let uptime = self.linked_ms / (self.linked_ms + credit);
-        let excess = (self.churn - cfg.churn_allowance).max(0.0);
+        let uptime = self.counts.linked_ms / (self.counts.linked_ms + credit);
+        let excess = (self.counts.churn - cfg.churn_allowance).max(0.0);
         let churn = excess / (excess + cfg.churn_allowance.max(1.0));
-        let confidence = self.rtt_samples / (self.rtt_samples + cfg.rtt_confidence);
-        let noise = (self.noise - cfg.noise_allowance).max(0.0);
+        let confidence = self.counts.rtt_samples / (self.counts.rtt_samples + cfg.rtt_confidence);
+        let noise = (self.counts.noise - cfg.noise_allowance).max(0.0);
         [
             cfg.uptime_weight * uptime,
             -cfg.churn_weight * churn,
             cfg.availability_weight * self.availability(cfg),
             cfg.responsiveness_weight * confidence * self.rtt_quality(cfg),
-            -cfg.malice_weight * self.malice,
-            -cfg.violation_weight * self.violation,
+            -cfg.malice_weight * self.counts.malice,
+            -cfg.violation_weight * self.counts.violation,
             -cfg.noise_weight * noise * noise,
         ]
     }
