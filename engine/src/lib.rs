@@ -17,6 +17,7 @@ pub mod node;
 pub mod observer;
 pub mod recovery;
 pub mod replication;
+pub mod reputation;
 pub mod router;
 pub mod routing;
 pub mod serde_bytes;

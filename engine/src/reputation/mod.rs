@@ -1,0 +1,20 @@
+//! Reputation: how much a node trusts each peer, keyed by the peer's ed25519 id (a reconnect does
+//! not wash a score). A score in [-100, 100], 0 neutral, sums bounded components: credit for
+//! uptime, served requests and fast answers; penalties for lost links beyond an allowance and for
+//! offences, heavy for proven malice (a bad signature, a chunk failing its hash), light and
+//! squared over an allowance for what loss and churn also cause (malformed frames, timeouts).
+//! Every component decays toward 0 with its own half-life, computed from `now`. Thresholds
+//! follow gossipsub v1.1 (gossip / publish / graylist, plus an accept-PX one), scaled from the
+//! values deployments use; the numbers live in [`crate::config::ReputationConfig`], each with its
+//! source. Failed requests weigh in a served/asked ratio, not as offences, so loss at any rate
+//! never graylists a peer that serves.
+
+pub mod core;
+pub mod persist;
+pub mod score;
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{Input, Output, PersistOp, ReputationCore};
+pub use persist::{DecodeError, StoredRecord};
+pub use score::{Counts, OffenceClass, OffenceKind, Outcome, Record, Standing, SCORE_MAX, SCORE_MIN};
