@@ -105,13 +105,15 @@ impl SeenCache {
     }
 }
 
-/// A copy's id, read before the rumour's body is decoded: the origin and the first 8 bytes of
-/// the origin's signature (ed25519 signing is deterministic: every copy of one rumour carries the
-/// same bytes). Most rumours a node receives are copies of ones it already took; this sorts them
-/// out without decoding or verifying anything. A forgery that borrows the bytes of a rumour
-/// already verified is dropped as its duplicate; one that comes first is verified, refused, and
-/// never enters the cache. None for a signature too short to be one (refused as unsigned).
-fn copy_id(r: &Rumor) -> Option<(PeerId, u64)> {
+/// A rumour's id in the seen cache, read before its body is decoded: the origin and the first 8
+/// bytes of the origin's signature. ed25519 signing is deterministic, so every copy of one signed
+/// rumour carries the same bytes, and most rumours a node receives are copies of ones it already
+/// took: they are sorted out without decoding or verifying anything. A forgery that borrows the
+/// bytes of a rumour already verified is dropped as its duplicate; one that comes first is
+/// verified, refused, and never enters the cache. An origin that signs its sequence number again
+/// (a node restarted from 0) is heard again, not taken for its past. None for a signature too
+/// short to be one (refused as unsigned).
+fn rumor_id(r: &Rumor) -> Option<(PeerId, u64)> {
     let head: [u8; 8] = r.envelope.signature.get(..8)?.try_into().ok()?;
     Some((r.origin(), u64::from_le_bytes(head)))
 }
@@ -132,10 +134,8 @@ pub struct GossipCore {
     faults: Faults,
     cfg: GossipConfig,
     links: LinkView,
-    /// Rumour ids (origin, sequence number) taken.
+    /// Rumours taken ([`rumor_id`]).
     seen: SeenCache,
-    /// Copies already taken ([`copy_id`]), checked before anything is decoded.
-    copies: SeenCache,
     /// Rumours waiting for the next round, TTL already decremented.
     relay: Vec<Rumor>,
     /// Peers heard of since the last round, unsorted (bounded by MAX_PENDING_LEARNED).
@@ -168,7 +168,6 @@ impl GossipCore {
             unix_epoch_ms,
             faults,
             seen: SeenCache::new(cfg.seen_cache_max),
-            copies: SeenCache::new(cfg.seen_cache_max),
             cfg,
             links,
             relay: Vec::new(),
@@ -206,8 +205,8 @@ impl GossipCore {
         }
         for mut r in rumors {
             let origin = r.origin();
-            let copy = copy_id(&r);
-            if origin == self.me || copy.is_some_and(|id| self.copies.contains(&id)) {
+            let id = rumor_id(&r);
+            if origin == self.me || id.is_some_and(|id| self.seen.contains(&id)) {
                 self.duplicates += 1;
                 continue;
             }
@@ -215,11 +214,6 @@ impl GossipCore {
                 self.reject(from, origin, Rejection::Malformed);
                 continue;
             };
-            let id = (origin, body.seq);
-            if self.seen.contains(&id) {
-                self.duplicates += 1;
-                continue;
-            }
             // Only a verified rumour enters the seen cache: a forgery cannot pre-empt the real one.
             let unix_now = self.unix_epoch_ms + now;
             let checked = r
@@ -230,9 +224,8 @@ impl GossipCore {
                 self.reject(from, origin, reason);
                 continue;
             }
-            self.seen.insert(id, now);
-            if let Some(copy) = copy {
-                self.copies.insert(copy, now);
+            if let Some(id) = id {
+                self.seen.insert(id, now);
             }
             self.out.push_back(Output::Effect(Effect::Event(Event::EnvelopeAccepted { origin, from })));
             self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin, seq: body.seq })));
@@ -292,7 +285,9 @@ impl GossipCore {
             }
         };
         own.envelope.announce_to(&*self.verifier);
-        self.seen.insert((self.me, self.seq), now);
+        if let Some(id) = rumor_id(&own) {
+            self.seen.insert(id, now);
+        }
         self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
         rumors.push(own);
@@ -333,7 +328,6 @@ impl Core for GossipCore {
             self.next_round = now + self.cfg.interval_ms;
             // A rumour travels at most one hop per round: after ttl + 2 rounds it cannot return.
             self.seen.expire(now.saturating_sub(self.horizon_ms()));
-            self.copies.expire(now.saturating_sub(self.horizon_ms()));
             if !self.learned.is_empty() {
                 let mut learned = std::mem::take(&mut self.learned);
                 learned.sort_unstable();
@@ -360,6 +354,5 @@ impl Core for GossipCore {
         debug_assert!(self.relay.iter().all(|r| r.ttl >= 1 && r.ttl < self.cfg.ttl), "relayed ttl out of range");
         debug_assert!(self.learned.len() <= MAX_PENDING_LEARNED, "learned batch over its bound");
         debug_assert!(self.seen.len() <= self.cfg.seen_cache_max, "seen cache over its bound");
-        debug_assert!(self.copies.len() <= self.cfg.seen_cache_max, "copy cache over its bound");
     }
 }

@@ -199,6 +199,24 @@ fn forged_tampered_and_stale_rumours_are_rejected_and_reported() {
     assert!(ev.contains(&Event::RumorReceived { origin: origin(9), seq: 1 }));
 }
 
+/// Copies of one signed rumour are taken once, whichever neighbour sends them; an origin that
+/// signs its sequence number again (restarted from 0) is heard again, not taken for its past.
+#[test]
+fn copies_are_taken_once_and_a_restarted_origin_is_heard_again() {
+    let mut c = core(GossipConfig::default());
+    connect(&mut c, &[1, 2]);
+    drain(&mut c);
+    let first = rumor_at(9, 1, 3, 1_000);
+    c.handle(1_000, Input::Frame { from: pid(1), rumors: vec![first.clone()] });
+    c.handle(1_000, Input::Frame { from: pid(2), rumors: vec![first] });
+    let received = |out: &[Output]| events(out).iter().filter(|e| matches!(e, Event::RumorReceived { .. })).count();
+    assert_eq!(received(&drain(&mut c)), 1, "the second copy is a duplicate");
+    assert_eq!(c.duplicates(), 1);
+    // Same origin and sequence number, signed anew a little later.
+    c.handle(2_000, Input::Frame { from: pid(2), rumors: vec![rumor_at(9, 1, 3, 2_000)] });
+    assert_eq!(received(&drain(&mut c)), 1, "a new signature is a new rumour");
+}
+
 #[test]
 fn a_faulty_node_sends_only_broken_signatures() {
     let mut bad = core_with(GossipConfig::default(), Faults { corrupt_signatures: true });
@@ -219,18 +237,21 @@ proptest! {
         let cfg = GossipConfig { max_rumors_per_frame: max_rumors, ..GossipConfig::default() };
         let mut c = core(cfg);
         connect(&mut c, &[1, 2, 3, 4, 5]);
-        // A rumour is delivered at most once while it could still be travelling (ttl + 2 rounds).
+        // A rumour (one signed envelope: origin, sequence number and time) is delivered at most
+        // once while it could still be travelling (ttl + 2 rounds).
         let horizon = (u64::from(GossipConfig::default().ttl) + 2) * 60_000;
         let mut first_seen = std::collections::BTreeMap::new();
         let mut now = 0;
         for (i, (from, rs)) in frames.into_iter().enumerate() {
             let rumors: Vec<Rumor> = rs.into_iter().map(|(o, s, t)| rumor_at(o, s, t, now)).collect();
+            let stamp: std::collections::BTreeMap<(PeerId, u64), u64> =
+                rumors.iter().map(|r| ((r.origin(), r.body().unwrap().seq), r.envelope.timestamp_ms)).collect();
             c.handle(now, Input::Frame { from: pid(from), rumors: rumors.clone() });
             c.check_invariants();
             for o in drain(&mut c) {
                 if let Output::Effect(Effect::Event(Event::RumorReceived { origin, seq })) = o {
                     prop_assert!(origin != self::origin(0), "own rumour accepted back");
-                    if let Some(t) = first_seen.insert((origin, seq), now) {
+                    if let Some(t) = first_seen.insert((origin, seq, stamp[&(origin, seq)]), now) {
                         prop_assert!(now - t >= horizon, "rumour delivered twice within the horizon");
                     }
                 }
