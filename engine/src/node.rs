@@ -3,7 +3,7 @@
 
 use crate::config::NodeConfig;
 use crate::content::{ChunkId, InventoryError, ShareLink};
-use crate::core::{In, Shell, Shutdown, Wiring};
+use crate::core::{In, Outlet, Shell, Shutdown, Wiring};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, PeerStore, StoredPeer};
 use crate::files::{FileListener, FilesActor, FilesCore, FilesHandle, FilesWiring, OpId, FILES_FETCH_IDS};
 use crate::gossip::{Faults, GossipActor, GossipCore};
@@ -103,14 +103,15 @@ impl Node {
         let cfg = p.config;
         // Orphans of publications a crashed run left unfinished are gone once this returns.
         let opened = crate::files::store::open(p.content_store, cfg.replication.capacity_bytes)?;
-        let inventory = opened.inventory;
+        // The content core keeps the index of what is held; its wiring, the store.
+        let (index, chunks) = opened.inventory.into_parts();
         let gate = Rc::new(Gate::default());
         let link_table = LinkTable::default();
         let view = link_table.view();
         let table =
             TableView::new(RoutingTable::new(&id, TableConfig { k: cfg.routing.k, replacements: TABLE_REPLACEMENTS }));
         let content_core =
-            ContentCore::new(id, cfg.replication.clone(), cfg.routing.clone(), inventory, view.clone(), table.clone())?;
+            ContentCore::new(id, cfg.replication.clone(), cfg.routing.clone(), index, view.clone(), table.clone());
         let outbox = Outbox::new(id, p.transport, p.observer, gate.clone(), p.clock);
         // Contexts first, so each actor can be wired to the others' addresses before any runs.
         let lctx: Context<LinksActor> = Context::new();
@@ -196,16 +197,14 @@ impl Node {
         let files_wiring =
             FilesWiring { content: caddr.clone(), store: opened.store, me: files.clone(), listener: p.file_listener };
         let files_actor = Shell::new(files_core, files_wiring, p.clock);
-        let content = Shell::new(
-            content_core,
-            boxed(ContentWiring {
-                outbox: outbox.clone(),
-                links: laddr.clone(),
-                topology: taddr.clone(),
-                listener: Some(content_listener),
-            }),
-            p.clock,
-        );
+        let content_wiring = ContentWiring {
+            outbox: outbox.clone(),
+            links: laddr.clone(),
+            topology: taddr.clone(),
+            listener: Some(content_listener),
+            chunks,
+        };
+        let content = Shell::new(content_core, Box::new(content_wiring) as Box<dyn Outlet<ContentCore>>, p.clock);
         let inbox = Inbox::new(laddr, gate, dispatch, outbox, p.clock);
         let node = Node {
             id,

@@ -2,12 +2,14 @@
 //! [`Outbox`]) and to the other subsystems' actors. With the router's dispatch table, the only
 //! place that names every subsystem, so no subsystem depends on another's actor.
 
-use crate::core::{In, Wiring};
+use crate::core::{In, Outlet, Wiring};
 use crate::discovery::{self, DiscoveryActor, PeerStore};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, LinksActor, Purpose};
-use crate::replication::{ContentActor, ContentInput, ContentListener, ContentResult};
+use crate::replication::service::{apply, Output as ContentOutput};
+use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult};
 use crate::router::{Dispatch, Outbox};
+use crate::storage::Storage;
 use crate::topology::{self, TopologyActor};
 use actix::Addr;
 
@@ -96,12 +98,16 @@ pub struct ContentWiring {
     pub links: Addr<LinksActor>,
     pub topology: Addr<TopologyActor>,
     pub listener: Option<ContentListener>,
+    /// The store holding the chunks (the content core keeps only their index): its reads and
+    /// writes are applied here and answered at once.
+    pub chunks: Box<dyn Storage>,
 }
 
-impl Wiring<crate::replication::service::Output> for ContentWiring {
-    fn route(&mut self, output: crate::replication::service::Output) {
-        use crate::replication::service::Output;
+impl Outlet<ContentCore> for ContentWiring {
+    fn route(&mut self, output: ContentOutput) -> Option<ContentInput> {
+        use ContentOutput as Output;
         match output {
+            Output::Store(op) => return Some(apply(&mut self.chunks, op)),
             Output::Effect(e) => self.outbox.apply(e),
             Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Exchange })),
             Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
@@ -125,5 +131,6 @@ impl Wiring<crate::replication::service::Output> for ContentWiring {
                 }
             }
         }
+        None
     }
 }

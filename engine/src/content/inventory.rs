@@ -1,10 +1,10 @@
 //! A node's local inventory: the chunks it holds (its own and others'), and the signed manifests
 //! and posts it knows, over any [`Storage`]. Chunks are checked against their address on the way
 //! in; the bytes held are tracked against a capacity, and a chunk that would pass it is refused
-//! with [`InventoryError::Full`] (replication then places it elsewhere). Every write is one
+//! with [`IndexError::Full`] (replication then places it elsewhere). Every write is one
 //! atomic batch: a refused write leaves the store as it was.
 //!
-//! Why each chunk is held is kept beside it, in memory ([`Held`]):
+//! Why each chunk is held is kept beside it, in memory, in an [`Index`] ([`Held`]):
 //! - **own**: stored by a publication of this node (pinned: never dropped as surplus). During a
 //!   run that is any chunk published here; after a restart, only the chunks of *completed*
 //!   publications (the files subsystem's records say which: [`Inventory::adopt`]).
@@ -14,58 +14,33 @@
 //!   short by a crash: the journal names it) that is not also a replica or part of a completed
 //!   publication. Nothing references it, and [`Inventory::reclaim`] removes it.
 //!
-//! Opening reads the chunk table's keys and value lengths only, never the chunks themselves.
+//! Opening reads the chunk table's keys and value lengths only, never the chunks themselves. A
+//! running node's content core keeps the index and asks its wiring for reads and writes
+//! ([`Inventory::into_parts`]); this pairing serves start-up and tests.
 
-use super::chunk::{ChunkId, MAX_CHUNK_BYTES, TAG_BYTES};
+use super::chunk::ChunkId;
+use super::index::{Held, Index, IndexError, Reclaimed, Role};
 use super::manifest::ContentId;
 use crate::identity::Envelope;
 use crate::storage::records::{decode, encode};
 use crate::storage::{Op, Storage, StorageError, Table};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error("chunk does not match its address {expected} (its bytes hash to {got})")]
     HashMismatch { expected: ChunkId, got: ChunkId },
-    #[error("chunk of {len} bytes exceeds the {max}-byte limit")]
-    TooLarge { len: usize, max: usize },
-    #[error("inventory full: {used} of {capacity} bytes used, chunk of {len} bytes refused")]
-    Full { used: u64, capacity: u64, len: usize },
+    #[error(transparent)]
+    Index(#[from] IndexError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
-/// Why a chunk is stored (see the module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Published by this node.
-    Own,
-    /// Pulled for the replica set.
-    Replica,
-}
-
-/// What the inventory knows of a chunk it holds, without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Held {
-    pub bytes: u32,
-    pub own: bool,
-    pub replica: bool,
-}
-
-/// What a [`Inventory::reclaim`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Reclaimed {
-    /// Orphans: removed from the store.
-    pub removed: Vec<ChunkId>,
-    /// No longer own, but held as replicas: kept, unpinned.
-    pub unpinned: Vec<ChunkId>,
-}
-
+/// A store and the index of the chunks in it, kept in step. The content core owns only the
+/// index ([`Inventory::into_parts`]); its wiring owns the store.
 pub struct Inventory<S: Storage> {
     storage: S,
-    capacity: u64,
-    used: u64,
-    held: BTreeMap<ChunkId, Held>,
+    index: Index,
 }
 
 impl<S: Storage> Inventory<S> {
@@ -73,15 +48,17 @@ impl<S: Storage> Inventory<S> {
     /// (no chunk is read). Everything found is a replica until [`Inventory::adopt`] says which
     /// chunks belong to completed publications.
     pub fn open(storage: S, capacity_bytes: u64) -> Result<Self, InventoryError> {
-        let mut held = BTreeMap::new();
-        let mut used = 0;
-        for (k, len) in storage.value_lens(Table::Chunks)? {
-            // Keys are written by `put_chunk` only; anything else is not a chunk of ours.
-            let Ok(id) = <[u8; 32]>::try_from(k.as_slice()) else { continue };
-            used += len as u64;
-            held.insert(ChunkId(id), Held { bytes: len as u32, own: false, replica: true });
-        }
-        Ok(Inventory { storage, capacity: capacity_bytes, used, held })
+        let index = Index::from_lens(storage.value_lens(Table::Chunks)?, capacity_bytes);
+        Ok(Inventory { storage, index })
+    }
+
+    /// The index (for the content core) and the store (for its wiring).
+    pub fn into_parts(self) -> (Index, S) {
+        (self.index, self.storage)
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
     }
 
     /// Say, at start, what the files subsystem's records claim: `published` chunks belong to
@@ -93,76 +70,59 @@ impl<S: Storage> Inventory<S> {
         published: &BTreeSet<ChunkId>,
         unfinished: &BTreeSet<ChunkId>,
     ) -> Result<Vec<ChunkId>, InventoryError> {
-        for id in published.iter().chain(unfinished) {
-            if let Some(h) = self.held.get_mut(id) {
-                *h = Held { own: true, replica: false, ..*h };
-            }
-        }
-        let orphans: Vec<ChunkId> = unfinished.difference(published).copied().collect();
+        let orphans = self.index.adopt(published, unfinished);
         Ok(self.reclaim(&orphans)?.removed)
     }
 
     pub fn used_bytes(&self) -> u64 {
-        self.used
+        self.index.used_bytes()
     }
 
     pub fn capacity_bytes(&self) -> u64 {
-        self.capacity
+        self.index.capacity_bytes()
     }
 
     pub fn chunk_count(&self) -> usize {
-        self.held.len()
+        self.index.chunk_count()
     }
 
     /// Whether a chunk of `len` bytes would fit now.
     pub fn has_room(&self, len: usize) -> bool {
-        self.used + len as u64 <= self.capacity
+        self.index.has_room(len)
     }
 
     /// Store a chunk fetched by address `id`, held as `role`; idempotent (storing a chunk
     /// held already adds the role). Checked before anything is written.
     pub fn put_chunk(&mut self, id: &ChunkId, ciphertext: &[u8], role: Role) -> Result<(), InventoryError> {
-        let max = MAX_CHUNK_BYTES + TAG_BYTES;
-        if ciphertext.len() > max {
-            return Err(InventoryError::TooLarge { len: ciphertext.len(), max });
-        }
         let got = ChunkId::of(ciphertext);
         if got != *id {
             return Err(InventoryError::HashMismatch { expected: *id, got });
         }
-        if let Some(h) = self.held.get_mut(id) {
-            match role {
-                Role::Own => h.own = true,
-                Role::Replica => h.replica = true,
+        if self.index.admit(id, ciphertext.len(), role)? {
+            if let Err(e) = self.storage.put(Table::Chunks, &id.0, ciphertext) {
+                self.index.remove(id);
+                return Err(e.into());
             }
-            return Ok(());
         }
-        if !self.has_room(ciphertext.len()) {
-            return Err(InventoryError::Full { used: self.used, capacity: self.capacity, len: ciphertext.len() });
-        }
-        self.storage.put(Table::Chunks, &id.0, ciphertext)?;
-        self.used += ciphertext.len() as u64;
-        let (own, replica) = (role == Role::Own, role == Role::Replica);
-        self.held.insert(*id, Held { bytes: ciphertext.len() as u32, own, replica });
         Ok(())
     }
 
     pub fn has_chunk(&self, id: &ChunkId) -> bool {
-        self.held.contains_key(id)
+        self.index.has_chunk(id)
     }
 
     /// Why `id` is held, if it is.
     pub fn held(&self, id: &ChunkId) -> Option<Held> {
-        self.held.get(id).copied()
+        self.index.held(id)
     }
 
     /// Every chunk held, in id order, with why.
     pub fn all_held(&self) -> impl Iterator<Item = (&ChunkId, &Held)> {
-        self.held.iter()
+        self.index.all_held()
     }
 
     pub fn get_chunk(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, InventoryError> {
-        if !self.held.contains_key(id) {
+        if !self.index.has_chunk(id) {
             return Ok(None);
         }
         Ok(self.storage.get(Table::Chunks, &id.0)?)
@@ -170,10 +130,11 @@ impl<S: Storage> Inventory<S> {
 
     /// Drop a chunk (handed over to a closer peer); returns whether it was held.
     pub fn remove_chunk(&mut self, id: &ChunkId) -> Result<bool, InventoryError> {
-        let Some(h) = self.held.get(id).copied() else { return Ok(false) };
-        self.storage.apply(&[Op::Delete { table: Table::Chunks, key: id.0.to_vec() }])?;
-        self.used -= u64::from(h.bytes);
-        self.held.remove(id);
+        let Some(h) = self.index.remove(id) else { return Ok(false) };
+        if let Err(e) = self.storage.apply(&[Op::Delete { table: Table::Chunks, key: id.0.to_vec() }]) {
+            self.index.restore(*id, h);
+            return Err(e.into());
+        }
         Ok(true)
     }
 
@@ -181,33 +142,22 @@ impl<S: Storage> Inventory<S> {
     /// aborted): each stops being own, and the orphans among them (not replicas too) are removed,
     /// in one atomic batch. Chunks not held are skipped.
     pub fn reclaim(&mut self, chunks: &[ChunkId]) -> Result<Reclaimed, InventoryError> {
-        let mut out = Reclaimed::default();
-        for id in chunks {
-            match self.held.get(id) {
-                Some(h) if h.replica => out.unpinned.push(*id),
-                Some(_) if !out.removed.contains(id) => out.removed.push(*id),
-                _ => {}
-            }
-        }
+        let (removed, unpinned) = self.index.reclaim(chunks);
         let ops: Vec<Op> =
-            out.removed.iter().map(|id| Op::Delete { table: Table::Chunks, key: id.0.to_vec() }).collect();
-        self.storage.apply(&ops)?;
-        for id in &out.removed {
-            if let Some(h) = self.held.remove(id) {
-                self.used -= u64::from(h.bytes);
+            removed.iter().map(|(id, _)| Op::Delete { table: Table::Chunks, key: id.0.to_vec() }).collect();
+        if let Err(e) = self.storage.apply(&ops) {
+            for (id, h) in removed {
+                self.index.restore(id, h);
             }
+            self.index.repin(&unpinned);
+            return Err(e.into());
         }
-        for id in &out.unpinned {
-            if let Some(h) = self.held.get_mut(id) {
-                h.own = false;
-            }
-        }
-        Ok(out)
+        Ok(Reclaimed { removed: removed.into_iter().map(|(id, _)| id).collect(), unpinned })
     }
 
     /// Every chunk id held, in order.
     pub fn chunk_ids(&self) -> Vec<ChunkId> {
-        self.held.keys().copied().collect()
+        self.index.chunk_ids()
     }
 
     /// Keep a signed manifest (already opened and checked by the caller) under its content id.

@@ -3,11 +3,13 @@
 //! (which peers hold what) build on these.
 
 pub mod chunk;
+pub mod index;
 pub mod inventory;
 pub mod manifest;
 pub mod share;
 
 pub use chunk::{Chunk, ChunkError, ChunkId, FileKey, MAX_CHUNK_BYTES, TAG_BYTES};
-pub use inventory::{Held, Inventory, InventoryError, Reclaimed, Role};
+pub use index::{Held, Index, IndexError, Reclaimed, Role};
+pub use inventory::{Inventory, InventoryError};
 pub use manifest::{prepare_file, ContentError, ContentId, Manifest, ManifestBuilder, Post};
 pub use share::{open_root, seal_file_root, share_file, share_post, FileShare, Opened, ShareLink};

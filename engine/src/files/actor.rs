@@ -4,7 +4,7 @@
 
 use super::{FileEvent, FilesCore, FilesStore, Input, OpId, Output};
 use crate::content::ShareLink;
-use crate::core::{In, Shell, Wiring};
+use crate::core::{In, Outlet, Shell, Wiring};
 use crate::replication::ContentActor;
 use actix::Addr;
 use bytes::Bytes;
@@ -63,6 +63,14 @@ pub struct FilesWiring {
     /// This actor, for answering its own writes.
     pub me: FilesHandle,
     pub listener: Option<FileListener>,
+}
+
+/// Its writes are answered through the mailbox (`Input::Written`), so it never answers at once.
+impl Outlet<FilesCore> for FilesWiring {
+    fn route(&mut self, output: Output) -> Option<Input> {
+        Wiring::route(self, output);
+        None
+    }
 }
 
 impl Wiring<Output> for FilesWiring {

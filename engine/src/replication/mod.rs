@@ -2,7 +2,8 @@
 //! distance, repaired when holders go, handed to newcomers that become closest, migrated away
 //! from full peers; found by iterative XOR lookups; fetched with verification. The placement
 //! rules are [`core::ReplicationCore`]; [`content::ContentCore`] runs them over links with the
-//! inventory, lookups, topology and fetch; [`actor::ContentActor`] is its actor.
+//! index of what it holds (the chunk store is its wiring's), lookups, topology and fetch;
+//! [`actor::ContentActor`] is its actor.
 
 pub mod actor;
 pub mod core;

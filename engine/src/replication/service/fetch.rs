@@ -20,12 +20,17 @@ const SLOW_FETCH_MS: Millis = 2_000;
 /// Requests one node forwards for others at once (`GetVia`).
 const MAX_PROXIED: usize = 64;
 
-impl<S: Storage> ContentCore<S> {
+impl ContentCore {
     pub(super) fn fetch(&mut self, now: Millis, id: u64, chunk: ChunkId) {
         self.fetches.start(id, chunk, now, self.fetch_timeout_ms);
-        if let Ok(Some(data)) = self.inv.get_chunk(&chunk) {
-            return self.finish_fetch(now, id, Ok((data, false)));
+        if self.index.has_chunk(&chunk) {
+            return self.read(chunk, ReadFor::Fetch { id });
         }
+        self.fetch_elsewhere(now, id, chunk);
+    }
+
+    /// Fetch `id` from the swarm: not held here (or our store could not read it).
+    pub(super) fn fetch_elsewhere(&mut self, now: Millis, id: u64, chunk: ChunkId) {
         // A linked peer we know holds it (its holdings announcement): one round trip.
         let known: Vec<PeerId> = self.links.peers().into_iter().filter(|p| self.repl.known_holder(&chunk, p)).collect();
         if let Some(&h) = closest(&Key::of_chunk(&chunk), known, 1).first() {
@@ -99,15 +104,19 @@ impl<S: Storage> ContentCore<S> {
     /// Someone's routed request for `chunk`, from `from` (the last hop of `path`): answered from
     /// our store, or passed on to a linked holder or the link closest to the chunk, or answered
     /// empty where the route ends.
-    pub(super) fn on_route(&mut self, now: Millis, from: PeerId, id: u64, chunk: ChunkId, mut path: Vec<PeerId>) {
-        let _ = now;
+    pub(super) fn on_route(&mut self, from: PeerId, id: u64, chunk: ChunkId, path: Vec<PeerId>) {
         if path.last() != Some(&from) || path.contains(&self.me) {
             return; // not a path that reached us through `from`: nothing sensible to answer
         }
-        let hops = (path.len() - 1) as u8;
-        if let Some(data) = self.read(&chunk) {
-            return self.send(from, Message::RouteBack { id, chunk, path, hops, found: true, data });
+        if self.index.has_chunk(&chunk) {
+            return self.read(chunk, ReadFor::Route { from, id, path });
         }
+        self.route_on(from, id, chunk, path);
+    }
+
+    /// A routed request we cannot answer from our store: passed on, or answered empty.
+    pub(super) fn route_on(&mut self, from: PeerId, id: u64, chunk: ChunkId, mut path: Vec<PeerId>) {
+        let hops = (path.len() - 1) as u8;
         let next = {
             let links = self.links.borrow();
             next_hop(&self.me, &chunk, &path, links.keys(), |p| self.repl.known_holder(&chunk, p))
@@ -329,28 +338,49 @@ impl<S: Storage> ContentCore<S> {
         }
         if g.repair {
             let bytes = data.len() as u32;
-            match self.inv.put_chunk(&chunk, &data, Role::Replica) {
-                Ok(()) => {
-                    self.repl.handle(now, ReplIn::Stored { chunk, bytes });
-                    self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Repair }));
-                }
-                Err(e) => {
-                    tracing::debug!(node = %self.me.short(), error = %e, "replica not stored");
-                    self.repl.handle(now, ReplIn::Failed { from, chunk });
-                }
+            match self.index.admit(&chunk, data.len(), Role::Replica) {
+                Ok(true) => self.store(StoreOp::Put { chunk, data, why: WriteFor::Repair { from } }),
+                Ok(false) => self.repaired(now, from, chunk, bytes, Ok(())),
+                Err(e) => self.repaired(now, from, chunk, bytes, Err(e.to_string())),
             }
-            self.update_room(now);
-            self.drain_repl(now);
         }
+    }
+
+    /// A replica pulled from `from` stored (or refused): replication hears of it.
+    pub(super) fn repaired(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        chunk: ChunkId,
+        bytes: u32,
+        result: Result<(), String>,
+    ) {
+        match result {
+            Ok(()) => {
+                self.repl.handle(now, ReplIn::Stored { chunk, bytes });
+                self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Repair }));
+            }
+            Err(e) => {
+                tracing::debug!(node = %self.me.short(), error = %e, "replica not stored");
+                self.repl.handle(now, ReplIn::Failed { from, chunk });
+            }
+        }
+        self.update_room(now);
+        self.drain_repl(now);
     }
 
     /// `origin` asks us to get `chunk` from `holder` for it: served from our own store if we
     /// have it, else asked of the holder if we are linked to it (never dialled: a relay must not
     /// be made to open links), within a bound on what we proxy at once.
     pub(super) fn get_for(&mut self, now: Millis, origin: PeerId, holder: PeerId, chunk: ChunkId) {
-        if let Some(data) = self.read(&chunk) {
-            return self.send(origin, Message::ChunkData { chunk, data });
+        if self.index.has_chunk(&chunk) {
+            return self.read(chunk, ReadFor::Proxy { origin, holder });
         }
+        self.proxy(now, origin, holder, chunk);
+    }
+
+    /// Ask `holder` for `chunk` on `origin`'s behalf, if we may.
+    pub(super) fn proxy(&mut self, now: Millis, origin: PeerId, holder: PeerId, chunk: ChunkId) {
         if holder == origin || !self.links.contains(&holder) || self.transfers.proxied() >= MAX_PROXIED {
             return self.send(origin, Message::NoChunk { chunk });
         }

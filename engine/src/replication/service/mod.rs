@@ -1,7 +1,8 @@
 //! The content service: everything a node does with chunks, as one core that owns several small
 //! machines, each with its own state, invariants and deadlines:
 //!
-//! - the **inventory** (the chunks held, their sizes and roles, capacity: [`Inventory`]);
+//! - the **index** (the chunks held, their sizes and roles, capacity: [`Index`]); their bytes are
+//!   in a store only the wiring touches, read and written as effects (`store.rs`);
 //! - **replication** (placement and repair rules: [`ReplicationCore`]), whose outputs are turned
 //!   into frames here;
 //! - **routes** (`routes.rs`): a fetch's request passed hop by hop over links toward the chunk,
@@ -15,17 +16,17 @@
 //! Links are the connection manager's ([`crate::links`]): this core reads the link set and, to
 //! reach a replica-set member no link reaches, asks for an exchange link and queues what it has to
 //! send until it is up. The peers lookups meet go to topology's routing table (`Output::Seen`).
-//! One actor: all of these share the inventory and the link set, and split into several actors
+//! One actor: all of these share the index and the link set, and split into several actors
 //! every frame would cost extra mailbox hops.
 
 use super::core::{Input as ReplIn, Output as ReplOut, ReplicationCore, ReplicationStats};
 use crate::config::{ReplicationConfig, RoutingConfig};
-use crate::content::{ChunkId, Inventory, InventoryError, Role, MAX_CHUNK_BYTES, TAG_BYTES};
+use crate::content::{ChunkId, Held, Index, Role, MAX_CHUNK_BYTES, TAG_BYTES};
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::LinkView;
 use crate::observer::{Event, StoreCause};
 use crate::routing::{closest, Key, TableView};
-use crate::storage::Storage;
+use crate::storage::{Op, Storage, Table};
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::{LookupMsg, Message, NodeInfo, MAX_HOLDINGS};
@@ -37,6 +38,9 @@ mod lookups;
 mod outcome;
 mod reclaim;
 mod routes;
+mod store;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;
 mod transfers;
@@ -45,6 +49,7 @@ use fetches::Fetches;
 use lookups::{Ask, Lookups, Purpose};
 pub use outcome::{ContentResult, ContentStats, FetchError, Output, PublishError};
 use routes::Routes;
+pub use store::{apply, ReadFor, StoreOp, WriteFor, Written};
 use transfers::{Transfers, Waiter};
 
 /// Frames queued for one peer while its link is being made.
@@ -86,6 +91,17 @@ pub enum Input {
         id: u64,
         chunks: Vec<ChunkId>,
     },
+    /// A write asked for with `Output::Store`, done or refused by the store (see `store.rs`).
+    Written {
+        write: Written,
+        result: Result<(), String>,
+    },
+    /// A read asked for with `Output::Store`: the bytes, `None` if the store has none.
+    Read {
+        chunk: ChunkId,
+        why: ReadFor,
+        data: Result<Option<Vec<u8>>, String>,
+    },
 }
 
 /// What waits for an exchange link asked for.
@@ -95,11 +111,11 @@ struct Pending {
     queued: Vec<Message>,
 }
 
-pub struct ContentCore<S: Storage> {
+pub struct ContentCore {
     me: PeerId,
     rcfg: RoutingConfig,
     fetch_timeout_ms: Millis,
-    inv: Inventory<S>,
+    index: Index,
     repl: ReplicationCore,
     links: LinkView,
     /// Topology's routing table (read only here: the contacts an answer names in a gap).
@@ -114,15 +130,15 @@ pub struct ContentCore<S: Storage> {
     out: Outputs<Output>,
 }
 
-impl<S: Storage> ContentCore<S> {
+impl ContentCore {
     pub fn new(
         me: PeerId,
         cfg: ReplicationConfig,
         rcfg: RoutingConfig,
-        inv: Inventory<S>,
+        index: Index,
         links: LinkView,
         table: TableView,
-    ) -> Result<Self, InventoryError> {
+    ) -> Self {
         let fetch_timeout_ms = cfg.fetch_timeout_ms;
         let chunk_max = (MAX_CHUNK_BYTES + TAG_BYTES) as u32;
         let first_round = cfg.repair_interval_ms;
@@ -130,12 +146,12 @@ impl<S: Storage> ContentCore<S> {
         let mut repl = ReplicationCore::new(me, cfg, chunk_max, first_round);
         // What a previous run stored is held again (checked against the network at once): the
         // chunks of completed publications pinned, everything else as replicas (droppable as
-        // surplus). Sizes come from the inventory, which never reads the chunks to learn them.
-        for (&chunk, h) in inv.all_held() {
+        // surplus). Sizes come from the index, built without reading the chunks.
+        for (&chunk, h) in index.all_held() {
             let bytes = h.bytes;
             repl.handle(0, if h.own { ReplIn::Kept { chunk, bytes } } else { ReplIn::Stored { chunk, bytes } });
         }
-        repl.handle(0, ReplIn::Room { full: !inv.has_room(chunk_max as usize) });
+        repl.handle(0, ReplIn::Room { full: !index.has_room(chunk_max as usize) });
         let mut core = ContentCore {
             me,
             lookups: Lookups::new(me, rcfg.clone()),
@@ -144,7 +160,7 @@ impl<S: Storage> ContentCore<S> {
             fetches: Fetches::default(),
             rcfg,
             fetch_timeout_ms,
-            inv,
+            index,
             repl,
             links,
             table,
@@ -154,15 +170,16 @@ impl<S: Storage> ContentCore<S> {
             out: Outputs::new(),
         };
         core.drain_repl(0);
-        Ok(core)
+        core
     }
 
     pub fn stats(&self) -> ContentStats {
         ContentStats { replication: self.repl.stats(), lookup_queries: self.lookups.questions, ..self.stats }
     }
 
-    pub fn inventory(&self) -> &Inventory<S> {
-        &self.inv
+    /// What this node holds (the bytes are in its wiring's store).
+    pub fn index(&self) -> &Index {
+        &self.index
     }
 
     fn effect(&mut self, e: Effect) {
@@ -244,13 +261,9 @@ impl<S: Storage> ContentCore<S> {
                 ReplOut::Offer { to, chunk } => {
                     self.send_to(now, to, Message::Offer { chunk });
                 }
-                ReplOut::Drop { chunk } => match self.inv.remove_chunk(&chunk) {
-                    Ok(_) => {
-                        self.repl.handle(now, ReplIn::Dropped { chunk });
-                        self.effect(Effect::Event(Event::ChunkDropped { chunk }));
-                        self.update_room(now);
-                    }
-                    Err(e) => tracing::warn!(node = %self.me.short(), error = %e, "cannot drop a surplus copy"),
+                ReplOut::Drop { chunk } => match self.index.remove(&chunk) {
+                    Some(h) => self.store(StoreOp::Remove { chunks: vec![(chunk, h)], why: WriteFor::Surplus }),
+                    None => self.dropped(now, chunk),
                 },
             }
         }
@@ -267,7 +280,7 @@ impl<S: Storage> ContentCore<S> {
     }
 
     fn update_room(&mut self, now: Millis) {
-        let full = !self.inv.has_room(MAX_CHUNK_BYTES + TAG_BYTES);
+        let full = !self.index.has_room(MAX_CHUNK_BYTES + TAG_BYTES);
         self.repl.handle(now, ReplIn::Room { full });
     }
 
@@ -396,10 +409,10 @@ impl<S: Storage> ContentCore<S> {
                 self.repl.handle(now, ReplIn::Holdings { from, held, released, full });
             }
             Message::Offer { chunk } => self.repl.handle(now, ReplIn::Offer { from, chunk }),
-            Message::GetChunk { chunk } => match self.read(&chunk) {
-                Some(data) => self.send(from, Message::ChunkData { chunk, data }),
-                None => self.send(from, Message::NoChunk { chunk }),
-            },
+            Message::GetChunk { chunk } if self.index.has_chunk(&chunk) => {
+                self.read(chunk, ReadFor::Serve { to: from })
+            }
+            Message::GetChunk { chunk } => self.send(from, Message::NoChunk { chunk }),
             Message::GetVia { from: holder, chunk } => self.get_for(now, from, holder, chunk),
             Message::ChunkData { chunk, data } => self.on_chunk(now, from, chunk, data),
             Message::NoChunk { chunk } => self.get_failed(now, from, chunk),
@@ -424,7 +437,7 @@ impl<S: Storage> ContentCore<S> {
                     self.drain_lookups(now);
                 }
             },
-            Message::Route { id, chunk, path } => self.on_route(now, from, id, chunk, path),
+            Message::Route { id, chunk, path } => self.on_route(from, id, chunk, path),
             Message::RouteBack { id, chunk, path, hops, found, data } => {
                 self.on_route_back(now, from, id, chunk, path, hops, found.then_some(data))
             }
@@ -433,27 +446,19 @@ impl<S: Storage> ContentCore<S> {
         self.drain_repl(now);
     }
 
-    /// A chunk's bytes from our store, counted as served (None: we do not hold it, or the
-    /// store failed: logged).
-    fn read(&mut self, chunk: &ChunkId) -> Option<Vec<u8>> {
-        match self.inv.get_chunk(chunk) {
-            Ok(Some(data)) => {
-                self.stats.chunks_served += 1;
-                self.stats.bytes_served += data.len() as u64;
-                Some(data)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(node = %self.me.short(), error = %e, "cannot read chunk");
-                None
-            }
-        }
-    }
-
+    /// Store a chunk published here: its bytes are written first unless it is held already.
     fn publish(&mut self, now: Millis, data: Vec<u8>) {
         let chunk = ChunkId::of(&data);
         let bytes = data.len() as u32;
-        let result = self.inv.put_chunk(&chunk, &data, Role::Own).map_err(|e| PublishError::Store(e.to_string()));
+        match self.index.admit(&chunk, data.len(), Role::Own) {
+            Ok(true) => self.store(StoreOp::Put { chunk, data, why: WriteFor::Publish }),
+            Ok(false) => self.published(now, chunk, bytes, Ok(())),
+            Err(e) => self.published(now, chunk, bytes, Err(PublishError::Store(e.to_string()))),
+        }
+    }
+
+    /// A publish stored (or refused): replication and the host hear of it.
+    fn published(&mut self, now: Millis, chunk: ChunkId, bytes: u32, result: Result<(), PublishError>) {
         if result.is_ok() {
             self.repl.handle(now, ReplIn::Published { chunk, bytes });
             self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Published }));
@@ -486,7 +491,7 @@ impl<S: Storage> ContentCore<S> {
     }
 }
 
-impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
+impl Core for ContentCore {
     type Input = Input;
     type Output = Output;
 
@@ -497,7 +502,9 @@ impl<S: Storage + Unpin + 'static> Core for ContentCore<S> {
             Input::Publish { data } => self.publish(now, data),
             Input::Fetch { id, chunk } => self.fetch(now, id, chunk),
             Input::Refresh { target } => self.start_lookup(now, target, Purpose::Refresh),
-            Input::Reclaim { id, chunks } => self.reclaim(now, id, chunks),
+            Input::Reclaim { id, chunks } => self.reclaim(id, chunks),
+            Input::Written { write, result } => self.on_written(now, write, result),
+            Input::Read { chunk, why, data } => self.on_read(now, chunk, why, data),
         }
     }
 

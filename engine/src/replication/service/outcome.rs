@@ -52,6 +52,9 @@ pub enum Output {
     RefreshDone,
     /// A fetch, publish or reclaim that ended: for the node's host.
     Done(ContentResult),
+    /// Read or write the chunk store; the wiring answers at once with `Input::Read` or
+    /// `Input::Written` ([`super::apply`]).
+    Store(super::StoreOp),
 }
 
 /// Counters for reports.

@@ -3,6 +3,7 @@
 //! relay will not do.
 
 use super::*;
+use crate::content::Inventory;
 use crate::links::{DialError, LinkTable};
 use crate::routing::{RoutingTable, TableConfig};
 use crate::storage::memory::MemoryStorage;
@@ -10,7 +11,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 struct Net {
-    cores: BTreeMap<PeerId, ContentCore<MemoryStorage>>,
+    cores: BTreeMap<PeerId, ContentCore>,
+    /// Each node's chunk store (its wiring's): storage operations are applied and answered as
+    /// the core polls them (`poll_applying`).
+    stores: BTreeMap<PeerId, MemoryStorage>,
     /// Each node's link set (as its connection manager keeps it).
     link_tables: BTreeMap<PeerId, LinkTable>,
     links: BTreeSet<(PeerId, PeerId)>,
@@ -23,19 +27,19 @@ struct Net {
 impl Net {
     /// `full`: nodes with no room (they hold nothing for others, so only the holder has it).
     fn new(ids: &[PeerId], links: &[(usize, usize)], full: &[usize]) -> Net {
-        let (mut cores, mut link_tables) = (BTreeMap::new(), BTreeMap::new());
+        let (mut cores, mut link_tables, mut stores) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for (i, id) in ids.iter().enumerate() {
             let capacity = if full.contains(&i) { 0 } else { 1 << 30 };
-            let inv = Inventory::open(MemoryStorage::new(), capacity).unwrap();
+            let (index, store) = Inventory::open(MemoryStorage::new(), capacity).unwrap().into_parts();
             let lt = LinkTable::default();
             let table = TableView::new(RoutingTable::new(id, TableConfig { k: 8, replacements: 4 }));
             let (r, k) = (ReplicationConfig::default(), RoutingConfig::default());
-            let core = ContentCore::new(*id, r, k, inv, lt.view(), table).unwrap();
-            cores.insert(*id, core);
+            cores.insert(*id, ContentCore::new(*id, r, k, index, lt.view(), table));
+            stores.insert(*id, store);
             link_tables.insert(*id, lt);
         }
-        let mut net =
-            Net { cores, link_tables, links: BTreeSet::new(), now: 0, dials: vec![], sent: vec![], fetched: vec![] };
+        let (dials, sent, fetched) = (vec![], vec![], vec![]);
+        let mut net = Net { cores, stores, link_tables, links: BTreeSet::new(), now: 0, dials, sent, fetched };
         for &(a, b) in links {
             let (a, b) = (ids[a], ids[b]);
             net.links.insert((a, b));
@@ -58,7 +62,8 @@ impl Net {
         for _ in 0..10_000 {
             let mut work = vec![];
             for (id, core) in self.cores.iter_mut() {
-                while let Some(o) = core.poll_output() {
+                let store = self.stores.get_mut(id).unwrap();
+                while let Some(o) = core.poll_applying(self.now, store) {
                     work.push((*id, o));
                 }
             }
