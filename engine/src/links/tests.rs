@@ -325,6 +325,30 @@ fn silent_links_expire_and_heartbeats_go_only_to_idle_links() {
     assert_eq!(m.core.stats().expired, 1);
 }
 
+/// An outbound link the manager never dialled (a transport's reconnect of its own) is held to
+/// the hard cap like an inbound one: the case the policy proptest found (12 links under a cap
+/// of 8 + 3 dials in flight).
+#[test]
+fn outbound_links_we_did_not_dial_respect_the_hard_cap() {
+    let cfg = LinksConfig {
+        high_watermark: 6,
+        trim_to: 4,
+        max_connections: 8,
+        max_pending_dials: 3,
+        ..LinksConfig::default()
+    };
+    let mut m = manager(cfg.clone());
+    for p in 1..=12 {
+        m.open(0, p, false);
+    }
+    assert_eq!(m.linked().len(), cfg.max_connections, "inbound refused at the cap");
+    for p in 13..=16 {
+        m.open(0, p, true);
+    }
+    assert_eq!(m.linked().len(), cfg.max_connections, "undialled outbound refused at the cap too");
+    assert!(m.take().iter().any(|o| matches!(o, Output::Disconnect(p) if *p == pid(13))));
+}
+
 #[derive(Clone, Debug)]
 enum Ev {
     Want(u8, u8),
