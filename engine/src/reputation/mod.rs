@@ -9,6 +9,7 @@
 //! source. Failed requests weigh in a served/asked ratio, not as offences, so loss at any rate
 //! never graylists a peer that serves.
 
+pub mod config;
 pub mod core;
 pub mod persist;
 pub mod score;
