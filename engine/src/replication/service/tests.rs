@@ -18,6 +18,10 @@ struct Net {
     /// Each node's link set (as its connection manager keeps it).
     link_tables: BTreeMap<PeerId, LinkTable>,
     links: BTreeSet<(PeerId, PeerId)>,
+    /// Each node's routing table (topology's, read by the core).
+    tables: BTreeMap<PeerId, TableView>,
+    /// Peers a dial reaches (every other dial is refused).
+    dialable: BTreeSet<PeerId>,
     now: Millis,
     dials: Vec<(PeerId, PeerId)>,
     sent: Vec<(PeerId, PeerId, Message)>,
@@ -27,29 +31,37 @@ struct Net {
 impl Net {
     /// `full`: nodes with no room (they hold nothing for others, so only the holder has it).
     fn new(ids: &[PeerId], links: &[(usize, usize)], full: &[usize]) -> Net {
-        let (mut cores, mut link_tables, mut stores) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let (mut cores, mut link_tables, mut stores, mut tables) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for (i, id) in ids.iter().enumerate() {
             let capacity = if full.contains(&i) { 0 } else { 1 << 30 };
             let (index, store) = Inventory::open(MemoryStorage::new(), capacity).unwrap().into_parts();
             let lt = LinkTable::default();
             let table = TableView::new(RoutingTable::new(id, TableConfig { k: 8, replacements: 4 }));
             let (r, k) = (ReplicationConfig::default(), RoutingConfig::default());
-            cores.insert(*id, ContentCore::new(*id, r, k, index, lt.view(), table));
+            cores.insert(*id, ContentCore::new(*id, r, k, index, lt.view(), table.clone()));
+            tables.insert(*id, table);
             stores.insert(*id, store);
             link_tables.insert(*id, lt);
         }
         let (dials, sent, fetched) = (vec![], vec![], vec![]);
-        let mut net = Net { cores, stores, link_tables, links: BTreeSet::new(), now: 0, dials, sent, fetched };
+        let (links_made, dialable) = (BTreeSet::new(), BTreeSet::new());
+        let mut net =
+            Net { cores, stores, link_tables, links: links_made, tables, dialable, now: 0, dials, sent, fetched };
         for &(a, b) in links {
-            let (a, b) = (ids[a], ids[b]);
-            net.links.insert((a, b));
-            net.links.insert((b, a));
-            net.link_tables[&a].set(b, true);
-            net.link_tables[&b].set(a, true);
-            net.input(a, Input::Link(LinkEvent::Up { peer: b, outbound: true }));
-            net.input(b, Input::Link(LinkEvent::Up { peer: a, outbound: false }));
+            net.link(ids[a], ids[b]);
         }
         net
+    }
+
+    /// A link from `a` (the dialler) to `b`, up at both ends.
+    fn link(&mut self, a: PeerId, b: PeerId) {
+        self.links.insert((a, b));
+        self.links.insert((b, a));
+        self.link_tables[&a].set(b, true);
+        self.link_tables[&b].set(a, true);
+        self.input(a, Input::Link(LinkEvent::Up { peer: b, outbound: true }));
+        self.input(b, Input::Link(LinkEvent::Up { peer: a, outbound: false }));
     }
 
     fn input(&mut self, at: PeerId, input: Input) {
@@ -77,6 +89,10 @@ impl Net {
                         for t in to {
                             self.deliver(from, t, msg.clone());
                         }
+                    }
+                    Output::Want(p) if self.dialable.contains(&p) && !self.links.contains(&(from, p)) => {
+                        self.dials.push((from, p));
+                        self.link(from, p);
                     }
                     Output::Want(p) => {
                         self.dials.push((from, p));
@@ -239,4 +255,38 @@ fn an_answer_names_links_only() {
     let named: BTreeSet<PeerId> = peers.iter().map(|n| n.peer).collect();
     assert_eq!(named, [a, b].into_iter().collect());
     assert!(peers.iter().all(|n| !n.contact));
+}
+
+/// A region no link reaches yet: B knows C only as a table contact (closer to the chunk than any
+/// of B's links), and no route or relayed question gets past B. A's fetch asks the contact B
+/// names over an exchange link, finds C holding the chunk, and gets it. (Before, contacts were
+/// named in answers and never asked: the fetch failed. Seen once in content-churn-50.)
+#[test]
+fn a_fetch_asks_a_contact_that_fills_a_gap() {
+    let id = ids(3);
+    let (a, b, c) = (id[0], id[1], id[2]);
+    let mut net = Net::new(&id, &[(0, 1)], &[]);
+    net.tables[&b].write().seen(c);
+    net.dialable.insert(c);
+    // A chunk closer to C than to A or B, so B names C as a contact.
+    let data = (0u32..)
+        .map(|i| format!("a chunk near C #{i}").into_bytes())
+        .find(|d| {
+            let k = Key::of_chunk(&ChunkId::of(d));
+            let dc = k.distance(&Key::of_peer(&c));
+            dc < k.distance(&Key::of_peer(&a)) && dc < k.distance(&Key::of_peer(&b))
+        })
+        .unwrap();
+    let chunk = ChunkId::of(&data);
+    net.input(c, Input::Publish { data: data.clone() });
+    net.run(1_000);
+    net.input(a, Input::Fetch { id: 9, chunk });
+    net.run(20_000);
+    assert!(
+        matches!(net.fetched.as_slice(), [(who, 9, Ok(d))] if *who == a && *d == data),
+        "A's fetch: {:?}",
+        net.fetched
+    );
+    assert!(net.dials.contains(&(a, c)), "A dialled the contact: {:?}", net.dials);
+    assert!(net.dials.iter().all(|(from, _)| *from != b), "B never dials for A: {:?}", net.dials);
 }
