@@ -211,8 +211,7 @@ impl AuthCore {
         let signed = transcript(&nonce, &self.me, &from);
         let signature = self.identity.sign(&signed);
         self.verifier.expect(&self.me, &signed, &signature);
-        let signature = signature.to_vec();
-        self.effect(Effect::Send { to: from, msg: Message::Proof { signature } });
+        self.effect(Effect::Send { to: from, msg: Message::Proof { signature: signature.to_vec() } });
     }
 
     fn on_proof(&mut self, from: PeerId, signature: Vec<u8>) {

@@ -201,8 +201,7 @@ impl Lookahead {
 impl Drop for Lookahead {
     fn drop(&mut self) {
         self.jobs.take();
-        // Unblock a worker waiting to hand back a verdict, then wait for it to end.
-        while self.verdicts.try_recv().is_ok() {}
+        // Keep taking verdicts (a worker may be blocked handing one back) until it has ended.
         if let Some(w) = self.worker.take() {
             while !w.is_finished() {
                 while self.verdicts.try_recv().is_ok() {}
@@ -374,8 +373,9 @@ mod tests {
         for (m, s) in msgs.iter().zip(&sigs) {
             memo.expect(&a.peer_id(), m, s);
         }
-        memo.expect(&b.peer_id(), &msgs[0], &sigs[0]); // someone else's key
-                                                       // Bounded wait for the worker (it is a thread: no simulated time here).
+        // Someone else's key.
+        memo.expect(&b.peer_id(), &msgs[0], &sigs[0]);
+        // Bounded wait for the worker (it is a thread: no simulated time here).
         for _ in 0..500 {
             memo.collect_ahead();
             if memo.stats().verified_ahead == 41 {
