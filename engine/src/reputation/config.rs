@@ -99,8 +99,11 @@ impl Default for ReputationConfig {
             violation_half_life_ms: HOUR_MS,
             // gossipsub v1.1 behaviour penalty (P7): squared excess over a threshold, so what loss
             // causes now and then costs nothing and a steady stream costs fast.
-            noise_weight: 0.5,     // a burst of ~32 (20 + 12) graylists a peer at its best
-            noise_allowance: 20.0, // guess: 1-2% of a frame a second of two kinds stays under it
+            // Loss at 2% of a frame a second of two kinds averages ~17 (sd ~3) decayed events
+            // over a 5 min half-life: the allowance sits 4 sd above, and a burst of ~42 (30 + 12)
+            // graylists a peer at its best.
+            noise_weight: 0.5,
+            noise_allowance: 30.0,
             noise_half_life_ms: 5 * MINUTE_MS,
             // gossipsub v1.1 thresholds in the ratio deployments use (Filecoin: -500 / -1000 /
             // -2500, accept PX 1000), scaled to our [-100, 100] range.

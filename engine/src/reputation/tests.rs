@@ -485,14 +485,16 @@ fn config_errors_name_the_field() {
 fn a_flood_of_malformed_frames_graylists_where_a_trickle_does_not() {
     let c = cfg();
     let (mut r, now) = model_peer(&c);
-    for i in 0..20 {
+    let n = c.noise_allowance as u64;
+    for i in 0..n {
         r.offence(now + i * SECOND, OffenceKind::MalformedFrame, &c);
     }
-    assert_eq!(r.standing(now + 20 * SECOND, &c), Standing::Trusted, "within the allowance: no cost");
-    for i in 20..40 {
+    assert_eq!(r.standing(now + n * SECOND, &c), Standing::Trusted, "within the allowance: no cost");
+    for i in n..2 * n {
         r.offence(now + i * SECOND, OffenceKind::MalformedFrame, &c);
     }
-    assert_eq!(r.standing(now + 40 * SECOND, &c), Standing::Graylisted, "{}", r.score(now + 40 * SECOND, &c));
-    let back = r.next_change(now + 40 * SECOND, &c).unwrap();
-    assert!(back < now + 40 * SECOND + 2 * c.noise_half_life_ms, "noise is forgiven within minutes");
+    let end = now + 2 * n * SECOND;
+    assert_eq!(r.standing(end, &c), Standing::Graylisted, "{}", r.score(end, &c));
+    let back = r.next_change(end, &c).unwrap();
+    assert!(back < end + 2 * c.noise_half_life_ms, "noise is forgiven within minutes");
 }
