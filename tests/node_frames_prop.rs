@@ -97,6 +97,8 @@ fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
     let port = net.add_node(slot, identity.peer_id(), config.links.max_connections);
     let params = NodeParams {
         faults: Faults::default(),
+        content_faults: Default::default(),
+        reputation_store: None,
         peer_store: None,
         identity,
         verifier: Rc::new(Ed25519Verifier),

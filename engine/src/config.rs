@@ -226,6 +226,10 @@ pub struct ReplicationConfig {
     /// closest live peers drops its copy once all `rf` of the replica set hold it (an author
     /// keeps what it published).
     pub spare_copies: usize,
+    /// Every this long, the linked peer audited longest ago is asked for one chunk it announced
+    /// holding: a peer that withholds, stalls or corrupts is caught by each of its neighbours,
+    /// not only by the few that happen to fetch from it (0: no audits).
+    pub audit_interval_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -242,6 +246,9 @@ impl Default for ReplicationConfig {
             capacity_bytes: 1 << 30,
             fetch_timeout_ms: 30_000,
             spare_copies: 2,
+            // guess: one chunk (4-16 KiB) per 20 s is ~0.5 KiB/s per node; each of ~20 links is
+            // audited about every 7 minutes.
+            audit_interval_ms: 20_000,
         }
     }
 }

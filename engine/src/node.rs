@@ -3,14 +3,15 @@
 
 use crate::config::NodeConfig;
 use crate::content::{ChunkId, InventoryError, ShareLink};
-use crate::core::{In, Outlet, Shell, Shutdown, Wiring};
+use crate::core::{Core, In, Outlet, Shell, Shutdown, Wiring};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, PeerStore, StoredPeer};
 use crate::files::{FileListener, FilesActor, FilesCore, FilesHandle, FilesWiring, OpId, FILES_FETCH_IDS};
 use crate::gossip::{Faults, GossipActor, GossipCore};
 use crate::identity::{Identity, Verifier};
 use crate::links::{self, Gate, LinkTable, LinkView, LinksActor, LinksCore, Purpose};
 use crate::observer::Observer;
-use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult};
+use crate::replication::{ContentActor, ContentCore, ContentFaults, ContentInput, ContentListener, ContentResult};
+use crate::reputation::{self, ReputationActor, ReputationCore, ReputationStore, StoredRecord, TrustView};
 use crate::router::{Dispatch, Inbox, Outbox};
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::Storage;
@@ -18,7 +19,7 @@ use crate::time::Clock;
 use crate::topology::{TopologyActor, TopologyCore};
 use crate::transport::Transport;
 use crate::types::PeerId;
-use crate::wiring::{ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, TopologyWiring};
+use crate::wiring::{ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, ReputationWiring, TopologyWiring};
 use actix::{Addr, AsyncContext, Context};
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -66,6 +67,11 @@ pub struct NodeParams {
     pub peer_store: Option<(PeerStore, Vec<StoredPeer>)>,
     /// Deliberate misbehaviour (the simulator's adversaries); `Faults::default()` for real nodes.
     pub faults: Faults,
+    /// The same for the content service; `ContentFaults::default()` for real nodes.
+    pub content_faults: ContentFaults,
+    /// The stored reputation records and what was read back from them; `None` keeps scores in
+    /// memory only (simulations).
+    pub reputation_store: Option<(ReputationStore, Vec<StoredRecord>)>,
     /// Where the node's chunks live (heed for real nodes, memory in simulations); its capacity
     /// is `config.replication.capacity_bytes`.
     pub content_store: Box<dyn Storage>,
@@ -87,8 +93,10 @@ pub struct Node {
     gossip: Addr<GossipActor>,
     topology: Addr<TopologyActor>,
     content: Addr<ContentActor>,
+    reputation: Addr<ReputationActor>,
     files: FilesHandle,
     view: LinkView,
+    trust: TrustView,
 }
 
 fn boxed<O: 'static>(w: impl Wiring<O>) -> Box<dyn Wiring<O>> {
@@ -110,9 +118,14 @@ impl Node {
         let view = link_table.view();
         let table =
             TableView::new(RoutingTable::new(&id, TableConfig { k: cfg.routing.k, replacements: TABLE_REPLACEMENTS }));
+        let trust = TrustView::default();
         let content_core =
-            ContentCore::new(id, cfg.replication.clone(), cfg.routing.clone(), index, view.clone(), table.clone());
-        let outbox = Outbox::new(id, p.transport, p.observer, gate.clone(), p.clock);
+            ContentCore::new(id, cfg.replication.clone(), cfg.routing.clone(), index, view.clone(), table.clone())
+                .with_trust(trust.clone())
+                .with_faults(p.content_faults);
+        let rctx: Context<ReputationActor> = Context::new();
+        let raddr = rctx.address();
+        let outbox = Outbox::new(id, p.transport, p.observer, gate.clone(), p.clock).with_reputation(raddr.clone());
         // Contexts first, so each actor can be wired to the others' addresses before any runs.
         let lctx: Context<LinksActor> = Context::new();
         let dctx: Context<DiscoveryActor> = Context::new();
@@ -127,7 +140,26 @@ impl Node {
             gossip: gaddr.clone(),
             topology: taddr.clone(),
             content: caddr.clone(),
+            reputation: raddr.clone(),
         };
+        let (reputation_core, reputation_store) = match p.reputation_store {
+            Some((store, restored)) => {
+                let mut core = ReputationCore::new(cfg.reputation.clone(), p.clock.unix_epoch_ms());
+                core.handle(p.clock.now(), reputation::Input::Restore(restored));
+                (core, Some(store))
+            }
+            None => (ReputationCore::new(cfg.reputation.clone(), p.clock.unix_epoch_ms()).without_persistence(), None),
+        };
+        let reputation = Shell::new(
+            reputation_core,
+            boxed(ReputationWiring {
+                outbox: outbox.clone(),
+                links: laddr.clone(),
+                trust: trust.clone(),
+                store: reputation_store,
+            }),
+            p.clock,
+        );
         let links = Shell::new(
             LinksCore::new(
                 p.identity.clone(),
@@ -138,7 +170,8 @@ impl Node {
                 gate.clone(),
                 link_table,
                 subsystem_rng(p.seed, STREAM_LINKS),
-            ),
+            )
+            .with_trust(trust.clone()),
             boxed(LinksWiring { outbox: outbox.clone(), dispatch: dispatch.clone() }),
             p.clock,
         );
@@ -149,7 +182,8 @@ impl Node {
             view.clone(),
             subsystem_rng(p.seed, STREAM_DISCOVERY),
             &p.bootstrap,
-        );
+        )
+        .with_trust(trust.clone());
         let discovery = Shell::new(
             match &p.peer_store {
                 Some((_, restored)) => core.with_persistence(restored),
@@ -172,12 +206,14 @@ impl Node {
                 cfg.gossip.clone(),
                 view.clone(),
                 subsystem_rng(p.seed, STREAM_GOSSIP),
-            ),
+            )
+            .with_trust(trust.clone()),
             boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone() }),
             p.clock,
         );
         let topology = Shell::new(
-            TopologyCore::new(id, cfg.topology.clone(), table, view.clone(), subsystem_rng(p.seed, STREAM_TOPOLOGY)),
+            TopologyCore::new(id, cfg.topology.clone(), table, view.clone(), subsystem_rng(p.seed, STREAM_TOPOLOGY))
+                .with_trust(trust.clone()),
             boxed(TopologyWiring { outbox: outbox.clone(), links: laddr.clone(), content: caddr.clone() }),
             p.clock,
         );
@@ -200,6 +236,7 @@ impl Node {
         let content_wiring = ContentWiring {
             outbox: outbox.clone(),
             links: laddr.clone(),
+            reputation: raddr.clone(),
             topology: taddr.clone(),
             listener: Some(content_listener),
             chunks,
@@ -213,8 +250,10 @@ impl Node {
             gossip: gctx.run(gossip),
             topology: tctx.run(topology),
             content: cctx.run(content),
+            reputation: rctx.run(reputation),
             files,
             view,
+            trust,
         };
         fctx.run(files_actor);
         Ok((node, inbox))
@@ -286,6 +325,11 @@ impl Node {
         &self.view
     }
 
+    /// Standings other than neutral, as reputation reports them.
+    pub fn trust(&self) -> &TrustView {
+        &self.trust
+    }
+
     /// Close every link with a goodbye (a clean stop: peers do not treat us as lost).
     pub fn goodbye(&self) {
         self.links.do_send(In(links::Input::Shutdown));
@@ -298,6 +342,7 @@ impl Node {
         self.gossip.do_send(Shutdown);
         self.topology.do_send(Shutdown);
         self.content.do_send(Shutdown);
+        self.reputation.do_send(Shutdown);
         self.files.0.do_send(Shutdown);
     }
 }

@@ -24,6 +24,11 @@ pub enum Event {
     Authenticated { peer: PeerId },
     /// Misbehaviour attributed to a peer (the reputation subsystem's input).
     Offence { peer: PeerId, offence: Offence },
+    /// A request to `peer` timed out (`answered` false), or was answered wrongly: "not here" by
+    /// an announced holder, or too late.
+    RequestFailed { peer: PeerId, answered: bool },
+    /// Reputation moved a peer to another standing.
+    Standing { peer: PeerId, standing: crate::reputation::Standing },
     /// A signed envelope (a rumour today; posts and manifests with content) passed every check.
     EnvelopeAccepted { origin: PeerId, from: PeerId },
     /// A signed envelope was refused; `from` is the neighbour that sent it.

@@ -14,6 +14,7 @@ use crate::gossip::{self, GossipActor};
 use crate::links::{self, Gate, LinksActor};
 use crate::observer::{Event, Observer, Offence};
 use crate::replication::{ContentActor, ContentInput};
+use crate::reputation::{self, ReputationActor};
 use crate::time::Clock;
 use crate::topology::{self, TopologyActor};
 use crate::transport::{EventSink, Transport, TransportEvent};
@@ -29,6 +30,8 @@ pub struct Outbox {
     observer: Rc<dyn Observer>,
     gate: Rc<Gate>,
     clock: Clock,
+    /// Where offences are scored.
+    reputation: Option<Addr<ReputationActor>>,
 }
 
 impl Outbox {
@@ -39,7 +42,17 @@ impl Outbox {
         gate: Rc<Gate>,
         clock: Clock,
     ) -> Self {
-        Outbox { me, transport, observer, gate, clock }
+        Outbox { me, transport, observer, gate, clock, reputation: None }
+    }
+
+    /// Offences reported through this outbox are scored by `reputation` too.
+    pub fn with_reputation(mut self, reputation: Addr<ReputationActor>) -> Self {
+        self.reputation = Some(reputation);
+        self
+    }
+
+    pub(crate) fn observe(&self, ev: Event) {
+        self.observer.on_event(self.me, ev);
     }
 
     pub fn apply(&self, effect: Effect) {
@@ -60,7 +73,12 @@ impl Outbox {
                 }
             }
             Effect::Event(ev) => self.observer.on_event(self.me, ev),
-            Effect::Report { peer, offence } => self.observer.on_event(self.me, Event::Offence { peer, offence }),
+            Effect::Report { peer, offence } => {
+                if let Some(r) = &self.reputation {
+                    r.do_send(In(reputation::Input::Offence { peer, kind: offence.into() }));
+                }
+                self.observer.on_event(self.me, Event::Offence { peer, offence });
+            }
         }
     }
 
@@ -102,6 +120,7 @@ pub struct Dispatch {
     pub gossip: Addr<GossipActor>,
     pub topology: Addr<TopologyActor>,
     pub content: Addr<ContentActor>,
+    pub reputation: Addr<ReputationActor>,
 }
 
 impl Dispatch {
@@ -138,6 +157,7 @@ impl Dispatch {
         self.gossip.do_send(In(gossip::Input::Link(link)));
         self.topology.do_send(In(topology::Input::Link(link)));
         self.content.do_send(In(ContentInput::Link(link)));
+        self.reputation.do_send(In(reputation::Input::Link(link)));
     }
 }
 

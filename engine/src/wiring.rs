@@ -6,8 +6,10 @@ use crate::core::{In, Outlet, Wiring};
 use crate::discovery::{self, DiscoveryActor, PeerStore};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, LinksActor, Purpose};
+use crate::observer::Event;
 use crate::replication::service::{apply, Output as ContentOutput};
 use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult};
+use crate::reputation::{self, ReputationActor, ReputationStore, Standing, TrustView};
 use crate::router::{Dispatch, Outbox};
 use crate::storage::Storage;
 use crate::topology::{self, TopologyActor};
@@ -93,9 +95,44 @@ impl Wiring<topology::Output> for TopologyWiring {
     }
 }
 
+pub struct ReputationWiring {
+    pub outbox: Outbox,
+    pub links: Addr<LinksActor>,
+    /// The standings every other core reads (this wiring is their only writer).
+    pub trust: TrustView,
+    /// Where records are stored (real nodes); `None` in simulations.
+    pub store: Option<ReputationStore>,
+}
+
+impl Wiring<reputation::Output> for ReputationWiring {
+    fn route(&mut self, output: reputation::Output) {
+        use reputation::Output;
+        match output {
+            Output::Standing { peer, standing, score } => {
+                tracing::debug!(peer = %peer.short(), ?standing, score, "standing changed");
+                self.trust.set(peer, standing);
+                self.outbox.observe(Event::Standing { peer, standing });
+                if standing == Standing::Graylisted {
+                    self.links.do_send(In(links::Input::Graylisted { peer }));
+                }
+            }
+            Output::Persist(batch) => {
+                if let Some(store) = &self.store {
+                    // A failed write costs this batch only: the records stay in memory and
+                    // are written again when they next change.
+                    if let Err(e) = store.apply(&batch) {
+                        tracing::error!(error = %e, "could not store reputation records");
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub struct ContentWiring {
     pub outbox: Outbox,
     pub links: Addr<LinksActor>,
+    pub reputation: Addr<ReputationActor>,
     pub topology: Addr<TopologyActor>,
     pub listener: Option<ContentListener>,
     /// The store holding the chunks (the content core keeps only their index): its reads and
@@ -110,6 +147,9 @@ impl Outlet<ContentCore> for ContentWiring {
             Output::Store(op) => return Some(apply(&mut self.chunks, op)),
             Output::Effect(e) => self.outbox.apply(e),
             Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Exchange })),
+            Output::Rated { peer, outcome } => {
+                self.reputation.do_send(In(reputation::Input::Request { peer, outcome }))
+            }
             Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
             Output::Heard(peers) => self.topology.do_send(In(topology::Input::Heard { peers })),
             Output::RefreshDone => self.topology.do_send(In(topology::Input::RefreshDone)),

@@ -8,7 +8,10 @@ use swarm_engine::content::{ChunkId, ShareLink};
 use swarm_engine::files::{FileEvent, FilesHandle, OpId};
 use swarm_engine::links::{CloseReason, DialError, Purpose};
 use swarm_engine::observer::{Event, LinkChange, Observer, StoreCause};
+use swarm_engine::reputation::Standing;
 use swarm_engine::PeerId;
+
+use crate::trust::{Trust, TrustSummary};
 
 #[derive(Clone, Copy, Debug, Default)]
 struct RumorStat {
@@ -31,11 +34,16 @@ struct State {
     offences: u64,
     /// Peers the scenario made adversarial (ground truth the nodes do not have).
     adversaries: FxHashSet<PeerId>,
-    /// Envelopes (accepted, rejected) by sender: [honest, adversarial].
+    /// Of those, the ones that sign wrongly (`adversary.invalid_signatures`).
+    forgers: FxHashSet<PeerId>,
+    /// Every adversary's kind (for the per-kind note).
+    kinds: FxHashMap<PeerId, &'static str>,
+    /// Envelopes (accepted, rejected) by sender: [honest or other adversary, forger].
     envelopes: [(u64, u64); 2],
     content: Content,
     links: Links,
     files: Files,
+    trust: Trust,
 }
 
 /// What the connection managers reported about links.
@@ -172,10 +180,13 @@ impl Collector {
             authenticated: 0,
             offences: 0,
             adversaries: FxHashSet::default(),
+            forgers: FxHashSet::default(),
+            kinds: FxHashMap::default(),
             envelopes: [(0, 0); 2],
             content: Content::default(),
             links: Links::default(),
             files: Files::default(),
+            trust: Trust::default(),
         };
         Collector { st: RefCell::new(st) }
     }
@@ -371,8 +382,42 @@ impl Collector {
         self.st.borrow().expired
     }
 
-    pub fn mark_adversary(&self, peer: PeerId) {
-        self.st.borrow_mut().adversaries.insert(peer);
+    pub fn mark_adversary(&self, peer: PeerId, kind: &'static str) {
+        let mut s = self.st.borrow_mut();
+        s.adversaries.insert(peer);
+        s.kinds.insert(peer, kind);
+    }
+
+    /// An adversary that signs every envelope wrongly.
+    pub fn mark_forger(&self, peer: PeerId) {
+        self.mark_adversary(peer, "invalid_signatures");
+        self.st.borrow_mut().forgers.insert(peer);
+    }
+
+    /// Per adversary kind, in name order: (kind, live adversaries, honest nodes' links to them).
+    pub fn adversary_links_by_kind(&self) -> Vec<(&'static str, usize, u64)> {
+        let s = self.st.borrow();
+        let mut by: std::collections::BTreeMap<&'static str, (usize, u64)> = Default::default();
+        for (p, k) in &s.kinds {
+            if s.slot_of.contains_key(p) {
+                by.entry(k).or_default().0 += 1;
+            }
+        }
+        for (node, peers) in &s.links.open {
+            if s.adversaries.contains(node) {
+                continue;
+            }
+            for p in peers.keys() {
+                if let Some(k) = s.kinds.get(p) {
+                    by.entry(k).or_default().1 += 1;
+                }
+            }
+        }
+        by.into_iter().map(|(k, (n, l))| (k, n, l)).collect()
+    }
+
+    pub fn is_adversary(&self, peer: &PeerId) -> bool {
+        self.st.borrow().adversaries.contains(peer)
     }
 
     /// Adversarial nodes started over the run.
@@ -406,6 +451,38 @@ impl Collector {
             refused: l.refused,
             lifetimes_s: ms.into_iter().map(|m| m as f64 / 1000.0).collect(),
         }
+    }
+
+    /// An honest node met a failure or offence of an adversary.
+    fn dealt(s: &mut State, node: PeerId, peer: PeerId) {
+        if s.adversaries.contains(&peer) && !s.adversaries.contains(&node) {
+            let now_ms = Self::now_ms(s);
+            s.trust.dealt(node, peer, now_ms);
+        }
+    }
+
+    /// Share of honest nodes' open links that end at adversaries (None without adversaries or
+    /// links).
+    pub fn adversary_link_share(&self) -> Option<f64> {
+        let s = self.st.borrow();
+        if s.adversaries.is_empty() {
+            return None;
+        }
+        let (mut all, mut bad) = (0u64, 0u64);
+        for (node, peers) in &s.links.open {
+            if s.adversaries.contains(node) {
+                continue;
+            }
+            all += peers.len() as u64;
+            bad += peers.keys().filter(|p| s.adversaries.contains(p)).count() as u64;
+        }
+        (all > 0).then(|| bad as f64 / all as f64)
+    }
+
+    /// Reputation against the ground truth; `honest_started`: honest nodes started over the run.
+    pub fn trust_summary(&self) -> TrustSummary {
+        let s = self.st.borrow();
+        s.trust.summary(|p| s.slot_of.contains_key(p))
     }
 
     pub fn reconnect_gave_up(&self) -> u64 {
@@ -466,13 +543,27 @@ impl Observer for Collector {
             }
             Event::ReconnectGaveUp { .. } => s.reconnect_gave_up += 1,
             Event::Authenticated { .. } => s.authenticated += 1,
-            Event::Offence { .. } => s.offences += 1,
+            Event::Offence { peer, .. } => {
+                s.offences += 1;
+                Self::dealt(&mut s, node, peer);
+            }
+            // A timeout alone is no dealing: a crashed peer times out too.
+            Event::RequestFailed { peer, answered: true } => Self::dealt(&mut s, node, peer),
+            Event::RequestFailed { .. } => {}
+            Event::Standing { peer, standing: Standing::Graylisted } => {
+                if !s.adversaries.contains(&node) {
+                    let now_ms = Self::now_ms(&s);
+                    let adversary = s.adversaries.contains(&peer);
+                    s.trust.graylisted(node, peer, adversary, now_ms);
+                }
+            }
+            Event::Standing { .. } => {}
             Event::EnvelopeAccepted { from, .. } => {
-                let bad = s.adversaries.contains(&from);
+                let bad = s.forgers.contains(&from);
                 s.envelopes[usize::from(bad)].0 += 1;
             }
             Event::EnvelopeRejected { from, .. } => {
-                let bad = s.adversaries.contains(&from);
+                let bad = s.forgers.contains(&from);
                 s.envelopes[usize::from(bad)].1 += 1;
             }
             Event::ChunkStored { chunk, bytes, cause } => {

@@ -16,6 +16,9 @@ pub struct Sample {
     pub known_peers_mean: f64,
     /// Nodes crashed or gone since the start (cumulative).
     pub departed: usize,
+    /// With adversaries: share of honest nodes' open links that end at adversaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary_link_share: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +49,31 @@ pub struct Metrics {
     pub envelopes_invalid_rejected: u64,
     /// envelopes_invalid_rejected / all invalid received (target 1.0); null without adversaries.
     pub invalid_rejected_share: Option<f64>,
+    /// Reputation against the ground truth (null without adversaries). An adversary is
+    /// isolated when 90% of the honest nodes that met a failure or offence of it (and were up
+    /// at the end, or graylisted it before they left) graylist it; the time runs from the first
+    /// such failure or offence. Percentiles over the isolated adversaries.
+    #[serde(default)]
+    pub isolation_time_p50_s: Option<f64>,
+    #[serde(default)]
+    pub isolation_time_p90_s: Option<f64>,
+    /// How fast one honest node graylists an adversary it deals with (see
+    /// `simulator::trust::TrustSummary::detection_times_s`).
+    #[serde(default)]
+    pub detection_time_p50_s: Option<f64>,
+    #[serde(default)]
+    pub detection_time_p90_s: Option<f64>,
+    /// Adversaries some honest node dealt with, and how many of them were isolated.
+    #[serde(default)]
+    pub adversaries_dealt: Option<usize>,
+    #[serde(default)]
+    pub adversaries_isolated: Option<usize>,
+    /// Share of honest nodes' links that end at adversaries, at the last sample.
+    #[serde(default)]
+    pub adversary_link_share_final: Option<f64>,
+    /// Honest peers graylisted by at least one honest node / honest nodes started.
+    #[serde(default)]
+    pub false_positive_share: Option<f64>,
     /// Link attempts per live node per simulated hour (each one an ICE + DTLS + SCTP setup and a
     /// handshake on a real node).
     #[serde(default)]
@@ -221,6 +249,20 @@ impl Report {
             ),
         ];
         let mut rows = rows;
+        if let (Some(dealt), Some(isolated)) = (m.adversaries_dealt, m.adversaries_isolated) {
+            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
+            rows.push(("adversaries dealt with / isolated", format!("{dealt} / {isolated}")));
+            rows.push((
+                "isolation time p50 / p90 (s)",
+                format!("{} / {}", f(m.isolation_time_p50_s, 1), f(m.isolation_time_p90_s, 1)),
+            ));
+            rows.push((
+                "detection time p50 / p90 (s)",
+                format!("{} / {}", f(m.detection_time_p50_s, 1), f(m.detection_time_p90_s, 1)),
+            ));
+            rows.push(("adversary link share final", f(m.adversary_link_share_final, 4)));
+            rows.push(("false positive share", f(m.false_positive_share, 4)));
+        }
         if let Some(d) = m.durability {
             let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
             rows.push((
@@ -380,6 +422,7 @@ mod tests {
                     mean_degree: 8.0,
                     known_peers_mean: 30.0,
                     departed: i as usize,
+                    adversary_link_share: None,
                 })
                 .collect(),
         }

@@ -5,7 +5,7 @@
 use crate::churn::{self, ChurnAction, ChurnEvent};
 use crate::collect::Collector;
 use crate::report::{percentile, Metrics, Report, Sample};
-use crate::scenario::{ChurnSpec, Scenario};
+use crate::scenario::{ChurnSpec, ContentAdversary, Scenario};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +16,7 @@ use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::links::Purpose;
 use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::replication::ContentFaults;
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::time::Clock;
 use swarm_engine::PeerId;
@@ -88,6 +89,8 @@ struct World {
     natted: BTreeSet<usize>,
     live: usize,
     departed: usize,
+    /// Nodes started over the run (the first population and every join).
+    started: usize,
     /// Ops of file publications (their own range: probes' fetches use `probe << 32 | j`).
     next_file_op: u64,
 }
@@ -138,6 +141,37 @@ impl World {
         (Rc::new(id), self.ident_rng.gen())
     }
 
+    /// The content misbehaviour of a node starting now, drawn from the scenario's shares (no
+    /// draw at all when every share is 0, so scenarios without these adversaries keep their
+    /// traces).
+    fn draw_content_adversary(&mut self, id: PeerId) -> ContentFaults {
+        let shares = self.sc.adversary.content_shares();
+        if shares.iter().all(|(_, s)| *s == 0.0) {
+            return ContentFaults::default();
+        }
+        let mut u: f64 = self.adv_rng.gen();
+        let Some(kind) = shares.into_iter().find_map(|(k, s)| {
+            u -= s;
+            (u < 0.0).then_some(k)
+        }) else {
+            return ContentFaults::default();
+        };
+        self.collector.mark_adversary(id, kind.name());
+        let a = &self.sc.adversary;
+        let now = self.clock.now();
+        match kind {
+            ContentAdversary::Withhold => ContentFaults { withhold: true, ..ContentFaults::default() },
+            ContentAdversary::Corrupt => ContentFaults { corrupt: true, ..ContentFaults::default() },
+            ContentAdversary::Slow => ContentFaults { slow_ms: a.slow_ms, ..ContentFaults::default() },
+            ContentAdversary::Covert => ContentFaults {
+                withhold: true,
+                corrupt: true,
+                from_ms: now + a.covert_after_s * 1000,
+                ..ContentFaults::default()
+            },
+        }
+    }
+
     fn start_node(&mut self, slot: usize, (identity, seed): (Rc<Identity>, u64), bootstrap: Vec<PeerId>) {
         let id = identity.peer_id();
         if self.ids.len() <= slot {
@@ -145,12 +179,14 @@ impl World {
             self.nodes.resize_with(slot + 1, || None);
         }
         self.ids[slot] = id;
+        self.started += 1;
         self.collector.register(id, slot);
         let port = self.net.add_node(slot as u32, id, self.sc.node.links.max_connections);
         let corrupt = self.adv_rng.gen_bool(self.sc.adversary.invalid_signatures);
         if corrupt {
-            self.collector.mark_adversary(id);
+            self.collector.mark_forger(id);
         }
+        let content_faults = self.draw_content_adversary(id);
         let mut config = self.sc.node.clone();
         let nat = self.sc.network.nat_share > 0.0 && self.nat_rng.gen_bool(self.sc.network.nat_share);
         self.net.set_nat(slot as u32, nat);
@@ -162,7 +198,9 @@ impl World {
         }
         let params = NodeParams {
             faults: Faults { corrupt_signatures: corrupt },
+            content_faults,
             peer_store: None,
+            reputation_store: None,
             identity,
             verifier: self.verifier.clone(),
             config,
@@ -287,6 +325,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         natted: BTreeSet::new(),
         live: 0,
         departed: 0,
+        started: 0,
         next_file_op: FILE_PUBLISH_OPS,
         sc: sc.clone(),
     };
@@ -354,7 +393,10 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                 }
             }
             Action::Probe => {
-                let live = world.live_slots();
+                // Honest fetchers only: an isolated adversary failing its own fetches is the
+                // point, not a loss of availability.
+                let mut live = world.live_slots();
+                live.retain(|slot| !world.collector.is_adversary(&world.ids[*slot]));
                 let min_age_ms = sc.content.probe_min_age_s * 1000;
                 let published = world.collector.probe_candidates(at_ms.saturating_sub(min_age_ms));
                 if live.is_empty() || published.is_empty() {
@@ -396,6 +438,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     mean_degree,
                     known_peers_mean: world.collector.known_peers_mean(&live_slots),
                     departed: world.departed,
+                    adversary_link_share: world.collector.adversary_link_share(),
                 });
                 progress.set(at_ms / 1000, &samples);
             }
@@ -456,10 +499,33 @@ fn build_report(sc: &Scenario, world: &World, samples: Vec<Sample>, churn_info: 
         ..Metrics::default()
     };
     let mut metrics = metrics;
-    let mut notes = vec![format!(
+    let mut notes_after = Vec::new();
+    if metrics.adversaries > 0 {
+        let t = world.collector.trust_summary();
+        let honest_started = world.started.saturating_sub(metrics.adversaries).max(1);
+        metrics.adversaries_dealt = Some(t.dealt);
+        metrics.adversaries_isolated = Some(t.isolated);
+        let p = |q: f64| (!t.isolation_times_s.is_empty()).then(|| percentile(&t.isolation_times_s, q));
+        metrics.isolation_time_p50_s = p(50.0);
+        metrics.isolation_time_p90_s = p(90.0);
+        let d = |q: f64| (!t.detection_times_s.is_empty()).then(|| percentile(&t.detection_times_s, q));
+        metrics.detection_time_p50_s = d(50.0);
+        metrics.detection_time_p90_s = d(90.0);
+        metrics.adversary_link_share_final = samples.last().and_then(|s| s.adversary_link_share);
+        metrics.false_positive_share = Some(t.false_positives as f64 / honest_started as f64);
+        let by_kind: Vec<String> = world
+            .collector
+            .adversary_links_by_kind()
+            .into_iter()
+            .map(|(k, n, l)| format!("{k}: {n} live, {l} honest links to them"))
+            .collect();
+        notes_after.push(format!("adversaries at the end by kind: {}", by_kind.join("; ")));
+    }
+    let mut notes = notes_after;
+    notes.push(format!(
         "connectivity_min is taken over samples at t >= {} s (warm-up excluded); connectivity = largest connected component / live nodes",
         sc.warmup_s
-    )];
+    ));
     notes.push(format!(
         "gossip reach is bounded by TTL {} and {} rumours per frame; coverage = mean share of live nodes reached per rumour",
         sc.node.gossip.ttl, sc.node.gossip.max_rumors_per_frame

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use swarm_engine::discovery::PeerStore;
 use swarm_engine::identity::{store, vault, Ed25519Verifier, Identity};
 use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::reputation::ReputationStore;
 use swarm_engine::storage::heed_store::HeedStorage;
 use swarm_engine::storage::Storage;
 use swarm_engine::time::Clock;
@@ -99,6 +100,8 @@ pub fn run(a: NodeArgs) -> Result<()> {
     let config = NodeConfig::default();
     let peer_store = PeerStore::new(registry.clone(), unix_ms());
     let restored = peer_store.restore(config.discovery.forget_after_ms()).context("reading the peer registry")?;
+    let reputation_store = ReputationStore::new(registry.clone());
+    let scores = reputation_store.restore().context("reading the stored reputation records")?;
 
     let net_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -147,7 +150,9 @@ pub fn run(a: NodeArgs) -> Result<()> {
             observer: Rc::new(HostObserver(shared.clone())),
             clock: Clock::with_epoch(tokio::time::Instant::now(), unix_ms()),
             peer_store: Some((peer_store, restored)),
+            reputation_store: Some((reputation_store, scores)),
             faults: Default::default(),
+            content_faults: Default::default(),
             content_store: Box::new(chunks),
             content_listener: None,
             file_listener: Some(shared.file_listener()),

@@ -47,6 +47,8 @@ pub fn params(net: &SimNet, clock: Clock, slot: u32, id: Rc<Identity>, bootstrap
         clock,
         peer_store: None,
         faults: Default::default(),
+        content_faults: Default::default(),
+        reputation_store: None,
         content_store: Box::new(MemoryStorage::new()),
         content_listener: None,
         file_listener: None,

@@ -9,6 +9,7 @@ use crate::config::DiscoveryConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::{DialError, LinkView};
 use crate::observer::Event;
+use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::Message;
@@ -64,8 +65,15 @@ pub struct DiscoveryCore {
     low_watermark: usize,
     registry: Registry,
     links: LinkView,
+    /// Standings: peer exchange only from peers at or above the gossip threshold; graylisted
+    /// peers are not dialled.
+    trust: TrustView,
     /// Random links asked for and not answered yet -> when.
     asked: BTreeMap<PeerId, Millis>,
+    /// Peers the connection manager refused to dial (no room, backing off, graylisted) -> when:
+    /// not asked for again within `dial_retry_after_ms`. Without this, a refusal answered by a
+    /// top-up that picks the same peer is a loop that never lets time pass.
+    refused: BTreeMap<PeerId, Millis>,
     started: bool,
     next_rescan: Millis,
     persist: bool,
@@ -92,12 +100,20 @@ impl DiscoveryCore {
             low_watermark,
             registry,
             links,
+            trust: TrustView::default(),
             asked: BTreeMap::new(),
+            refused: BTreeMap::new(),
             started: false,
             next_rescan: 0,
             persist: false,
             out: Outputs::new(),
         }
+    }
+
+    /// Decide by these standings (see the field).
+    pub fn with_trust(mut self, trust: TrustView) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// Start from what a previous run stored, and hand the registry out for storing at every
@@ -145,7 +161,8 @@ impl DiscoveryCore {
         self.registry
             .ranked(now)
             .into_iter()
-            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p))
+            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p) && !self.trust.is_graylisted(p))
+            .filter(|(p, _)| self.refused.get(p).is_none_or(|t| now.saturating_sub(*t) >= self.cfg.dial_retry_after_ms))
             .filter(|(p, _)| {
                 let failed = self.registry.get(p).and_then(|e| e.last_failure);
                 failed.is_none_or(|t| now.saturating_sub(t) >= self.cfg.dial_retry_after_ms)
@@ -249,6 +266,8 @@ impl DiscoveryCore {
                 // The manager's own refusals (no room, backing off) say nothing of the peer.
                 if matches!(error, DialError::Unreachable | DialError::AuthFailed) {
                     self.registry.record_failure(&peer, now);
+                } else {
+                    self.refused.insert(peer, now);
                 }
                 self.top_up(now);
             }
@@ -270,8 +289,9 @@ impl Core for DiscoveryCore {
                 }
             }
             Input::PexResponse { from, peers } => {
-                // Only from a peer we are linked to, and never more than we would ask for.
-                if self.links.contains(&from) {
+                // Only from a peer we are linked to and do not distrust, and never more than we
+                // would ask for.
+                if self.links.contains(&from) && self.trust.allows_gossip(&from) {
                     let n = peers.len().min(self.cfg.pex_max_peers);
                     self.learn_all(now, &peers[..n]);
                     self.top_up(now);
@@ -302,6 +322,8 @@ impl Core for DiscoveryCore {
         }
         if now >= self.next_rescan {
             self.asked.retain(|_, at| now.saturating_sub(*at) < ASK_STALE_MS);
+            let retry = self.cfg.dial_retry_after_ms;
+            self.refused.retain(|_, at| now.saturating_sub(*at) < retry);
             self.top_up(now);
             self.explore(now);
             self.snapshot(now);

@@ -186,3 +186,27 @@ proptest! {
         }
     }
 }
+
+/// A peer the connection manager refused (no room, backing off, graylisted) is not asked for
+/// again within `dial_retry_after_ms`: a refusal answered at once by a top-up naming the same
+/// peer was a loop in which simulated time never advanced (found by the adversaries scenario).
+#[test]
+fn a_refused_peer_is_not_asked_for_again_at_once() {
+    let mut c = core(&[pid(1)]);
+    c.handle_timeout(0);
+    assert_eq!(dials(&drain(&mut c)), vec![pid(1)]);
+    for (i, error) in [DialError::BackingOff, DialError::NoRoom, DialError::Graylisted].into_iter().enumerate() {
+        let now = 10 + i as u64;
+        c.link(now, LinkEvent::DialFailed { peer: pid(1), error });
+        assert!(dials(&drain(&mut c)).is_empty(), "asked again at once after {error:?}");
+    }
+    let retry = DiscoveryConfig::default().dial_retry_after_ms;
+    let mut later = vec![];
+    let mut now = retry;
+    while now < 3 * retry && later.is_empty() {
+        now = c.next_timeout().unwrap().max(now + 1);
+        c.handle_timeout(now);
+        later = dials(&drain(&mut c));
+    }
+    assert_eq!(later, vec![pid(1)], "asked again once the pause is over");
+}

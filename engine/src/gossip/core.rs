@@ -16,6 +16,7 @@ use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::identity::{Identity, Rejection, Verifier};
 use crate::links::LinkView;
 use crate::observer::{Event, Offence};
+use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::{Message, Rumor, RumorBody, MAX_RUMORS, MAX_RUMOR_PEERS};
@@ -134,6 +135,8 @@ pub struct GossipCore {
     faults: Faults,
     cfg: GossipConfig,
     links: LinkView,
+    /// Standings: no gossip to or from peers below the gossip threshold.
+    trust: TrustView,
     /// Rumours taken ([`rumor_id`]).
     seen: SeenCache,
     /// Rumours waiting for the next round, TTL already decremented.
@@ -170,6 +173,7 @@ impl GossipCore {
             seen: SeenCache::new(cfg.seen_cache_max),
             cfg,
             links,
+            trust: TrustView::default(),
             relay: Vec::new(),
             learned: Vec::new(),
             seq: 0,
@@ -199,8 +203,15 @@ impl GossipCore {
         (u64::from(self.cfg.ttl) + 2) * self.cfg.interval_ms
     }
 
+    /// Send no gossip to, and take none from, peers these standings put below the gossip
+    /// threshold.
+    pub fn with_trust(mut self, trust: TrustView) -> Self {
+        self.trust = trust;
+        self
+    }
+
     fn on_frame(&mut self, now: Millis, from: PeerId, rumors: Vec<Rumor>) {
-        if !self.links.contains(&from) {
+        if !self.links.contains(&from) || !self.trust.allows_gossip(&from) {
             return;
         }
         for mut r in rumors {
@@ -301,7 +312,8 @@ impl GossipCore {
                 }
             }
         }
-        let to: Vec<PeerId> = self.links.peers();
+        let mut to: Vec<PeerId> = self.links.peers();
+        to.retain(|p| self.trust.allows_gossip(p));
         self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
     }
 }

@@ -26,6 +26,7 @@ use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::health::Liveness;
 use crate::identity::{Identity, Verifier};
 use crate::observer::{Event, LinkChange};
+use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::Message;
@@ -82,6 +83,11 @@ pub enum Input {
         purpose: Purpose,
         peers: Vec<PeerId>,
     },
+    /// Reputation graylisted the peer: its link, if any, is closed, and no link to it is made
+    /// or accepted while the standing lasts (read from the [`TrustView`]).
+    Graylisted {
+        peer: PeerId,
+    },
     /// The node is stopping: every link is closed with a goodbye.
     Shutdown,
 }
@@ -133,6 +139,8 @@ pub struct LinksCore {
     exchange_deadlines: BTreeSet<(Millis, PeerId)>,
     /// Links we are closing (or dropping), and why: the reason their `Down` is reported with.
     closing: BTreeMap<PeerId, CloseReason>,
+    /// Standings: graylisted peers get no link.
+    trust: TrustView,
     stats: LinksStats,
     out: Outputs<Output>,
 }
@@ -174,9 +182,16 @@ impl LinksCore {
             exchange_until: BTreeMap::new(),
             exchange_deadlines: BTreeSet::new(),
             closing: BTreeMap::new(),
+            trust: TrustView::default(),
             stats: LinksStats::default(),
             out: Outputs::new(),
         }
+    }
+
+    /// Refuse links to the peers these standings graylist.
+    pub fn with_trust(mut self, trust: TrustView) -> Self {
+        self.trust = trust;
+        self
     }
 
     pub fn view(&self) -> LinkView {
@@ -279,6 +294,9 @@ impl LinksCore {
         if self.dialer.is_target(&peer) {
             return;
         }
+        if self.trust.is_graylisted(&peer) {
+            return self.refuse(peer, DialError::Graylisted);
+        }
         let degree = self.degree() + self.dialer.in_flight();
         let room = match purpose {
             Purpose::Random => degree < self.cfg.high_watermark,
@@ -332,7 +350,8 @@ impl LinksCore {
         // link the transport made without one (a reconnect of its own) is held to the cap as an
         // inbound one is. Found by the policy proptest: 12 links under a cap of 8 + 3 dials.
         let ours = outbound && self.dialer.is_dialing(&peer);
-        if !ours && self.degree() + self.auth.pending() >= self.cfg.max_connections {
+        let full = !ours && self.degree() + self.auth.pending() >= self.cfg.max_connections;
+        if full || self.trust.is_graylisted(&peer) {
             self.stats.refused += 1;
             self.event(LinkChange::Refused { peer });
             self.out.push_back(Output::Disconnect(peer));
@@ -374,6 +393,11 @@ impl LinksCore {
 
     fn on_up(&mut self, now: Millis, peer: PeerId, outbound: bool) {
         self.dialer.connected(&peer);
+        if self.trust.is_graylisted(&peer) {
+            // Graylisted while the handshake ran: closed as soon as it is open.
+            self.closing.insert(peer, CloseReason::Graylisted);
+            self.out.push_back(Output::Disconnect(peer));
+        }
         self.closing.remove(&peer);
         let purposes = self.wanted(&peer);
         self.table.insert(peer, LinkInfo { outbound, opened_at: now, purposes, remote_keeps: false });
@@ -407,7 +431,7 @@ impl LinksCore {
                 self.dialer.hold_off(peer, now + self.cfg.give_up_ms);
             } else {
                 self.dialer.failed(peer, now);
-                self.dialer.target(peer, now);
+                self.retarget(peer, now);
             }
         }
         self.start_dials(now);
@@ -426,7 +450,7 @@ impl LinksCore {
             if let AfterFailure::GaveUp(_) = after {
                 self.out.push_back(Output::Effect(Effect::Event(Event::ReconnectGaveUp { peer })));
             }
-            self.dialer.target(peer, now);
+            self.retarget(peer, now);
         }
         self.start_dials(now);
     }
@@ -461,13 +485,34 @@ impl LinksCore {
         }
     }
 
+    /// Dial a protected want again (after its backoff), unless it is graylisted now.
+    fn retarget(&mut self, peer: PeerId, now: Millis) {
+        if !self.trust.is_graylisted(&peer) {
+            self.dialer.target(peer, now);
+        }
+    }
+
+    /// Close the peer's link (a goodbye: it is not lost, it is refused) and stop dialling it.
+    fn graylisted(&mut self, peer: PeerId) {
+        self.dialer.untarget(&peer);
+        if self.table.view().contains(&peer) && !self.closing.contains_key(&peer) {
+            self.closing.insert(peer, CloseReason::Graylisted);
+            self.out.push_back(Output::Close(peer));
+        }
+    }
+
     /// Protected wants with no link and no dial (refused for want of room, or whose pause
     /// ended): dialled again when there is room.
     fn revive_wants(&mut self, now: Millis) {
         let dormant: Vec<PeerId> = self
             .wants
             .iter()
-            .filter(|(p, w)| w.protects() && !self.dialer.is_target(p) && !self.table.view().contains(p))
+            .filter(|(p, w)| {
+                w.protects()
+                    && !self.dialer.is_target(p)
+                    && !self.table.view().contains(p)
+                    && !self.trust.is_graylisted(p)
+            })
             .map(|(p, _)| *p)
             .collect();
         for p in dormant {
@@ -522,6 +567,7 @@ impl Core for LinksCore {
                 self.set_wanted(now, purpose, peers);
                 self.start_dials(now);
             }
+            Input::Graylisted { peer } => self.graylisted(peer),
             Input::Shutdown => {
                 for p in self.table.view().peers() {
                     self.closing.insert(p, CloseReason::Shutdown);

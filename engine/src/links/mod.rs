@@ -274,6 +274,8 @@ pub enum CloseReason {
     Full,
     /// Our node is stopping.
     Shutdown,
+    /// Reputation graylisted the peer.
+    Graylisted,
 }
 
 /// Why a dial failed.
@@ -289,4 +291,6 @@ pub enum DialError {
     /// Not attempted: at the high watermark for this purpose, or at the hard cap, or too many
     /// dials in flight.
     NoRoom,
+    /// Not attempted: reputation graylisted the peer.
+    Graylisted,
 }

@@ -421,3 +421,33 @@ proptest! {
         }
     }
 }
+
+/// A graylisted peer loses its link (closed with a goodbye), is not dialled for any purpose and
+/// its inbound links are refused before any handshake, until its standing recovers.
+#[test]
+fn a_graylisted_peer_is_closed_refused_and_not_dialled() {
+    use crate::reputation::{Standing, TrustView};
+    let trust = TrustView::default();
+    let mut m = manager(LinksConfig::default());
+    m.core = std::mem::replace(&mut m.core, manager(LinksConfig::default()).core).with_trust(trust.clone());
+    m.want(0, 1, Purpose::Neighbourhood);
+    m.open(10, 1, true);
+    assert!(m.linked().contains(&pid(1)));
+    m.take();
+    trust.set(pid(1), Standing::Graylisted);
+    m.input(20, Input::Graylisted { peer: pid(1) });
+    assert_eq!(closes(&m.take()), vec![pid(1)], "its link is closed");
+    m.close(30, 1, true);
+    m.run_until(10 * 60_000);
+    assert!(dials(&m.take()).is_empty(), "a protected want does not redial a graylisted peer");
+    m.want(700_000, 1, Purpose::Manual);
+    assert_eq!(failed(&m.take()), vec![(pid(1), DialError::Graylisted)]);
+    let generation = m.gate.open(pid(1), 710_000);
+    m.input(710_000, Input::Connected { peer: pid(1), outbound: false, generation });
+    let out = m.take();
+    assert!(out.iter().any(|o| matches!(o, Output::Disconnect(p) if *p == pid(1))), "inbound refused: {out:?}");
+    assert!(!m.linked().contains(&pid(1)));
+    trust.set(pid(1), Standing::Acceptable);
+    m.want(720_000, 1, Purpose::Manual);
+    assert_eq!(dials(&m.take()), vec![pid(1)], "dialled again once forgiven");
+}

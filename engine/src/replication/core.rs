@@ -257,6 +257,11 @@ impl ReplicationCore {
         self.known_holders(chunk).is_some_and(|hs| hs.contains(peer))
     }
 
+    /// Chunks others are known to hold, in id order from `from` (audits pick among them).
+    pub fn known_chunks_from(&self, from: &ChunkId) -> impl Iterator<Item = ChunkId> + '_ {
+        self.known.range(*from..).map(|(c, _)| *c)
+    }
+
     /// Chunks held, with their sizes.
     pub fn held(&self) -> impl Iterator<Item = (&ChunkId, u32)> {
         self.held.iter().map(|(c, h)| (c, h.bytes))

@@ -13,4 +13,4 @@ mod tests;
 
 pub use self::actor::{ContentActor, ContentListener, ContentResult};
 pub use self::core::{Found, Input, Output, ReplicationCore, ReplicationStats};
-pub use self::service::{ContentCore, ContentStats, FetchError, Input as ContentInput, PublishError};
+pub use self::service::{ContentCore, ContentFaults, ContentStats, FetchError, Input as ContentInput, PublishError};

@@ -31,9 +31,16 @@ pub struct ReputationConfig {
     /// A request the peer refused although it should hold the data counts as this many failed.
     pub withheld_weight: f64,
     pub availability_half_life_ms: u64,
+    /// Most taken from a peer that serves none of what it is asked, with confidence; nothing
+    /// while it serves at least half (see [`crate::reputation::Record::deficit`]).
+    pub deficit_weight: f64,
+    /// Requests (decayed) that earn half of the deficit's confidence.
+    pub deficit_confidence: f64,
     /// Most credit for answering fast: full credit at or under `rtt_target_ms`.
     pub responsiveness_weight: f64,
     pub rtt_target_ms: u64,
+    /// An answer slower than this counts as a failed request (the asker hedged or gave up).
+    pub late_after_ms: u64,
     /// Weight of a new sample in the RTT moving average.
     pub rtt_ewma_alpha: f64,
     /// RTT samples (decayed count) that earn half of the responsiveness credit.
@@ -85,10 +92,16 @@ impl Default for ReputationConfig {
             churn_half_life_ms: HOUR_MS,
             availability_weight: 10.0,
             availability_prior: 4.0,
-            withheld_weight: 2.0,
+            withheld_weight: 4.0, // an announced holder saying "not here" is a lie but for a race
             availability_half_life_ms: 6 * HOUR_MS,
+            // Four requests withheld in a row by a new peer take it past the graylist threshold
+            // (squared deficit 0.44 x confidence 0.67 x 150, plus the availability component's
+            // -7), about eight timed out in a row too; a peer that served before needs more.
+            deficit_weight: 150.0,
+            deficit_confidence: 2.0,
             responsiveness_weight: 5.0,
-            rtt_target_ms: 200, // plan: chunk fetch < 2 s over several hops
+            rtt_target_ms: 200,   // plan: chunk fetch < 2 s over several hops
+            late_after_ms: 2_000, // plan: a chunk within 2 s
             rtt_ewma_alpha: 0.2,
             rtt_confidence: 4.0,
             // One proven act takes any peer (at most +25) below the graylist threshold, as
@@ -129,6 +142,7 @@ impl ReputationConfig {
             ("reputation.churn_allowance", p.churn_allowance),
             ("reputation.availability_weight", p.availability_weight),
             ("reputation.withheld_weight", p.withheld_weight),
+            ("reputation.deficit_weight", p.deficit_weight),
             ("reputation.responsiveness_weight", p.responsiveness_weight),
             ("reputation.malice_weight", p.malice_weight),
             ("reputation.violation_weight", p.violation_weight),
@@ -139,9 +153,11 @@ impl ReputationConfig {
         ] {
             check(w.is_finite() && w >= 0.0, field, format!("must be a finite number >= 0 (got {w})"))?;
         }
-        for (field, v) in
-            [("reputation.availability_prior", p.availability_prior), ("reputation.rtt_confidence", p.rtt_confidence)]
-        {
+        for (field, v) in [
+            ("reputation.availability_prior", p.availability_prior),
+            ("reputation.rtt_confidence", p.rtt_confidence),
+            ("reputation.deficit_confidence", p.deficit_confidence),
+        ] {
             check(v.is_finite() && v > 0.0, field, format!("must be a finite number > 0 (got {v})"))?;
         }
         for (field, ms) in [
@@ -156,6 +172,11 @@ impl ReputationConfig {
             check(ms >= 1_000, field, "must be at least 1000 ms")?;
         }
         check(p.rtt_target_ms >= 1, "reputation.rtt_target_ms", "must be positive")?;
+        check(
+            p.late_after_ms >= p.rtt_target_ms,
+            "reputation.late_after_ms",
+            format!("must be at least rtt_target_ms ({})", p.rtt_target_ms),
+        )?;
         check(
             p.rtt_ewma_alpha > 0.0 && p.rtt_ewma_alpha <= 1.0,
             "reputation.rtt_ewma_alpha",

@@ -84,6 +84,8 @@ pub struct ReputationCore {
     dirty: BTreeSet<PeerId>,
     deleted: BTreeSet<PeerId>,
     persist_at: Option<Millis>,
+    /// False where nothing is stored (simulations): no batches are made.
+    persists: bool,
     out: Outputs<Output>,
 }
 
@@ -98,8 +100,18 @@ impl ReputationCore {
             dirty: BTreeSet::new(),
             deleted: BTreeSet::new(),
             persist_at: None,
+            persists: true,
             out: Outputs::new(),
         }
+    }
+
+    /// A core whose records are never handed out for storage (a node without a store).
+    pub fn without_persistence(mut self) -> Self {
+        self.persists = false;
+        self.dirty.clear();
+        self.deleted.clear();
+        self.persist_at = None;
+        self
     }
 
     pub fn config(&self) -> &ReputationConfig {
@@ -209,6 +221,11 @@ impl ReputationCore {
     }
 
     fn schedule_persist(&mut self, now: Millis) {
+        if !self.persists {
+            self.dirty.clear();
+            self.deleted.clear();
+            return;
+        }
         if self.persist_at.is_none() {
             self.persist_at = Some(now.saturating_add(self.cfg.persist_interval_ms));
         }

@@ -9,13 +9,17 @@
 //! source. Failed requests weigh in a served/asked ratio, not as offences, so loss at any rate
 //! never graylists a peer that serves.
 
+pub mod actor;
 pub mod config;
 pub mod core;
 pub mod persist;
 pub mod score;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
+pub use self::actor::ReputationActor;
 pub use self::core::{Input, Output, PersistOp, ReputationCore};
-pub use persist::{DecodeError, StoredRecord};
+pub use persist::{DecodeError, ReputationStore, StoredRecord};
 pub use score::{Counts, OffenceClass, OffenceKind, Outcome, Record, Standing, SCORE_MAX, SCORE_MIN};
+pub use view::TrustView;

@@ -101,3 +101,48 @@ impl StoredRecord {
         Ok(rec)
     }
 }
+
+/// A node's handle on its stored reputation records (the `reputation` table, beside the peer
+/// registry): read back at start, written in the core's batches.
+#[derive(Clone)]
+pub struct ReputationStore {
+    storage: std::rc::Rc<std::cell::RefCell<dyn crate::storage::Storage>>,
+}
+
+impl ReputationStore {
+    pub fn new(storage: std::rc::Rc<std::cell::RefCell<dyn crate::storage::Storage>>) -> Self {
+        ReputationStore { storage }
+    }
+
+    /// Every stored record. One that does not decode is an error naming its key: the caller must
+    /// not go on storing over a table it could not read.
+    pub fn restore(&self) -> Result<Vec<StoredRecord>, crate::storage::StorageError> {
+        use crate::storage::{StorageError, Table};
+        let entries = self.storage.borrow().scan(Table::Reputation)?;
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                StoredRecord::decode(&v).map_err(|e| StorageError::Corrupt {
+                    table: Table::Reputation.name(),
+                    key: hex::encode(&k),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// One batch of the core's writes, atomically.
+    pub fn apply(&self, batch: &[super::PersistOp]) -> Result<(), crate::storage::StorageError> {
+        use crate::storage::{Op, Table};
+        let ops: Vec<Op> = batch
+            .iter()
+            .map(|op| match op {
+                super::PersistOp::Put { peer, bytes } => {
+                    Op::Put { table: Table::Reputation, key: peer.0.to_vec(), value: bytes.clone() }
+                }
+                super::PersistOp::Delete { peer } => Op::Delete { table: Table::Reputation, key: peer.0.to_vec() },
+            })
+            .collect();
+        self.storage.borrow_mut().apply(&ops)
+    }
+}

@@ -158,7 +158,7 @@ pub enum Outcome {
 
 /// The components of a score, each already weighted; their sum, clamped, is the score.
 /// Each is monotone in time between two inputs.
-pub type Components = [f64; 7];
+pub type Components = [f64; 8];
 
 /// The decaying counts of a record (stored as they are).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -255,7 +255,13 @@ impl Record {
         self.advance(now, cfg);
         match outcome {
             Outcome::Served { rtt_ms } => {
-                self.counts.served += 1.0;
+                // An answer past `late_after_ms` came after the asker had to look elsewhere:
+                // it counts as failed (and still as an RTT sample).
+                if rtt_ms > cfg.late_after_ms {
+                    self.counts.failed += 1.0;
+                } else {
+                    self.counts.served += 1.0;
+                }
                 let rtt = rtt_ms as f64;
                 let a = cfg.rtt_ewma_alpha;
                 self.counts.rtt_ewma_ms = Some(self.counts.rtt_ewma_ms.map_or(rtt, |e| a * rtt + (1.0 - a) * e));
@@ -283,6 +289,17 @@ impl Record {
         (self.counts.served - bad) / (self.counts.served + bad + cfg.availability_prior)
     }
 
+    /// How far a peer that fails more requests than it serves falls short, squared and
+    /// weighted by how many requests that verdict rests on, in [0, 1]: 0 for any peer that
+    /// serves at least half of what it is asked (loss up to 50% costs nothing here), near 1 for
+    /// one that withholds or stalls everything (gossipsub v1.1's delivery deficit, P3).
+    /// Decays toward 0 with the availability counts (both factors shrink as they do).
+    pub fn deficit(&self, availability: f64, cfg: &ReputationConfig) -> f64 {
+        let short = (-availability).max(0.0);
+        let asked = self.counts.served + self.counts.failed + self.counts.withheld;
+        short * short * asked / (asked + cfg.deficit_confidence)
+    }
+
     /// The RTT average against the target, in [0, 1] (1 at or under it); 0 with no sample.
     pub fn rtt_quality(&self, cfg: &ReputationConfig) -> f64 {
         let target = cfg.rtt_target_ms.max(1) as f64;
@@ -297,10 +314,12 @@ impl Record {
         let churn = excess / (excess + cfg.churn_allowance.max(1.0));
         let confidence = self.counts.rtt_samples / (self.counts.rtt_samples + cfg.rtt_confidence);
         let noise = (self.counts.noise - cfg.noise_allowance).max(0.0);
+        let availability = self.availability(cfg);
         [
             cfg.uptime_weight * uptime,
             -cfg.churn_weight * churn,
-            cfg.availability_weight * self.availability(cfg),
+            cfg.availability_weight * availability,
+            -cfg.deficit_weight * self.deficit(availability, cfg),
             cfg.responsiveness_weight * confidence * self.rtt_quality(cfg),
             -cfg.malice_weight * self.counts.malice,
             -cfg.violation_weight * self.counts.violation,

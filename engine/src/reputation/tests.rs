@@ -148,7 +148,8 @@ proptest! {
             prop_assert!(p[0] >= 0.0 && p[0] <= c.uptime_weight);
             prop_assert!(p[1] <= 0.0 && p[1] >= -c.churn_weight);
             prop_assert!(p[2].abs() <= c.availability_weight);
-            prop_assert!(p[3] >= 0.0 && p[3] <= c.responsiveness_weight);
+            prop_assert!(p[3] <= 0.0 && p[3] >= -c.deficit_weight);
+            prop_assert!(p[4] >= 0.0 && p[4] <= c.responsiveness_weight);
         }
         let s = r.score(now + later, &c);
         prop_assert!((SCORE_MIN..=SCORE_MAX).contains(&s), "{s}");
@@ -167,10 +168,10 @@ proptest! {
         }
     }
 
-    /// Served with an RTT no worse than the average so far: never lowers the score. Any RTT:
-    /// never lowers the served ratio.
+    /// Served in time with an RTT no worse than the average so far: never lowers the score. Any
+    /// RTT within `late_after_ms`: never lowers the served ratio.
     #[test]
-    fn a_served_request_never_lowers_the_score(h in history(), rtt in 1u64..10_000, later in 0..50 * HOUR) {
+    fn a_served_request_never_lowers_the_score(h in history(), rtt in 1u64..=2_000, later in 0..50 * HOUR) {
         let c = cfg();
         let (before, now) = replay(&h, &c);
         let rtt_ms = before.counts.rtt_ewma_ms.map_or(rtt, |e| rtt.min(e.floor() as u64));
@@ -431,7 +432,7 @@ fn rank_prefers_good_peers_then_unknown_then_bad_with_ties_by_id() {
     let (fast, slow, bad) = (pid(5), pid(6), pid(7));
     for i in 0..20 {
         core.handle(i * SECOND, Input::Request { peer: fast, outcome: Outcome::Served { rtt_ms: 40 } });
-        core.handle(i * SECOND, Input::Request { peer: slow, outcome: Outcome::Served { rtt_ms: 4_000 } });
+        core.handle(i * SECOND, Input::Request { peer: slow, outcome: Outcome::Served { rtt_ms: 1_500 } });
     }
     core.handle(30 * SECOND, Input::Offence { peer: bad, kind: OffenceKind::Flood });
     let ranked = core.rank(&[bad, pid(2), slow, pid(1), fast], 40 * SECOND);
@@ -497,4 +498,51 @@ fn a_flood_of_malformed_frames_graylists_where_a_trickle_does_not() {
     assert_eq!(r.standing(end, &c), Standing::Graylisted, "{}", r.score(end, &c));
     let back = r.next_change(end, &c).unwrap();
     assert!(back < end + 2 * c.noise_half_life_ms, "noise is forgiven within minutes");
+}
+
+/// A withholder is caught on its own lies: a new peer that answers "not here" four times for
+/// chunks it announced is graylisted; one that serves at least half of what it is asked pays no
+/// deficit at all, however many requests fail.
+#[test]
+fn withholding_graylists_where_loss_does_not() {
+    let c = cfg();
+    let mut r = Record::new(0);
+    r.link_up(0, &c);
+    let mut now = 0;
+    let mut caught = None;
+    for i in 1..=10 {
+        now += 20 * SECOND;
+        r.request(now, Outcome::Withheld, &c);
+        if caught.is_none() && r.standing(now, &c) == Standing::Graylisted {
+            caught = Some(i);
+        }
+    }
+    assert!(caught.is_some_and(|n| n <= 4), "graylisted after {caught:?} withheld answers");
+    let mut half = Record::new(0);
+    half.link_up(0, &c);
+    for i in 1..=1_000 {
+        let outcome = if i % 2 == 1 { Outcome::Served { rtt_ms: 80 } } else { Outcome::Failed };
+        half.request(i * SECOND, outcome, &c);
+        let a = half.availability(&c);
+        assert!(half.deficit(a, &c) < 1e-6, "a peer serving half pays no deficit (request {i})");
+        assert!(half.standing(i * SECOND, &c) >= Standing::NoGossip, "{}", half.score(i * SECOND, &c));
+    }
+}
+
+/// An answer past `late_after_ms` counts as a failed request: a peer that always answers late
+/// ends below the publish threshold, one that answers just in time does not.
+#[test]
+fn late_answers_count_as_failures() {
+    let c = cfg();
+    let (mut late, mut in_time) = (Record::new(0), Record::new(0));
+    late.link_up(0, &c);
+    in_time.link_up(0, &c);
+    for i in 1..=30 {
+        late.request(i * 20 * SECOND, Outcome::Served { rtt_ms: c.late_after_ms + 1 }, &c);
+        in_time.request(i * 20 * SECOND, Outcome::Served { rtt_ms: c.late_after_ms }, &c);
+    }
+    let now = 30 * 20 * SECOND;
+    assert_eq!((late.counts.served, in_time.counts.failed), (0.0, 0.0));
+    assert!(late.standing(now, &c) <= Standing::NoPublish, "late: {}", late.score(now, &c));
+    assert!(in_time.standing(now, &c) >= Standing::Acceptable, "in time: {}", in_time.score(now, &c));
 }

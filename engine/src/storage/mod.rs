@@ -25,10 +25,12 @@ pub enum Table {
     Publications,
     /// Publications under way: (op, chunk index) -> chunk id, written before the chunk is stored.
     PublishJournal,
+    /// Reputation records, by peer id ([`crate::reputation::StoredRecord`]).
+    Reputation,
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Peers,
         Table::Identity,
         Table::Posts,
@@ -38,6 +40,7 @@ impl Table {
         Table::Shards,
         Table::Publications,
         Table::PublishJournal,
+        Table::Reputation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Table {
             Table::Shards => "shards",
             Table::Publications => "publications",
             Table::PublishJournal => "publish_journal",
+            Table::Reputation => "reputation",
         }
     }
 }

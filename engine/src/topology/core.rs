@@ -24,6 +24,7 @@
 use crate::config::TopologyConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::{DialError, LinkView, Purpose, Unreachable};
+use crate::reputation::TrustView;
 use crate::routing::{Key, TableView};
 use crate::time::Millis;
 use crate::types::PeerId;
@@ -112,6 +113,7 @@ pub struct TopologyCore {
     cfg: TopologyConfig,
     table: TableView,
     links: LinkView,
+    trust: TrustView,
     rng: ChaCha8Rng,
     /// What the manager was last told, per purpose.
     told: BTreeMap<Purpose, BTreeSet<PeerId>>,
@@ -133,6 +135,7 @@ impl TopologyCore {
             cfg,
             table,
             links,
+            trust: TrustView::default(),
             rng,
             told: BTreeMap::new(),
             unreachable: Unreachable::new(UNREACHABLE_MEMORY_MS, UNREACHABLE_MEMORY_MAX),
@@ -160,6 +163,17 @@ impl TopologyCore {
         (hood, lowest)
     }
 
+    /// Elected, and in good standing here (a supernode carries our lookups and fetches).
+    fn may_serve(&self, peer: &PeerId, share: f64) -> bool {
+        elected(peer, share) && self.trust.allows_gossip(peer)
+    }
+
+    /// Decide by these standings: no supernode below the gossip threshold.
+    pub fn with_trust(mut self, trust: TrustView) -> Self {
+        self.trust = trust;
+        self
+    }
+
     /// An unreachable node's supernodes: the elected peers it is linked to (oldest first, so
     /// the choice is stable), then the elected peers of the table closest to our key (nodes
     /// spread over the supernodes by key). A peer that could not be dialled has left the table.
@@ -168,14 +182,19 @@ impl TopologyCore {
         if self.cfg.reachable || want == 0 {
             return BTreeSet::new();
         }
-        let mut linked: Vec<(Millis, PeerId)> =
-            self.links.borrow().iter().filter(|(p, _)| elected(p, share)).map(|(p, l)| (l.opened_at, *p)).collect();
+        let mut linked: Vec<(Millis, PeerId)> = self
+            .links
+            .borrow()
+            .iter()
+            .filter(|(p, _)| self.may_serve(p, share))
+            .map(|(p, l)| (l.opened_at, *p))
+            .collect();
         linked.sort_unstable();
         let mut picked: Vec<PeerId> = linked.into_iter().map(|(_, p)| p).take(want).collect();
         if picked.len() < want {
             let table = self.table.borrow();
             let mut rest: Vec<PeerId> =
-                table.members().filter(|p| elected(p, share) && !picked.contains(p)).copied().collect();
+                table.members().filter(|p| self.may_serve(p, share) && !picked.contains(p)).copied().collect();
             rest.sort_by_key(|p| self.my_key.distance(&Key::of_peer(p)));
             picked.extend(rest.into_iter().take(want - picked.len()));
         }

@@ -32,8 +32,13 @@ impl ContentCore {
     /// Fetch `id` from the swarm: not held here (or our store could not read it).
     pub(super) fn fetch_elsewhere(&mut self, now: Millis, id: u64, chunk: ChunkId) {
         // A linked peer we know holds it (its holdings announcement): one round trip.
-        let known: Vec<PeerId> = self.links.peers().into_iter().filter(|p| self.repl.known_holder(&chunk, p)).collect();
-        if let Some(&h) = closest(&Key::of_chunk(&chunk), known, 1).first() {
+        let mut known = closest(
+            &Key::of_chunk(&chunk),
+            self.links.peers().into_iter().filter(|p| self.repl.known_holder(&chunk, p)),
+            usize::MAX,
+        );
+        self.trust.best_first(&mut known);
+        if let Some(&h) = known.first() {
             if let Some(f) = self.fetches.get_mut(id) {
                 f.note(now, || format!("ask linked holder {}", h.short()));
                 f.asking = Some(h);
@@ -180,7 +185,12 @@ impl ContentCore {
     /// The lookup of fetch `id` finished: ask the holders it found, nearest first.
     pub(super) fn holders_found(&mut self, now: Millis, id: u64, found: Finished) {
         let holders: Vec<PeerId> = found.info.iter().filter(|(_, i)| i.holds).map(|(p, _)| *p).collect();
-        let holders = closest(&found.target, holders.into_iter().filter(|p| *p != self.me), usize::MAX);
+        let mut holders = closest(
+            &found.target,
+            holders.into_iter().filter(|p| *p != self.me && !self.trust.is_graylisted(p)),
+            usize::MAX,
+        );
+        self.trust.best_first(&mut holders);
         let me = self.me;
         let Some(f) = self.fetches.get_mut(id) else { return };
         let attempt = f.attempts;
@@ -225,6 +235,7 @@ impl ContentCore {
                 f.asking = Some(v);
                 f.asking_via = true;
                 if self.transfers.join(now, v, chunk, Waiter::Fetch(id)) {
+                    self.transfers.mark_via(&v, &chunk);
                     self.send(v, Message::GetVia { from: p, chunk });
                 }
                 return;
@@ -322,6 +333,9 @@ impl ContentCore {
             self.stats.bad_chunks += 1;
             self.effect(Effect::Report { peer: from, offence: Offence::BadChunk });
             return self.get_failed(now, from, chunk);
+        }
+        if let Some(rtt_ms) = self.transfers.age(now, &from, &chunk) {
+            self.rate(from, Outcome::Served { rtt_ms });
         }
         let Some(g) = self.transfers.take(&from, &chunk) else { return };
         for o in &g.proxied {

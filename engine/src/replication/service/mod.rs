@@ -25,6 +25,7 @@ use crate::content::{ChunkId, Held, Index, Role, MAX_CHUNK_BYTES, TAG_BYTES};
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::LinkView;
 use crate::observer::{Event, StoreCause};
+use crate::reputation::{Outcome, TrustView};
 use crate::routing::{closest, Key, TableView};
 use crate::storage::{Op, Storage, Table};
 use crate::time::Millis;
@@ -32,6 +33,8 @@ use crate::types::PeerId;
 use crate::wire::{LookupMsg, Message, NodeInfo, MAX_HOLDINGS};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod audits;
+mod faults;
 mod fetch;
 mod fetches;
 mod lookups;
@@ -45,6 +48,8 @@ mod store_tests;
 mod tests;
 mod transfers;
 
+use audits::Audits;
+pub use faults::ContentFaults;
 use fetches::Fetches;
 use lookups::{Ask, Lookups, Purpose};
 pub use outcome::{ContentResult, ContentStats, FetchError, Output, PublishError};
@@ -127,6 +132,14 @@ pub struct ContentCore {
     pending: BTreeMap<PeerId, Pending>,
     pending_deadlines: BTreeSet<(Millis, PeerId)>,
     stats: ContentStats,
+    /// Standings: whom replicas may go to, which holders are asked first.
+    trust: TrustView,
+    /// None on a real node (see `faults.rs`).
+    faults: ContentFaults,
+    audits: Audits,
+    audit_interval_ms: Millis,
+    /// Answers the slow fault holds back, in the order they are due.
+    delayed: std::collections::VecDeque<(Millis, PeerId, Message)>,
     out: Outputs<Output>,
 }
 
@@ -143,6 +156,7 @@ impl ContentCore {
         let chunk_max = (MAX_CHUNK_BYTES + TAG_BYTES) as u32;
         let first_round = cfg.repair_interval_ms;
         let request_timeout_ms = rcfg.query_timeout_ms.max(1) * 2;
+        let audit_interval_ms = cfg.audit_interval_ms;
         let mut repl = ReplicationCore::new(me, cfg, chunk_max, first_round);
         // What a previous run stored is held again (checked against the network at once): the
         // chunks of completed publications pinned, everything else as replicas (droppable as
@@ -167,10 +181,39 @@ impl ContentCore {
             pending: BTreeMap::new(),
             pending_deadlines: BTreeSet::new(),
             stats: ContentStats::default(),
+            trust: TrustView::default(),
+            faults: ContentFaults::default(),
+            audits: Audits::default(),
+            audit_interval_ms: 0,
+            delayed: std::collections::VecDeque::new(),
             out: Outputs::new(),
         };
+        core.start_audits(audit_interval_ms);
         core.drain_repl(0);
         core
+    }
+
+    /// Decide by these standings (a node without reputation keeps the neutral default).
+    pub fn with_trust(mut self, trust: TrustView) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// A request to `peer` ended: for reputation.
+    fn rate(&mut self, peer: PeerId, outcome: Outcome) {
+        // An answer slower than a lookup question may take is no pass (reputation counts it as
+        // failed past its own `late_after_ms`, by default the same 2 s).
+        let late = self.rcfg.query_timeout_ms;
+        let verdict = match outcome {
+            Outcome::Served { rtt_ms } => Some(rtt_ms <= late),
+            Outcome::Withheld => Some(false),
+            Outcome::Failed => None,
+        };
+        self.audits.outcome(peer, verdict);
+        if verdict != Some(true) {
+            self.effect(Effect::Event(Event::RequestFailed { peer, answered: verdict.is_some() }));
+        }
+        self.out.push_back(Output::Rated { peer, outcome });
     }
 
     pub fn stats(&self) -> ContentStats {
@@ -259,7 +302,9 @@ impl ContentCore {
                 }
                 ReplOut::Lookup { chunk } => self.start_lookup(now, Key::of_chunk(&chunk), Purpose::Check(chunk)),
                 ReplOut::Offer { to, chunk } => {
-                    self.send_to(now, to, Message::Offer { chunk });
+                    if self.trust.allows_publish(&to) {
+                        self.send_to(now, to, Message::Offer { chunk });
+                    }
                 }
                 ReplOut::Drop { chunk } => match self.index.remove(&chunk) {
                     Some(h) => self.store(StoreOp::Remove { chunks: vec![(chunk, h)], why: WriteFor::Surplus }),
@@ -322,6 +367,7 @@ impl ContentCore {
                     let peers = f
                         .result
                         .iter()
+                        .filter(|p| self.trust.allows_publish(p))
                         .map(|p| {
                             let i = f.info.get(p).copied().unwrap_or_default();
                             super::Found { peer: *p, full: i.full, holds: i.holds }
@@ -415,7 +461,12 @@ impl ContentCore {
             Message::GetChunk { chunk } => self.send(from, Message::NoChunk { chunk }),
             Message::GetVia { from: holder, chunk } => self.get_for(now, from, holder, chunk),
             Message::ChunkData { chunk, data } => self.on_chunk(now, from, chunk, data),
-            Message::NoChunk { chunk } => self.get_failed(now, from, chunk),
+            Message::NoChunk { chunk } => {
+                if self.transfers.age(now, &from, &chunk).is_some() && self.repl.known_holder(&chunk, &from) {
+                    self.rate(from, Outcome::Withheld);
+                }
+                self.get_failed(now, from, chunk)
+            }
             Message::Lookup(LookupMsg::FindNode { query, target }) => {
                 let answer = self.answer(target, query);
                 self.send(from, Message::Lookup(answer));
@@ -476,8 +527,12 @@ impl ContentCore {
             self.route_failed(now, fetch);
         }
         for (p, c) in self.transfers.late(now) {
+            if self.transfers.age(now, &p, &c).is_some() {
+                self.rate(p, Outcome::Failed);
+            }
             self.get_failed(now, p, c);
         }
+        self.send_delayed(now);
         while let Some(&(d, p)) = self.pending_deadlines.first() {
             if d > now {
                 break;
@@ -488,6 +543,7 @@ impl ContentCore {
         for (id, due) in self.fetches.due(now) {
             self.fetch_due(now, id, due);
         }
+        self.audit_due(now);
     }
 }
 
@@ -524,6 +580,8 @@ impl Core for ContentCore {
             self.transfers.next_timeout(),
             self.pending_deadlines.first().map(|(d, _)| *d),
             self.fetches.next_timeout(),
+            self.delayed.front().map(|(d, _, _)| *d),
+            self.audits.next_timeout(),
         ]
         .into_iter()
         .flatten()

@@ -52,6 +52,12 @@ pub enum Output {
     RefreshDone,
     /// A fetch, publish or reclaim that ended: for the node's host.
     Done(ContentResult),
+    /// A request to `peer` ended so (served, timed out, refused by an announced holder): for
+    /// reputation.
+    Rated {
+        peer: PeerId,
+        outcome: crate::reputation::Outcome,
+    },
     /// Read or write the chunk store; the wiring answers at once with `Input::Read` or
     /// `Input::Written` ([`super::apply`]).
     Store(super::StoreOp),

@@ -107,19 +107,22 @@ impl ContentCore {
             tracing::warn!(node = %self.me.short(), error = %e, "cannot read chunk");
             None
         });
+        let data = if matches!(why, ReadFor::Fetch { .. }) { data } else { self.tamper(now, data) };
         if let (Some(d), false) = (&data, matches!(why, ReadFor::Fetch { .. })) {
             self.stats.chunks_served += 1;
             self.stats.bytes_served += d.len() as u64;
         }
         match (why, data) {
-            (ReadFor::Serve { to }, Some(data)) => self.send(to, Message::ChunkData { chunk, data }),
-            (ReadFor::Serve { to }, None) => self.send(to, Message::NoChunk { chunk }),
+            (ReadFor::Serve { to }, Some(data)) => self.answer_send(now, to, Message::ChunkData { chunk, data }),
+            (ReadFor::Serve { to }, None) => self.answer_send(now, to, Message::NoChunk { chunk }),
             (ReadFor::Route { from, id, path }, Some(data)) => {
                 let hops = (path.len() - 1) as u8;
-                self.send(from, Message::RouteBack { id, chunk, path, hops, found: true, data });
+                self.answer_send(now, from, Message::RouteBack { id, chunk, path, hops, found: true, data });
             }
             (ReadFor::Route { from, id, path }, None) => self.route_on(from, id, chunk, path),
-            (ReadFor::Proxy { origin, .. }, Some(data)) => self.send(origin, Message::ChunkData { chunk, data }),
+            (ReadFor::Proxy { origin, .. }, Some(data)) => {
+                self.answer_send(now, origin, Message::ChunkData { chunk, data })
+            }
             (ReadFor::Proxy { origin, holder }, None) => self.proxy(now, origin, holder, chunk),
             (ReadFor::Fetch { id }, data) => {
                 if self.fetches.get(id).is_none_or(|f| f.chunk != chunk) {

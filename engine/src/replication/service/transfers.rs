@@ -15,6 +15,8 @@ pub(super) enum Waiter {
     Fetch(u64),
     /// A peer asked us to get it for it (`GetVia`).
     Proxy(PeerId),
+    /// We check that a peer serves what it announced (`audits.rs`): only the outcome counts.
+    Audit,
 }
 
 /// One outstanding request and its waiters.
@@ -23,12 +25,15 @@ pub(super) struct Get {
     pub repair: bool,
     pub fetches: Vec<u64>,
     pub proxied: Vec<PeerId>,
+    pub audit: bool,
+    /// Sent as `GetVia`: the peer asked only passes it on, and is not rated for the answer.
+    pub via: bool,
     deadline: Millis,
 }
 
 impl Get {
     fn is_idle(&self) -> bool {
-        !self.repair && self.fetches.is_empty() && self.proxied.is_empty()
+        !self.repair && !self.audit && self.fetches.is_empty() && self.proxied.is_empty()
     }
 }
 
@@ -49,6 +54,20 @@ impl Transfers {
         self.gets.contains_key(&(*peer, *chunk))
     }
 
+    /// How long the request to `peer` for `chunk` has been out, if the peer answers for itself
+    /// (not a `GetVia` it passes on).
+    pub fn age(&self, now: Millis, peer: &PeerId, chunk: &ChunkId) -> Option<Millis> {
+        let g = self.gets.get(&(*peer, *chunk)).filter(|g| !g.via)?;
+        Some(now.saturating_sub(g.deadline.saturating_sub(self.timeout_ms)))
+    }
+
+    /// The request to `peer` for `chunk` went out as `GetVia`.
+    pub fn mark_via(&mut self, peer: &PeerId, chunk: &ChunkId) {
+        if let Some(g) = self.gets.get_mut(&(*peer, *chunk)) {
+            g.via = true;
+        }
+    }
+
     /// Requests we carry for other peers.
     pub fn proxied(&self) -> usize {
         self.proxied
@@ -64,6 +83,7 @@ impl Transfers {
         });
         match w {
             Waiter::Repair => g.repair = true,
+            Waiter::Audit => g.audit = true,
             Waiter::Fetch(id) => g.fetches.push(id),
             Waiter::Proxy(p) => {
                 if !g.proxied.contains(&p) {

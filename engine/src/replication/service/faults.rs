@@ -1,0 +1,76 @@
+//! Deliberate misbehaviour of a content service, for the simulator's adversaries only (a real
+//! node never sets any): holding replicas and never serving them, serving wrong bytes, answering
+//! late. Applied where the service answers from its store, so the rest of the node (announcing
+//! holdings, accepting replicas, relaying) stays as an honest node's.
+
+use super::*;
+
+/// What an adversarial content service does; nothing by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentFaults {
+    /// Accept replicas and announce them, but answer every request for one "not here".
+    pub withhold: bool,
+    /// Serve bytes that do not hash to the chunk asked for.
+    pub corrupt: bool,
+    /// Hold every answer from the store this long before sending it.
+    pub slow_ms: Millis,
+    /// Honest until this time (node time, ms): a covert adversary builds a score first.
+    pub from_ms: Millis,
+}
+
+impl ContentFaults {
+    pub fn is_honest(&self) -> bool {
+        !self.withhold && !self.corrupt && self.slow_ms == 0
+    }
+
+    fn active(&self, now: Millis) -> bool {
+        !self.is_honest() && now >= self.from_ms
+    }
+}
+
+impl ContentCore {
+    pub fn with_faults(mut self, faults: ContentFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The bytes a read for someone else is answered with, once the faults had their way.
+    pub(super) fn tamper(&self, now: Millis, data: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        if !self.faults.active(now) {
+            return data;
+        }
+        if self.faults.withhold {
+            return None;
+        }
+        let mut data = data?;
+        if self.faults.corrupt {
+            match data.first_mut() {
+                Some(b) => *b ^= 0xff,
+                None => data.push(0),
+            }
+        }
+        Some(data)
+    }
+
+    /// Send an answer from the store: at once, or after the slow fault's delay.
+    pub(super) fn answer_send(&mut self, now: Millis, to: PeerId, msg: Message) {
+        if self.faults.active(now) && self.faults.slow_ms > 0 {
+            self.delayed.push_back((now + self.faults.slow_ms, to, msg));
+        } else {
+            self.send(to, msg);
+        }
+    }
+
+    /// Delayed answers now due (their link may be gone: then they are dropped).
+    pub(super) fn send_delayed(&mut self, now: Millis) {
+        while let Some((at, _, _)) = self.delayed.front() {
+            if *at > now {
+                break;
+            }
+            let (_, to, msg) = self.delayed.pop_front().expect("front checked");
+            if self.links.contains(&to) {
+                self.send(to, msg);
+            }
+        }
+    }
+}
