@@ -3,9 +3,11 @@
 //! id), and everything else follows from that set alone:
 //!
 //! - the **winner** is, among kept versions no other kept version dominates, the latest;
-//! - the **conflict log** is every kept version that lost to a concurrent kept version
+//! - the **conflict log** is every other kept version that lost to a concurrent kept version
 //!   (a later write that did not see it). Versions a later write *saw* are superseded, not lost:
-//!   they stay in the history until the window moves past them.
+//!   they stay in the history until the window moves past them. (Only with skewed clocks can
+//!   the winner itself have lost to a version that an earlier-dated write then superseded; it is
+//!   the value read, not a log entry.)
 //!
 //! Because the state is a function of the set of versions received (the top of a total order),
 //! applying versions is idempotent, commutative and associative, and two replicas that received
@@ -151,7 +153,8 @@ impl RecordState {
         Standing::Superseded
     }
 
-    /// The conflict log: kept versions that lost to a concurrent, later one; newest first.
+    /// The conflict log: kept versions other than the winner that lost to a concurrent, later
+    /// one; newest first.
     pub fn conflicts(&self) -> Vec<&Version> {
         self.versions.values().rev().filter(|v| self.standing(v) == Standing::Conflict).collect()
     }

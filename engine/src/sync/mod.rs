@@ -13,6 +13,8 @@ pub mod clock;
 pub mod config;
 pub mod merge;
 pub mod queue;
+#[cfg(test)]
+mod queue_tests;
 pub mod record;
 pub mod replica;
 #[cfg(test)]
