@@ -66,7 +66,7 @@ pub enum QueueInput {
     /// A local write (from [`super::ReplicaCore::write`]) and its record's replica set (without
     /// this node).
     Enqueue {
-        version: Version,
+        version: Box<Version>,
         replicas: Vec<PeerId>,
     },
     /// A record's replica set changed (churn): pending writes of it go to the new set.
@@ -383,7 +383,7 @@ impl Core for SyncQueue {
 
     fn handle(&mut self, now: Millis, input: QueueInput) {
         match input {
-            QueueInput::Enqueue { version, replicas } => self.enqueue(now, version, replicas),
+            QueueInput::Enqueue { version, replicas } => self.enqueue(now, *version, replicas),
             QueueInput::Replicas { record, replicas } => self.set_replicas(now, record, replicas),
             QueueInput::Link(LinkEvent::Up { peer, .. }) => {
                 self.linked.insert(peer);

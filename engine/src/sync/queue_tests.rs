@@ -70,7 +70,7 @@ fn offline_writes_wait_then_go_in_one_batch_and_leave_on_a_quorum() {
     let r = replicas();
     let mut q = queue();
     for (n, v) in vs.iter().enumerate() {
-        q.handle(n as Millis * 1_000, QueueInput::Enqueue { version: v.clone(), replicas: r.clone() });
+        q.handle(n as Millis * 1_000, QueueInput::Enqueue { version: Box::new(v.clone()), replicas: r.clone() });
     }
     q.handle_timeout(10_000);
     let outs = outputs(&mut q);
@@ -113,7 +113,7 @@ fn unacknowledged_sends_are_repeated_after_the_resend_delay_only() {
     let r = replicas();
     let mut q = queue();
     q.handle(0, up(r[0]));
-    q.handle(0, QueueInput::Enqueue { version: v.clone(), replicas: r.clone() });
+    q.handle(0, QueueInput::Enqueue { version: Box::new(v.clone()), replicas: r.clone() });
     let batch = cfg().batch_delay_ms;
     assert_eq!(q.next_timeout(), Some(batch), "a write waits for its batch");
     q.handle_timeout(batch);
@@ -136,7 +136,7 @@ fn a_new_replica_set_takes_over_pending_writes() {
     let v = writes(&me, 1).remove(0);
     let r = replicas();
     let mut q = queue();
-    q.handle(0, QueueInput::Enqueue { version: v.clone(), replicas: r[..1].to_vec() });
+    q.handle(0, QueueInput::Enqueue { version: Box::new(v.clone()), replicas: r[..1].to_vec() });
     let newer = vec![r[1], r[2]];
     q.handle(10, up(r[2]));
     q.handle(20, QueueInput::Replicas { record: v.record(), replicas: newer.clone() });
@@ -193,7 +193,7 @@ proptest! {
         let mut now = 0;
         for op in ops {
             match op {
-                QOp::Enqueue(i) => q.handle(now, QueueInput::Enqueue { version: vs[i].clone(), replicas: r.clone() }),
+                QOp::Enqueue(i) => q.handle(now, QueueInput::Enqueue { version: Box::new(vs[i].clone()), replicas: r.clone() }),
                 QOp::Up(i) => q.handle(now, up(r[i])),
                 QOp::Down(i) => q.handle(now, down(r[i])),
                 QOp::Ack { replica, write } => q.handle(now, QueueInput::Ack { from: r[replica], ids: vec![vs[write].id()] }),
@@ -276,7 +276,7 @@ proptest! {
             r_ids.iter().map(|i| ReplicaCore::new(cfg(), Rc::new(i.duplicate()), Rc::new(Ed25519Verifier), EPOCH)).collect();
         let mut q = queue();
         for v in writes(me, n) {
-            q.handle(0, QueueInput::Enqueue { version: v, replicas: r.clone() });
+            q.handle(0, QueueInput::Enqueue { version: Box::new(v), replicas: r.clone() });
         }
         let mut acknowledged = BTreeSet::new();
         let mut drops = loss.into_iter();
