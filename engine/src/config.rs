@@ -3,6 +3,7 @@
 //! and validated with errors that name the field.
 
 pub use crate::reputation::config::ReputationConfig;
+pub use crate::sync::config::SyncConfig;
 use serde::{Deserialize, Serialize};
 
 /// A configuration value out of range; names the field.
@@ -34,6 +35,7 @@ pub struct NodeConfig {
     pub topology: TopologyConfig,
     pub files: FilesConfig,
     pub reputation: ReputationConfig,
+    pub sync: SyncConfig,
 }
 
 /// Whole files: publications streamed in and fetches streamed out, each holding a bounded
@@ -475,6 +477,7 @@ impl NodeConfig {
             format!("must exceed heartbeat_interval_ms ({})", h.heartbeat_interval_ms),
         )?;
         self.reputation.validate()?;
+        self.sync.validate(self.replication.rf)?;
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ pub mod router;
 pub mod routing;
 pub mod serde_bytes;
 pub mod storage;
+pub mod sync;
 pub mod time;
 pub mod topology;
 pub mod transport;
