@@ -110,6 +110,8 @@ fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
         content_listener: None,
         file_listener: None,
         secret_seed: swarm_engine::node::derived_secret_seed(7),
+        recovery_store: None,
+        recovery_listener: None,
     };
     let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
     net.set_inbox(slot, Rc::new(inbox));

@@ -13,6 +13,7 @@ use crate::discovery::{self, DiscoveryActor};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, Gate, LinksActor};
 use crate::observer::{Event, Observer, Offence};
+use crate::recovery::{self, RecoveryActor};
 use crate::replication::{ContentActor, ContentInput};
 use crate::time::Clock;
 use crate::topology::{self, TopologyActor};
@@ -102,6 +103,7 @@ pub struct Dispatch {
     pub gossip: Addr<GossipActor>,
     pub topology: Addr<TopologyActor>,
     pub content: Addr<ContentActor>,
+    pub recovery: Addr<RecoveryActor>,
 }
 
 impl Dispatch {
@@ -111,6 +113,7 @@ impl Dispatch {
             Message::PexRequest { max } => self.discovery.do_send(In(discovery::Input::PexRequest { from, max })),
             Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
             Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
+            Message::Recovery(envelope) => self.recovery.do_send(In(recovery::Input::Frame { from, envelope })),
             // The link's own frames are the connection manager's (the inbox routes them there);
             // one that got here was released after a proof and means nothing now.
             Message::Hello { .. }
@@ -138,6 +141,7 @@ impl Dispatch {
         self.gossip.do_send(In(gossip::Input::Link(link)));
         self.topology.do_send(In(topology::Input::Link(link)));
         self.content.do_send(In(ContentInput::Link(link)));
+        self.recovery.do_send(In(recovery::Input::Link(link)));
     }
 }
 
