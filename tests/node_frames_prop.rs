@@ -220,9 +220,10 @@ fn variant(m: &Message) -> u8 {
         Message::Keep { .. } => 16,
         Message::Route { .. } => 17,
         Message::RouteBack { .. } => 18,
+        Message::Recovery(_) => 19,
     }
 }
-const VARIANTS: u8 = 19;
+const VARIANTS: u8 = 20;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -264,6 +265,31 @@ fn rumor() -> impl Strategy<Value = Rumor> {
             })
         });
     prop_oneof![sealed, junk]
+}
+
+/// A recovery record: a real kind tag and junk after it (or junk alone), signed by the hostile
+/// peer itself (so it passes the signer check and reaches the decoders) or by any key.
+fn recovery_record() -> impl Strategy<Value = Envelope> {
+    let tags: Vec<&'static [u8]> = vec![
+        b"swarm-recovery-deposit-v1",
+        b"swarm-recovery-ack-v1",
+        b"swarm-recovery-revoke-v1",
+        b"swarm-recovery-challenge-request-v1",
+        b"swarm-recovery-challenge-by-user-v1",
+        b"swarm-recovery-challenge-v1",
+        b"swarm-recovery-release-request-v1",
+        b"swarm-recovery-release-v1",
+        b"swarm-recovery-refusal-v1",
+        b"",
+    ];
+    (
+        prop_oneof![Just(HOSTILE_SECRET), any::<[u8; 32]>()],
+        prop::sample::select(tags),
+        prop::collection::vec(any::<u8>(), 0..256),
+    )
+        .prop_map(|(secret, tag, junk)| {
+            Envelope::seal(&Identity::from_secret(&secret), [tag, &junk[..]].concat(), UNIX_EPOCH_MS)
+        })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -308,6 +334,7 @@ fn message() -> impl Strategy<Value = Message> {
                 found,
                 data
             }),
+        recovery_record().prop_map(Message::Recovery),
     ]
 }
 

@@ -36,7 +36,7 @@ fn an_identity_backed_up_with_five_holders_is_recovered_from_three_on_a_new_node
     std::fs::write(&bad, "not it\n").unwrap();
     let rp = rp.to_str().unwrap();
 
-    let node = |name: &str| start_node(name, NodeOpts::new(t.path().join(name), &[url.clone()]), &logs);
+    let node = |name: &str| start_node(name, NodeOpts::new(t.path().join(name), std::slice::from_ref(&url)), &logs);
     let owner = node("owner");
     let mut holders: Vec<NodeProc> = (0..5).map(|i| node(&format!("h{i}"))).collect();
     let ids: Vec<String> = holders.iter().map(|h| h.peer_id.clone()).collect();
@@ -91,7 +91,7 @@ fn an_identity_backed_up_with_five_holders_is_recovered_from_three_on_a_new_node
     // After a restart the node is the owner, and what it signs verifies as the owner's.
     fresh.proc.terminate(Duration::from_secs(10));
     let data = fresh.data.clone();
-    let again = start_node("fresh-again", NodeOpts::new(data, &[url.clone()]), &logs);
+    let again = start_node("fresh-again", NodeOpts::new(data, std::slice::from_ref(&url)), &logs);
     assert_eq!(again.peer_id, owner_id);
     assert_eq!(again.status()["user_id"].as_str().unwrap(), owner_user);
     wait_until("the recovered node linked", Duration::from_secs(60), || {

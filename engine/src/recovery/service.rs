@@ -28,17 +28,11 @@ pub const MAX_SESSIONS: usize = 4;
 /// Holders one recovery may ask, at most (the split allows 16 shares).
 pub const MAX_SESSION_HOLDERS: usize = super::split::MAX_SHARES as usize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RecoveryConfig {
     pub holder: HolderConfig,
     /// The recovery passphrase's argon2id cost (the vault's default: OWASP's 19 MiB, 2 passes).
     pub kdf: KdfParams,
-}
-
-impl Default for RecoveryConfig {
-    fn default() -> Self {
-        RecoveryConfig { holder: HolderConfig::default(), kdf: KdfParams::default() }
-    }
 }
 
 pub type OpId = u64;
@@ -330,7 +324,7 @@ impl RecoveryCore {
         }
         let mut requests = Vec::new();
         for r in self.sessions.values_mut() {
-            if matches!(r.session.holders().get(&peer), Some(Asked::Waiting | Asked::Requested | Asked::Proved)) {
+            if r.session.holders().get(&peer) == Some(&Asked::Waiting) {
                 requests.extend(r.session.request(&peer, unix));
             }
         }
@@ -437,7 +431,12 @@ impl Core for RecoveryCore {
         match input {
             Input::Frame { from, envelope } => self.on_frame(now, from, envelope),
             Input::Link(LinkEvent::Up { peer, .. }) => self.on_up(now, peer),
-            Input::Link(_) => {}
+            Input::Link(LinkEvent::Down { peer, .. }) => {
+                for r in self.sessions.values_mut() {
+                    r.session.lost(&peer);
+                }
+            }
+            Input::Link(LinkEvent::DialFailed { .. }) => {}
             Input::Backup { op, holders, threshold, passphrase } => {
                 self.on_backup(now, op, holders, threshold, &passphrase)
             }

@@ -160,8 +160,9 @@ fn a_backup_is_acknowledged_and_three_holders_recover_the_identity_by_user_id() 
     s.net.recover(s.fresh, OwnerRef::User(s.owner.user_id()), &s.holders, PASS, 100);
     assert!(s.net.events.iter().all(|(_, e)| !matches!(e, RecoveryEvent::Recovered { .. })), "still waiting");
     assert_eq!(s.net.wants[&s.fresh].len(), 3, "links to the holders that did not answer asked for");
-    // The third comes up (a link event): its share completes the key.
+    // The third's link drops and comes back: asked again, its share completes the key.
     s.net.down.remove(&s.holders[4]);
+    s.net.input(s.fresh, 140, Input::Link(LinkEvent::Down { peer: s.holders[4], clean: false }));
     s.net.input(s.fresh, 150, Input::Link(LinkEvent::Up { peer: s.holders[4], outbound: true }));
     let (holders, result) = s.net.recovered(s.fresh);
     assert_eq!(result.unwrap().peer_id(), me);

@@ -107,6 +107,14 @@ impl Session {
         })
     }
 
+    /// The link to `holder` went down: an exchange under way with it starts again at the next
+    /// link (a request sent twice on one link would spend two of the holder's attempts).
+    pub fn lost(&mut self, holder: &PeerId) {
+        if let Some(s @ (Asked::Requested | Asked::Proved)) = self.holders.get_mut(holder) {
+            *s = Asked::Waiting;
+        }
+    }
+
     fn fail(&mut self, holder: &PeerId, why: String) {
         if let Some(s) = self.holders.get_mut(holder) {
             if !s.is_final() {
