@@ -1,8 +1,10 @@
-//! `swarm status|peers|connect|put|get --api ADDR`: the CLI side of a running node's control API.
+//! `swarm status|peers|connect|put|get --api ADDR` and `swarm identity backup|recover`: the CLI
+//! side of a running node's control API.
 
 use crate::node::api::{
     ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status, MAX_UPLOAD_BYTES,
 };
+use crate::node::recovery::{BackupRequest, BackupView, RecoverRequest, Recovered};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -160,5 +162,80 @@ pub fn get(api: &str, link: &str, out: Option<&PathBuf>) -> Result<()> {
             std::io::copy(&mut body, &mut std::io::stdout().lock()).context("reading the fetched file")?;
         }
     }
+    Ok(())
+}
+
+fn print_backup(v: &BackupView) {
+    let acked = v.holders.iter().filter(|h| h.acked).count();
+    println!("generation:   {}", v.generation);
+    println!("threshold:    {} of {}", v.threshold, v.holders.len());
+    println!("acknowledged: {acked}/{}", v.holders.len());
+    for h in &v.holders {
+        println!(
+            "holder {}: {} {} (last seen unix ms {})",
+            h.index,
+            h.peer_id,
+            if h.acked { "acked" } else { "waiting" },
+            h.last_seen_ms
+        );
+    }
+}
+
+/// Back the node's key up with `holders`, then wait up to `wait_s` for their acknowledgements.
+pub fn backup(api: &str, holders: &[String], threshold: u8, passphrase: &str, wait_s: u64) -> Result<()> {
+    if holders.is_empty() {
+        bail!("name the holders: --holder PEER_ID, once per share (5 by default)");
+    }
+    let req =
+        BackupRequest { holders: holders.to_vec(), threshold: Some(threshold), passphrase: passphrase.to_string() };
+    let body = serde_json::to_value(req)?;
+    let mut v: BackupView =
+        call(agent().post(&url(api, "/identity/backup")), Some(Body::Json(body)), api)?.into_json()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_s);
+    while v.holders.iter().any(|h| !h.acked) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        v = get_json(api, "/identity/backup")?;
+    }
+    print_backup(&v);
+    let acked = v.holders.iter().filter(|h| h.acked).count();
+    if acked < usize::from(v.threshold) {
+        bail!("only {acked} holders acknowledged within {wait_s} s, {} needed to recover (the node keeps sending; see `swarm identity backup status`)", v.threshold);
+    }
+    if acked < v.holders.len() {
+        eprintln!("warning: {} holders have not acknowledged yet (the node keeps sending)", v.holders.len() - acked);
+    }
+    Ok(())
+}
+
+pub fn backup_status(api: &str, json: bool) -> Result<()> {
+    let v: BackupView = get_json(api, "/identity/backup")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if v.generation == 0 {
+        println!("no backup made by this node since it started");
+    } else {
+        print_backup(&v);
+    }
+    Ok(())
+}
+
+pub fn recover(api: &str, user_id: &str, holders: &[String], passphrase: &str, timeout_s: u64) -> Result<()> {
+    let req = RecoverRequest {
+        user_id: user_id.to_string(),
+        holders: holders.to_vec(),
+        passphrase: passphrase.to_string(),
+        timeout_ms: Some(timeout_s * 1000),
+    };
+    let body = serde_json::to_value(req)?;
+    let r: Recovered = call(agent().post(&url(api, "/identity/recover")), Some(Body::Json(body)), api)?.into_json()?;
+    for h in &r.holders {
+        eprintln!("holder {}: {}", h.peer_id, h.state);
+    }
+    println!("peer id: {}", r.peer_id);
+    println!("user id: {}", r.user_id);
+    if let Some(p) = &r.previous_peer_id {
+        println!("previous: {p} (kept as identity.key.previous)");
+    }
+    eprintln!("restart the node to run as the recovered identity; then back it up again (`swarm identity backup`) so fresh shares replace the ones just used");
     Ok(())
 }

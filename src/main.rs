@@ -136,6 +136,59 @@ enum IdentityCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Split a running node's key among trusted peers (`backup status`: who acknowledged).
+    Backup(BackupArgs),
+    /// Rebuild an identity from its holders' shares on a (fresh) running node; it becomes the
+    /// node's identity (the old one kept as identity.key.previous) at the node's next start.
+    Recover {
+        /// The user id (16 hex digits) or the peer id of the identity to recover.
+        #[arg(long)]
+        user_id: String,
+        /// File whose first line is the recovery passphrase chosen at backup time.
+        #[arg(long)]
+        recovery_passphrase_file: PathBuf,
+        /// A peer holding a share (repeatable; at least the threshold of them).
+        #[arg(long = "holder")]
+        holders: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=240))]
+        timeout_s: u64,
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    cmd: Option<BackupCmd>,
+    /// A trusted peer to hold one share (repeat: one per share, 5 by default).
+    #[arg(long = "holder")]
+    holders: Vec<String>,
+    /// Shares that recover the key.
+    #[arg(long, default_value_t = 3)]
+    threshold: u8,
+    /// File whose first line is the recovery passphrase (asked for again to recover).
+    #[arg(long)]
+    recovery_passphrase_file: Option<PathBuf>,
+    /// Wait up to this many seconds for the holders' acknowledgements.
+    #[arg(long, default_value_t = 30)]
+    wait_s: u64,
+    #[arg(long, default_value = client::DEFAULT_API)]
+    api: String,
+}
+
+#[derive(Subcommand)]
+enum BackupCmd {
+    /// The backup's holders: acknowledged or not, when each was last seen.
+    Status {
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -454,6 +507,20 @@ fn identity(a: IdentityArgs) -> Result<()> {
             let peer = store::export(&a.data, pass.as_bytes(), &to)?;
             print(&peer);
             println!("exported: {}", to.display());
+        }
+        IdentityCmd::Backup(BackupArgs { cmd: Some(BackupCmd::Status { api, json }), .. }) => {
+            client::backup_status(&api, json)?
+        }
+        IdentityCmd::Backup(b) => {
+            let Some(file) = &b.recovery_passphrase_file else {
+                bail!("a backup needs --recovery-passphrase-file FILE (the passphrase that will recover it)")
+            };
+            let pass = passphrase(&Some(file.clone()))?;
+            client::backup(&b.api, &b.holders, b.threshold, &pass, b.wait_s)?
+        }
+        IdentityCmd::Recover { user_id, recovery_passphrase_file, holders, timeout_s, api } => {
+            let pass = passphrase(&Some(recovery_passphrase_file))?;
+            client::recover(&api, &user_id, &holders, &pass, timeout_s)?
         }
         IdentityCmd::Import { from, force } => {
             let pass = passphrase(&a.passphrase_file)?;

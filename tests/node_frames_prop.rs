@@ -112,6 +112,8 @@ fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
         content_listener: None,
         file_listener: None,
         secret_seed: swarm_engine::node::derived_secret_seed(7),
+        recovery_store: None,
+        recovery_listener: None,
     };
     let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
     net.set_inbox(slot, Rc::new(inbox));
@@ -220,9 +222,10 @@ fn variant(m: &Message) -> u8 {
         Message::Keep { .. } => 16,
         Message::Route { .. } => 17,
         Message::RouteBack { .. } => 18,
+        Message::Recovery(_) => 19,
     }
 }
-const VARIANTS: u8 = 19;
+const VARIANTS: u8 = 20;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -264,6 +267,31 @@ fn rumor() -> impl Strategy<Value = Rumor> {
             })
         });
     prop_oneof![sealed, junk]
+}
+
+/// A recovery record: a real kind tag and junk after it (or junk alone), signed by the hostile
+/// peer itself (so it passes the signer check and reaches the decoders) or by any key.
+fn recovery_record() -> impl Strategy<Value = Envelope> {
+    let tags: Vec<&'static [u8]> = vec![
+        b"swarm-recovery-deposit-v1",
+        b"swarm-recovery-ack-v1",
+        b"swarm-recovery-revoke-v1",
+        b"swarm-recovery-challenge-request-v1",
+        b"swarm-recovery-challenge-by-user-v1",
+        b"swarm-recovery-challenge-v1",
+        b"swarm-recovery-release-request-v1",
+        b"swarm-recovery-release-v1",
+        b"swarm-recovery-refusal-v1",
+        b"",
+    ];
+    (
+        prop_oneof![Just(HOSTILE_SECRET), any::<[u8; 32]>()],
+        prop::sample::select(tags),
+        prop::collection::vec(any::<u8>(), 0..256),
+    )
+        .prop_map(|(secret, tag, junk)| {
+            Envelope::seal(&Identity::from_secret(&secret), [tag, &junk[..]].concat(), UNIX_EPOCH_MS)
+        })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -308,6 +336,7 @@ fn message() -> impl Strategy<Value = Message> {
                 found,
                 data
             }),
+        recovery_record().prop_map(Message::Recovery),
     ]
 }
 

@@ -10,6 +10,9 @@ use crate::gossip::{Faults, GossipActor, GossipCore};
 use crate::identity::{Identity, Verifier};
 use crate::links::{self, Gate, LinkTable, LinkView, LinksActor, LinksCore, Purpose};
 use crate::observer::Observer;
+use crate::recovery::messages::OwnerRef;
+use crate::recovery::store::ShardStore;
+use crate::recovery::{self, RecoveryActor, RecoveryConfig, RecoveryCore};
 use crate::replication::{ContentActor, ContentCore, ContentFaults, ContentInput, ContentListener, ContentResult};
 use crate::reputation::{self, ReputationActor, ReputationCore, ReputationStore, StoredRecord, TrustView};
 use crate::router::{Dispatch, Inbox, Outbox};
@@ -19,7 +22,10 @@ use crate::time::Clock;
 use crate::topology::{TopologyActor, TopologyCore};
 use crate::transport::Transport;
 use crate::types::PeerId;
-use crate::wiring::{ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, ReputationWiring, TopologyWiring};
+use crate::wiring::{
+    ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, RecoveryListener, RecoveryWiring, ReputationWiring,
+    TopologyWiring,
+};
 use actix::{Addr, AsyncContext, Context};
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -38,6 +44,9 @@ const STREAM_GOSSIP: u64 = 2;
 const STREAM_LINKS: u64 = 4;
 const STREAM_FILE_KEYS: u64 = 6;
 const STREAM_TOPOLOGY: u64 = 7;
+/// Of the ChaCha20 stream seeded by `secret_seed` (recovery seals keys and draws challenges: it
+/// must be unguessable, like file keys).
+const STREAM_RECOVERY: u64 = 8;
 
 /// A file-key seed derived from a node seed: for simulations only (a real node draws its
 /// `secret_seed` from the OS: 64 bits of seed would make its file keys guessable).
@@ -83,6 +92,11 @@ pub struct NodeParams {
     /// Seed of the RNG that makes file keys: from the OS on a real node (keys must be
     /// unguessable), derived from the scenario in simulations.
     pub secret_seed: [u8; 32],
+    /// The shares this node holds for others, and what was read back of them at start; `None`
+    /// keeps them in memory only (simulations).
+    pub recovery_store: Option<(ShardStore, Vec<Vec<u8>>)>,
+    /// Told how backups, status requests and recoveries end.
+    pub recovery_listener: Option<RecoveryListener>,
 }
 
 /// Handles to a running node's actors.
@@ -95,6 +109,7 @@ pub struct Node {
     content: Addr<ContentActor>,
     reputation: Addr<ReputationActor>,
     files: FilesHandle,
+    recovery: Addr<RecoveryActor>,
     view: LinkView,
     trust: TrustView,
 }
@@ -133,6 +148,7 @@ impl Node {
         let tctx: Context<TopologyActor> = Context::new();
         let cctx: Context<ContentActor> = Context::new();
         let fctx: Context<FilesActor> = Context::new();
+        let vctx: Context<RecoveryActor> = Context::new();
         let (laddr, daddr, gaddr, taddr, caddr) =
             (lctx.address(), dctx.address(), gctx.address(), tctx.address(), cctx.address());
         let dispatch = Dispatch {
@@ -141,6 +157,7 @@ impl Node {
             topology: taddr.clone(),
             content: caddr.clone(),
             reputation: raddr.clone(),
+            recovery: vctx.address(),
         };
         let (reputation_core, reputation_store) = match p.reputation_store {
             Some((store, restored)) => {
@@ -242,6 +259,28 @@ impl Node {
             chunks,
         };
         let content = Shell::new(content_core, Box::new(content_wiring) as Box<dyn Outlet<ContentCore>>, p.clock);
+        let mut recovery_rng = rand_chacha::ChaCha20Rng::from_seed(p.secret_seed);
+        recovery_rng.set_stream(STREAM_RECOVERY);
+        let mut recovery_core = RecoveryCore::new(
+            &p.identity,
+            RecoveryConfig::default(),
+            p.clock.unix_epoch_ms(),
+            view.clone(),
+            recovery_rng,
+        );
+        let recovery_store = p.recovery_store.map(|(store, records)| {
+            for e in recovery_core.restore(&records) {
+                tracing::warn!(error = %e, "a stored recovery share was not taken back");
+            }
+            store
+        });
+        let recovery_wiring = RecoveryWiring {
+            outbox: outbox.clone(),
+            links: laddr.clone(),
+            store: recovery_store,
+            listener: p.recovery_listener,
+        };
+        let recovery = Shell::new(recovery_core, boxed(recovery_wiring), p.clock);
         let inbox = Inbox::new(laddr, gate, dispatch, outbox, p.clock);
         let node = Node {
             id,
@@ -252,6 +291,7 @@ impl Node {
             content: cctx.run(content),
             reputation: rctx.run(reputation),
             files,
+            recovery: vctx.run(recovery),
             view,
             trust,
         };
@@ -309,6 +349,29 @@ impl Node {
         self.files.consumed(op);
     }
 
+    // ---- recovery (answered through the recovery listener; see `crate::recovery`) ---------
+
+    /// Back this node's identity up: one share to each holder, any `threshold` recover it.
+    pub fn backup(&self, op: u64, holders: Vec<PeerId>, threshold: u8, passphrase: zeroize::Zeroizing<Vec<u8>>) {
+        self.recovery.do_send(In(recovery::Input::Backup { op, holders, threshold, passphrase }));
+    }
+
+    pub fn backup_status(&self, op: u64) {
+        self.recovery.do_send(In(recovery::Input::Status { op }));
+    }
+
+    /// Rebuild `owner`'s identity from the shares `holders` release to this node.
+    pub fn recover(
+        &self,
+        op: u64,
+        owner: OwnerRef,
+        holders: Vec<PeerId>,
+        passphrase: zeroize::Zeroizing<Vec<u8>>,
+        timeout_ms: u64,
+    ) {
+        self.recovery.do_send(In(recovery::Input::Recover { op, owner, holders, passphrase, timeout_ms }));
+    }
+
     /// Peers learned outside the swarm (a rendezvous server's answer, an operator's hint): into
     /// the registry, dialled as discovery sees fit.
     pub fn learn(&self, peers: Vec<PeerId>) {
@@ -344,6 +407,7 @@ impl Node {
         self.content.do_send(Shutdown);
         self.reputation.do_send(Shutdown);
         self.files.0.do_send(Shutdown);
+        self.recovery.do_send(Shutdown);
     }
 }
 

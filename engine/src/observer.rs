@@ -83,6 +83,8 @@ pub enum Offence {
     InvalidEnvelope(Rejection),
     /// Sent chunk bytes that do not hash to the address asked for.
     BadChunk,
+    /// Released a recovery share that fails its owner's signed commitments (a lying holder).
+    BadShare,
 }
 
 pub trait Observer {

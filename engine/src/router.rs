@@ -13,6 +13,7 @@ use crate::discovery::{self, DiscoveryActor};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, Gate, LinksActor};
 use crate::observer::{Event, Observer, Offence};
+use crate::recovery::{self, RecoveryActor};
 use crate::replication::{ContentActor, ContentInput};
 use crate::reputation::{self, ReputationActor};
 use crate::time::Clock;
@@ -121,6 +122,7 @@ pub struct Dispatch {
     pub topology: Addr<TopologyActor>,
     pub content: Addr<ContentActor>,
     pub reputation: Addr<ReputationActor>,
+    pub recovery: Addr<RecoveryActor>,
 }
 
 impl Dispatch {
@@ -130,6 +132,7 @@ impl Dispatch {
             Message::PexRequest { max } => self.discovery.do_send(In(discovery::Input::PexRequest { from, max })),
             Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
             Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
+            Message::Recovery(envelope) => self.recovery.do_send(In(recovery::Input::Frame { from, envelope })),
             // The link's own frames are the connection manager's (the inbox routes them there);
             // one that got here was released after a proof and means nothing now.
             Message::Hello { .. }
@@ -158,6 +161,7 @@ impl Dispatch {
         self.topology.do_send(In(topology::Input::Link(link)));
         self.content.do_send(In(ContentInput::Link(link)));
         self.reputation.do_send(In(reputation::Input::Link(link)));
+        self.recovery.do_send(In(recovery::Input::Link(link)));
     }
 }
 

@@ -111,6 +111,10 @@ pub enum Message {
         #[serde(with = "crate::serde_bytes")]
         data: Vec<u8>,
     },
+    /// Recovery: one signed record (deposit, ack, revoke, challenge request, challenge, release
+    /// request, release or refusal; its kind is the tag its signed data starts with). See
+    /// `recovery::messages`.
+    Recovery(Envelope),
 }
 
 /// The two messages of an iterative lookup.
@@ -270,6 +274,10 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
             LookupMsg::Nodes { peers, .. } => limit("lookup answer", peers.len(), MAX_NODES),
             LookupMsg::FindNode { .. } => Ok(()),
         },
+        Message::Recovery(env) => {
+            limit("recovery record", env.data.len(), crate::recovery::messages::MAX_MESSAGE_BYTES)?;
+            limit("recovery signature", env.signature.len(), SIGNATURE_BYTES)
+        }
         Message::PexRequest { .. }
         | Message::Heartbeat { .. }
         | Message::Bye
@@ -330,6 +338,9 @@ mod tests {
             (chunk(), prop::collection::vec(any::<u8>(), 0..2048))
                 .prop_map(|(chunk, data)| Message::ChunkData { chunk, data }),
             lookup_msg().prop_map(Message::Lookup),
+            (any::<[u8; 32]>(), prop::collection::vec(any::<u8>(), 0..512), any::<u64>()).prop_map(
+                |(secret, data, ts)| Message::Recovery(Envelope::seal(&Identity::from_secret(&secret), data, ts))
+            ),
             (peer(), lookup_msg()).prop_map(|(to, msg)| Message::Relay { to, msg }),
             (peer(), lookup_msg()).prop_map(|(from, msg)| Message::Relayed { from, msg }),
             (any::<u64>(), chunk(), prop::collection::vec(peer(), 0..MAX_ROUTE_HOPS))

@@ -7,6 +7,7 @@ use crate::discovery::{self, DiscoveryActor, PeerStore};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, LinksActor, Purpose};
 use crate::observer::Event;
+use crate::recovery::{self, store::ShardStore, RecoveryEvent};
 use crate::replication::service::{apply, Output as ContentOutput};
 use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult};
 use crate::reputation::{self, ReputationActor, ReputationStore, Standing, TrustView};
@@ -172,5 +173,43 @@ impl Outlet<ContentCore> for ContentWiring {
             }
         }
         None
+    }
+}
+
+/// Told how each recovery operation (backup, status, recover) ended.
+pub type RecoveryListener = Box<dyn FnMut(RecoveryEvent)>;
+
+pub struct RecoveryWiring {
+    pub outbox: Outbox,
+    pub links: Addr<LinksActor>,
+    /// Where the shares held for others are stored (real nodes); `None` in simulations.
+    pub store: Option<ShardStore>,
+    pub listener: Option<RecoveryListener>,
+}
+
+impl Wiring<recovery::Output> for RecoveryWiring {
+    fn route(&mut self, output: recovery::Output) {
+        use recovery::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::Want(peers) => {
+                self.links.do_send(In(links::Input::SetWanted { purpose: Purpose::Recovery, peers }))
+            }
+            Output::Store(op) => {
+                if let Some(store) = &self.store {
+                    // A failed write leaves the share in memory for this run; the owner sees no
+                    // difference until we restart, and re-sends an unacknowledged deposit.
+                    if let Err(e) = store.apply(&op) {
+                        tracing::error!(error = %e, "could not store a recovery share");
+                    }
+                }
+            }
+            Output::Dropped { from, error } => tracing::debug!(peer = %from.short(), %error, "recovery record dropped"),
+            Output::Done(ev) => {
+                if let Some(l) = &mut self.listener {
+                    l(ev);
+                }
+            }
+        }
     }
 }

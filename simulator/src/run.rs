@@ -216,6 +216,8 @@ impl World {
                 Box::new(move |ev, files: &FilesHandle| c.on_file_event(ev, files)) as FileListener
             }),
             secret_seed: swarm_engine::node::derived_secret_seed(seed),
+            recovery_store: None,
+            recovery_listener: None,
         };
         let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));

@@ -5,6 +5,7 @@
 
 use super::edge::{self, ApiJson};
 pub use super::edge::{ApiError, ApiErrorBody, Upload};
+use super::recovery::{BackupRequest, BackupView, RecoverRequest, Recovered};
 use super::serve::{BODY_IDLE_TIMEOUT_MS, REQUEST_TIMEOUT_MS};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -31,7 +32,7 @@ pub const MAX_CONCURRENT_FETCHES: usize = 4;
 const UPLOAD_QUEUE_FRAMES: usize = 4;
 /// What the API serves, for the error an unknown route gets.
 pub const ROUTES: &str = "GET /status, GET /peers, POST /connect, POST /publish/file?name=N, \
-POST /publish/post, GET /fetch/LINK";
+POST /publish/post, GET /fetch/LINK, POST /identity/backup, GET /identity/backup, POST /identity/recover";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
@@ -145,6 +146,9 @@ pub enum Request {
     PublishFile { name: String, body: mpsc::Receiver<UploadPiece>, reply: Reply<Published> },
     PublishPost { text: String, reply: Reply<Published> },
     Fetch { link: String, reply: Reply<Fetched> },
+    Backup { request: BackupRequest, reply: Reply<BackupView> },
+    BackupStatus(Reply<BackupView>),
+    Recover { request: RecoverRequest, reply: Reply<Recovered> },
 }
 
 type Host = mpsc::UnboundedSender<Request>;
@@ -259,6 +263,18 @@ async fn fetch(State(a): State<Api>, Path(link): Path<String>) -> Result<Respons
     })
 }
 
+async fn backup(State(a): State<Api>, ApiJson(request): ApiJson<BackupRequest>) -> Result<Json<BackupView>, ApiError> {
+    ask(&a.host, |reply| Request::Backup { request, reply }).await.map(Json)
+}
+
+async fn backup_status(State(a): State<Api>) -> Result<Json<BackupView>, ApiError> {
+    ask(&a.host, Request::BackupStatus).await.map(Json)
+}
+
+async fn recover(State(a): State<Api>, ApiJson(request): ApiJson<RecoverRequest>) -> Result<Json<Recovered>, ApiError> {
+    ask(&a.host, |reply| Request::Recover { request, reply }).await.map(Json)
+}
+
 /// The routes: `GET /status`, `GET /peers`, `POST /connect`, `POST /publish/file?name=N` (raw
 /// body, Content-Length required), `POST /publish/post`, `GET /fetch/LINK`; every error is JSON.
 pub fn router(host: Host) -> Router {
@@ -274,6 +290,8 @@ pub fn router(host: Host) -> Router {
         .route("/publish/file", post(publish_file))
         .route("/publish/post", post(publish_post))
         .route("/fetch/{link}", get(fetch))
+        .route("/identity/backup", post(backup).get(backup_status))
+        .route("/identity/recover", post(recover))
         .fallback(edge::no_route)
         .method_not_allowed_fallback(edge::wrong_method)
         // Unframed JSON bodies stop here; uploads are bounded by their Content-Length.

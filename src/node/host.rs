@@ -182,6 +182,11 @@ pub struct Host {
     pub rendezvous: Arc<Mutex<Vec<api::RendezvousState>>>,
     /// The transport (dials by hand, counters).
     pub net: swarm_transport_webrtc::WebRtcTransport,
+    /// Recovery operations waiting for the recovery actor.
+    pub recovery: Rc<super::recovery::RecoveryWaiters>,
+    /// The node's passphrase (a recovered identity is sealed under it) and data directory.
+    pub passphrase: zeroize::Zeroizing<String>,
+    pub data: std::path::PathBuf,
 }
 
 /// Serve API requests until the API goes away; each runs as its own task so a slow fetch never
@@ -206,6 +211,9 @@ impl Host {
             Request::PublishFile { name, body, reply } => drop(reply.send(self.publish_file(&name, body).await)),
             Request::PublishPost { text, reply } => drop(reply.send(self.publish_post(text).await)),
             Request::Fetch { link, reply } => self.fetch(&link, reply).await,
+            Request::Backup { request, reply } => self.backup(request, reply).await,
+            Request::BackupStatus(reply) => self.backup_status(reply).await,
+            Request::Recover { request, reply } => self.recover(request, reply).await,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod api;
 mod edge;
 mod host;
 mod net;
+pub mod recovery;
 mod serve;
 
 use crate::client::DEFAULT_API;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use swarm_engine::discovery::PeerStore;
 use swarm_engine::identity::{store, vault, Ed25519Verifier, Identity};
 use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::recovery::store::ShardStore;
 use swarm_engine::reputation::ReputationStore;
 use swarm_engine::storage::heed_store::HeedStorage;
 use swarm_engine::storage::Storage;
@@ -66,23 +68,25 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Open the node's identity, creating one if the directory has none.
-fn identity(a: &NodeArgs) -> Result<Identity> {
+/// Open the node's identity, creating one if the directory has none; with the passphrase (a
+/// recovered identity is sealed under it).
+fn identity(a: &NodeArgs) -> Result<(Identity, zeroize::Zeroizing<String>)> {
     let pass = crate::passphrase(&a.passphrase_file)?;
     if store::key_path(&a.data).exists() {
-        return store::load(&a.data, pass.as_bytes())
-            .with_context(|| format!("opening the identity in {}", a.data.display()));
+        let id = store::load(&a.data, pass.as_bytes())
+            .with_context(|| format!("opening the identity in {}", a.data.display()))?;
+        return Ok((id, pass));
     }
     let id = Identity::generate(&mut rand_core::OsRng);
     let sealed = vault::seal(&id, pass.as_bytes(), vault::KdfParams::default(), &mut rand_core::OsRng)?;
     store::create(&a.data, &sealed)?;
     tracing::info!(peer = %id.peer_id(), "created a new identity");
-    Ok(id)
+    Ok((id, pass))
 }
 
 pub fn run(a: NodeArgs) -> Result<()> {
     std::fs::create_dir_all(&a.data).with_context(|| format!("creating {}", a.data.display()))?;
-    let id = identity(&a)?;
+    let (id, passphrase) = identity(&a)?;
     let net_identity = id.duplicate();
     let id = Rc::new(id);
     let me = id.peer_id();
@@ -102,6 +106,8 @@ pub fn run(a: NodeArgs) -> Result<()> {
     let restored = peer_store.restore(config.discovery.forget_after_ms()).context("reading the peer registry")?;
     let reputation_store = ReputationStore::new(registry.clone());
     let scores = reputation_store.restore().context("reading the stored reputation records")?;
+    let shard_store = ShardStore::new(registry.clone());
+    let shards = shard_store.load().context("reading the recovery shares held for others")?;
 
     let net_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -137,6 +143,7 @@ pub fn run(a: NodeArgs) -> Result<()> {
     let system = actix::System::new();
     system.block_on(async move {
         let shared = Rc::new(Shared::default());
+        let recovery = Rc::new(recovery::RecoveryWaiters::default());
         let transport: Rc<dyn Transport> = Rc::new(net.transport.clone());
         let seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let bootstrap = hints.clone();
@@ -161,6 +168,8 @@ pub fn run(a: NodeArgs) -> Result<()> {
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut s);
                 s
             },
+            recovery_store: Some((shard_store, shards)),
+            recovery_listener: Some(recovery.listener()),
         })
         .context("opening the chunk store")?;
         actix::spawn(host::pump(net.events, inbox, shared.clone()));
@@ -171,6 +180,9 @@ pub fn run(a: NodeArgs) -> Result<()> {
             started: Instant::now(),
             rendezvous: rendezvous_state,
             net: net.transport.clone(),
+            recovery,
+            passphrase,
+            data: a.data.clone(),
         });
         actix::spawn(host::serve(req_rx, host.clone()));
         let learner = host.clone();

@@ -53,6 +53,8 @@ pub fn params(net: &SimNet, clock: Clock, slot: u32, id: Rc<Identity>, bootstrap
         content_listener: None,
         file_listener: None,
         secret_seed: derived_secret_seed(u64::from(slot)),
+        recovery_store: None,
+        recovery_listener: None,
     }
 }
 

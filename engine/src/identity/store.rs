@@ -116,6 +116,22 @@ pub fn import(dir: &Path, from: &Path, passphrase: &[u8], force: bool) -> Result
     Ok(id.peer_id())
 }
 
+/// Make `sealed` (a key file just sealed by this process) the stored identity; the one it
+/// replaces, if any, is kept as `identity.key.previous`. Returns the replaced identity's key.
+pub fn replace(dir: &Path, sealed: &[u8]) -> Result<Option<PeerId>, StoreError> {
+    let path = key_path(dir);
+    let previous = if path.exists() {
+        let old = read(&path)?;
+        let peer = vault::public_key(&old).map_err(vault_err(&path))?;
+        write_atomic(&dir.join(PREVIOUS_KEY_FILE), &old)?;
+        Some(peer)
+    } else {
+        None
+    };
+    write_atomic(&path, sealed)?;
+    Ok(previous)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,10 +44,13 @@ pub enum Purpose {
     Exchange,
     /// The operator asked for it (`swarm connect`).
     Manual,
+    /// Recovery: a holder of our backup until it acknowledged, or a holder asked for a share
+    /// during a recovery (held while the recovery runs).
+    Recovery,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::Random,
         Purpose::Mesh,
         Purpose::Neighbourhood,
@@ -55,6 +58,7 @@ impl Purpose {
         Purpose::Supernode,
         Purpose::Exchange,
         Purpose::Manual,
+        Purpose::Recovery,
     ];
 
     /// A protected link is never trimmed (only a hard failure, or its peer, closes it).
@@ -75,6 +79,7 @@ impl Purpose {
             Purpose::Supernode => "supernode",
             Purpose::Exchange => "exchange",
             Purpose::Manual => "manual",
+            Purpose::Recovery => "recovery",
         }
     }
 }

@@ -363,13 +363,13 @@ enum Ev {
 
 fn ev() -> impl Strategy<Value = Ev> {
     prop_oneof![
-        (1u8..20, 0u8..7).prop_map(|(p, u)| Ev::Want(p, u)),
-        (1u8..20, 0u8..7).prop_map(|(p, u)| Ev::Release(p, u)),
+        (1u8..20, 0u8..Purpose::ALL.len() as u8).prop_map(|(p, u)| Ev::Want(p, u)),
+        (1u8..20, 0u8..Purpose::ALL.len() as u8).prop_map(|(p, u)| Ev::Release(p, u)),
         (1u8..20, any::<bool>()).prop_map(|(p, o)| Ev::Open(p, o)),
         (1u8..20, any::<bool>()).prop_map(|(p, c)| Ev::Close(p, c)),
         (1u8..20).prop_map(Ev::Fail),
         (1u8..20, any::<bool>()).prop_map(|(p, k)| Ev::Keep(p, k)),
-        (0u8..7, prop::collection::vec(1u8..20, 0..8)).prop_map(|(u, v)| Ev::Set(u, v)),
+        (0u8..Purpose::ALL.len() as u8, prop::collection::vec(1u8..20, 0..8)).prop_map(|(u, v)| Ev::Set(u, v)),
         (0u32..200_000).prop_map(Ev::Time),
     ]
 }

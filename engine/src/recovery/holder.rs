@@ -11,8 +11,8 @@
 //! node holds a share for an owner.
 
 use super::messages::{
-    deposit_context, open, release_context, sign, Ack, Challenge, ChallengeRequest, Deposit, DepositSecret,
-    MessageError, Record, Refusal, RefusalReason, Release, ReleaseRequest, Revoke,
+    deposit_context, open, release_context, sign, Ack, Challenge, ChallengeByUser, ChallengeRequest, Deposit,
+    DepositSecret, MessageError, Record, Refusal, RefusalReason, Release, ReleaseRequest, Revoke, MAX_USER_ID_CHARS,
 };
 use super::proof::Statement;
 use super::seal::{self, SealError};
@@ -63,8 +63,12 @@ pub enum Input {
     Deposit(Envelope),
     Revoke(Envelope),
     ChallengeRequest(Envelope),
+    ChallengeByUser(Envelope),
     ReleaseRequest(Envelope),
 }
+
+/// The owner a `NoShare` refusal names when it was asked for by user id and none matched.
+pub const UNKNOWN_OWNER: PeerId = PeerId([0; 32]);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -103,6 +107,8 @@ pub enum HolderError {
     Malformed(String),
     #[error("deposited share: {0}")]
     Share(ShareFault),
+    #[error("user id of {0} characters (at most {MAX_USER_ID_CHARS})")]
+    UserIdTooLong(usize),
     #[error("deposit says generation {said} / index {said_index}, its share {got} / {got_index}")]
     Inconsistent { said: u64, said_index: u8, got: u64, got_index: u8 },
 }
@@ -294,14 +300,30 @@ impl HolderCore {
         let body: ChallengeRequest = open(&env).map_err(HolderError::Message)?;
         self.for_me(&body.holder)?;
         self.fresh(&env, now)?;
-        let requester = env.public_key;
-        let Some(h) = self.held.get_mut(&body.owner) else {
-            self.refuse(requester, body.owner, RefusalReason::NoShare, now);
-            return Ok(());
+        self.challenge(now, env.public_key, body.owner);
+        Ok(())
+    }
+
+    fn on_challenge_by_user(&mut self, now: Millis, env: Envelope) -> Result<(), HolderError> {
+        let body: ChallengeByUser = open(&env).map_err(HolderError::Message)?;
+        self.for_me(&body.holder)?;
+        self.fresh(&env, now)?;
+        if body.user_id.len() > MAX_USER_ID_CHARS {
+            return Err(HolderError::UserIdTooLong(body.user_id.len()));
+        }
+        // At most `max_shares_held` owners: a scan costs less than keeping a second index right.
+        let owner = self.held.keys().find(|o| crate::identity::user_id(o) == body.user_id).copied();
+        self.challenge(now, env.public_key, owner.unwrap_or(UNKNOWN_OWNER));
+        Ok(())
+    }
+
+    /// A fresh one-time challenge for `requester` to recover `owner`, or a refusal.
+    fn challenge(&mut self, now: Millis, requester: PeerId, owner: PeerId) {
+        let Some(h) = self.held.get_mut(&owner) else {
+            return self.refuse(requester, owner, RefusalReason::NoShare, now);
         };
         if let Some(until_ms) = Self::lock_state(&self.cfg, h, now) {
-            self.refuse(requester, body.owner, RefusalReason::Locked { until_ms }, now);
-            return Ok(());
+            return self.refuse(requester, owner, RefusalReason::Locked { until_ms }, now);
         }
         let passphrase = h.body.passphrase;
         let mut nonce = Bytes32([0; 32]);
@@ -311,11 +333,10 @@ impl HolderCore {
             self.challenges.remove(&oldest);
         }
         let expires_at_ms = now.saturating_add(self.cfg.challenge_ttl_ms);
-        self.challenges.insert(nonce, Pending { owner: body.owner, requester, expires_at: expires_at_ms });
+        self.challenges.insert(nonce, Pending { owner, requester, expires_at: expires_at_ms });
         self.expiries.insert((expires_at_ms, nonce));
         self.stats.challenges += 1;
-        self.reply(requester, &Challenge { owner: body.owner, requester, nonce, expires_at_ms, passphrase }, now);
-        Ok(())
+        self.reply(requester, &Challenge { owner, requester, nonce, expires_at_ms, passphrase }, now);
     }
 
     fn on_release_request(&mut self, now: Millis, env: Envelope) -> Result<(), HolderError> {
@@ -376,9 +397,11 @@ impl HolderCore {
 
     fn signer_of(input: &Input) -> PeerId {
         match input {
-            Input::Deposit(e) | Input::Revoke(e) | Input::ChallengeRequest(e) | Input::ReleaseRequest(e) => {
-                e.public_key
-            }
+            Input::Deposit(e)
+            | Input::Revoke(e)
+            | Input::ChallengeRequest(e)
+            | Input::ChallengeByUser(e)
+            | Input::ReleaseRequest(e) => e.public_key,
         }
     }
 }
@@ -393,6 +416,7 @@ impl Core for HolderCore {
             Input::Deposit(e) => self.on_deposit(now, e),
             Input::Revoke(e) => self.on_revoke(e),
             Input::ChallengeRequest(e) => self.on_challenge_request(now, e),
+            Input::ChallengeByUser(e) => self.on_challenge_by_user(now, e),
             Input::ReleaseRequest(e) => self.on_release_request(now, e),
         };
         if let Err(error) = r {

@@ -5,7 +5,7 @@
 //! owner  -> holder     Deposit           the share (and verifier) sealed to the holder
 //! holder -> owner      Ack
 //! owner  -> holder     Revoke            forget generations below N (holder dropped)
-//! new key -> holder    ChallengeRequest
+//! new key -> holder    ChallengeRequest  (or ChallengeByUser: the owner named by user id)
 //! holder -> new key    Challenge         one-time nonce, salt and KDF cost
 //! new key -> holder    ReleaseRequest    passphrase proof over the nonce and the new key
 //! holder -> new key    Release | Refusal the share sealed to the new key, or why not
@@ -132,6 +132,72 @@ pub struct ChallengeRequest {
 
 impl Record for ChallengeRequest {
     const KIND: &'static [u8] = b"swarm-recovery-challenge-request-v1";
+}
+
+/// New key -> holder: I want to recover the owner whose user id is `user_id` (the user knows
+/// it; the peer id is 64 hex characters nobody remembers). Answered like a [`ChallengeRequest`]
+/// for that owner: the [`Challenge`] names the owner's key, which the requester checks against
+/// the user id. Signed by the new key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeByUser {
+    pub user_id: String,
+    pub holder: PeerId,
+}
+
+impl Record for ChallengeByUser {
+    const KIND: &'static [u8] = b"swarm-recovery-challenge-by-user-v1";
+}
+
+/// Longest user id a [`ChallengeByUser`] may carry (ours are 16 hex characters).
+pub const MAX_USER_ID_CHARS: usize = 64;
+
+/// The owner a recovery names: its key, or its user id (a prefix of the key's hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnerRef {
+    Peer(PeerId),
+    User(String),
+}
+
+impl OwnerRef {
+    pub fn matches(&self, owner: &PeerId) -> bool {
+        match self {
+            OwnerRef::Peer(p) => p == owner,
+            OwnerRef::User(u) => crate::identity::user_id(owner) == *u,
+        }
+    }
+}
+
+/// The kinds of record, as their tags name them (what a receiver dispatches on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Deposit,
+    Ack,
+    Revoke,
+    ChallengeRequest,
+    ChallengeByUser,
+    Challenge,
+    ReleaseRequest,
+    Release,
+    Refusal,
+}
+
+/// Which record `env` claims to be (by its tag: the signature is checked when it is opened).
+pub fn kind_of(env: &Envelope) -> Option<Kind> {
+    let d = env.data.as_slice();
+    // Longest tags first: one tag may be a prefix of another.
+    let mut tags: [(&[u8], Kind); 9] = [
+        (Deposit::KIND, Kind::Deposit),
+        (Ack::KIND, Kind::Ack),
+        (Revoke::KIND, Kind::Revoke),
+        (ChallengeRequest::KIND, Kind::ChallengeRequest),
+        (ChallengeByUser::KIND, Kind::ChallengeByUser),
+        (Challenge::KIND, Kind::Challenge),
+        (ReleaseRequest::KIND, Kind::ReleaseRequest),
+        (Release::KIND, Kind::Release),
+        (Refusal::KIND, Kind::Refusal),
+    ];
+    tags.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
+    tags.iter().find(|(t, _)| d.starts_with(t)).map(|(_, k)| *k)
 }
 
 /// Holder -> new key: prove the passphrase over this nonce before `expires_at_ms`. Signed by the

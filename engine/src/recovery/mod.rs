@@ -3,17 +3,27 @@
 //! releases its share only against a proof of the recovery passphrase, sealed to the requester's
 //! new key, rate limited. Any `threshold` released shares rebuild the same peer id and user id.
 //!
-//! Pure cores only: no clock (`now` in ms comes in), no OS randomness (an injected CSPRNG), no I/O
+//! Pure cores: no clock (`now` in ms comes in), no OS randomness (an injected CSPRNG), no I/O
 //! (storage is an output). Parts: [`split`] (shares and their commitments), [`seal`] (encryption to
 //! a peer's key), [`proof`] (the passphrase proof), [`messages`] (what travels, signed), [`holder`]
-//! (the trusted peer's state machine) and [`owner`] (backup and recovery on the user's side).
+//! (the trusted peer's state machine), [`owner`] (backup and recovery on the user's side),
+//! [`session`] (one recovery run against its holders) and [`service`] (the core a node runs, all
+//! of it behind one input); [`store`] is the holder's table, applied by the wiring.
 
 pub mod holder;
 pub mod messages;
 pub mod owner;
 pub mod proof;
 pub mod seal;
+pub mod service;
+pub mod session;
 pub mod split;
+pub mod store;
+
+pub use service::{Input, Output, RecoveryConfig, RecoveryCore, RecoveryEvent};
+
+/// The recovery subsystem's actor: the generic shell around [`RecoveryCore`].
+pub type RecoveryActor = crate::core::Shell<RecoveryCore, Box<dyn crate::core::Wiring<Output>>>;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

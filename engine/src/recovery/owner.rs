@@ -128,6 +128,15 @@ struct Tracked {
     last_seen_ms: Millis,
 }
 
+/// One holder of a backup, as [`BackupTracker::holders`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HolderState {
+    pub holder: PeerId,
+    pub index: u8,
+    pub acked: bool,
+    pub last_seen_ms: Millis,
+}
+
 /// Which holders of the current generation acknowledged, and when each was last seen.
 #[derive(Clone, Debug)]
 pub struct BackupTracker {
@@ -183,6 +192,18 @@ impl BackupTracker {
         }
     }
 
+    /// Each holder with its share index, whether it acknowledged, and when it was last seen.
+    pub fn holders(&self) -> Vec<HolderState> {
+        self.holders
+            .iter()
+            .map(|(h, t)| HolderState { holder: *h, index: t.index, acked: t.acked, last_seen_ms: t.last_seen_ms })
+            .collect()
+    }
+
+    pub fn is_acked(&self, holder: &PeerId) -> bool {
+        self.holders.get(holder).is_some_and(|t| t.acked)
+    }
+
     pub fn acked(&self) -> usize {
         self.holders.values().filter(|t| t.acked).count()
     }
@@ -222,7 +243,7 @@ pub const MAX_COLLECTED_SHARES: usize = 64;
 
 /// A recovery in progress on a new device.
 pub struct Recovery {
-    owner: PeerId,
+    pub(crate) owner: PeerId,
     me: Identity,
     passphrase: Zeroizing<Vec<u8>>,
     /// K for the last recipe a holder sent (holders of one generation send the same).

@@ -134,6 +134,7 @@ impl From<Offence> for OffenceKind {
             Offence::AuthTimeout => OffenceKind::AuthTimeout,
             Offence::Unauthenticated => OffenceKind::Unauthenticated,
             Offence::BadChunk => OffenceKind::BadChunk,
+            Offence::BadShare => OffenceKind::FailedVerification,
             Offence::InvalidEnvelope(r) => match r {
                 Rejection::BadSignature => OffenceKind::BadSignature,
                 Rejection::Unsigned | Rejection::TooLarge { .. } | Rejection::Malformed => OffenceKind::InvalidEnvelope,
