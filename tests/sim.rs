@@ -148,8 +148,9 @@ fn lossy_network_with_partition_heals_and_replays_exactly() {
 }
 
 /// A tenth of the peers sign every envelope wrongly (their own rumours, and the honest ones they
-/// relay, tampered). Every invalid envelope is refused and reported, no honest one is, and the
-/// swarm around the liars stays whole: they are ordinary peers at the link level.
+/// relay, tampered). Every invalid envelope is refused and reported, no honest one is, the liars
+/// are graylisted (a bad signature is proven malice), and the honest swarm around them stays
+/// whole (connectivity is measured over honest nodes).
 #[test]
 fn invalid_signatures_are_all_rejected_and_honest_ones_never() {
     let sc = scenario(&format!("{TURNOVER_200}\n[adversary]\ninvalid_signatures = 0.1\n"));

@@ -187,6 +187,8 @@ impl World {
             self.collector.mark_forger(id);
         }
         let content_faults = self.draw_content_adversary(id);
+        // Connectivity is the honest swarm's: isolated adversaries are the point.
+        self.net.set_unobserved(slot as u32, self.collector.is_adversary(&id));
         let mut config = self.sc.node.clone();
         let nat = self.sc.network.nat_share > 0.0 && self.nat_rng.gen_bool(self.sc.network.nat_share);
         self.net.set_nat(slot as u32, nat);

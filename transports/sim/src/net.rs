@@ -112,6 +112,8 @@ struct Slot {
     side: u8,
     /// Behind a NAT: cannot accept a link dialled by another NATed node.
     nat: bool,
+    /// Left out of connectivity (an adversary: the honest swarm is what must stay whole).
+    unobserved: bool,
     /// This node's half of each link: remote peer -> remote address and ordering state.
     /// Looked up per frame; iterated only where order cannot matter (connectivity's union-find).
     links: FxHashMap<PeerId, Link>,
@@ -188,6 +190,7 @@ impl SimNet {
                 max_connections: 0,
                 side: 0,
                 nat: false,
+                unobserved: false,
                 links: FxHashMap::default(),
                 dialing: FxHashSet::default(),
                 joined_at_us: None,
@@ -202,6 +205,7 @@ impl SimNet {
         sl.inbox = None;
         sl.max_connections = max_connections;
         sl.nat = false;
+        sl.unobserved = false;
         sl.links.clear();
         sl.dialing.clear();
         sl.joined_at_us = None;
@@ -230,6 +234,11 @@ impl SimNet {
     /// them fails at the connect timeout, as ICE would with no path).
     pub fn set_nat(&self, slot: u32, nat: bool) {
         self.state.borrow_mut().slots[slot as usize].nat = nat;
+    }
+
+    /// Leave the node in `slot` out of connectivity (or count it again).
+    pub fn set_unobserved(&self, slot: u32, unobserved: bool) {
+        self.state.borrow_mut().slots[slot as usize].unobserved = unobserved;
     }
 
     /// Put a node on a side of a partition (0 = everyone together).
@@ -433,6 +442,7 @@ impl State {
         }
     }
 
+    /// (observed live nodes, largest connected component among them, their mean degree).
     fn connectivity(&self) -> (usize, usize, f64) {
         let n = self.slots.len();
         let mut parent: Vec<usize> = (0..n).collect();
@@ -446,7 +456,7 @@ impl State {
         let mut live = 0usize;
         let mut degree_sum = 0usize;
         for (i, sl) in self.slots.iter().enumerate() {
-            if !sl.alive {
+            if !sl.alive || sl.unobserved {
                 continue;
             }
             live += 1;
@@ -455,8 +465,9 @@ impl State {
                 let Some(other) = self.live(*addr) else {
                     continue;
                 };
-                // A link counts only if it can carry a frame: held at both ends, not cut.
-                if !other.links.contains_key(&sl.peer) || other.side != sl.side {
+                // A link counts only if it can carry a frame: held at both ends, not cut, and
+                // (with adversaries) between observed nodes.
+                if !other.links.contains_key(&sl.peer) || other.side != sl.side || other.unobserved {
                     continue;
                 }
                 degree_sum += 1;
@@ -469,7 +480,7 @@ impl State {
         let mut size = vec![0usize; n];
         let mut largest = 0;
         for i in 0..n {
-            if self.slots[i].alive {
+            if self.slots[i].alive && !self.slots[i].unobserved {
                 let r = find(&mut parent, i);
                 size[r] += 1;
                 largest = largest.max(size[r]);
