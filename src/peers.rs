@@ -81,8 +81,18 @@ pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
         }
         PeersCmd::List => {
             let s = open_existing(data)?;
+            let scores = stored_scores(&s)?;
             for r in PeerTable::all(&s)? {
-                println!("{} {} last_seen_ms={} {}", r.peer_id, r.user_id, r.last_seen_ms, r.addresses.join(","));
+                let score =
+                    scores.get(&r.peer_id).map_or_else(|| "score=- (never dealt with)".to_string(), String::clone);
+                println!(
+                    "{} {} last_seen_ms={} {} {}",
+                    r.peer_id,
+                    r.user_id,
+                    r.last_seen_ms,
+                    score,
+                    r.addresses.join(",")
+                );
             }
         }
         PeersCmd::Prune { days } => {
@@ -92,6 +102,31 @@ pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each scored peer's reputation as of now, from the stored records: the score, its standing
+/// and its parts (default weights: a node's own `[reputation]` overrides are not in its
+/// directory).
+fn stored_scores(s: &HeedStorage) -> Result<std::collections::BTreeMap<PeerId, String>> {
+    use swarm_engine::reputation::{Standing, StoredRecord};
+    use swarm_engine::storage::{Storage, Table};
+    let cfg = swarm_engine::NodeConfig::default().reputation;
+    let mut out = std::collections::BTreeMap::new();
+    for (key, value) in s.scan(Table::Reputation)? {
+        let stored = StoredRecord::decode(&value)
+            .with_context(|| format!("reputation record {} in the peer registry", hex::encode(&key)))?;
+        let r = stored.to_record(0, now_ms(), &cfg);
+        let score = r.score(0, &cfg);
+        let parts = ["uptime", "churn", "availability", "deficit", "rtt", "malice", "violation", "noise"];
+        let parts: Vec<String> = parts
+            .iter()
+            .zip(r.components(&cfg))
+            .map(|(n, v)| format!("{n}={:.1}", if v == 0.0 { 0.0 } else { v }))
+            .collect();
+        let standing = Standing::of(score, &cfg);
+        out.insert(stored.peer, format!("score={score:.1} standing={standing:?} [{}]", parts.join(" ")));
+    }
+    Ok(out)
 }
 
 /// Write `records` peers one committed batch at a time, printing each index once its commit has

@@ -179,3 +179,47 @@ fn swarm_peers_uses_the_registry_of_the_node_directory() {
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
+
+/// `swarm peers list` shows what reputation stored for a peer: its score as of now, its
+/// standing and the parts of the score (a peer caught with a bad chunk is graylisted).
+#[test]
+fn peers_list_shows_stored_scores_and_their_parts() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use swarm_engine::core::Core;
+    use swarm_engine::reputation::{Input, OffenceKind, Output, ReputationCore, ReputationStore};
+    use swarm_engine::storage::heed_store::HeedStorage;
+    use swarm_engine::storage::Storage;
+    let t = tempfile::tempdir().unwrap();
+    let (good, bad) = ("11".repeat(32), "22".repeat(32));
+    for id in [&good, &bad] {
+        let out = swarm().args(["peers", "add", id, "--data"]).arg(t.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    {
+        let db: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(HeedStorage::open(&t.path().join("db")).unwrap()));
+        let store = ReputationStore::new(db);
+        let now_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let mut core = ReputationCore::new(Default::default(), now_unix);
+        let bad_id: swarm_engine::PeerId = bad.parse().unwrap();
+        core.handle(0, Input::Offence { peer: bad_id, kind: OffenceKind::BadChunk });
+        let good_id: swarm_engine::PeerId = good.parse().unwrap();
+        core.handle(
+            0,
+            Input::Request { peer: good_id, outcome: swarm_engine::reputation::Outcome::Served { rtt_ms: 50 } },
+        );
+        core.handle_timeout(core.next_timeout().unwrap());
+        let mut stored = 0;
+        while let Some(o) = core.poll_output() {
+            if let Output::Persist(batch) = o {
+                stored += batch.len();
+                store.apply(&batch).unwrap();
+            }
+        }
+        assert_eq!(stored, 2);
+    }
+    let listed = list(t.path());
+    let line = |id: &str| listed.lines().find(|l| l.starts_with(id)).unwrap().to_string();
+    assert!(line(&bad).contains("standing=Graylisted") && line(&bad).contains("malice=-99."), "{listed}");
+    assert!(line(&good).contains("standing=Acceptable") && line(&good).contains("availability="), "{listed}");
+}

@@ -2,7 +2,7 @@
 //! coverage, registry sizes, bad frames, expiries. Measurement only; nothing here feeds back into
 //! the nodes.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use swarm_engine::content::{ChunkId, ShareLink};
 use swarm_engine::files::{FileEvent, FilesHandle, OpId};
@@ -32,12 +32,6 @@ struct State {
     reconnect_gave_up: u64,
     authenticated: u64,
     offences: u64,
-    /// Peers the scenario made adversarial (ground truth the nodes do not have).
-    adversaries: FxHashSet<PeerId>,
-    /// Of those, the ones that sign wrongly (`adversary.invalid_signatures`).
-    forgers: FxHashSet<PeerId>,
-    /// Every adversary's kind (for the per-kind note).
-    kinds: FxHashMap<PeerId, &'static str>,
     /// Envelopes (accepted, rejected) by sender: [honest or other adversary, forger].
     envelopes: [(u64, u64); 2],
     content: Content,
@@ -179,9 +173,6 @@ impl Collector {
             reconnect_gave_up: 0,
             authenticated: 0,
             offences: 0,
-            adversaries: FxHashSet::default(),
-            forgers: FxHashSet::default(),
-            kinds: FxHashMap::default(),
             envelopes: [(0, 0); 2],
             content: Content::default(),
             links: Links::default(),
@@ -383,46 +374,27 @@ impl Collector {
     }
 
     pub fn mark_adversary(&self, peer: PeerId, kind: &'static str) {
-        let mut s = self.st.borrow_mut();
-        s.adversaries.insert(peer);
-        s.kinds.insert(peer, kind);
+        self.st.borrow_mut().trust.mark(peer, kind, false);
     }
 
     /// An adversary that signs every envelope wrongly.
     pub fn mark_forger(&self, peer: PeerId) {
-        self.mark_adversary(peer, "invalid_signatures");
-        self.st.borrow_mut().forgers.insert(peer);
+        self.st.borrow_mut().trust.mark(peer, "invalid_signatures", true);
     }
 
     /// Per adversary kind, in name order: (kind, live adversaries, honest nodes' links to them).
     pub fn adversary_links_by_kind(&self) -> Vec<(&'static str, usize, u64)> {
         let s = self.st.borrow();
-        let mut by: std::collections::BTreeMap<&'static str, (usize, u64)> = Default::default();
-        for (p, k) in &s.kinds {
-            if s.slot_of.contains_key(p) {
-                by.entry(k).or_default().0 += 1;
-            }
-        }
-        for (node, peers) in &s.links.open {
-            if s.adversaries.contains(node) {
-                continue;
-            }
-            for p in peers.keys() {
-                if let Some(k) = s.kinds.get(p) {
-                    by.entry(k).or_default().1 += 1;
-                }
-            }
-        }
-        by.into_iter().map(|(k, (n, l))| (k, n, l)).collect()
+        s.trust.links_by_kind(&s.links.open, |p| s.slot_of.contains_key(p))
     }
 
     pub fn is_adversary(&self, peer: &PeerId) -> bool {
-        self.st.borrow().adversaries.contains(peer)
+        self.st.borrow().trust.is_adversary(peer)
     }
 
     /// Adversarial nodes started over the run.
     pub fn adversaries(&self) -> usize {
-        self.st.borrow().adversaries.len()
+        self.st.borrow().trust.adversaries()
     }
 
     /// Envelopes (accepted, rejected) received from honest and from adversarial senders.
@@ -453,33 +425,14 @@ impl Collector {
         }
     }
 
-    /// An honest node met a failure or offence of an adversary.
-    fn dealt(s: &mut State, node: PeerId, peer: PeerId) {
-        if s.adversaries.contains(&peer) && !s.adversaries.contains(&node) {
-            let now_ms = Self::now_ms(s);
-            s.trust.dealt(node, peer, now_ms);
-        }
-    }
-
     /// Share of honest nodes' open links that end at adversaries (None without adversaries or
     /// links).
     pub fn adversary_link_share(&self) -> Option<f64> {
         let s = self.st.borrow();
-        if s.adversaries.is_empty() {
-            return None;
-        }
-        let (mut all, mut bad) = (0u64, 0u64);
-        for (node, peers) in &s.links.open {
-            if s.adversaries.contains(node) {
-                continue;
-            }
-            all += peers.len() as u64;
-            bad += peers.keys().filter(|p| s.adversaries.contains(p)).count() as u64;
-        }
-        (all > 0).then(|| bad as f64 / all as f64)
+        s.trust.link_share(&s.links.open)
     }
 
-    /// Reputation against the ground truth; `honest_started`: honest nodes started over the run.
+    /// Reputation against the ground truth.
     pub fn trust_summary(&self) -> TrustSummary {
         let s = self.st.borrow();
         s.trust.summary(|p| s.slot_of.contains_key(p))
@@ -545,25 +498,26 @@ impl Observer for Collector {
             Event::Authenticated { .. } => s.authenticated += 1,
             Event::Offence { peer, .. } => {
                 s.offences += 1;
-                Self::dealt(&mut s, node, peer);
+                let now_ms = Self::now_ms(&s);
+                s.trust.dealt(node, peer, now_ms);
             }
             // A timeout alone is no dealing: a crashed peer times out too.
-            Event::RequestFailed { peer, answered: true } => Self::dealt(&mut s, node, peer),
+            Event::RequestFailed { peer, answered: true } => {
+                let now_ms = Self::now_ms(&s);
+                s.trust.dealt(node, peer, now_ms);
+            }
             Event::RequestFailed { .. } => {}
             Event::Standing { peer, standing: Standing::Graylisted } => {
-                if !s.adversaries.contains(&node) {
-                    let now_ms = Self::now_ms(&s);
-                    let adversary = s.adversaries.contains(&peer);
-                    s.trust.graylisted(node, peer, adversary, now_ms);
-                }
+                let now_ms = Self::now_ms(&s);
+                s.trust.graylisted(node, peer, now_ms);
             }
             Event::Standing { .. } => {}
             Event::EnvelopeAccepted { from, .. } => {
-                let bad = s.forgers.contains(&from);
+                let bad = s.trust.is_forger(&from);
                 s.envelopes[usize::from(bad)].0 += 1;
             }
             Event::EnvelopeRejected { from, .. } => {
-                let bad = s.forgers.contains(&from);
+                let bad = s.trust.is_forger(&from);
                 s.envelopes[usize::from(bad)].1 += 1;
             }
             Event::ChunkStored { chunk, bytes, cause } => {

@@ -1,6 +1,7 @@
 //! The swarm simulator: loads a scenario, runs the engine's actors for every node on the
 //! deterministic simulated network with churn and partitions, and reports what happened.
 
+pub mod adversary;
 pub mod churn;
 pub mod collect;
 pub mod progress;

@@ -2,6 +2,8 @@
 //! configuration overrides. Validated on load; every error names the file, the field and the fault.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::adversary::{AdversarySpec, ContentAdversary};
 use std::path::Path;
 use swarm_engine::NodeConfig;
 use swarm_transport_sim::Latency;
@@ -99,73 +101,6 @@ impl ContentSpec {
 
 /// Largest file the file workload publishes: every node's store is in memory.
 pub const MAX_FILE_BYTES: usize = 64 << 20;
-
-/// Misbehaving peers mixed into the population.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdversarySpec {
-    /// Share of nodes (starting and joining, each drawn independently) that send every signed
-    /// envelope with a broken signature: their own rumours and the ones they relay.
-    pub invalid_signatures: f64,
-    /// Shares of nodes whose content service misbehaves (one kind per node, drawn at every
-    /// start and join, apart from `invalid_signatures`): they accept and announce replicas but
-    /// answer every request "not here"...
-    pub withhold: f64,
-    /// ...serve bytes that fail their hash...
-    pub corrupt: f64,
-    /// ...answer every request `slow_ms` late...
-    pub slow: f64,
-    /// ...or behave for `covert_after_s`, then withhold and corrupt.
-    pub covert: f64,
-    pub slow_ms: u64,
-    pub covert_after_s: u64,
-}
-
-impl Default for AdversarySpec {
-    fn default() -> Self {
-        AdversarySpec {
-            invalid_signatures: 0.0,
-            withhold: 0.0,
-            corrupt: 0.0,
-            slow: 0.0,
-            covert: 0.0,
-            slow_ms: 3_000,      // past `reputation.late_after_ms`, within a request's timeout
-            covert_after_s: 900, // long enough to earn a good score first
-        }
-    }
-}
-
-/// The content misbehaviour of an adversary, by kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ContentAdversary {
-    Withhold,
-    Corrupt,
-    Slow,
-    Covert,
-}
-
-impl ContentAdversary {
-    pub fn name(self) -> &'static str {
-        match self {
-            ContentAdversary::Withhold => "withhold",
-            ContentAdversary::Corrupt => "corrupt",
-            ContentAdversary::Slow => "slow",
-            ContentAdversary::Covert => "covert",
-        }
-    }
-}
-
-impl AdversarySpec {
-    /// The content kinds with their shares, in a fixed order (the draw is made in it).
-    pub fn content_shares(&self) -> [(ContentAdversary, f64); 4] {
-        [
-            (ContentAdversary::Withhold, self.withhold),
-            (ContentAdversary::Corrupt, self.corrupt),
-            (ContentAdversary::Slow, self.slow),
-            (ContentAdversary::Covert, self.covert),
-        ]
-    }
-}
 
 fn default_seed() -> u64 {
     1

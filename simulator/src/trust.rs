@@ -10,6 +10,10 @@ use swarm_engine::PeerId;
 /// when they first did, and when they graylisted it (if they did).
 #[derive(Default)]
 pub struct Trust {
+    /// Peers the scenario made adversarial (ground truth the nodes do not have), by kind.
+    kinds: FxHashMap<PeerId, &'static str>,
+    /// Of those, the ones that sign wrongly (`adversary.invalid_signatures`).
+    forgers: FxHashSet<PeerId>,
     dealt: FxHashMap<PeerId, FxHashMap<PeerId, (u64, Option<u64>)>>,
     /// Honest peers graylisted by at least one honest node.
     false_positives: FxHashSet<PeerId>,
@@ -34,21 +38,77 @@ pub struct TrustSummary {
     pub false_positives: usize,
 }
 
+/// Open links: node -> peer -> opened at (ms), as the collector keeps them.
+pub type OpenLinks = FxHashMap<PeerId, FxHashMap<PeerId, u64>>;
+
 impl Trust {
-    /// Honest `node` met a failure or offence of `peer` at `now_ms` (only adversaries are
-    /// tracked).
-    pub fn dealt(&mut self, node: PeerId, peer: PeerId, now_ms: u64) {
-        self.dealt.entry(peer).or_default().entry(node).or_insert((now_ms, None));
+    pub fn mark(&mut self, peer: PeerId, kind: &'static str, forger: bool) {
+        self.kinds.insert(peer, kind);
+        if forger {
+            self.forgers.insert(peer);
+        }
     }
 
-    /// Honest `node` graylisted `peer`; `adversary`: ground truth about `peer`.
-    pub fn graylisted(&mut self, node: PeerId, peer: PeerId, adversary: bool, now_ms: u64) {
-        if !adversary {
+    pub fn is_adversary(&self, peer: &PeerId) -> bool {
+        self.kinds.contains_key(peer)
+    }
+
+    pub fn is_forger(&self, peer: &PeerId) -> bool {
+        self.forgers.contains(peer)
+    }
+
+    /// Adversaries started over the run.
+    pub fn adversaries(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// `node` met a failure or offence of `peer` at `now_ms` (kept for honest nodes meeting
+    /// adversaries only).
+    pub fn dealt(&mut self, node: PeerId, peer: PeerId, now_ms: u64) {
+        if self.is_adversary(&peer) && !self.is_adversary(&node) {
+            self.dealt.entry(peer).or_default().entry(node).or_insert((now_ms, None));
+        }
+    }
+
+    /// `node` graylisted `peer` (counted for honest nodes only).
+    pub fn graylisted(&mut self, node: PeerId, peer: PeerId, now_ms: u64) {
+        if self.is_adversary(&node) {
+            return;
+        }
+        if !self.is_adversary(&peer) {
             self.false_positives.insert(peer);
             return;
         }
         let e = self.dealt.entry(peer).or_default().entry(node).or_insert((now_ms, None));
         e.1.get_or_insert(now_ms);
+    }
+
+    /// Share of honest nodes' open links that end at adversaries (None without adversaries or
+    /// links).
+    pub fn link_share(&self, open: &OpenLinks) -> Option<f64> {
+        if self.kinds.is_empty() {
+            return None;
+        }
+        let (mut all, mut bad) = (0u64, 0u64);
+        for (_, peers) in open.iter().filter(|(n, _)| !self.is_adversary(n)) {
+            all += peers.len() as u64;
+            bad += peers.keys().filter(|p| self.is_adversary(p)).count() as u64;
+        }
+        (all > 0).then(|| bad as f64 / all as f64)
+    }
+
+    /// Per adversary kind, in name order: (kind, live adversaries, honest nodes' links to them).
+    pub fn links_by_kind(&self, open: &OpenLinks, alive: impl Fn(&PeerId) -> bool) -> Vec<(&'static str, usize, u64)> {
+        let mut by: std::collections::BTreeMap<&'static str, (usize, u64)> = Default::default();
+        for (_, k) in self.kinds.iter().filter(|(p, _)| alive(p)) {
+            by.entry(k).or_default().0 += 1;
+        }
+        for (_, peers) in open.iter().filter(|(n, _)| !self.is_adversary(n)) {
+            for k in peers.keys().filter_map(|p| self.kinds.get(p)) {
+                by.entry(k).or_default().1 += 1;
+            }
+        }
+        by.into_iter().map(|(k, (n, l))| (k, n, l)).collect()
     }
 
     /// `alive`: whether a node is up at the end (one that left before it graylisted an

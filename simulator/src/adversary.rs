@@ -1,0 +1,96 @@
+//! The scenario's adversaries (`[adversary]`): which nodes misbehave and how, drawn at every
+//! start and join, and what that means for a node's content service.
+
+use serde::{Deserialize, Serialize};
+use swarm_engine::replication::ContentFaults;
+
+/// Misbehaving peers mixed into the population.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdversarySpec {
+    /// Share of nodes (starting and joining, each drawn independently) that send every signed
+    /// envelope with a broken signature: their own rumours and the ones they relay.
+    pub invalid_signatures: f64,
+    /// Shares of nodes whose content service misbehaves (one kind per node, drawn at every
+    /// start and join, apart from `invalid_signatures`): they accept and announce replicas but
+    /// answer every request "not here"...
+    pub withhold: f64,
+    /// ...serve bytes that fail their hash...
+    pub corrupt: f64,
+    /// ...answer every request `slow_ms` late...
+    pub slow: f64,
+    /// ...or behave for `covert_after_s`, then withhold and corrupt.
+    pub covert: f64,
+    pub slow_ms: u64,
+    pub covert_after_s: u64,
+}
+
+impl Default for AdversarySpec {
+    fn default() -> Self {
+        AdversarySpec {
+            invalid_signatures: 0.0,
+            withhold: 0.0,
+            corrupt: 0.0,
+            slow: 0.0,
+            covert: 0.0,
+            slow_ms: 3_000,      // past `reputation.late_after_ms`, within a request's timeout
+            covert_after_s: 900, // long enough to earn a good score first
+        }
+    }
+}
+
+/// The content misbehaviour of an adversary, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ContentAdversary {
+    Withhold,
+    Corrupt,
+    Slow,
+    Covert,
+}
+
+impl ContentAdversary {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContentAdversary::Withhold => "withhold",
+            ContentAdversary::Corrupt => "corrupt",
+            ContentAdversary::Slow => "slow",
+            ContentAdversary::Covert => "covert",
+        }
+    }
+}
+
+impl AdversarySpec {
+    /// The content kinds with their shares, in a fixed order (the draw is made in it).
+    pub fn content_shares(&self) -> [(ContentAdversary, f64); 4] {
+        [
+            (ContentAdversary::Withhold, self.withhold),
+            (ContentAdversary::Corrupt, self.corrupt),
+            (ContentAdversary::Slow, self.slow),
+            (ContentAdversary::Covert, self.covert),
+        ]
+    }
+}
+
+impl AdversarySpec {
+    /// The content faults of a node starting at `now_ms` for a uniform draw `u` in [0, 1)
+    /// (none when `u` falls past every share).
+    pub fn content_faults(&self, u: f64, now_ms: u64) -> Option<(ContentAdversary, ContentFaults)> {
+        let mut u = u;
+        let kind = self.content_shares().into_iter().find_map(|(k, s)| {
+            u -= s;
+            (u < 0.0).then_some(k)
+        })?;
+        let faults = match kind {
+            ContentAdversary::Withhold => ContentFaults { withhold: true, ..ContentFaults::default() },
+            ContentAdversary::Corrupt => ContentFaults { corrupt: true, ..ContentFaults::default() },
+            ContentAdversary::Slow => ContentFaults { slow_ms: self.slow_ms, ..ContentFaults::default() },
+            ContentAdversary::Covert => ContentFaults {
+                withhold: true,
+                corrupt: true,
+                from_ms: now_ms + self.covert_after_s * 1000,
+                ..ContentFaults::default()
+            },
+        };
+        Some((kind, faults))
+    }
+}
