@@ -90,7 +90,7 @@ pub fn peers(api: &str, json: bool) -> Result<()> {
         return Ok(());
     }
     for v in &p.connected {
-        println!("{} {} {:>6} s", v.peer_id, if v.outbound { "out" } else { "in " }, v.connected_s);
+        println!("{} {} {:>6} s {}", v.peer_id, if v.outbound { "out" } else { "in " }, v.connected_s, v.standing);
     }
     println!("{} connected, {} known", p.connected.len(), p.known_peers);
     Ok(())

@@ -66,6 +66,9 @@ pub struct PeerView {
     pub peer_id: String,
     pub outbound: bool,
     pub connected_s: u64,
+    /// What reputation makes of the peer now: Trusted, Acceptable, NoGossip, NoPublish or
+    /// Graylisted (`swarm peers list --data DIR` shows the stored score and its parts).
+    pub standing: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

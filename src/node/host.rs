@@ -247,6 +247,7 @@ impl Host {
                 peer_id: p.to_string(),
                 outbound: *outbound,
                 connected_s: since.elapsed().as_secs(),
+                standing: format!("{:?}", self.node.trust().standing(p)),
             })
             .collect();
         Peers { connected, known_peers: self.shared.known_peers.get() }

@@ -197,7 +197,13 @@ impl NodeProc {
         let out = self.cli(&["peers", "--json"]);
         assert!(out.status.success(), "peers of {}: {}", self.proc.name, String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["connected"].as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap().to_string()).collect()
+        let connected = v["connected"].as_array().unwrap();
+        // Every linked peer has a standing, and none of these honest test peers is graylisted.
+        for p in connected {
+            let standing = p["standing"].as_str().unwrap_or_else(|| panic!("no standing in {p}"));
+            assert!(["Trusted", "Acceptable"].contains(&standing), "{} sees {p} as {standing}", self.proc.name);
+        }
+        connected.iter().map(|p| p["peer_id"].as_str().unwrap().to_string()).collect()
     }
 }
 
