@@ -48,6 +48,16 @@ impl Audits {
         }
     }
 
+    /// The peer failed its last request (a wrong or late answer).
+    pub fn is_suspect(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|a| a.failed > 0)
+    }
+
+    /// The peer answered enough requests in time to be audited in turn.
+    pub fn is_proven(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|a| a.passed >= PROVEN_AFTER && a.failed == 0)
+    }
+
     /// Audit order: suspects first, then peers not yet proven, then by when last audited
     /// (never first), ties by id.
     fn order(&self, linked: &[PeerId]) -> Vec<PeerId> {

@@ -34,7 +34,7 @@ impl ContentCore {
         // A linked peer we know holds it (its holdings announcement): one round trip.
         let mut known = closest(
             &Key::of_chunk(&chunk),
-            self.links.peers().into_iter().filter(|p| self.repl.known_holder(&chunk, p)),
+            self.links.peers().into_iter().filter(|p| self.repl.known_holder(&chunk, p) && !self.audits.is_suspect(p)),
             usize::MAX,
         );
         self.trust.best_first(&mut known);
@@ -44,9 +44,12 @@ impl ContentCore {
                 f.asking = Some(h);
             }
             if self.request(now, h, chunk, Waiter::Fetch(id)) {
-                // The holder may have crashed without our knowing yet (heartbeats take a while):
-                // if it has not answered within the hedge delay, route as well.
-                self.fetches.hedge_at(id, now + self.rcfg.route_hedge_ms);
+                // The holder may have crashed without our knowing yet (heartbeats take a while),
+                // or stall: if it has not answered within the hedge delay, route as well (sooner
+                // for a holder that has not yet answered in time often enough to be proven).
+                let hedge =
+                    if self.audits.is_proven(&h) { self.rcfg.route_hedge_ms } else { self.rcfg.route_hedge_ms / 2 };
+                self.fetches.hedge_at(id, now + hedge);
                 return;
             }
         }
