@@ -393,12 +393,12 @@ impl LinksCore {
 
     fn on_up(&mut self, now: Millis, peer: PeerId, outbound: bool) {
         self.dialer.connected(&peer);
+        self.closing.remove(&peer);
         if self.trust.is_graylisted(&peer) {
             // Graylisted while the handshake ran: closed as soon as it is open.
             self.closing.insert(peer, CloseReason::Graylisted);
             self.out.push_back(Output::Disconnect(peer));
         }
-        self.closing.remove(&peer);
         let purposes = self.wanted(&peer);
         self.table.insert(peer, LinkInfo { outbound, opened_at: now, purposes, remote_keeps: false });
         self.stats.opened += 1;

@@ -451,3 +451,41 @@ fn a_graylisted_peer_is_closed_refused_and_not_dialled() {
     m.want(720_000, 1, Purpose::Manual);
     assert_eq!(dials(&m.take()), vec![pid(1)], "dialled again once forgiven");
 }
+
+/// A peer graylisted while its handshake ran is dropped as soon as the link opens, and its
+/// close is reported as such (not as a lost link).
+#[test]
+fn a_peer_graylisted_during_its_handshake_is_dropped_with_that_reason() {
+    use crate::reputation::{Standing, TrustView};
+    let trust = TrustView::default();
+    let mut m = manager(LinksConfig::default());
+    m.core = std::mem::replace(&mut m.core, manager(LinksConfig::default()).core).with_trust(trust.clone());
+    m.want(0, 1, Purpose::Random);
+    m.take();
+    let p = pid(1);
+    let generation = m.gate.open(p, 10);
+    m.input(10, Input::Connected { peer: p, outbound: true, generation });
+    let nonce = m
+        .take()
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Effect(Effect::Send { msg: Message::Hello { nonce }, .. }) => Some(nonce),
+            _ => None,
+        })
+        .expect("a challenge is sent");
+    trust.set(p, Standing::Graylisted);
+    let signature = ident(1).sign(&transcript(&nonce, &p, &pid(0))).to_vec();
+    m.input(11, Input::Proof { from: p, signature });
+    let out = m.take();
+    assert!(out.iter().any(|o| matches!(o, Output::Disconnect(p) if *p == pid(1))), "{out:?}");
+    m.close(20, 1, false);
+    let closed: Vec<CloseReason> = m
+        .take()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Effect(Effect::Event(Event::Link(LinkChange::Closed { reason, .. }))) => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![CloseReason::Graylisted]);
+}

@@ -180,7 +180,9 @@ impl ReputationCore {
             self.out.push_back(Output::Standing { peer, standing: Standing::Acceptable, score: 0.0 });
         }
         self.dirty.remove(&peer);
-        self.deleted.insert(peer);
+        if self.persists {
+            self.deleted.insert(peer);
+        }
         self.schedule_persist(now);
     }
 
@@ -195,7 +197,9 @@ impl ReputationCore {
             e.record.last_seen = e.record.last_seen.max(now);
         }
         self.by_eviction.remove(&old);
-        self.dirty.insert(peer);
+        if self.persists {
+            self.dirty.insert(peer);
+        }
         self.schedule_persist(now);
         self.refresh(peer, now);
     }
@@ -221,12 +225,7 @@ impl ReputationCore {
     }
 
     fn schedule_persist(&mut self, now: Millis) {
-        if !self.persists {
-            self.dirty.clear();
-            self.deleted.clear();
-            return;
-        }
-        if self.persist_at.is_none() {
+        if self.persists && self.persist_at.is_none() {
             self.persist_at = Some(now.saturating_add(self.cfg.persist_interval_ms));
         }
     }

@@ -17,6 +17,12 @@ struct Audited {
     failed: u32,
 }
 
+impl Audited {
+    fn is_suspect(&self) -> bool {
+        self.failed > 0
+    }
+}
+
 /// Who was audited when and how they did; the round's deadline.
 #[derive(Default)]
 pub(super) struct Audits {
@@ -50,12 +56,16 @@ impl Audits {
 
     /// The peer failed its last request (a wrong or late answer).
     pub fn is_suspect(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|a| a.failed > 0)
+        self.peers.get(peer).is_some_and(Audited::is_suspect)
+    }
+
+    fn any_suspect(&self) -> bool {
+        self.peers.values().any(Audited::is_suspect)
     }
 
     /// The peer answered enough requests in time to be audited in turn.
     pub fn is_proven(&self, peer: &PeerId) -> bool {
-        self.peers.get(peer).is_some_and(|a| a.passed >= PROVEN_AFTER && a.failed == 0)
+        self.peers.get(peer).is_some_and(|a| a.passed >= PROVEN_AFTER && !a.is_suspect())
     }
 
     /// Audit order: suspects first, then peers not yet proven, then by when last audited
@@ -66,7 +76,7 @@ impl Audits {
             .map(|p| {
                 let a = self.peers.get(p).copied().unwrap_or_default();
                 let seen = if self.peers.contains_key(p) { a.last + 1 } else { 0 };
-                (a.failed == 0, a.passed, seen, *p)
+                (!a.is_suspect(), a.passed, seen, *p)
             })
             .collect();
         keyed.sort_unstable();
@@ -90,8 +100,8 @@ impl ContentCore {
         }
         // While a linked peer is failing, rounds come four times as often: suspects are
         // settled within a minute or two, and an honest swarm pays only the base rate.
-        let suspects = self.audits.peers.values().any(|a| a.failed > 0);
-        let interval = if suspects { (self.audit_interval_ms / 4).max(1) } else { self.audit_interval_ms };
+        let interval =
+            if self.audits.any_suspect() { (self.audit_interval_ms / 4).max(1) } else { self.audit_interval_ms };
         self.audits.next_at = Some(now + interval);
         self.audits.rounds += 1;
         let linked = self.links.peers();
