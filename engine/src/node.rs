@@ -172,6 +172,7 @@ impl Node {
             boxed(ReputationWiring {
                 outbox: outbox.clone(),
                 links: laddr.clone(),
+                gossip: gaddr.clone(),
                 trust: trust.clone(),
                 store: reputation_store,
             }),
@@ -225,7 +226,7 @@ impl Node {
                 subsystem_rng(p.seed, STREAM_GOSSIP),
             )
             .with_trust(trust.clone()),
-            boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone() }),
+            boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone(), reputation: raddr.clone() }),
             p.clock,
         );
         let topology = Shell::new(
