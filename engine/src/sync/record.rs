@@ -171,6 +171,11 @@ impl Version {
         &self.body.key
     }
 
+    /// The owner's grant this write carries (none for the owner's own writes).
+    pub fn grant(&self) -> Option<&Envelope> {
+        self.body.grant.as_ref()
+    }
+
     pub fn record(&self) -> RecordId {
         RecordId::new(self.body.owner, self.body.key.clone())
     }
