@@ -65,6 +65,22 @@ fn get_json<T: serde::de::DeserializeOwned>(api: &str, path: &str) -> Result<T> 
     call(agent().get(&url(api, path)), None, api)?.into_json().context("the node's answer does not decode")
 }
 
+/// GET `path` with query parameters (encoded), its JSON answer decoded.
+pub fn get_query<T: serde::de::DeserializeOwned>(api: &str, path: &str, query: &[(&str, &str)]) -> Result<T> {
+    let mut req = agent().get(&url(api, path));
+    for (k, v) in query {
+        req = req.query(k, v);
+    }
+    call(req, None, api)?.into_json().context("the node's answer does not decode")
+}
+
+/// POST a JSON body to `path`, its JSON answer decoded.
+pub fn post_json<T: serde::de::DeserializeOwned>(api: &str, path: &str, body: serde_json::Value) -> Result<T> {
+    call(agent().post(&url(api, path)), Some(Body::Json(body)), api)?
+        .into_json()
+        .context("the node's answer does not decode")
+}
+
 pub fn status(api: &str, json: bool) -> Result<()> {
     let s: Status = get_json(api, "/status")?;
     if json {
@@ -75,7 +91,11 @@ pub fn status(api: &str, json: bool) -> Result<()> {
     println!("user id:      {}", s.user_id);
     println!("connections:  {}", s.connections);
     println!("known peers:  {}", s.known_peers);
-    println!("pending sync: {}", s.pending_sync);
+    println!("pending sync: {} (writes not yet acknowledged by their replicas)", s.pending_sync);
+    if let Some(ms) = s.oldest_pending_ms {
+        println!("oldest pending: {:.1} s", ms as f64 / 1000.0);
+    }
+    println!("sync:         {} ({} records)", if s.online { "online" } else { "offline" }, s.records);
     println!("uptime:       {} s", s.uptime_s);
     for r in &s.rendezvous {
         println!("rendezvous:   {} ({})", r.url, if r.connected { "connected" } else { "down" });

@@ -9,6 +9,7 @@ use swarm_simulator::run::{run, RunOptions};
 use swarm_simulator::scenario;
 
 mod client;
+mod doc;
 mod node;
 mod peers;
 
@@ -32,7 +33,7 @@ enum Cmd {
     Node(node::NodeArgs),
     /// Run a rendezvous server: peers register, discover each other and exchange offers.
     Rendezvous(RendezvousArgs),
-    /// A running node's status (peer id, connections, known peers, pending operations).
+    /// A running node's status (peer id, connections, known peers, pending sync writes).
     Status(ApiArgs),
     /// A running node's links (with --api), or the persisted registry of a data directory.
     Peers {
@@ -72,6 +73,9 @@ enum Cmd {
         #[arg(long, default_value = client::DEFAULT_API)]
         api: String,
     },
+    /// Mutable records: set, get (value and conflicts), list conflicts, grant a writer.
+    #[command(subcommand)]
+    Doc(doc::DocCmd),
     /// (internal) test helpers.
     #[command(hide = true, subcommand)]
     Debug(DebugCmd),
@@ -296,6 +300,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Connect { peer_id, api, timeout_ms } => client::connect(&api, &peer_id, timeout_ms),
         Cmd::Put { file, post, api } => client::put(&api, file.as_deref(), post),
         Cmd::Get { link, out, api } => client::get(&api, &link, out.as_ref()),
+        Cmd::Doc(cmd) => doc::run(cmd),
         Cmd::Debug(DebugCmd::Fill { data, records }) => peers::fill(&data, records),
     };
     match result {

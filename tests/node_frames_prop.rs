@@ -20,6 +20,8 @@ use swarm_engine::identity::{Ed25519Verifier, Envelope, Identity};
 use swarm_engine::node::{Node, NodeParams};
 use swarm_engine::observer::{Event, Observer};
 use swarm_engine::storage::memory::MemoryStorage;
+use swarm_engine::sync::replica::Digest32;
+use swarm_engine::sync::{RecordId, SyncMessage, VectorClock, Version, VersionId};
 use swarm_engine::time::Clock;
 use swarm_engine::transport::{EventSink, Transport, TransportEvent};
 use swarm_engine::wire::{self, LookupMsg, Message, NodeInfo, Rumor, RumorBody, NONCE_BYTES};
@@ -223,9 +225,10 @@ fn variant(m: &Message) -> u8 {
         Message::Route { .. } => 17,
         Message::RouteBack { .. } => 18,
         Message::Recovery(_) => 19,
+        Message::Sync(_) => 20,
     }
 }
-const VARIANTS: u8 = 20;
+const VARIANTS: u8 = 21;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -337,6 +340,43 @@ fn message() -> impl Strategy<Value = Message> {
                 data
             }),
         recovery_record().prop_map(Message::Recovery),
+        sync_message().prop_map(Message::Sync),
+    ]
+}
+
+/// A sync message: real writes signed by the hostile peer (to its own records, any clock and
+/// time), envelopes with the write tag and junk, and digests, id lists and acks naming records
+/// of the test's peers or of anyone.
+fn sync_message() -> impl Strategy<Value = SyncMessage> {
+    let record = || (peer(), "[a-z]{1,8}").prop_map(|(owner, key)| RecordId::new(owner, key));
+    let id = || any::<[u8; 32]>().prop_map(VersionId);
+    let lists = || prop::collection::vec((record(), prop::collection::vec(id(), 0..8)), 0..8);
+    let write = ("[a-z]{1,8}", 1u64..4, prop::collection::vec(any::<u8>(), 0..64), 0u64..1_000_000).prop_map(
+        |(key, n, value, ts)| {
+            let me = Identity::from_secret(&HOSTILE_SECRET);
+            let clock = VectorClock::from_entries([(me.peer_id(), n)]).expect("one entry");
+            let rec = RecordId::new(me.peer_id(), key);
+            let v = Version::sign(&me, &rec, clock, value, UNIX_EPOCH_MS + ts, None).expect("a valid write");
+            v.envelope().clone()
+        },
+    );
+    let junk = (prop_oneof![Just(HOSTILE_SECRET), any::<[u8; 32]>()], prop::collection::vec(any::<u8>(), 0..128))
+        .prop_map(|(secret, junk)| {
+            Envelope::seal(
+                &Identity::from_secret(&secret),
+                [&b"swarm-sync-write-v1"[..], &junk].concat(),
+                UNIX_EPOCH_MS,
+            )
+        });
+    let envelopes = move || prop::collection::vec(prop_oneof![write.clone(), junk.clone()], 0..4);
+    prop_oneof![
+        prop::collection::vec((record(), any::<[u8; 32]>().prop_map(Digest32)), 0..8)
+            .prop_map(|records| SyncMessage::Digest { records }),
+        lists().prop_map(|records| SyncMessage::Have { records }),
+        lists().prop_map(|records| SyncMessage::Want { records }),
+        envelopes().prop_map(|envelopes| SyncMessage::Versions { envelopes }),
+        envelopes().prop_map(|envelopes| SyncMessage::Push { envelopes }),
+        prop::collection::vec(id(), 0..16).prop_map(|ids| SyncMessage::Ack { ids }),
     ]
 }
 

@@ -10,16 +10,6 @@ mod common;
 use common::procs::*;
 use std::time::Duration;
 
-fn ok(out: &std::process::Output, what: &str) -> String {
-    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn failed(out: &std::process::Output, what: &str) -> String {
-    assert!(!out.status.success(), "{what} should fail: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
     text.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in {text}")).trim()
 }

@@ -18,13 +18,14 @@ use crate::reputation::{self, ReputationActor, ReputationCore, ReputationStore, 
 use crate::router::{Dispatch, Inbox, Outbox};
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::Storage;
+use crate::sync::{self, store::SyncStore, RecordId, SyncActor, SyncCore};
 use crate::time::Clock;
 use crate::topology::{TopologyActor, TopologyCore};
 use crate::transport::Transport;
 use crate::types::PeerId;
 use crate::wiring::{
     ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, RecoveryListener, RecoveryWiring, ReputationWiring,
-    TopologyWiring,
+    SyncListener, SyncStatsView, SyncWiring, TopologyWiring,
 };
 use actix::{Addr, AsyncContext, Context};
 use bytes::Bytes;
@@ -99,6 +100,16 @@ pub struct NodeParams {
     pub recovery_listener: Option<RecoveryListener>,
 }
 
+/// The sync subsystem's storage and listener (both `None` in simulations: records in memory,
+/// nobody asking).
+#[derive(Default)]
+pub struct SyncParams {
+    /// The sync tables and what was read back from them at start.
+    pub store: Option<(SyncStore, sync::store::Restored)>,
+    /// Told how writes, reads and conflict listings end.
+    pub listener: Option<SyncListener>,
+}
+
 /// Handles to a running node's actors.
 pub struct Node {
     pub id: PeerId,
@@ -110,6 +121,8 @@ pub struct Node {
     reputation: Addr<ReputationActor>,
     files: FilesHandle,
     recovery: Addr<RecoveryActor>,
+    sync: Addr<SyncActor>,
+    sync_stats: SyncStatsView,
     view: LinkView,
     trust: TrustView,
 }
@@ -122,6 +135,11 @@ impl Node {
     /// Start the actors on the current arbiter. Returns the node and the inbox its transport must
     /// deliver events to; fails only when the content store cannot be read.
     pub fn start(p: NodeParams) -> Result<(Node, Inbox), InventoryError> {
+        Node::start_with_sync(p, SyncParams::default())
+    }
+
+    /// [`Node::start`], with the sync subsystem's storage and listener.
+    pub fn start_with_sync(p: NodeParams, sp: SyncParams) -> Result<(Node, Inbox), InventoryError> {
         let id = p.identity.peer_id();
         let cfg = p.config;
         // Orphans of publications a crashed run left unfinished are gone once this returns.
@@ -149,6 +167,7 @@ impl Node {
         let cctx: Context<ContentActor> = Context::new();
         let fctx: Context<FilesActor> = Context::new();
         let vctx: Context<RecoveryActor> = Context::new();
+        let sctx: Context<SyncActor> = Context::new();
         let (laddr, daddr, gaddr, taddr, caddr) =
             (lctx.address(), dctx.address(), gctx.address(), tctx.address(), cctx.address());
         let dispatch = Dispatch {
@@ -158,6 +177,7 @@ impl Node {
             content: caddr.clone(),
             reputation: raddr.clone(),
             recovery: vctx.address(),
+            sync: sctx.address(),
         };
         let (reputation_core, reputation_store) = match p.reputation_store {
             Some((store, restored)) => {
@@ -229,6 +249,31 @@ impl Node {
             boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone(), reputation: raddr.clone() }),
             p.clock,
         );
+        let mut sync_core = SyncCore::new(
+            p.identity.clone(),
+            p.verifier.clone(),
+            cfg.sync.clone(),
+            cfg.replication.rf,
+            p.clock.unix_epoch_ms(),
+            view.clone(),
+            table.clone(),
+        );
+        let sync_store = sp.store.map(|(store, restored)| {
+            if restored.unreadable > 0 {
+                tracing::warn!(entries = restored.unreadable, "stored sync entries did not decode and were left out");
+            }
+            sync_core.handle(p.clock.now(), sync::Input::Restore(restored));
+            store
+        });
+        let sync_stats = SyncStatsView::default();
+        let sync_wiring = SyncWiring {
+            outbox: outbox.clone(),
+            links: laddr.clone(),
+            store: sync_store,
+            stats: sync_stats.clone(),
+            listener: sp.listener,
+        };
+        let sync_actor = Shell::new(sync_core, boxed(sync_wiring), p.clock);
         let topology = Shell::new(
             TopologyCore::new(id, cfg.topology.clone(), table, view.clone(), subsystem_rng(p.seed, STREAM_TOPOLOGY))
                 .with_trust(trust.clone()),
@@ -293,6 +338,8 @@ impl Node {
             reputation: rctx.run(reputation),
             files,
             recovery: vctx.run(recovery),
+            sync: sctx.run(sync_actor),
+            sync_stats,
             view,
             trust,
         };
@@ -373,6 +420,28 @@ impl Node {
         self.recovery.do_send(In(recovery::Input::Recover { op, owner, holders, passphrase, timeout_ms }));
     }
 
+    // ---- mutable records (answered through the sync listener; see `crate::sync`) ------------
+
+    /// Write `value` to `record` as this node (`grant`: the owner's, for a record of another).
+    pub fn doc_write(&self, op: u64, record: RecordId, value: Vec<u8>, grant: Option<crate::identity::Envelope>) {
+        self.sync.do_send(In(sync::Input::Write { op, record, value, grant }));
+    }
+
+    /// Read `record` as this node and its linked replicas hold it.
+    pub fn doc_read(&self, op: u64, record: RecordId) {
+        self.sync.do_send(In(sync::Input::Read { op, record }));
+    }
+
+    /// Every held record with conflicts.
+    pub fn doc_conflicts(&self, op: u64) {
+        self.sync.do_send(In(sync::Input::Conflicts { op }));
+    }
+
+    /// The sync queue's figures (pending writes, the oldest one's time, online).
+    pub fn sync_stats(&self) -> sync::SyncStats {
+        self.sync_stats.get()
+    }
+
     /// Peers learned outside the swarm (a rendezvous server's answer, an operator's hint): into
     /// the registry, dialled as discovery sees fit.
     pub fn learn(&self, peers: Vec<PeerId>) {
@@ -409,6 +478,7 @@ impl Node {
         self.reputation.do_send(Shutdown);
         self.files.0.do_send(Shutdown);
         self.recovery.do_send(Shutdown);
+        self.sync.do_send(Shutdown);
     }
 }
 

@@ -16,6 +16,7 @@ use crate::observer::{Event, Observer, Offence};
 use crate::recovery::{self, RecoveryActor};
 use crate::replication::{ContentActor, ContentInput};
 use crate::reputation::{self, ReputationActor};
+use crate::sync::{self, SyncActor};
 use crate::time::Clock;
 use crate::topology::{self, TopologyActor};
 use crate::transport::{EventSink, Transport, TransportEvent};
@@ -123,6 +124,7 @@ pub struct Dispatch {
     pub content: Addr<ContentActor>,
     pub reputation: Addr<ReputationActor>,
     pub recovery: Addr<RecoveryActor>,
+    pub sync: Addr<SyncActor>,
 }
 
 impl Dispatch {
@@ -133,6 +135,7 @@ impl Dispatch {
             Message::PexResponse { peers } => self.discovery.do_send(In(discovery::Input::PexResponse { from, peers })),
             Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
             Message::Recovery(envelope) => self.recovery.do_send(In(recovery::Input::Frame { from, envelope })),
+            Message::Sync(msg) => self.sync.do_send(In(sync::Input::Frame { from, msg })),
             // The link's own frames are the connection manager's (the inbox routes them there);
             // one that got here was released after a proof and means nothing now.
             Message::Hello { .. }
@@ -162,6 +165,7 @@ impl Dispatch {
         self.content.do_send(In(ContentInput::Link(link)));
         self.reputation.do_send(In(reputation::Input::Link(link)));
         self.recovery.do_send(In(recovery::Input::Link(link)));
+        self.sync.do_send(In(sync::Input::Link(link)));
     }
 }
 

@@ -33,6 +33,12 @@ pub const MAX_HOLDINGS: usize = 4096;
 pub const MAX_NODES: usize = 32;
 /// Most hops a routed request takes (and so the longest path it carries).
 pub const MAX_ROUTE_HOPS: usize = 16;
+/// Most records one sync digest, have or want message names.
+pub const MAX_SYNC_RECORDS: usize = 4096;
+/// Most version ids one sync message carries (over all its records).
+pub const MAX_SYNC_IDS: usize = 16_384;
+/// Most versions one sync message carries.
+pub const MAX_SYNC_VERSIONS: usize = 256;
 /// Largest chunk payload on the wire: a full chunk with its AES-GCM tag.
 pub const MAX_CHUNK_WIRE_BYTES: usize = MAX_CHUNK_BYTES + TAG_BYTES;
 
@@ -117,6 +123,9 @@ pub enum Message {
     /// request, release or refusal; its kind is the tag its signed data starts with). See
     /// `recovery::messages`.
     Recovery(Envelope),
+    /// Sync: anti-entropy between a record's replicas, and a sync queue's writes and their
+    /// acknowledgements. See `sync::replica`.
+    Sync(crate::sync::SyncMessage),
 }
 
 /// The two messages of an iterative lookup.
@@ -285,6 +294,7 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
             limit("recovery record", env.data.len(), crate::recovery::messages::MAX_MESSAGE_BYTES)?;
             limit("recovery signature", env.signature.len(), SIGNATURE_BYTES)
         }
+        Message::Sync(m) => check_sync(m),
         Message::PexRequest { .. }
         | Message::Heartbeat { .. }
         | Message::Bye
@@ -293,6 +303,22 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         | Message::GetChunk { .. }
         | Message::GetVia { .. }
         | Message::NoChunk { .. } => Ok(()),
+    }
+}
+
+fn check_sync(m: &crate::sync::SyncMessage) -> Result<(), WireError> {
+    use crate::sync::SyncMessage as S;
+    match m {
+        S::Digest { records } => limit("sync digest", records.len(), MAX_SYNC_RECORDS),
+        S::Have { records } | S::Want { records } => {
+            limit("sync records", records.len(), MAX_SYNC_RECORDS)?;
+            limit("sync ids", records.iter().map(|(_, ids)| ids.len()).sum(), MAX_SYNC_IDS)
+        }
+        S::Versions { envelopes } | S::Push { envelopes } => {
+            limit("sync versions", envelopes.len(), MAX_SYNC_VERSIONS)?;
+            envelopes.iter().try_for_each(|e| limit("sync signature", e.signature.len(), SIGNATURE_BYTES))
+        }
+        S::Ack { ids } => limit("sync ids", ids.len(), MAX_SYNC_IDS),
     }
 }
 
@@ -368,6 +394,26 @@ mod tests {
                     found,
                     data
                 }),
+            sync_msg().prop_map(Message::Sync),
+        ]
+    }
+
+    fn sync_msg() -> impl Strategy<Value = crate::sync::SyncMessage> {
+        use crate::sync::replica::Digest32;
+        use crate::sync::{RecordId, SyncMessage as S, VersionId};
+        let record = || (peer(), "[a-z/]{1,24}").prop_map(|(owner, key)| RecordId::new(owner, key));
+        let id = || any::<[u8; 32]>().prop_map(VersionId);
+        let lists = || prop::collection::vec((record(), prop::collection::vec(id(), 0..4)), 0..8);
+        let env = (any::<[u8; 32]>(), prop::collection::vec(any::<u8>(), 0..256), any::<u64>())
+            .prop_map(|(secret, data, ts)| Envelope::seal(&Identity::from_secret(&secret), data, ts));
+        prop_oneof![
+            prop::collection::vec((record(), any::<[u8; 32]>().prop_map(Digest32)), 0..8)
+                .prop_map(|records| S::Digest { records }),
+            lists().prop_map(|records| S::Have { records }),
+            lists().prop_map(|records| S::Want { records }),
+            prop::collection::vec(env.clone(), 0..4).prop_map(|envelopes| S::Versions { envelopes }),
+            prop::collection::vec(env, 0..4).prop_map(|envelopes| S::Push { envelopes }),
+            prop::collection::vec(id(), 0..16).prop_map(|ids| S::Ack { ids }),
         ]
     }
 
@@ -452,6 +498,17 @@ mod tests {
         assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "holdings", .. })));
         let most = Message::Holdings { held: vec![ChunkId([2; 32]); MAX_HOLDINGS], released: vec![], full: true };
         assert!(encode(&most).is_ok(), "a full holdings frame fits the frame limit");
+    }
+
+    #[test]
+    fn sync_limits_hold() {
+        use crate::sync::{SyncMessage, VersionId};
+        let ids = vec![VersionId([3; 32]); MAX_SYNC_IDS + 1];
+        let frame = Frame { version: PROTOCOL_VERSION, msg: Message::Sync(SyncMessage::Ack { ids }) };
+        let bytes = rmp_serde::to_vec(&frame).unwrap();
+        assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "sync ids", .. })));
+        let most = Message::Sync(SyncMessage::Ack { ids: vec![VersionId([3; 32]); MAX_SYNC_IDS] });
+        assert_eq!(decode(&encode(&most).unwrap()).unwrap(), most, "a full ack fits the frame limit");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListene
 use crate::reputation::{self, ReputationActor, ReputationStore, TrustView};
 use crate::router::{Dispatch, Outbox};
 use crate::storage::Storage;
+use crate::sync::{self, store::SyncStore, SyncEvent, SyncStats};
 use crate::topology::{self, TopologyActor};
 use actix::Addr;
 
@@ -218,6 +219,66 @@ impl Wiring<recovery::Output> for RecoveryWiring {
                 }
             }
             Output::Dropped { from, error } => tracing::debug!(peer = %from.short(), %error, "recovery record dropped"),
+            Output::Done(ev) => {
+                if let Some(l) = &mut self.listener {
+                    l(ev);
+                }
+            }
+        }
+    }
+}
+
+/// Told how each sync operation (write, read, conflict listing) ended.
+pub type SyncListener = Box<dyn FnMut(SyncEvent)>;
+
+/// The sync queue's figures as last reported (the wiring writes, the node's host reads).
+#[derive(Clone, Default)]
+pub struct SyncStatsView(std::rc::Rc<std::cell::Cell<SyncStats>>);
+
+impl SyncStatsView {
+    pub fn get(&self) -> SyncStats {
+        self.0.get()
+    }
+}
+
+pub struct SyncWiring {
+    pub outbox: Outbox,
+    pub links: Addr<LinksActor>,
+    /// Where records and the queue are stored (real nodes); `None` in simulations.
+    pub store: Option<SyncStore>,
+    pub stats: SyncStatsView,
+    pub listener: Option<SyncListener>,
+}
+
+impl Wiring<sync::Output> for SyncWiring {
+    fn route(&mut self, output: sync::Output) {
+        use sync::Output;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Exchange })),
+            Output::Store(ops) => {
+                if let Some(store) = &self.store {
+                    // A failed write leaves the change in memory for this run: replicas still get
+                    // it, and a queued write lost here is sent again while this run lasts.
+                    if let Err(e) = store.apply(&ops) {
+                        tracing::error!(error = %e, "could not store sync records");
+                    }
+                }
+            }
+            Output::Stats(s) => {
+                if s.online != self.stats.get().online {
+                    tracing::info!(
+                        online = s.online,
+                        pending = s.pending,
+                        "sync: {}",
+                        if s.online { "online" } else { "offline" }
+                    );
+                }
+                self.stats.0.set(s);
+            }
+            Output::Dropped { from, error } => {
+                tracing::debug!(peer = ?from.map(|p| p.short()), %error, "sync input dropped")
+            }
             Output::Done(ev) => {
                 if let Some(l) = &mut self.listener {
                     l(ev);

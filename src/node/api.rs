@@ -3,6 +3,7 @@
 //! answer comes back on a oneshot. The JSON shapes here are shared with the CLI client. Bodies
 //! are bounded before they are read, and uploads and fetches in progress are bounded in number.
 
+use super::doc::{DocConflicts, DocSetRequest, DocView, GetQuery, GrantRequest, GrantView};
 use super::edge::{self, ApiJson};
 pub use super::edge::{ApiError, ApiErrorBody, Upload};
 use super::recovery::{BackupRequest, BackupView, RecoverRequest, Recovered};
@@ -32,7 +33,8 @@ pub const MAX_CONCURRENT_FETCHES: usize = 4;
 const UPLOAD_QUEUE_FRAMES: usize = 4;
 /// What the API serves, for the error an unknown route gets.
 pub const ROUTES: &str = "GET /status, GET /peers, POST /connect, POST /publish/file?name=N, \
-POST /publish/post, GET /fetch/LINK, POST /identity/backup, GET /identity/backup, POST /identity/recover";
+POST /publish/post, GET /fetch/LINK, POST /identity/backup, GET /identity/backup, POST /identity/recover, \
+POST /doc/set, GET /doc/get?key=K&owner=O, GET /doc/conflicts, POST /doc/grant";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
@@ -42,8 +44,15 @@ pub struct Status {
     pub connections: usize,
     /// Size of the bootstrap registry.
     pub known_peers: usize,
-    /// API operations (publishes, fetches, dials) not finished yet.
+    /// Local record writes in the sync queue, not yet acknowledged by enough replicas (until
+    /// issue 14 this counted API operations in flight).
     pub pending_sync: usize,
+    /// How long the oldest of them has waited, in ms (none when nothing is pending).
+    pub oldest_pending_ms: Option<u64>,
+    /// Linked to at least one peer (the sync queue sends only then).
+    pub online: bool,
+    /// Mutable records held (own, replicated for others, read).
+    pub records: usize,
     pub uptime_s: u64,
     pub rendezvous: Vec<RendezvousState>,
     /// Others' offers and answers this node forwarded through the mesh.
@@ -152,6 +161,10 @@ pub enum Request {
     Backup { request: BackupRequest, reply: Reply<BackupView> },
     BackupStatus(Reply<BackupView>),
     Recover { request: RecoverRequest, reply: Reply<Recovered> },
+    DocSet { request: DocSetRequest, reply: Reply<DocView> },
+    DocGet { query: GetQuery, reply: Reply<DocView> },
+    DocConflicts(Reply<DocConflicts>),
+    DocGrant { request: GrantRequest, reply: Reply<GrantView> },
 }
 
 type Host = mpsc::UnboundedSender<Request>;
@@ -278,6 +291,22 @@ async fn recover(State(a): State<Api>, ApiJson(request): ApiJson<RecoverRequest>
     ask(&a.host, |reply| Request::Recover { request, reply }).await.map(Json)
 }
 
+async fn doc_set(State(a): State<Api>, ApiJson(request): ApiJson<DocSetRequest>) -> Result<Json<DocView>, ApiError> {
+    ask(&a.host, |reply| Request::DocSet { request, reply }).await.map(Json)
+}
+
+async fn doc_get(State(a): State<Api>, Query(query): Query<GetQuery>) -> Result<Json<DocView>, ApiError> {
+    ask(&a.host, |reply| Request::DocGet { query, reply }).await.map(Json)
+}
+
+async fn doc_conflicts(State(a): State<Api>) -> Result<Json<DocConflicts>, ApiError> {
+    ask(&a.host, Request::DocConflicts).await.map(Json)
+}
+
+async fn doc_grant(State(a): State<Api>, ApiJson(request): ApiJson<GrantRequest>) -> Result<Json<GrantView>, ApiError> {
+    ask(&a.host, |reply| Request::DocGrant { request, reply }).await.map(Json)
+}
+
 /// The routes: `GET /status`, `GET /peers`, `POST /connect`, `POST /publish/file?name=N` (raw
 /// body, Content-Length required), `POST /publish/post`, `GET /fetch/LINK`; every error is JSON.
 pub fn router(host: Host) -> Router {
@@ -295,6 +324,10 @@ pub fn router(host: Host) -> Router {
         .route("/fetch/{link}", get(fetch))
         .route("/identity/backup", post(backup).get(backup_status))
         .route("/identity/recover", post(recover))
+        .route("/doc/set", post(doc_set))
+        .route("/doc/get", get(doc_get))
+        .route("/doc/conflicts", get(doc_conflicts))
+        .route("/doc/grant", post(doc_grant))
         .fallback(edge::no_route)
         .method_not_allowed_fallback(edge::wrong_method)
         // Unframed JSON bodies stop here; uploads are bounded by their Content-Length.

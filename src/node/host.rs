@@ -37,7 +37,6 @@ pub struct Shared {
     file_ops: RefCell<BTreeMap<OpId, mpsc::UnboundedSender<FileEvent>>>,
     next_op: Cell<OpId>,
     dials: Waiters<PeerId, bool>,
-    in_flight: Cell<usize>,
 }
 
 impl Shared {
@@ -184,6 +183,8 @@ pub struct Host {
     pub net: swarm_transport_webrtc::WebRtcTransport,
     /// Recovery operations waiting for the recovery actor.
     pub recovery: Rc<super::recovery::RecoveryWaiters>,
+    /// Record operations waiting for the sync actor.
+    pub sync: Rc<super::doc::SyncWaiters>,
     /// The node's passphrase (a recovered identity is sealed under it) and data directory.
     pub passphrase: zeroize::Zeroizing<String>,
     pub data: std::path::PathBuf,
@@ -194,11 +195,7 @@ pub struct Host {
 pub async fn serve(mut requests: mpsc::UnboundedReceiver<Request>, host: Rc<Host>) {
     while let Some(r) = requests.recv().await {
         let host = host.clone();
-        actix::spawn(async move {
-            host.shared.in_flight.set(host.shared.in_flight.get() + 1);
-            host.handle(r).await;
-            host.shared.in_flight.set(host.shared.in_flight.get() - 1);
-        });
+        actix::spawn(async move { host.handle(r).await });
     }
 }
 
@@ -214,19 +211,27 @@ impl Host {
             Request::Backup { request, reply } => self.backup(request, reply).await,
             Request::BackupStatus(reply) => self.backup_status(reply).await,
             Request::Recover { request, reply } => self.recover(request, reply).await,
+            Request::DocSet { request, reply } => self.doc_set(request, reply).await,
+            Request::DocGet { query, reply } => self.doc_get(query, reply).await,
+            Request::DocConflicts(reply) => self.doc_conflicts(reply).await,
+            Request::DocGrant { request, reply } => drop(reply.send(self.doc_grant(request))),
         }
     }
 
     fn status(&self) -> Status {
         let me = self.identity.peer_id();
         let t = self.net.stats();
+        let sync = self.node.sync_stats();
+        let now_ms = super::unix_ms();
         Status {
             peer_id: me.to_string(),
             user_id: user_id(&me),
             connections: self.shared.links.borrow().len(),
             known_peers: self.shared.known_peers.get(),
-            // This request itself is in flight too.
-            pending_sync: self.shared.in_flight.get().saturating_sub(1),
+            pending_sync: sync.pending,
+            oldest_pending_ms: sync.oldest_pending_unix_ms.map(|t| now_ms.saturating_sub(t)),
+            online: sync.online,
+            records: sync.records,
             uptime_s: self.started.elapsed().as_secs(),
             rendezvous: self.rendezvous.lock().map(|r| r.clone()).unwrap_or_default(),
             signals_relayed: t.relayed,

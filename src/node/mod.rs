@@ -3,6 +3,7 @@
 //! tokio runtime beside it. The two sides meet only through channels and the transport handle.
 
 pub mod api;
+pub mod doc;
 mod edge;
 mod host;
 mod net;
@@ -21,11 +22,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use swarm_engine::discovery::PeerStore;
 use swarm_engine::identity::{store, vault, Ed25519Verifier, Identity};
-use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::node::{Node, NodeParams, SyncParams};
 use swarm_engine::recovery::store::ShardStore;
 use swarm_engine::reputation::ReputationStore;
 use swarm_engine::storage::heed_store::HeedStorage;
 use swarm_engine::storage::Storage;
+use swarm_engine::sync::store::SyncStore;
 use swarm_engine::time::Clock;
 use swarm_engine::transport::Transport;
 use swarm_engine::{NodeConfig, PeerId};
@@ -108,6 +110,8 @@ pub fn run(a: NodeArgs) -> Result<()> {
     let scores = reputation_store.restore().context("reading the stored reputation records")?;
     let shard_store = ShardStore::new(registry.clone());
     let shards = shard_store.load().context("reading the recovery shares held for others")?;
+    let sync_store = SyncStore::new(registry.clone());
+    let synced = sync_store.load().context("reading the stored records and sync queue")?;
 
     let net_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -144,10 +148,12 @@ pub fn run(a: NodeArgs) -> Result<()> {
     system.block_on(async move {
         let shared = Rc::new(Shared::default());
         let recovery = Rc::new(recovery::RecoveryWaiters::default());
+        let sync = Rc::new(doc::SyncWaiters::default());
         let transport: Rc<dyn Transport> = Rc::new(net.transport.clone());
         let seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let bootstrap = hints.clone();
-        let (node, inbox) = Node::start(NodeParams {
+        let sync_params = SyncParams { store: Some((sync_store, synced)), listener: Some(sync.listener()) };
+        let params = NodeParams {
             identity: id.clone(),
             verifier: Rc::new(Ed25519Verifier),
             config,
@@ -170,8 +176,8 @@ pub fn run(a: NodeArgs) -> Result<()> {
             },
             recovery_store: Some((shard_store, shards)),
             recovery_listener: Some(recovery.listener()),
-        })
-        .context("opening the chunk store")?;
+        };
+        let (node, inbox) = Node::start_with_sync(params, sync_params).context("opening the chunk store")?;
         actix::spawn(host::pump(net.events, inbox, shared.clone()));
         let host = Rc::new(Host {
             node,
@@ -181,6 +187,7 @@ pub fn run(a: NodeArgs) -> Result<()> {
             rendezvous: rendezvous_state,
             net: net.transport.clone(),
             recovery,
+            sync,
             passphrase,
             data: a.data.clone(),
         });

@@ -78,15 +78,20 @@ pub struct Recovered {
     pub holders: Vec<HolderAnswer>,
 }
 
-/// Waiters for the recovery actor's answers, by operation id.
-#[derive(Default)]
-pub struct RecoveryWaiters {
+/// Waiters for an actor's answers, by operation id (recovery's and sync's).
+pub struct OpWaiters<E> {
     next: Cell<u64>,
-    waiting: RefCell<BTreeMap<u64, oneshot::Sender<RecoveryEvent>>>,
+    waiting: RefCell<BTreeMap<u64, oneshot::Sender<E>>>,
 }
 
-impl RecoveryWaiters {
-    fn open(&self) -> (u64, oneshot::Receiver<RecoveryEvent>) {
+impl<E> Default for OpWaiters<E> {
+    fn default() -> Self {
+        OpWaiters { next: Cell::new(0), waiting: RefCell::new(BTreeMap::new()) }
+    }
+}
+
+impl<E> OpWaiters<E> {
+    pub(super) fn open(&self) -> (u64, oneshot::Receiver<E>) {
         let op = self.next.get();
         self.next.set(op + 1);
         let (tx, rx) = oneshot::channel();
@@ -94,6 +99,18 @@ impl RecoveryWaiters {
         (op, rx)
     }
 
+    /// Hand an answer to the waiter of `op` (gone waiters are skipped).
+    pub(super) fn deliver(&self, op: u64, ev: E) {
+        if let Some(tx) = self.waiting.borrow_mut().remove(&op) {
+            let _ = tx.send(ev);
+        }
+    }
+}
+
+/// Waiters for the recovery actor's answers.
+pub type RecoveryWaiters = OpWaiters<RecoveryEvent>;
+
+impl OpWaiters<RecoveryEvent> {
     /// The listener handed to the node: each answer to its waiter.
     pub fn listener(self: &Rc<Self>) -> RecoveryListener {
         let me = self.clone();
@@ -103,9 +120,7 @@ impl RecoveryWaiters {
                 | RecoveryEvent::Status { op, .. }
                 | RecoveryEvent::Recovered { op, .. } => *op,
             };
-            if let Some(tx) = me.waiting.borrow_mut().remove(&op) {
-                let _ = tx.send(ev);
-            }
+            me.deliver(op, ev);
         })
     }
 }
@@ -143,7 +158,7 @@ fn passphrase(p: String) -> Result<Zeroizing<Vec<u8>>, ApiError> {
 }
 
 /// A user id (16 hex digits) or a peer id (64).
-fn owner_ref(s: &str) -> Result<OwnerRef, ApiError> {
+pub(super) fn owner_ref(s: &str) -> Result<OwnerRef, ApiError> {
     let s = s.trim();
     let hex = s.chars().all(|c| c.is_ascii_hexdigit());
     match s.len() {

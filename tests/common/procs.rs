@@ -252,3 +252,15 @@ pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> Result
         }
     }
 }
+
+/// A command's stdout, asserting it succeeded (its stderr in the failure).
+pub fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stderr, asserting it failed.
+pub fn failed(out: &std::process::Output, what: &str) -> String {
+    assert!(!out.status.success(), "{what} should fail: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

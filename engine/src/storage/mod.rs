@@ -27,10 +27,12 @@ pub enum Table {
     PublishJournal,
     /// Reputation records, by peer id ([`crate::reputation::StoredRecord`]).
     Reputation,
+    /// Mutable records: every kept version's signed envelope, by version id.
+    SyncRecords,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Peers,
         Table::Identity,
         Table::Posts,
@@ -41,6 +43,7 @@ impl Table {
         Table::Publications,
         Table::PublishJournal,
         Table::Reputation,
+        Table::SyncRecords,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Table {
             Table::Publications => "publications",
             Table::PublishJournal => "publish_journal",
             Table::Reputation => "reputation",
+            Table::SyncRecords => "sync_records",
         }
     }
 }

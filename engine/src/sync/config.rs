@@ -30,6 +30,12 @@ pub struct SyncConfig {
     pub batch_delay_ms: u64,
     /// A write sent to a linked replica and not acknowledged is sent again after this long.
     pub resend_after_ms: u64,
+    /// Anti-entropy round: every linked replica is sent the digests of the records it shares
+    /// with this node (links coming up start a round with that peer at once).
+    pub anti_entropy_interval_ms: u64,
+    /// A read asks the record's linked replicas for what they hold and answers after this long
+    /// (at once when none is linked).
+    pub read_wait_ms: u64,
 }
 
 impl Default for SyncConfig {
@@ -45,7 +51,9 @@ impl Default for SyncConfig {
             max_pending_writes: 10_000,
             ack_quorum: 2, // plan: RF 3; a majority holds the write
             batch_delay_ms: 200,
-            resend_after_ms: 5_000, // guess: a few round trips through relays
+            resend_after_ms: 5_000,           // guess: a few round trips through relays
+            anti_entropy_interval_ms: 30_000, // guess: a digest per shared record twice a minute
+            read_wait_ms: 1_000,              // guess: three round trips on a loaded link
         }
     }
 }
@@ -73,6 +81,8 @@ impl SyncConfig {
         )?;
         check(s.resend_after_ms >= 100, "sync.resend_after_ms", "must be at least 100 ms")?;
         check(s.batch_delay_ms < s.resend_after_ms, "sync.batch_delay_ms", "must be below resend_after_ms")?;
+        check(s.anti_entropy_interval_ms >= 1_000, "sync.anti_entropy_interval_ms", "must be at least 1000 ms")?;
+        check(s.read_wait_ms <= 60_000, "sync.read_wait_ms", "must be at most 60000 ms")?;
         Ok(())
     }
 }
@@ -95,6 +105,9 @@ mod tests {
         let mut c = NodeConfig::default();
         c.sync.batch_delay_ms = c.sync.resend_after_ms;
         assert_eq!(c.validate().unwrap_err().field, "sync.batch_delay_ms");
+        let mut c = NodeConfig::default();
+        c.sync.anti_entropy_interval_ms = 10;
+        assert_eq!(c.validate().unwrap_err().field, "sync.anti_entropy_interval_ms");
         let e: Result<NodeConfig, _> = toml::from_str("[sync]\nack_quorum_count = 2\n");
         assert!(e.unwrap_err().to_string().contains("ack_quorum_count"));
         let c: NodeConfig = toml::from_str("[sync]\nack_quorum = 3\n").unwrap();

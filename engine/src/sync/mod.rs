@@ -7,7 +7,9 @@
 //! Pure cores only: `now` comes in, storage writes and messages go out. Parts: [`clock`] (vector
 //! clocks), [`record`] (signed versions and grants), [`merge`] (one record's replica state and
 //! its laws), [`replica`] (the record store and anti-entropy), [`queue`] (the sync queue),
-//! [`config`] (the `[node.sync]` section).
+//! [`config`] (the `[node.sync]` section), [`service`] (the core a node runs: both of them, replica
+//! sets, rounds and reads behind one input), [`view`] (what readers are shown) and [`store`] (the
+//! tables, applied by the wiring).
 
 pub mod clock;
 pub mod config;
@@ -17,14 +19,22 @@ pub mod queue;
 mod queue_tests;
 pub mod record;
 pub mod replica;
+pub mod service;
+pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 pub use clock::{Causality, ClockError, VectorClock, MAX_CLOCK_ENTRIES};
 pub use merge::{Applied, RecordState, Standing};
 pub use queue::{QueueInput, QueueOutput, StoredWrite, SyncQueue};
 pub use record::{grant, Grant, RecordError, RecordId, Version, VersionId, WriteBody};
 pub use replica::{ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
+pub use service::{Input, Output, SyncCore, SyncEvent, SyncStats, WriteError};
+pub use view::{RecordView, VersionView};
+
+/// The sync subsystem's actor: the generic shell around [`SyncCore`].
+pub type SyncActor = crate::core::Shell<SyncCore, Box<dyn crate::core::Wiring<Output>>>;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -176,6 +176,27 @@ impl SyncQueue {
         self.pending.contains_key(id)
     }
 
+    /// When the oldest pending write was queued, Unix ms (what the API reports the age from).
+    pub fn oldest_enqueued_unix_ms(&self) -> Option<u64> {
+        self.by_age.first().map(|(t, _)| *t)
+    }
+
+    /// Records with pending writes, in id order, each with the replica set its writes go to.
+    pub fn pending_records(&self) -> Vec<(RecordId, BTreeSet<PeerId>)> {
+        self.by_record
+            .iter()
+            .filter_map(|(r, ids)| {
+                let first = ids.first().and_then(|id| self.pending.get(id))?;
+                Some((r.clone(), first.replicas.clone()))
+            })
+            .collect()
+    }
+
+    /// Replicas that have not acknowledged some pending write, in id order.
+    pub fn waiting_on(&self) -> impl Iterator<Item = &PeerId> {
+        self.waiting.keys()
+    }
+
     /// Pending ids, oldest first.
     pub fn pending_ids(&self) -> impl Iterator<Item = VersionId> + '_ {
         self.by_age.iter().map(|(_, id)| *id)

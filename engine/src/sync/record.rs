@@ -114,6 +114,21 @@ pub fn grant(owner: &Identity, writer: PeerId, key: Option<String>, timestamp_ms
     Envelope::seal(owner, encode_body(GRANT_KIND, &Grant { writer, key }), timestamp_ms)
 }
 
+/// A grant as text (hex of its MessagePack encoding), to hand to the writer out of band.
+pub fn grant_to_text(g: &Envelope) -> String {
+    // Our own plain struct always encodes; a failure here is a bug.
+    hex::encode(rmp_serde::to_vec(g).expect("an envelope encodes"))
+}
+
+/// The inverse of [`grant_to_text`], for text from a user (checked later, with the write).
+pub fn grant_from_text(text: &str) -> Result<Envelope, String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex ({e})"))?;
+    if bytes.len() > 2 * MAX_GRANT_BYTES {
+        return Err(format!("{} bytes, more than a grant takes", bytes.len()));
+    }
+    rmp_serde::from_slice(&bytes).map_err(|e| format!("does not decode ({e})"))
+}
+
 impl Version {
     /// Sign a write as `identity`. Refused with the same errors a receiver would give.
     pub fn sign(
@@ -169,6 +184,11 @@ impl Version {
 
     pub fn key(&self) -> &str {
         &self.body.key
+    }
+
+    /// The owner's grant this write carries (none for the owner's own writes).
+    pub fn grant(&self) -> Option<&Envelope> {
+        self.body.grant.as_ref()
     }
 
     pub fn record(&self) -> RecordId {
@@ -280,8 +300,11 @@ mod tests {
         assert!(matches!(e, RecordError::GrantWriter { .. }));
         let other = RecordId::new(owner.peer_id(), "other");
         let g = grant(&owner, writer.peer_id(), Some("doc".into()), T);
+        assert_eq!(grant_from_text(&grant_to_text(&g)), Ok(g.clone()), "a grant survives its text form");
         let e = Version::sign(&writer, &other, clock_of(&writer), vec![], T, Some(g)).unwrap_err();
         assert!(matches!(e, RecordError::GrantKey { .. }));
+        assert!(grant_from_text("zz").unwrap_err().contains("not hex"));
+        assert!(grant_from_text("c1").unwrap_err().contains("does not decode"));
         let forged = grant(&stranger, writer.peer_id(), None, T);
         let e = Version::sign(&writer, &rec, clock_of(&writer), vec![], T, Some(forged)).unwrap_err();
         assert!(matches!(e, RecordError::GrantSigner { .. }));

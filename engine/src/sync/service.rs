@@ -1,0 +1,422 @@
+//! The sync core a node runs: the record store ([`ReplicaCore`]) and the sync queue ([`SyncQueue`])
+//! behind one `handle(now, input)`, with what neither of them knows: which peers replicate a record
+//! (the `rf` XOR-closest to its key among this node, its links and its routing table), when to
+//! reconcile (a link coming up, and every `anti_entropy_interval_ms`), which links to ask for
+//! (replicas owing an acknowledgement), and reads that wait a moment for the replicas' versions.
+//! It speaks `Message::Sync`; storage writes are outputs the wiring applies ([`super::store`]).
+
+use super::config::SyncConfig;
+use super::queue::{QueueError, QueueInput, QueueOutput, SyncQueue};
+use super::record::{RecordError, RecordId};
+use super::replica::{PeerError, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
+use super::store::{self, Restored};
+use super::view::RecordView;
+use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::identity::{Envelope, Identity, Verifier};
+use crate::links::LinkView;
+use crate::observer::Offence;
+use crate::routing::{closest, Key, TableView};
+use crate::storage::{Op, Table};
+use crate::time::Millis;
+use crate::types::PeerId;
+use crate::wire::Message;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+pub type OpId = u64;
+
+#[derive(Debug)]
+pub enum Input {
+    /// A sync message from a proved link.
+    Frame {
+        from: PeerId,
+        msg: SyncMessage,
+    },
+    Link(LinkEvent),
+    /// Write `value` to `record` as this node. A writer other than the owner shows the owner's
+    /// grant (or has written the record with one before: it is found in its kept versions).
+    Write {
+        op: OpId,
+        record: RecordId,
+        value: Vec<u8>,
+        grant: Option<Envelope>,
+    },
+    /// The record as this node and its linked replicas hold it (answered after `read_wait_ms`).
+    Read {
+        op: OpId,
+        record: RecordId,
+    },
+    /// Every held record with a non-empty conflict log.
+    Conflicts {
+        op: OpId,
+    },
+    /// What the tables held at start.
+    Restore(Restored),
+}
+
+/// The queue's figures, as `swarm status` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Local writes not yet acknowledged by enough replicas.
+    pub pending: usize,
+    /// When the oldest of them was written, Unix ms.
+    pub oldest_pending_unix_ms: Option<u64>,
+    /// Records held.
+    pub records: usize,
+    /// Linked to at least one peer.
+    pub online: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Record(RecordError),
+    #[error("{0}; retry once some are acknowledged")]
+    Queue(QueueError),
+    #[error(
+        "record `{key}` belongs to {owner}: writing it takes the owner's grant (`swarm doc grant` on the owner's node)"
+    )]
+    NoGrant { owner: String, key: String },
+}
+
+#[derive(Debug)]
+pub enum SyncEvent {
+    Written { op: OpId, result: Result<RecordView, WriteError> },
+    Read { op: OpId, view: RecordView },
+    Conflicts { op: OpId, records: Vec<RecordView> },
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Effect(Effect),
+    /// A link to this peer is wanted for a transfer (a replica owing an acknowledgement).
+    Want(PeerId),
+    /// Table writes, applied atomically.
+    Store(Vec<Op>),
+    Stats(SyncStats),
+    /// Something refused or dropped, and why (logged).
+    Dropped {
+        from: Option<PeerId>,
+        error: String,
+    },
+    Done(SyncEvent),
+}
+
+/// A record's place in the key space: SHA-256 of its owner and key (domain-tagged).
+pub fn record_key(record: &RecordId) -> Key {
+    let mut h = Sha256::new();
+    h.update(b"swarm-sync-record-v1");
+    h.update(record.owner.0);
+    h.update(record.key.as_bytes());
+    Key(h.finalize().into())
+}
+
+pub struct SyncCore {
+    me: PeerId,
+    cfg: SyncConfig,
+    rf: usize,
+    replica: ReplicaCore,
+    queue: SyncQueue,
+    view: LinkView,
+    table: TableView,
+    next_round: Option<Millis>,
+    /// Reads waiting for replicas' answers, by deadline.
+    reads: BTreeSet<(Millis, OpId)>,
+    read_records: BTreeMap<OpId, RecordId>,
+    stats: SyncStats,
+    out: Outputs<Output>,
+}
+
+impl SyncCore {
+    pub fn new(
+        identity: Rc<Identity>,
+        verifier: Rc<dyn Verifier>,
+        cfg: SyncConfig,
+        rf: usize,
+        unix_epoch_ms: u64,
+        view: LinkView,
+        table: TableView,
+    ) -> Self {
+        let me = identity.peer_id();
+        SyncCore {
+            me,
+            rf,
+            replica: ReplicaCore::new(cfg.clone(), identity, verifier.clone(), unix_epoch_ms),
+            queue: SyncQueue::new(cfg.clone(), verifier, unix_epoch_ms),
+            cfg,
+            view,
+            table,
+            next_round: None,
+            reads: BTreeSet::new(),
+            read_records: BTreeMap::new(),
+            stats: SyncStats::default(),
+            out: Outputs::new(),
+        }
+    }
+
+    pub fn replica(&self) -> &ReplicaCore {
+        &self.replica
+    }
+
+    pub fn queue(&self) -> &SyncQueue {
+        &self.queue
+    }
+
+    /// The peers other than this node that replicate `record`: of this node, its links and the
+    /// routing table's closest, the `rf` closest to the record's key.
+    pub fn replica_set(&self, record: &RecordId) -> Vec<PeerId> {
+        let key = record_key(record);
+        let mut candidates = self.table.borrow().closest(&key, self.rf);
+        candidates.extend(self.view.peers());
+        candidates.push(self.me);
+        closest(&key, candidates, self.rf).into_iter().filter(|p| *p != self.me).collect()
+    }
+
+    fn write(&mut self, now: Millis, op: OpId, record: RecordId, value: Vec<u8>, grant: Option<Envelope>) {
+        let result = self.try_write(now, record, value, grant);
+        self.out.push_back(Output::Done(SyncEvent::Written { op, result }));
+    }
+
+    fn try_write(
+        &mut self,
+        now: Millis,
+        record: RecordId,
+        value: Vec<u8>,
+        grant: Option<Envelope>,
+    ) -> Result<RecordView, WriteError> {
+        if self.queue.pending() >= self.cfg.max_pending_writes {
+            return Err(WriteError::Queue(QueueError::Full { max: self.cfg.max_pending_writes }));
+        }
+        let grant = match grant {
+            Some(g) => Some(g),
+            None if record.owner == self.me => None,
+            None => Some(
+                self.grant_held(&record)
+                    .ok_or_else(|| WriteError::NoGrant { owner: record.owner.to_string(), key: record.key.clone() })?,
+            ),
+        };
+        let version = self.replica.write(now, record.clone(), value, grant).map_err(WriteError::Record)?;
+        let replicas = self.replica_set(&record);
+        self.queue.handle(now, QueueInput::Enqueue { version: Box::new(version), replicas });
+        self.want_links();
+        Ok(self.view_of(&record))
+    }
+
+    /// The grant this node wrote `record` under before (its kept versions carry it).
+    fn grant_held(&self, record: &RecordId) -> Option<Envelope> {
+        let state = self.replica.record(record)?;
+        state.versions().rev().filter(|v| v.writer() == self.me).find_map(|v| v.grant().cloned())
+    }
+
+    fn view_of(&self, record: &RecordId) -> RecordView {
+        self.replica.record(record).map_or_else(|| RecordView::empty(record), |s| RecordView::of(record, s))
+    }
+
+    fn read(&mut self, now: Millis, op: OpId, record: RecordId) {
+        let linked: Vec<PeerId> = self.replica_set(&record).into_iter().filter(|p| self.view.contains(p)).collect();
+        if linked.is_empty() || self.cfg.read_wait_ms == 0 {
+            let view = self.view_of(&record);
+            return self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
+        }
+        for peer in linked {
+            self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+        }
+        self.reads.insert((now + self.cfg.read_wait_ms, op));
+        self.read_records.insert(op, record);
+    }
+
+    fn answer_reads(&mut self, now: Millis) {
+        while let Some(&(at, op)) = self.reads.first() {
+            if at > now {
+                break;
+            }
+            self.reads.pop_first();
+            if let Some(record) = self.read_records.remove(&op) {
+                let view = self.view_of(&record);
+                self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
+            }
+        }
+    }
+
+    fn conflicts(&mut self, op: OpId) {
+        let records = self
+            .replica
+            .records()
+            .filter(|(_, s)| !s.conflicts().is_empty())
+            .map(|(r, s)| RecordView::of(r, s))
+            .collect();
+        self.out.push_back(Output::Done(SyncEvent::Conflicts { op, records }));
+    }
+
+    /// Reconcile with `peers` (linked) the records each of them replicates with this node.
+    fn exchange(&mut self, now: Millis, peers: &BTreeSet<PeerId>) {
+        let mut by_peer: BTreeMap<PeerId, Vec<RecordId>> = BTreeMap::new();
+        let records: Vec<RecordId> = self.replica.records().map(|(r, _)| r.clone()).collect();
+        for r in records {
+            for p in self.replica_set(&r) {
+                if peers.contains(&p) {
+                    by_peer.entry(p).or_default().push(r.clone());
+                }
+            }
+        }
+        for (peer, records) in by_peer {
+            self.replica.handle(now, ReplicaInput::Exchange { peer, records });
+        }
+    }
+
+    /// Pending writes go to their record's current replica set (peers come and go).
+    fn refresh_replicas(&mut self, now: Millis) {
+        for (record, current) in self.queue.pending_records() {
+            let now_set: BTreeSet<PeerId> = self.replica_set(&record).into_iter().collect();
+            if now_set != current {
+                self.queue.handle(now, QueueInput::Replicas { record, replicas: now_set.into_iter().collect() });
+            }
+        }
+    }
+
+    /// Ask for links to replicas that owe an acknowledgement.
+    fn want_links(&mut self) {
+        let unlinked: Vec<PeerId> = self.queue.waiting_on().filter(|p| !self.view.contains(p)).copied().collect();
+        self.out.extend(unlinked.into_iter().map(Output::Want));
+    }
+
+    fn round(&mut self, now: Millis) {
+        self.refresh_replicas(now);
+        let linked: BTreeSet<PeerId> = self.view.peers().into_iter().collect();
+        self.exchange(now, &linked);
+        self.want_links();
+    }
+
+    fn on_link(&mut self, now: Millis, ev: LinkEvent) {
+        self.queue.handle(now, QueueInput::Link(ev));
+        if let LinkEvent::Up { peer, .. } = ev {
+            // A new peer may enter replica sets; then reconcile what it shares with us.
+            self.refresh_replicas(now);
+            self.exchange(now, &BTreeSet::from([peer]));
+        }
+    }
+
+    fn on_frame(&mut self, now: Millis, from: PeerId, msg: SyncMessage) {
+        match msg {
+            SyncMessage::Ack { ids } => self.queue.handle(now, QueueInput::Ack { from, ids }),
+            msg => self.replica.handle(now, ReplicaInput::Received { from, msg }),
+        }
+    }
+
+    /// Move the parts' outputs out, as the node's.
+    fn drain(&mut self) {
+        while let Some(o) = self.replica.poll_output() {
+            match o {
+                ReplicaOutput::Send { to, msg } => self.send(to, msg),
+                ReplicaOutput::Persist(ops) => self.out.push_back(Output::Store(store::record_ops(ops))),
+                ReplicaOutput::Invalid { from, error } => {
+                    if let PeerError::Version(RecordError::Signature(r)) = &error {
+                        let offence = Offence::InvalidEnvelope(*r);
+                        self.out.push_back(Output::Effect(Effect::Report { peer: from, offence }));
+                    }
+                    self.out.push_back(Output::Dropped { from: Some(from), error: error.to_string() });
+                }
+                ReplicaOutput::Full { record } => self.out.push_back(Output::Dropped {
+                    from: None,
+                    error: format!("record store full: a version of `{}` refused", record.key),
+                }),
+                ReplicaOutput::Discarded { id, error } => {
+                    self.out.push_back(Output::Store(store::discard_ops(id, Table::SyncRecords)));
+                    self.out.push_back(Output::Dropped { from: None, error: format!("stored version: {error}") });
+                }
+                // Written and refused local writes are answered by `write` itself; a change of a
+                // record concerns readers, who ask.
+                ReplicaOutput::Written(_) | ReplicaOutput::WriteRefused { .. } | ReplicaOutput::Changed { .. } => {}
+            }
+        }
+        while let Some(o) = self.queue.poll_output() {
+            match o {
+                QueueOutput::Send { to, msg } => self.send(to, msg),
+                QueueOutput::Persist(ops) => self.out.push_back(Output::Store(store::queue_ops(ops))),
+                QueueOutput::Acknowledged { .. } => {}
+                QueueOutput::Refused { error, .. } => {
+                    self.out.push_back(Output::Dropped { from: None, error: error.to_string() })
+                }
+                QueueOutput::Discarded { id, error } => {
+                    self.out.push_back(Output::Store(store::discard_ops(id, Table::SyncQueue)));
+                    self.out.push_back(Output::Dropped { from: None, error: format!("stored queue entry: {error}") });
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: PeerId, msg: SyncMessage) {
+        self.out.push_back(Output::Effect(Effect::Send { to, msg: Message::Sync(msg) }));
+    }
+
+    /// After every input: drain the parts, keep rounds going while records are held, report
+    /// changed figures.
+    fn settle(&mut self, now: Millis) {
+        self.drain();
+        if self.replica.is_empty() {
+            self.next_round = None;
+        } else if self.next_round.is_none() {
+            self.next_round = Some(now + self.cfg.anti_entropy_interval_ms);
+        }
+        let stats = SyncStats {
+            pending: self.queue.pending(),
+            oldest_pending_unix_ms: self.queue.oldest_enqueued_unix_ms(),
+            records: self.replica.len(),
+            online: !self.view.is_empty(),
+        };
+        if stats != self.stats {
+            self.stats = stats;
+            self.out.push_back(Output::Stats(stats));
+        }
+    }
+}
+
+impl Core for SyncCore {
+    type Input = Input;
+    type Output = Output;
+
+    fn handle(&mut self, now: Millis, input: Input) {
+        match input {
+            Input::Frame { from, msg } => self.on_frame(now, from, msg),
+            Input::Link(ev) => self.on_link(now, ev),
+            Input::Write { op, record, value, grant } => self.write(now, op, record, value, grant),
+            Input::Read { op, record } => self.read(now, op, record),
+            Input::Conflicts { op } => self.conflicts(op),
+            Input::Restore(r) => {
+                self.replica.handle(now, ReplicaInput::Restore(r.versions));
+                self.queue.handle(now, QueueInput::Restore(r.queue));
+            }
+        }
+        self.settle(now);
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        self.queue.handle_timeout(now);
+        if self.next_round.is_some_and(|t| t <= now) {
+            self.next_round = Some(now + self.cfg.anti_entropy_interval_ms);
+            self.round(now);
+        }
+        self.answer_reads(now);
+        self.settle(now);
+    }
+
+    fn next_timeout(&self) -> Option<Millis> {
+        let reads = self.reads.first().map(|(t, _)| *t);
+        [self.queue.next_timeout(), self.next_round, reads].into_iter().flatten().min()
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn check_invariants(&self) {
+        self.replica.check_invariants();
+        self.queue.check_invariants();
+        debug_assert_eq!(self.reads.len(), self.read_records.len(), "read deadlines out of step");
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

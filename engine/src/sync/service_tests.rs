@@ -1,0 +1,226 @@
+//! The sync core as a node runs it: writes made while the replica set is unreachable wait, go out
+//! when a link comes up and leave the queue once acknowledged; two writers cut off from each other
+//! converge on one winner and both log the conflict; reads wait for linked replicas; a writer
+//! other than the owner needs a grant once; a restart from the stored tables keeps records and
+//! queue. Messages are carried by hand between cores (no actors, no timers but the cores').
+
+use crate::core::{Core, Effect, LinkEvent};
+use crate::identity::{Ed25519Verifier, Envelope, Identity};
+use crate::links::LinkTable;
+use crate::routing::{RoutingTable, TableConfig, TableView};
+use crate::storage::memory::MemoryStorage;
+use crate::storage::Storage;
+use crate::sync::service::{Input, Output, SyncCore, SyncEvent, WriteError};
+use crate::sync::store::{Restored, SyncStore};
+use crate::sync::tests::{identity, EPOCH};
+use crate::sync::{grant, RecordId, RecordView, SyncMessage};
+use crate::time::Millis;
+use crate::types::PeerId;
+use crate::wire::Message;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+struct Peer {
+    id: PeerId,
+    identity: Rc<Identity>,
+    core: SyncCore,
+    links: LinkTable,
+    table: TableView,
+    store: SyncStore,
+    events: Vec<SyncEvent>,
+}
+
+fn start(identity: Identity, storage: Option<Rc<RefCell<dyn Storage>>>) -> Peer {
+    let id = identity.peer_id();
+    let identity = Rc::new(identity);
+    let links = LinkTable::default();
+    let table = TableView::new(RoutingTable::new(&id, TableConfig::default()));
+    let storage = storage.unwrap_or_else(|| Rc::new(RefCell::new(MemoryStorage::new())));
+    let store = SyncStore::new(storage);
+    let mut core = SyncCore::new(
+        identity.clone(),
+        Rc::new(Ed25519Verifier),
+        Default::default(),
+        3,
+        EPOCH,
+        links.view(),
+        table.clone(),
+    );
+    core.handle(0, Input::Restore(store.load().unwrap()));
+    Peer { id, identity, core, links, table, store, events: Vec::new() }
+}
+
+/// Apply the peer's outputs: storage, and messages sent (returned as (from, to, msg)).
+fn drain(p: &mut Peer) -> Vec<(PeerId, PeerId, SyncMessage)> {
+    p.core.check_invariants();
+    let mut sent = Vec::new();
+    while let Some(o) = p.core.poll_output() {
+        match o {
+            Output::Effect(Effect::Send { to, msg: Message::Sync(m) }) => sent.push((p.id, to, m)),
+            Output::Store(ops) => p.store.apply(&ops).unwrap(),
+            Output::Done(ev) => p.events.push(ev),
+            _ => {}
+        }
+    }
+    sent
+}
+
+/// Deliver messages among `peers` (only over open links) until none are left; time stands still.
+fn settle(now: Millis, peers: &mut [&mut Peer]) {
+    let mut queue: Vec<(PeerId, PeerId, SyncMessage)> = peers.iter_mut().flat_map(|p| drain(p)).collect();
+    while let Some((from, to, msg)) = queue.pop() {
+        let Some(p) = peers.iter_mut().find(|p| p.id == to) else { continue };
+        if !p.links.view().contains(&from) {
+            continue; // cut off: lost
+        }
+        p.core.handle(now, Input::Frame { from, msg });
+        queue.extend(drain(p));
+    }
+}
+
+fn link(now: Millis, a: &mut Peer, b: &mut Peer) {
+    a.links.set(b.id, true);
+    b.links.set(a.id, true);
+    a.table.write().seen(b.id);
+    b.table.write().seen(a.id);
+    a.core.handle(now, Input::Link(LinkEvent::Up { peer: b.id, outbound: true }));
+    b.core.handle(now, Input::Link(LinkEvent::Up { peer: a.id, outbound: false }));
+}
+
+fn cut(now: Millis, a: &mut Peer, b: &mut Peer) {
+    a.links.set(b.id, false);
+    b.links.set(a.id, false);
+    a.core.handle(now, Input::Link(LinkEvent::Down { peer: b.id, clean: false }));
+    b.core.handle(now, Input::Link(LinkEvent::Down { peer: a.id, clean: false }));
+}
+
+fn write(
+    now: Millis,
+    p: &mut Peer,
+    record: &RecordId,
+    value: &str,
+    grant: Option<Envelope>,
+) -> Result<RecordView, WriteError> {
+    p.core.handle(now, Input::Write { op: 7, record: record.clone(), value: value.as_bytes().to_vec(), grant });
+    drain(p);
+    match p.events.pop() {
+        Some(SyncEvent::Written { op: 7, result }) => result,
+        other => panic!("no write answer: {other:?}"),
+    }
+}
+
+fn value(view: &RecordView) -> String {
+    String::from_utf8(view.winner.as_ref().expect("a winner").value.clone()).unwrap()
+}
+
+fn view(p: &Peer, record: &RecordId) -> RecordView {
+    RecordView::of(record, p.core.replica().record(record).expect("the record is held"))
+}
+
+#[test]
+fn offline_writes_wait_and_leave_the_queue_once_a_replica_acknowledges() {
+    let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
+    link(0, &mut a, &mut b);
+    settle(0, &mut [&mut a, &mut b]);
+    cut(10, &mut a, &mut b);
+    let rec = RecordId::new(a.id, "doc");
+    assert_eq!(value(&write(1_000, &mut a, &rec, "offline", None).unwrap()), "offline");
+    a.core.handle_timeout(5_000);
+    settle(5_000, &mut [&mut a, &mut b]);
+    assert_eq!(a.core.queue().pending(), 1, "the replica is cut off: the write waits");
+    assert_eq!(a.core.queue().oldest_pending_age_ms(61_000), Some(60_000));
+    assert!(b.core.replica().record(&rec).is_none());
+    // The link comes back: the write goes out, is acknowledged, leaves the queue.
+    link(70_000, &mut a, &mut b);
+    settle(70_000, &mut [&mut a, &mut b]);
+    a.core.handle_timeout(70_500);
+    settle(70_500, &mut [&mut a, &mut b]);
+    assert_eq!(a.core.queue().pending(), 0);
+    assert_eq!(value(&view(&b, &rec)), "offline");
+}
+
+#[test]
+fn two_writers_cut_off_from_each_other_converge_and_both_log_the_conflict() {
+    let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
+    let rec = RecordId::new(a.id, "doc");
+    let g = grant(&a.identity, b.id, Some("doc".into()), EPOCH);
+    link(0, &mut a, &mut b);
+    write(0, &mut a, &rec, "v0", None).unwrap();
+    a.core.handle_timeout(1_000);
+    settle(1_000, &mut [&mut a, &mut b]);
+    assert_eq!(value(&view(&b, &rec)), "v0");
+    // Without a grant a writer other than the owner is refused, and the reason names it.
+    let e = write(1_000, &mut b, &rec, "x", None).unwrap_err();
+    assert!(matches!(e, WriteError::NoGrant { .. }), "{e}");
+    cut(2_000, &mut a, &mut b);
+    write(3_000, &mut a, &rec, "from a", None).unwrap();
+    write(4_000, &mut b, &rec, "from b", Some(g)).unwrap();
+    // b's next write finds the grant it wrote under.
+    write(4_500, &mut b, &rec, "from b again", None).unwrap();
+    for p in [&mut a, &mut b] {
+        p.core.handle_timeout(6_000);
+        assert!(p.core.queue().pending() >= 1);
+    }
+    link(10_000, &mut a, &mut b);
+    settle(10_000, &mut [&mut a, &mut b]);
+    for t in [10_500, 16_000] {
+        a.core.handle_timeout(t);
+        b.core.handle_timeout(t);
+        settle(t, &mut [&mut a, &mut b]);
+    }
+    let (va, vb) = (view(&a, &rec), view(&b, &rec));
+    assert_eq!(va, vb, "both replicas hold the same state");
+    assert_eq!(value(&va), "from b again", "the later of two concurrent writes wins");
+    assert_eq!(va.conflicts.len(), 1, "{va:?}");
+    assert_eq!(va.conflicts[0].value, b"from a");
+    assert_eq!((a.core.queue().pending(), b.core.queue().pending()), (0, 0));
+    a.core.handle(16_000, Input::Conflicts { op: 9 });
+    drain(&mut a);
+    assert!(matches!(a.events.pop(), Some(SyncEvent::Conflicts { op: 9, records }) if records == vec![va]));
+}
+
+#[test]
+fn a_read_waits_for_linked_replicas_and_returns_what_they_hold() {
+    let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
+    let rec = RecordId::new(a.id, "doc");
+    write(0, &mut a, &rec, "held by a", None).unwrap();
+    // b does not hold the record; with no replica linked it answers at once with nothing.
+    b.core.handle(0, Input::Read { op: 1, record: rec.clone() });
+    drain(&mut b);
+    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 1, view }) if view.winner.is_none()));
+    // Linked (and the link-up exchange lost), a read asks a's replica and answers after the wait.
+    a.links.set(b.id, true);
+    b.links.set(a.id, true);
+    b.core.handle(100, Input::Read { op: 2, record: rec.clone() });
+    settle(100, &mut [&mut a, &mut b]);
+    assert!(b.events.is_empty(), "answered before the wait");
+    assert_eq!(b.core.next_timeout(), Some(1_100));
+    b.core.handle_timeout(1_100);
+    drain(&mut b);
+    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 2, view }) if value(&view) == "held by a"));
+}
+
+#[test]
+fn a_restart_from_the_stored_tables_keeps_records_and_queue() {
+    let storage: Rc<RefCell<dyn Storage>> = Rc::new(RefCell::new(MemoryStorage::new()));
+    let mut a = start(identity(1), Some(storage.clone()));
+    let rec = RecordId::new(a.id, "doc");
+    write(0, &mut a, &rec, "kept", None).unwrap();
+    let other = RecordId::new(a.id, "other");
+    write(10, &mut a, &other, "also", None).unwrap();
+    assert_eq!(a.core.queue().pending(), 2);
+    drop(a);
+    let stored: Restored = SyncStore::new(storage.clone()).load().unwrap();
+    assert_eq!((stored.versions.len(), stored.queue.len()), (2, 2));
+    let mut again = start(identity(1), Some(storage));
+    assert_eq!(value(&view(&again, &rec)), "kept");
+    assert_eq!(again.core.queue().pending(), 2);
+    // The restored writes still reach a replica that links, and leave the queue.
+    let mut b = start(identity(2), None);
+    link(1_000, &mut again, &mut b);
+    settle(1_000, &mut [&mut again, &mut b]);
+    again.core.handle_timeout(1_500);
+    settle(1_500, &mut [&mut again, &mut b]);
+    assert_eq!(again.core.queue().pending(), 0);
+    assert_eq!(value(&view(&b, &rec)), "kept");
+}
