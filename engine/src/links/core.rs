@@ -295,7 +295,7 @@ impl LinksCore {
         if self.dialer.is_target(&peer) {
             return;
         }
-        if !self.trust.allows_link(&peer) {
+        if !self.trust.allows_link_for(&peer, Purposes::of(purpose)) {
             return self.refuse(peer, DialError::Distrusted);
         }
         let degree = self.degree() + self.dialer.in_flight();
@@ -352,7 +352,7 @@ impl LinksCore {
         // inbound one is. Found by the policy proptest: 12 links under a cap of 8 + 3 dials.
         let ours = outbound && self.dialer.is_dialing(&peer);
         let full = !ours && self.degree() + self.auth.pending() >= self.cfg.max_connections;
-        if full || !self.trust.allows_link(&peer) {
+        if full || !self.trust.allows_link_for(&peer, self.wanted(&peer)) {
             self.stats.refused += 1;
             self.event(LinkChange::Refused { peer });
             self.out.push_back(Output::Disconnect(peer));
@@ -395,7 +395,7 @@ impl LinksCore {
     fn on_up(&mut self, now: Millis, peer: PeerId, outbound: bool) {
         self.dialer.connected(&peer);
         self.closing.remove(&peer);
-        if !self.trust.allows_link(&peer) {
+        if !self.trust.allows_link_for(&peer, self.wanted(&peer)) {
             // Distrusted while the handshake ran: closed as soon as it is open.
             self.closing.insert(peer, CloseReason::Distrusted);
             self.out.push_back(Output::Disconnect(peer));

@@ -495,3 +495,30 @@ fn a_peer_graylisted_during_its_handshake_is_dropped_with_that_reason() {
         .collect();
     assert_eq!(closed, vec![CloseReason::Distrusted]);
 }
+
+/// A shunned peer (warned of by others, not graylisted here) may still be linked for a content
+/// exchange (data only it holds is asked of it last), not for the overlay, and not inbound; a
+/// graylisted peer for nothing.
+#[test]
+fn a_shunned_peer_is_still_dialled_for_an_exchange_but_a_graylisted_one_is_not() {
+    use crate::reputation::{Standing, TrustView};
+    let trust = TrustView::default();
+    let mut m = manager(LinksConfig::default());
+    m.core = std::mem::replace(&mut m.core, manager(LinksConfig::default()).core).with_trust(trust.clone());
+    trust.set(pid(1), Standing::NoPublish);
+    trust.set_shunned(pid(1), true);
+    trust.set(pid(2), Standing::Graylisted);
+    m.want(0, 1, Purpose::Random);
+    assert_eq!(failed(&m.take()), vec![(pid(1), DialError::Distrusted)]);
+    m.want(10, 1, Purpose::Exchange);
+    assert_eq!(dials(&m.take()), vec![pid(1)]);
+    m.open(20, 1, true);
+    assert!(m.linked().contains(&pid(1)), "kept open for the exchange");
+    m.want(30, 2, Purpose::Exchange);
+    assert_eq!(failed(&m.take()), vec![(pid(2), DialError::Distrusted)]);
+    trust.set(pid(3), Standing::NoPublish);
+    trust.set_shunned(pid(3), true);
+    let generation = m.gate.open(pid(3), 40);
+    m.input(40, Input::Connected { peer: pid(3), outbound: false, generation });
+    assert!(m.take().iter().any(|o| matches!(o, Output::Disconnect(p) if *p == pid(3))), "inbound refused");
+}

@@ -128,12 +128,13 @@ impl Default for ReputationConfig {
             noise_allowance: 30.0,
             noise_half_life_ms: 5 * MINUTE_MS,
             // Hearsay alone never graylists: two accusers put a peer this node has no evidence
-            // of at -48, below the publish threshold and shunned (no link, no replica, see
-            // `links`), and any failure of it here then graylists it (a late answer costs 4); one
-            // accuser (an honest node's rare mistake) costs 6. Accusers must be in good standing
-            // here, and a peer that serves this node well is exempt. A quorum of 3 was tried: the
-            // third accuser of a slow peer often came tens of minutes later (200-node runs).
-            hearsay_weight: 48.0,
+            // of at -40, below the publish threshold and shunned (no overlay link, no replica,
+            // see `links`); one withheld answer here then graylists it, while a late one does not
+            // (a slow peer still serves: data only it holds stays reachable, which -48 broke in
+            // 200-node runs). One accuser (an honest node's rare mistake) costs 5. Accusers must
+            // be in good standing here, and a peer that serves this node well is exempt. A
+            // quorum of 3 was tried: a slow peer's third accuser often came tens of minutes later.
+            hearsay_weight: 40.0,
             hearsay_quorum: 2.0,
             hearsay_half_life_ms: 2 * HOUR_MS, // guess: warnings repeat while they hold
             hearsay_exempt_served: 2.0,

@@ -42,6 +42,13 @@ impl TrustView {
         inner.standings.get(peer) != Some(&Standing::Graylisted) && !inner.shunned.contains(peer)
     }
 
+    /// A link to the peer may be made or opened for these purposes: as [`TrustView::allows_link`],
+    /// except that a shunned (not graylisted) peer may still be linked for a content exchange:
+    /// data only it holds is still asked of it, last (first-hand: a failure then counts here).
+    pub fn allows_link_for(&self, peer: &PeerId, purposes: crate::links::Purposes) -> bool {
+        self.allows_link(peer) || (purposes.has(crate::links::Purpose::Exchange) && !self.is_graylisted(peer))
+    }
+
     /// Gossip to and from the peer, and its peer exchange, are taken.
     pub fn allows_gossip(&self, peer: &PeerId) -> bool {
         self.standing(peer) >= Standing::Acceptable
