@@ -72,6 +72,16 @@ impl Session {
         }
     }
 
+    /// More holders to ask (from a holder list found meanwhile), up to `max` in all.
+    pub fn add_holders(&mut self, holders: &[PeerId], max: usize) {
+        for h in holders {
+            if self.holders.len() >= max {
+                break;
+            }
+            self.holders.entry(*h).or_insert(Asked::Waiting);
+        }
+    }
+
     pub fn holders(&self) -> &BTreeMap<PeerId, Asked> {
         &self.holders
     }

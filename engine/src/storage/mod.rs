@@ -27,10 +27,13 @@ pub enum Table {
     PublishJournal,
     /// Reputation records, by peer id ([`crate::reputation::StoredRecord`]).
     Reputation,
+    /// Recovery state beside the shares: this node's own backup, the holder's rate-limit locks
+    /// ([`crate::recovery::store`]).
+    RecoveryState,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Peers,
         Table::Identity,
         Table::Posts,
@@ -41,6 +44,7 @@ impl Table {
         Table::Publications,
         Table::PublishJournal,
         Table::Reputation,
+        Table::RecoveryState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Table {
             Table::Publications => "publications",
             Table::PublishJournal => "publish_journal",
             Table::Reputation => "reputation",
+            Table::RecoveryState => "recovery_state",
         }
     }
 }
