@@ -96,45 +96,83 @@ pub enum Found {
     Nothing,
 }
 
-/// One search for a user's holder list: an iterative lookup toward its list key that keeps the
-/// newest valid list any peer on the way returned.
+/// One lookup toward a user's list key over `ListRequest` / `ListReply`: it keeps the newest
+/// valid list any peer on the way returned, and the peers it asked (`true` once the request went
+/// out on a link). A recovery runs one to find the holders; the owner runs one to find where its
+/// list belongs (its routing table alone may not know the closest peers).
 pub struct ListFinder {
     user_id: String,
     lookup: Lookup,
     best: Option<HolderList>,
+    asked: BTreeMap<PeerId, bool>,
 }
 
 impl ListFinder {
     /// `seeds`: the peers this node knows (its routing table's closest to the key, its links).
     pub fn new(user_id: &str, seeds: impl IntoIterator<Item = PeerId>, cfg: LookupConfig) -> Self {
         debug_assert!(user_id.len() <= MAX_USER_ID_CHARS);
-        ListFinder { user_id: user_id.to_string(), lookup: Lookup::new(list_key(user_id), seeds, cfg), best: None }
+        let lookup = Lookup::new(list_key(user_id), seeds, cfg);
+        ListFinder { user_id: user_id.to_string(), lookup, best: None, asked: BTreeMap::new() }
     }
 
     pub fn user_id(&self) -> &str {
         &self.user_id
     }
 
-    /// The peers to ask now.
-    pub fn next_queries(&mut self) -> Vec<PeerId> {
-        self.lookup.next_queries()
+    /// The peers to ask next; those `linked` now are returned (to send to at once), the others
+    /// wait for their link ([`Self::on_up`]).
+    pub fn next_queries(&mut self, linked: impl Fn(&PeerId) -> bool) -> Vec<PeerId> {
+        let mut now = Vec::new();
+        for p in self.lookup.next_queries() {
+            let l = linked(&p);
+            self.asked.insert(p, l);
+            if l {
+                now.push(p);
+            }
+        }
+        now
     }
 
-    /// A peer learned meanwhile (a new link): a candidate to ask.
-    pub fn learn(&mut self, peer: PeerId) {
+    /// A link to `peer` is up: a candidate (while nothing is found), and `true` when a request
+    /// to it was waiting for this link.
+    pub fn on_up(&mut self, peer: PeerId) -> bool {
         if self.best.is_none() {
             self.lookup.add_candidates([peer]);
         }
+        match self.asked.get_mut(&peer) {
+            Some(sent @ false) => {
+                *sent = true;
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// `from` could not be asked (link failed, link lost before its answer).
-    pub fn failed(&mut self, from: &PeerId) {
-        self.lookup.on_failure(from);
+    /// Ask `peer` outside the lookup (a holder a list named: holders of a generation keep its
+    /// list, so a kept holder named by an old list knows the newer one). `true`: send now.
+    pub fn ask(&mut self, peer: PeerId, linked: bool) -> bool {
+        if self.asked.contains_key(&peer) {
+            return false;
+        }
+        self.asked.insert(peer, linked);
+        linked
     }
 
-    /// A reply from `from` (already opened and addressed to us).
+    /// Peers asked that have not answered (links wanted).
+    pub fn waiting(&self) -> impl Iterator<Item = &PeerId> {
+        self.asked.keys()
+    }
+
+    /// `peer` could not be asked or will not answer (dial failed, link lost before its answer).
+    pub fn failed(&mut self, peer: &PeerId) {
+        if self.asked.remove(peer).is_some() {
+            self.lookup.on_failure(peer);
+        }
+    }
+
+    /// A reply from `from` (already opened and addressed to us); ignored unless `from` was asked.
     pub fn on_reply(&mut self, from: &PeerId, reply: ListReply) -> Found {
-        if reply.user_id != self.user_id {
+        if reply.user_id != self.user_id || self.asked.remove(from).is_none() {
             return Found::Nothing;
         }
         self.lookup.on_answer(from, reply.closer.into_iter().take(MAX_LIST_CLOSER));
@@ -153,6 +191,11 @@ impl ListFinder {
 
     pub fn best(&self) -> Option<&HolderList> {
         self.best.as_ref()
+    }
+
+    /// The `n` closest peers that answered, nearest first.
+    pub fn closest(&self, n: usize) -> Vec<PeerId> {
+        self.lookup.result().into_iter().take(n).collect()
     }
 }
 
@@ -178,6 +221,18 @@ impl ListPublisher {
     pub fn retarget(&mut self, targets: Vec<PeerId>) {
         if self.list.is_some() {
             self.due = targets.into_iter().filter(|p| !self.sent.contains(p)).collect();
+        }
+    }
+
+    /// The current generation's signed list.
+    pub fn current(&self) -> Option<&Envelope> {
+        self.list.as_ref()
+    }
+
+    /// More peers the list belongs at (a placement lookup's result).
+    pub fn add(&mut self, targets: Vec<PeerId>) {
+        if self.list.is_some() {
+            self.due.extend(targets.into_iter().filter(|p| !self.sent.contains(p)));
         }
     }
 
@@ -233,7 +288,7 @@ mod tests {
         let (owner, other) = (ident(1), ident(2));
         let seeds: Vec<PeerId> = (20..23).map(|i| ident(i).peer_id()).collect();
         let mut f = ListFinder::new(&owner.user_id(), seeds.clone(), LookupConfig { k: 3, alpha: 3 });
-        let asked = f.next_queries();
+        let asked = f.next_queries(|_| true);
         assert_eq!(asked.len(), 3);
         let reply = |list: Option<Envelope>, closer: Vec<PeerId>| ListReply {
             user_id: owner.user_id(),
@@ -249,6 +304,9 @@ mod tests {
         );
         assert_eq!(f.on_reply(&asked[2], reply(Some(list_of(&owner, 1)), vec![])), Found::Nothing);
         assert_eq!(f.best().unwrap().generation, 2);
-        assert!(f.next_queries().contains(&closer) || f.is_done());
+        assert!(f.next_queries(|_| true).contains(&closer) || f.is_done());
+        // Replies from peers never asked are ignored.
+        assert_eq!(f.on_reply(&ident(40).peer_id(), reply(Some(list_of(&owner, 9)), vec![])), Found::Nothing);
+        assert_eq!(f.best().unwrap().generation, 2);
     }
 }

@@ -40,10 +40,8 @@ struct Running {
     session: Session,
     deadline: Millis,
     timeout_ms: u64,
-    /// Looking for the holder list (no holders named): the lookup, and the peers it asked
-    /// (`true` once the request went out on a link).
+    /// Looking for the holder list (no holders named).
     finder: Option<ListFinder>,
-    asked: BTreeMap<PeerId, bool>,
     started: Millis,
 }
 
@@ -59,10 +57,11 @@ impl Running {
         })
     }
 
-    /// When a search that found nothing may end.
+    /// When a finished search that found nothing ends the session (one still waiting for
+    /// answers ends with them, or at the deadline: never a timer already past).
     fn search_ends(&self) -> Option<Millis> {
         let f = self.finder.as_ref()?;
-        f.best().is_none().then(|| self.started.saturating_add(MIN_LIST_SEARCH_MS))
+        (f.is_done() && f.best().is_none()).then(|| self.started.saturating_add(MIN_LIST_SEARCH_MS))
     }
 }
 
@@ -85,6 +84,8 @@ pub struct RecoveryCore {
     next_check: Option<Millis>,
     lists: ListStore,
     publisher: ListPublisher,
+    /// The owner's lookup for where its list belongs (the peers closest to its list key).
+    placing: Option<ListFinder>,
     /// The own backup is written out (`ShardOp::Own`) when it changed.
     persist: bool,
     dirty: bool,
@@ -112,6 +113,7 @@ impl RecoveryCore {
             next_check: None,
             lists: ListStore::new(cfg.max_lists_held),
             publisher: ListPublisher::default(),
+            placing: None,
             persist: false,
             dirty: false,
             sessions: BTreeMap::new(),
@@ -197,8 +199,9 @@ impl RecoveryCore {
         want.extend(self.publisher.due().iter().copied());
         for r in self.sessions.values() {
             want.extend(r.session.holders().iter().filter(|(_, a)| !a.is_final()).map(|(h, _)| *h));
-            want.extend(r.asked.keys().copied());
+            want.extend(r.finder.iter().flat_map(|f| f.waiting().copied()));
         }
+        want.extend(self.placing.iter().flat_map(|f| f.waiting().copied()));
         if want != self.wanted {
             self.out.push_back(Output::Want(want.iter().copied().collect()));
             self.wanted = want;
@@ -253,8 +256,7 @@ impl RecoveryCore {
         };
         let session = Session::new(owner, self.identity.duplicate(), pass, &holders);
         let deadline = now.saturating_add(timeout_ms);
-        self.sessions
-            .insert(op, Running { session, deadline, timeout_ms, finder, asked: BTreeMap::new(), started: now });
+        self.sessions.insert(op, Running { session, deadline, timeout_ms, finder, started: now });
         self.pump_finders(now);
         let unix = self.unix(now);
         for h in holders {
@@ -276,6 +278,11 @@ impl RecoveryCore {
                 if let Some((_, env)) = own.backup.deposits.iter().find(|(h, _)| *h == peer) {
                     let env = env.clone();
                     self.send(peer, env);
+                    // The holders keep the list too: a recovery that found an older list asks
+                    // the holders it names, and the ones kept since know the newer one.
+                    if let Some(list) = self.publisher.current().cloned() {
+                        self.send(peer, list);
+                    }
                 }
             }
         }
@@ -291,11 +298,16 @@ impl RecoveryCore {
             if r.session.holders().get(&peer) == Some(&Asked::Waiting) {
                 requests.extend(r.session.request(&peer, unix));
             }
-            if let Some(f) = r.finder.as_mut() {
-                f.learn(peer);
+            let finder = r.finder.as_mut();
+            if let Some(f) = finder {
+                if f.on_up(peer) {
+                    let body = ListRequest { user_id: f.user_id().to_string(), storer: peer };
+                    requests.push(sign(&self.identity, &body, unix));
+                }
             }
-            if let (Some(f), Some(sent @ false)) = (&r.finder, r.asked.get_mut(&peer)) {
-                *sent = true;
+        }
+        if let Some(f) = self.placing.as_mut() {
+            if f.on_up(peer) {
                 let body = ListRequest { user_id: f.user_id().to_string(), storer: peer };
                 requests.push(sign(&self.identity, &body, unix));
             }

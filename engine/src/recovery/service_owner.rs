@@ -41,6 +41,7 @@ impl RecoveryCore {
 
     /// A new generation is out: deposits to the linked holders, the list to its keepers.
     pub(super) fn started(&mut self, now: Millis, holders: &[PeerId]) {
+        self.publish_list(now, true);
         for h in holders {
             if self.view.contains(h) {
                 self.on_up(now, *h);
@@ -48,7 +49,8 @@ impl RecoveryCore {
         }
         self.next_check = Some(now.saturating_add(self.cfg.check_interval_ms));
         self.dirty = true;
-        self.publish_list(now, true);
+        self.placing = None;
+        self.start_placing(now);
     }
 
     pub(super) fn on_backup_suggested(&mut self, now: Millis, op: OpId, shares: u8, threshold: u8, pass: &[u8]) {
@@ -88,6 +90,10 @@ impl RecoveryCore {
         } else {
             self.publisher.retarget(targets);
         }
+        self.send_due_list();
+    }
+
+    fn send_due_list(&mut self) {
         for p in self.publisher.due().clone() {
             if self.view.contains(&p) {
                 if let Some(env) = self.publisher.on_up(&p) {
@@ -95,6 +101,25 @@ impl RecoveryCore {
                 }
             }
         }
+    }
+
+    /// Look for the peers closest to our list key beyond what we know (a lookup over list
+    /// requests); [`Self::place_list`] takes its result.
+    pub(super) fn start_placing(&mut self, now: Millis) {
+        if self.own.is_none() || self.placing.is_some() {
+            return;
+        }
+        let user = self.identity.user_id();
+        let seeds = self.list_targets(&user, 4 * self.cfg.list_lookup_k);
+        let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
+        self.placing = Some(ListFinder::new(&user, seeds, cfg));
+        self.pump_finders(now);
+    }
+
+    /// The placement lookup's closest peers get the list too.
+    pub(super) fn place_list(&mut self, _now: Millis, closest: Vec<PeerId>) {
+        self.publisher.add(closest);
+        self.send_due_list();
     }
 
     /// The look at the holders: linked ones are seen; ones gone too long are replaced.
@@ -112,6 +137,7 @@ impl RecoveryCore {
             self.reshare(now, &gone);
         }
         self.publish_list(now, false);
+        self.start_placing(now);
     }
 
     /// A fresh split under the same K: the live holders keep their places (a new share each),

@@ -135,7 +135,7 @@ impl Session {
 
     pub fn on_challenge(&mut self, env: &Envelope, now_ms: u64) -> Answer {
         let holder = env.public_key;
-        if !self.asks(&holder) {
+        if self.holders.get(&holder).is_none_or(Asked::is_final) {
             return Answer::Nothing;
         }
         let c: Challenge = match open(env) {
