@@ -190,6 +190,7 @@ fn print_backup(v: &BackupView) {
     println!("generation:   {}", v.generation);
     println!("threshold:    {} of {}", v.threshold, v.holders.len());
     println!("acknowledged: {acked}/{}", v.holders.len());
+    println!("re-shares:    {}", v.reshares);
     for h in &v.holders {
         println!(
             "holder {}: {} {} (last seen unix ms {})",
@@ -232,7 +233,7 @@ pub fn backup_status(api: &str, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if v.generation == 0 {
-        println!("no backup made by this node since it started");
+        println!("no backup made by this node");
     } else {
         print_backup(&v);
     }

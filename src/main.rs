@@ -151,7 +151,8 @@ enum IdentityCmd {
         /// File whose first line is the recovery passphrase chosen at backup time.
         #[arg(long)]
         recovery_passphrase_file: PathBuf,
-        /// A peer holding a share (repeatable; at least the threshold of them).
+        /// A peer holding a share (repeatable; at least the threshold of them). Without any,
+        /// the holders come from the owner's published holder list (found by user id).
         #[arg(long = "holder")]
         holders: Vec<String>,
         /// Give up after this many seconds.

@@ -49,6 +49,13 @@ fn an_identity_backed_up_with_five_holders_is_recovered_from_three_on_a_new_node
     assert_eq!(v["threshold"], 3);
     assert_eq!(v["holders"].as_array().unwrap().iter().filter(|h| h["acked"] == true).count(), 5, "{v}");
 
+    // A node that knows only the user id finds the holders from the owner's published list.
+    let finder = node("finder");
+    let args = ["identity", "recover", "--user-id", &owner_user, "--recovery-passphrase-file", rp, "--timeout-s", "60"];
+    let out = ok(&finder.cli(&args), "recover from the published holder list");
+    assert_eq!(line(&out, "peer id:"), owner.peer_id);
+    drop(finder);
+
     // The owner loses everything; two holders are gone; one restarts on its directory.
     let owner_id = owner.peer_id.clone();
     drop(owner);

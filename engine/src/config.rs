@@ -36,6 +36,7 @@ pub struct NodeConfig {
     pub files: FilesConfig,
     pub reputation: ReputationConfig,
     pub sync: SyncConfig,
+    pub recovery: crate::recovery::RecoveryConfig,
 }
 
 /// Whole files: publications streamed in and fetches streamed out, each holding a bounded
@@ -500,6 +501,7 @@ impl NodeConfig {
         )?;
         self.reputation.validate()?;
         self.sync.validate(self.replication.rf)?;
+        self.recovery.validate()?;
         Ok(())
     }
 }

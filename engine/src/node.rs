@@ -12,7 +12,7 @@ use crate::links::{self, Gate, LinkTable, LinkView, LinksActor, LinksCore, Purpo
 use crate::observer::Observer;
 use crate::recovery::messages::OwnerRef;
 use crate::recovery::store::ShardStore;
-use crate::recovery::{self, RecoveryActor, RecoveryConfig, RecoveryCore};
+use crate::recovery::{self, RecoveryActor, RecoveryCore};
 use crate::replication::{ContentActor, ContentCore, ContentFaults, ContentInput, ContentListener, ContentResult};
 use crate::reputation::{self, ReputationActor, ReputationCore, ReputationStore, StoredRecord, TrustView};
 use crate::router::{Dispatch, Inbox, Outbox};
@@ -93,9 +93,9 @@ pub struct NodeParams {
     /// Seed of the RNG that makes file keys: from the OS on a real node (keys must be
     /// unguessable), derived from the scenario in simulations.
     pub secret_seed: [u8; 32],
-    /// The shares this node holds for others, and what was read back of them at start; `None`
-    /// keeps them in memory only (simulations).
-    pub recovery_store: Option<(ShardStore, Vec<Vec<u8>>)>,
+    /// Where recovery keeps the shares held for others and this node's own backup, and what was
+    /// read back at start; `None` keeps them in memory only (simulations).
+    pub recovery_store: Option<(ShardStore, recovery::store::Stored)>,
     /// Told how backups, status requests and recoveries end.
     pub recovery_listener: Option<RecoveryListener>,
 }
@@ -275,8 +275,14 @@ impl Node {
         };
         let sync_actor = Shell::new(sync_core, boxed(sync_wiring), p.clock);
         let topology = Shell::new(
-            TopologyCore::new(id, cfg.topology.clone(), table, view.clone(), subsystem_rng(p.seed, STREAM_TOPOLOGY))
-                .with_trust(trust.clone()),
+            TopologyCore::new(
+                id,
+                cfg.topology.clone(),
+                table.clone(),
+                view.clone(),
+                subsystem_rng(p.seed, STREAM_TOPOLOGY),
+            )
+            .with_trust(trust.clone()),
             boxed(TopologyWiring { outbox: outbox.clone(), links: laddr.clone(), content: caddr.clone() }),
             p.clock,
         );
@@ -307,16 +313,14 @@ impl Node {
         let content = Shell::new(content_core, Box::new(content_wiring) as Box<dyn Outlet<ContentCore>>, p.clock);
         let mut recovery_rng = rand_chacha::ChaCha20Rng::from_seed(p.secret_seed);
         recovery_rng.set_stream(STREAM_RECOVERY);
-        let mut recovery_core = RecoveryCore::new(
-            &p.identity,
-            RecoveryConfig::default(),
-            p.clock.unix_epoch_ms(),
-            view.clone(),
-            recovery_rng,
-        );
-        let recovery_store = p.recovery_store.map(|(store, records)| {
-            for e in recovery_core.restore(&records) {
-                tracing::warn!(error = %e, "a stored recovery share was not taken back");
+        let mut recovery_core =
+            RecoveryCore::new(&p.identity, cfg.recovery, p.clock.unix_epoch_ms(), view.clone(), recovery_rng)
+                .with_trust(trust.clone())
+                .with_table(table.clone())
+                .with_lies(p.content_faults.lie_shares);
+        let recovery_store = p.recovery_store.map(|(store, stored)| {
+            for e in recovery_core.restore(p.clock.now(), &stored) {
+                tracing::warn!(error = %e, "a stored recovery record was not taken back");
             }
             store
         });
@@ -402,6 +406,11 @@ impl Node {
     /// Back this node's identity up: one share to each holder, any `threshold` recover it.
     pub fn backup(&self, op: u64, holders: Vec<PeerId>, threshold: u8, passphrase: zeroize::Zeroizing<Vec<u8>>) {
         self.recovery.do_send(In(recovery::Input::Backup { op, holders, threshold, passphrase }));
+    }
+
+    /// The same with `shares` holders suggested among linked peers (by standing, then uptime).
+    pub fn backup_suggested(&self, op: u64, shares: u8, threshold: u8, passphrase: zeroize::Zeroizing<Vec<u8>>) {
+        self.recovery.do_send(In(recovery::Input::BackupSuggested { op, shares, threshold, passphrase }));
     }
 
     pub fn backup_status(&self, op: u64) {

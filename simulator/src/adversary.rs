@@ -21,6 +21,9 @@ pub struct AdversarySpec {
     pub slow: f64,
     /// ...or behave for `covert_after_s`, then withhold and corrupt.
     pub covert: f64,
+    /// Share of nodes whose recovery holder releases wrong shares (their content service is
+    /// honest): a lying holder, which the recovering device must catch and report.
+    pub lying_holder: f64,
     pub slow_ms: u64,
     pub covert_after_s: u64,
 }
@@ -33,6 +36,7 @@ impl Default for AdversarySpec {
             corrupt: 0.0,
             slow: 0.0,
             covert: 0.0,
+            lying_holder: 0.0,
             slow_ms: 3_000,      // past `reputation.late_after_ms`, within a request's timeout
             covert_after_s: 900, // long enough to earn a good score first
         }
@@ -46,6 +50,7 @@ pub enum ContentAdversary {
     Corrupt,
     Slow,
     Covert,
+    LyingHolder,
 }
 
 impl ContentAdversary {
@@ -55,18 +60,20 @@ impl ContentAdversary {
             ContentAdversary::Corrupt => "corrupt",
             ContentAdversary::Slow => "slow",
             ContentAdversary::Covert => "covert",
+            ContentAdversary::LyingHolder => "lying_holder",
         }
     }
 }
 
 impl AdversarySpec {
     /// The content kinds with their shares, in a fixed order (the draw is made in it).
-    pub fn content_shares(&self) -> [(ContentAdversary, f64); 4] {
+    pub fn content_shares(&self) -> [(ContentAdversary, f64); 5] {
         [
             (ContentAdversary::Withhold, self.withhold),
             (ContentAdversary::Corrupt, self.corrupt),
             (ContentAdversary::Slow, self.slow),
             (ContentAdversary::Covert, self.covert),
+            (ContentAdversary::LyingHolder, self.lying_holder),
         ]
     }
 }
@@ -90,6 +97,7 @@ impl AdversarySpec {
                 from_ms: now_ms + self.covert_after_s * 1000,
                 ..ContentFaults::default()
             },
+            ContentAdversary::LyingHolder => ContentFaults { lie_shares: true, ..ContentFaults::default() },
         };
         Some((kind, faults))
     }

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use swarm_engine::content::{ChunkId, ShareLink};
 use swarm_engine::files::{FileEvent, FilesHandle, OpId};
 use swarm_engine::links::{CloseReason, DialError, Purpose};
-use swarm_engine::observer::{Event, LinkChange, Observer, StoreCause};
+use swarm_engine::observer::{Event, LinkChange, Observer, Offence, StoreCause};
 use swarm_engine::reputation::Standing;
 use swarm_engine::PeerId;
 
@@ -32,6 +32,8 @@ struct State {
     reconnect_gave_up: u64,
     authenticated: u64,
     offences: u64,
+    /// Recovery shares that failed their owner's commitments (lying holders caught).
+    bad_shares: u64,
     /// Envelopes (accepted, rejected) by sender: [honest or other adversary, forger].
     envelopes: [(u64, u64); 2],
     content: Content,
@@ -173,6 +175,7 @@ impl Collector {
             reconnect_gave_up: 0,
             authenticated: 0,
             offences: 0,
+            bad_shares: 0,
             envelopes: [(0, 0); 2],
             content: Content::default(),
             links: Links::default(),
@@ -403,6 +406,11 @@ impl Collector {
     }
 
     /// Links whose peer proved its identity, and offences reported, over the run.
+    /// Wrong recovery shares detected (each reported to reputation as `Offence::BadShare`).
+    pub fn bad_shares(&self) -> u64 {
+        self.st.borrow().bad_shares
+    }
+
     pub fn auth_counts(&self) -> (u64, u64) {
         let s = self.st.borrow();
         (s.authenticated, s.offences)
@@ -496,8 +504,9 @@ impl Observer for Collector {
             }
             Event::ReconnectGaveUp { .. } => s.reconnect_gave_up += 1,
             Event::Authenticated { .. } => s.authenticated += 1,
-            Event::Offence { peer, .. } => {
+            Event::Offence { peer, offence } => {
                 s.offences += 1;
+                s.bad_shares += u64::from(offence == Offence::BadShare);
                 let now_ms = Self::now_ms(&s);
                 s.trust.dealt(node, peer, now_ms);
             }

@@ -5,6 +5,7 @@ pub mod adversary;
 pub mod churn;
 pub mod collect;
 pub mod progress;
+pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod scenario;

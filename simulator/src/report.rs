@@ -138,6 +138,37 @@ pub struct Metrics {
     pub file_fetch_latency_p50_s: Option<f64>,
     #[serde(default)]
     pub file_fetch_latency_p99_s: Option<f64>,
+    /// Recovery (null without `[recovery]`): owners whose backup started, the share of them
+    /// that recovered on a fresh device, its time (recovery asked to key rebuilt), re-shares made,
+    /// wrong shares caught (lying holders), recoveries from fewer than the threshold of valid
+    /// shares (or to a wrong key), shares released to wrong-passphrase tries, failed backups,
+    /// holders crashed with the owners' devices.
+    #[serde(default)]
+    pub recovery_owners: Option<usize>,
+    #[serde(default)]
+    pub recovery_success_share: Option<f64>,
+    /// Of those, the owners left with at least `threshold` holders at device loss, and the share
+    /// of them that recovered (target 1.0: every backup that can be recovered is).
+    #[serde(default)]
+    pub recovery_owners_recoverable: Option<usize>,
+    #[serde(default)]
+    pub recovery_success_share_recoverable: Option<f64>,
+    #[serde(default)]
+    pub recovery_time_p50_s: Option<f64>,
+    #[serde(default)]
+    pub recovery_time_p99_s: Option<f64>,
+    #[serde(default)]
+    pub reshares: Option<u64>,
+    #[serde(default)]
+    pub wrong_shares_detected: Option<u64>,
+    #[serde(default)]
+    pub recoveries_below_threshold: Option<usize>,
+    #[serde(default)]
+    pub shares_released_to_wrong_proof: Option<usize>,
+    #[serde(default)]
+    pub backups_failed: Option<usize>,
+    #[serde(default)]
+    pub recovery_holders_lost: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -262,6 +293,34 @@ impl Report {
             ));
             rows.push(("adversary link share final", f(m.adversary_link_share_final, 4)));
             rows.push(("false positive share", f(m.false_positive_share, 4)));
+        }
+        if let Some(owners) = m.recovery_owners {
+            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
+            rows.push(("recovery owners / success share", format!("{owners} / {}", f(m.recovery_success_share, 4))));
+            rows.push((
+                "recoverable owners / success share",
+                format!(
+                    "{} / {}",
+                    m.recovery_owners_recoverable.unwrap_or(0),
+                    f(m.recovery_success_share_recoverable, 4)
+                ),
+            ));
+            rows.push((
+                "recovery time p50 / p99 (s)",
+                format!("{} / {}", f(m.recovery_time_p50_s, 2), f(m.recovery_time_p99_s, 2)),
+            ));
+            rows.push((
+                "re-shares / wrong shares detected",
+                format!("{} / {}", m.reshares.unwrap_or(0), m.wrong_shares_detected.unwrap_or(0)),
+            ));
+            rows.push((
+                "below threshold / released to wrong proof",
+                format!(
+                    "{} / {}",
+                    m.recoveries_below_threshold.unwrap_or(0),
+                    m.shares_released_to_wrong_proof.unwrap_or(0)
+                ),
+            ));
         }
         if let Some(d) = m.durability {
             let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));

@@ -23,7 +23,9 @@ use swarm_engine::PeerId;
 use swarm_transport_sim::{NetConfig, SimNet};
 use tokio::time::Instant;
 
+mod recovery;
 mod summary;
+use recovery::RecoveryRun;
 use summary::build_report;
 
 /// How the run reports progress while it goes.
@@ -48,6 +50,7 @@ const STREAM_PARTITION: u64 = 14;
 const STREAM_ADVERSARY: u64 = 15;
 const STREAM_CONTENT: u64 = 16;
 const STREAM_NAT: u64 = 17;
+const STREAM_RECOVERY: u64 = 18;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -69,6 +72,9 @@ enum Action {
     PartitionHeal,
     Publish,
     Probe,
+    Backup,
+    LoseDevices,
+    Recover,
 }
 
 /// Everything the driver tracks about the population.
@@ -96,6 +102,8 @@ struct World {
     started: usize,
     /// Ops of file publications (their own range: probes' fetches use `probe << 32 | j`).
     next_file_op: u64,
+    /// The recovery workload, when the scenario has one.
+    recovery: Option<RecoveryRun>,
 }
 
 /// First op id of file publications.
@@ -205,7 +213,7 @@ impl World {
             }),
             secret_seed: swarm_engine::node::derived_secret_seed(seed),
             recovery_store: None,
-            recovery_listener: None,
+            recovery_listener: self.recovery.as_ref().map(|r| r.listener(id, self.clock)),
         };
         let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));
@@ -269,6 +277,12 @@ fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>, rng: &mut ChaCha8Rng) 
     for ev in churn_events {
         t.push((ev.at_ms, 0, Action::Churn(ev)));
     }
+    let r = &sc.recovery;
+    if r.enabled() {
+        t.push((r.backup_at_s * 1000, 5, Action::Backup));
+        t.push((r.lose_at_s * 1000, 5, Action::LoseDevices));
+        t.push(((r.lose_at_s + r.recover_after_s) * 1000, 5, Action::Recover));
+    }
     for p in &sc.partitions {
         t.push((p.at_s * 1000, 1, Action::PartitionStart(p.fraction)));
         t.push((p.heal_s * 1000, 1, Action::PartitionHeal));
@@ -317,6 +331,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         departed: 0,
         started: 0,
         next_file_op: FILE_PUBLISH_OPS,
+        recovery: sc.recovery.enabled().then(|| RecoveryRun::new(&sc, &churn_events, stream(sc.seed, STREAM_RECOVERY))),
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
@@ -413,6 +428,9 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     }
                 }
             }
+            Action::Backup => recovery::backup(&mut world),
+            Action::LoseDevices => recovery::lose_devices(&mut world, at_ms),
+            Action::Recover => recovery::recover(&mut world, at_ms),
             Action::PartitionHeal => {
                 for slot in 0..world.nodes.len() {
                     net.set_side(slot as u32, 0);

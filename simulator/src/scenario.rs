@@ -40,6 +40,8 @@ pub struct Scenario {
     pub adversary: AdversarySpec,
     #[serde(default)]
     pub content: ContentSpec,
+    #[serde(default)]
+    pub recovery: crate::recovery::RecoverySpec,
 }
 
 /// The content workload: nodes publish chunks, and probes fetch published chunks from random
@@ -300,7 +302,11 @@ impl Scenario {
             )?;
             sum += share;
         }
-        ensure(sum <= 1.0, "adversary", format!("withhold + corrupt + slow + covert must be at most 1, got {sum}"))?;
+        ensure(
+            sum <= 1.0,
+            "adversary",
+            format!("withhold + corrupt + slow + covert + lying_holder must be at most 1, got {sum}"),
+        )?;
         let c = &self.content;
         ensure(
             c.publishes_per_node_per_hour.is_finite() && (0.0..=3600.0).contains(&c.publishes_per_node_per_hour),
@@ -404,6 +410,7 @@ impl Scenario {
             )?;
         }
         self.node.validate().map_err(|e| (format!("node.{}", e.field), e.reason))?;
+        self.recovery.validate(d)?;
         // Checked after the node section so a bad node config is reported as itself.
         let max_conn = self.node.links.max_connections;
         ensure(

@@ -49,6 +49,9 @@ pub struct BackupView {
     /// 0: no backup made by this node since it started.
     pub generation: u64,
     pub threshold: u8,
+    /// Re-shares since the backup was made (holders gone too long were replaced).
+    #[serde(default)]
+    pub reshares: u64,
     pub holders: Vec<HolderView>,
 }
 
@@ -119,6 +122,10 @@ impl OpWaiters<RecoveryEvent> {
                 RecoveryEvent::BackupStarted { op, .. }
                 | RecoveryEvent::Status { op, .. }
                 | RecoveryEvent::Recovered { op, .. } => *op,
+                RecoveryEvent::Reshared { generation, replaced, .. } => {
+                    tracing::info!(generation, replaced = replaced.len(), "backup re-shared: holders were gone");
+                    return;
+                }
             };
             me.deliver(op, ev);
         })
@@ -174,6 +181,7 @@ fn view(s: BackupStatus) -> BackupView {
     BackupView {
         generation: s.generation,
         threshold: s.threshold,
+        reshares: s.reshares,
         holders: s
             .holders
             .into_iter()
@@ -234,9 +242,9 @@ impl Host {
     async fn try_recover(&self, r: RecoverRequest) -> Result<Recovered, ApiError> {
         let owner = owner_ref(&r.user_id)?;
         let holders = parse_holders(&r.holders, &self.identity.peer_id())?;
-        if holders.is_empty() {
+        if holders.is_empty() && !matches!(owner, OwnerRef::User(_)) {
             return Err(ApiError::bad_request(
-                "name the holders (--holder PEER_ID): finding them from a published holder list is not built yet",
+                "name the holders (--holder PEER_ID), or give the user id: its published holder list names them",
             ));
         }
         let pass = passphrase(r.passphrase)?;

@@ -3,12 +3,13 @@
 //! releases a share only to a signed request that carries a live one-time challenge and a right
 //! passphrase proof, sealed to the requester's new key. Proofs are rate limited per owner: at most
 //! `max_attempts_per_window` in any `window_ms`, and the owner is locked for `lockout_ms` once a
-//! window's attempts are spent. Storage is an output ([`Output::Store`] / [`Output::Delete`]);
+//! window's attempts are spent. Storage is an output ([`Output::Store`]);
 //! time is the `now` argument (Unix ms, envelopes carry Unix times).
 //!
-//! Known limits: the attempt counters and locks live in memory only (a restart forgets them; the
-//! stored record is the deposit alone), and a `NoShare` refusal tells anyone who asks whether this
-//! node holds a share for an owner.
+//! The attempt counters and locks are stored too (`ShardOp::Lock`, a [`LockRecord`] per owner
+//! written at every proof checked), so a restart does not hand a guesser a fresh window.
+//! Known limit: a `NoShare` refusal tells anyone who asks whether this node holds a share for an
+//! owner.
 
 use super::messages::{
     deposit_context, open, release_context, sign, Ack, Challenge, ChallengeByUser, ChallengeRequest, Deposit,
@@ -17,6 +18,7 @@ use super::messages::{
 use super::proof::Statement;
 use super::seal::{self, SealError};
 use super::split::{verify_share, ShareFault};
+use super::store::ShardOp;
 use super::Bytes32;
 use crate::core::{Core, Outputs};
 use crate::identity::{Envelope, Identity, Rejection};
@@ -26,7 +28,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HolderConfig {
     /// Owners whose share this node keeps, at most (guess: a node backs up a few hundred friends).
     pub max_shares_held: usize,
@@ -73,23 +76,12 @@ pub const UNKNOWN_OWNER: PeerId = PeerId([0; 32]);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send this signed record to `to`.
-    Send {
-        to: PeerId,
-        envelope: Envelope,
-    },
-    /// Keep `record` (an owner's deposit envelope, encoded) under `owner`, replacing any earlier.
-    Store {
-        owner: PeerId,
-        record: Vec<u8>,
-    },
-    Delete {
-        owner: PeerId,
-    },
+    Send { to: PeerId, envelope: Envelope },
+    /// A write for the wiring: a deposit kept (`Put`), forgotten (`Delete`), or an owner's
+    /// rate-limit state (`Lock`, an encoded [`LockRecord`]).
+    Store(ShardOp),
     /// An input dropped without an answer (its sender cannot be trusted, or it was not for us).
-    Dropped {
-        signer: PeerId,
-        error: HolderError,
-    },
+    Dropped { signer: PeerId, error: HolderError },
 }
 
 /// Why an input was dropped.
@@ -125,6 +117,16 @@ pub struct HolderStats {
     pub refused: u64,
 }
 
+/// The rate limit's state for one owner's share, as stored (times in Unix ms, as the core's).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockRecord {
+    pub owner: PeerId,
+    /// The generation it counts for (a newer deposit starts afresh).
+    pub generation: u64,
+    pub attempts: Vec<Millis>,
+    pub locked_until: Option<Millis>,
+}
+
 /// One owner's share as held: the deposit envelope as received (share sealed to us).
 struct Held {
     deposit: Envelope,
@@ -149,6 +151,8 @@ pub struct HolderCore {
     /// (expiry, nonce) of every pending challenge: the earliest is the next timeout.
     expiries: BTreeSet<(Millis, Bytes32)>,
     stats: HolderStats,
+    /// The simulator's lying holder: releases a share with a changed value.
+    lies: bool,
     out: Outputs<Output>,
 }
 
@@ -164,8 +168,14 @@ impl HolderCore {
             challenges: BTreeMap::new(),
             expiries: BTreeSet::new(),
             stats: HolderStats::default(),
+            lies: false,
             out: Outputs::new(),
         }
+    }
+
+    /// Misbehave: every released share has a changed value (for the simulator's adversaries).
+    pub fn set_lies(&mut self, lie: bool) {
+        self.lies = lie;
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -199,6 +209,47 @@ impl HolderCore {
             }
         }
         errors
+    }
+
+    /// Put back stored rate-limit states (after [`Self::restore`]); one for a share not held, or
+    /// of another generation, is ignored. Emits no outputs.
+    pub fn restore_locks(&mut self, records: &[Vec<u8>]) -> Vec<HolderError> {
+        let max = self.cfg.max_attempts_per_window as usize;
+        let mut errors = Vec::new();
+        for r in records {
+            match rmp_serde::from_slice::<LockRecord>(r) {
+                Err(e) => errors.push(HolderError::Malformed(e.to_string())),
+                Ok(l) => {
+                    if let Some(h) = self.held.get_mut(&l.owner).filter(|h| h.body.generation == l.generation) {
+                        let mut attempts = l.attempts;
+                        attempts.sort_unstable();
+                        let skip = attempts.len().saturating_sub(max);
+                        h.attempts = attempts.into_iter().skip(skip).collect();
+                        h.locked_until = l.locked_until;
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// The rate limit's state for `owner` changed: store it.
+    fn save_lock(&mut self, owner: PeerId) {
+        if let Some(h) = self.held.get(&owner) {
+            let l = LockRecord {
+                owner,
+                generation: h.body.generation,
+                attempts: h.attempts.iter().copied().collect(),
+                locked_until: h.locked_until,
+            };
+            let record = rmp_serde::to_vec(&l).expect("records encode");
+            self.out.push_back(Output::Store(ShardOp::Lock { owner, record }));
+        }
+    }
+
+    /// Attempts counted and the lock's end for `owner`, if held.
+    pub fn lock_of(&self, owner: &PeerId) -> Option<(usize, Option<Millis>)> {
+        self.held.get(owner).map(|h| (h.attempts.len(), h.locked_until))
     }
 
     fn reply<T: Record>(&mut self, to: PeerId, body: &T, now: Millis) {
@@ -266,7 +317,7 @@ impl HolderCore {
         let (attempts, locked_until) = keep.map(|h| (h.attempts, h.locked_until)).unwrap_or_default();
         self.held.insert(owner, Held { deposit: env, body, attempts, locked_until });
         self.stats.stored += 1;
-        self.out.push_back(Output::Store { owner, record });
+        self.out.push_back(Output::Store(ShardOp::Put { owner, record }));
         self.reply(owner, &ack, now);
         Ok(())
     }
@@ -278,7 +329,7 @@ impl HolderCore {
         if self.held.get(&owner).is_some_and(|h| h.body.generation < body.below_generation) {
             self.held.remove(&owner);
             self.stats.revoked += 1;
-            self.out.push_back(Output::Delete { owner });
+            self.out.push_back(Output::Store(ShardOp::Delete { owner }));
         }
         Ok(())
     }
@@ -383,11 +434,17 @@ impl HolderCore {
             } else {
                 RefusalReason::WrongProof { attempts_left: max - used }
             };
+            self.save_lock(owner);
             self.refuse(requester, owner, reason, now);
             return Ok(());
         }
+        self.save_lock(owner);
         let (generation, index) = (dep_body.generation, dep_body.index);
-        let plain = rmp_serde::to_vec(&secret.share).expect("shares encode");
+        let mut share = secret.share.clone();
+        if self.lies {
+            share.low.0[0] ^= 1;
+        }
+        let plain = rmp_serde::to_vec(&share).expect("shares encode");
         let context = release_context(&owner, &self.me, &requester, generation, index);
         let sealed = seal::seal(&requester, &context, &plain, &mut self.rng).map_err(HolderError::Seal)?;
         self.stats.released += 1;

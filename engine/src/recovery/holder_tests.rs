@@ -36,7 +36,7 @@ pub(crate) fn world(seed: u64, cfg: HolderConfig) -> World {
 
 pub(crate) fn backup_of(owner: &Identity, peers: &[PeerId], generation: u64, seed: u64) -> Backup {
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ generation);
-    build_backup(owner, peers, PASS, backup_cfg(), generation, NOW, &mut rng).unwrap()
+    build_backup(owner, peers, PASS, backup_cfg(), generation, NOW, &mut rng).unwrap().0
 }
 
 pub(crate) fn drain(core: &mut HolderCore) -> Vec<Output> {
@@ -90,7 +90,7 @@ fn a_deposit_is_checked_stored_and_acknowledged() {
     w.holders[2].handle(NOW, Input::Deposit(env.clone()));
     let outs = drain(&mut w.holders[2]);
     assert!(
-        matches!(&outs[0], Output::Store { owner: o, record } if *o == owner && *record == rmp_serde::to_vec(&env).unwrap())
+        matches!(&outs[0], Output::Store(ShardOp::Put { owner: o, record }) if *o == owner && *record == rmp_serde::to_vec(&env).unwrap())
     );
     let (to, ack) = only_reply::<Ack>(&outs);
     assert_eq!((to, ack.owner, ack.generation, ack.index, ack.deposit), (owner, owner, 1, 3, Bytes32(env.id())));
@@ -130,7 +130,7 @@ fn a_newer_generation_replaces_the_old_and_an_older_one_is_refused() {
     let newer = backup_of(&w.owner, &peers, 2, 3);
     w.holders[0].handle(NOW + 1, Input::Deposit(newer.deposits[0].1.clone()));
     let outs = drain(&mut w.holders[0]);
-    assert!(matches!(&outs[0], Output::Store { .. }));
+    assert!(matches!(&outs[0], Output::Store(ShardOp::Put { .. })));
     assert_eq!(only_reply::<Ack>(&outs).1.generation, 2);
     assert_eq!(w.holders[0].held(&owner), Some((2, 1)));
     w.holders[0].handle(NOW + 2, Input::Deposit(w.backup.deposits[0].1.clone()));
@@ -153,7 +153,7 @@ fn a_revocation_deletes_older_generations_only() {
     assert!(drain(&mut w.holders[4]).is_empty());
     assert_eq!(w.holders[4].held(&owner), Some((1, 5)));
     w.holders[4].handle(NOW, Input::Revoke(revoke));
-    assert_eq!(drain(&mut w.holders[4]), vec![Output::Delete { owner }]);
+    assert_eq!(drain(&mut w.holders[4]), vec![Output::Store(ShardOp::Delete { owner })]);
     assert_eq!(w.holders[4].held(&owner), None);
 }
 
@@ -267,7 +267,7 @@ fn stored_records_restore_the_same_holdings() {
     w.holders[3].handle(NOW, Input::Deposit(w.backup.deposits[3].1.clone()));
     let records: Vec<Vec<u8>> = drain(&mut w.holders[3])
         .into_iter()
-        .filter_map(|o| if let Output::Store { record, .. } = o { Some(record) } else { None })
+        .filter_map(|o| if let Output::Store(ShardOp::Put { record, .. }) = o { Some(record) } else { None })
         .collect();
     let me = w.holders[3].identity.duplicate();
     let mut again = HolderCore::new(me, HolderConfig::default(), ChaCha20Rng::seed_from_u64(0));
@@ -359,4 +359,109 @@ fn a_full_window_of_attempts_refuses_until_a_slot_frees() {
     let until_ms = NOW + cfg.window_ms;
     assert_eq!(refusal(&ask(h, &mut right, NOW + 20)), RefusalReason::Locked { until_ms });
     assert!(only_reply::<Release>(&ask(h, &mut right, until_ms)).1.index == 1);
+}
+
+/// A holder restarted from what it stored: its share records and its rate-limit records.
+fn restarted(h: &HolderCore, cfg: HolderConfig, shares: &[Vec<u8>], locks: &[Vec<u8>]) -> HolderCore {
+    let mut again = HolderCore::new(h.identity.duplicate(), cfg, ChaCha20Rng::seed_from_u64(7));
+    assert!(again.restore(shares).is_empty());
+    assert!(again.restore_locks(locks).is_empty());
+    again
+}
+
+/// The share and lock records among `outs`, newest last.
+fn records(outs: &[Output], shares: &mut Vec<Vec<u8>>, locks: &mut Vec<Vec<u8>>) {
+    for o in outs {
+        match o {
+            Output::Store(ShardOp::Put { record, .. }) => *shares = vec![record.clone()],
+            Output::Store(ShardOp::Lock { record, .. }) => *locks = vec![record.clone()],
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_lock_survives_a_restart() {
+    let cfg = HolderConfig::default();
+    let mut w = world(13, cfg);
+    let owner = w.owner.peer_id();
+    let (mut shares, mut locks) = (Vec::new(), Vec::new());
+    w.holders[0].handle(NOW, Input::Deposit(w.backup.deposits[0].1.clone()));
+    records(&drain(&mut w.holders[0]), &mut shares, &mut locks);
+    let mut wrong = Recovery::new(owner, ident(130), b"guess");
+    for i in 0..6 {
+        records(&ask(&mut w.holders[0], &mut wrong, NOW + i), &mut shares, &mut locks);
+    }
+    // Six attempts counted survive a restart: four more lock the owner.
+    let mut h = restarted(&w.holders[0], cfg, &shares, &locks);
+    assert_eq!(h.lock_of(&owner), Some((6, None)));
+    for i in 6..10 {
+        records(&ask(&mut h, &mut wrong, NOW + i), &mut shares, &mut locks);
+    }
+    let until_ms = NOW + 9 + cfg.lockout_ms;
+    assert_eq!(h.lock_of(&owner), Some((10, Some(until_ms))));
+    // And the lock survives the next restart: even the right passphrase waits.
+    let mut h = restarted(&h, cfg, &shares, &locks);
+    let mut right = Recovery::new(owner, ident(131), PASS);
+    assert_eq!(refusal(&ask(&mut h, &mut right, NOW + cfg.window_ms + 1)), RefusalReason::Locked { until_ms });
+    assert_eq!(only_reply::<Release>(&ask(&mut h, &mut right, until_ms)).1.index, 1);
+    // A lock record of another generation (the owner re-shared since) is not applied.
+    let peers: Vec<PeerId> = w.holders.iter().map(|h| h.me).collect();
+    let newer = backup_of(&w.owner, &peers, 2, 13);
+    let mut fresh = HolderCore::new(h.identity.duplicate(), cfg, ChaCha20Rng::seed_from_u64(8));
+    fresh.restore(&[rmp_serde::to_vec(&newer.deposits[0].1).unwrap()]);
+    fresh.restore_locks(&locks);
+    assert_eq!(fresh.lock_of(&owner), Some((0, None)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Wrong attempts with restarts between any of them: never more than the window's attempts
+    /// are checked in a window, and a wrong proof never gets a share.
+    #[test]
+    fn the_rate_limit_holds_across_restarts(
+        steps in prop::collection::vec((0u64..3_000, any::<bool>(), any::<bool>()), 1..40), seed in any::<u64>(),
+    ) {
+        let cfg = HolderConfig { window_ms: 10_000, lockout_ms: 30_000, ..HolderConfig::default() };
+        let mut w = world(seed % 1000, cfg);
+        let owner = w.owner.peer_id();
+        let (mut shares, mut locks) = (Vec::new(), Vec::new());
+        w.holders[0].handle(NOW, Input::Deposit(w.backup.deposits[0].1.clone()));
+        records(&drain(&mut w.holders[0]), &mut shares, &mut locks);
+        let mut wrong = Recovery::new(owner, ident(seed ^ 2), b"not the passphrase");
+        let mut h = w.holders.swap_remove(0);
+        let (mut now, mut checks) = (NOW, Vec::<Millis>::new());
+        for (dt, restart, _) in steps {
+            now += dt;
+            if restart {
+                h = restarted(&h, cfg, &shares, &locks);
+            }
+            let before = h.stats().proofs_checked;
+            let outs = ask(&mut h, &mut wrong, now);
+            records(&outs, &mut shares, &mut locks);
+            if h.stats().proofs_checked > before { checks.push(now) }
+            let released = outs.iter().any(|o| matches!(o, Output::Send { envelope, .. } if open::<Release>(envelope).is_ok()));
+            prop_assert!(!released, "a wrong proof got a share");
+            let in_window = checks.iter().filter(|&&t| t + cfg.window_ms > now).count();
+            prop_assert!(in_window <= cfg.max_attempts_per_window as usize, "{} checks in a window", in_window);
+        }
+    }
+}
+
+#[test]
+fn a_lying_holders_share_is_caught_by_the_owners_commitments() {
+    let mut w = world(14, HolderConfig::default());
+    deliver_all(&mut w, NOW);
+    let owner = w.owner.peer_id();
+    w.holders[2].set_lies(true);
+    let mut rec = Recovery::new(owner, ident(140), PASS);
+    let env = first_sent(&ask(&mut w.holders[2], &mut rec, NOW));
+    assert!(matches!(rec.on_release(&env), Err(crate::recovery::owner::RecoveryError::BadShare { .. })));
+    // The honest ones still rebuild the key.
+    for i in [0, 1, 3] {
+        let env = first_sent(&ask(&mut w.holders[i], &mut rec, NOW));
+        rec.on_release(&env).unwrap();
+    }
+    assert_eq!(rec.finish().unwrap().identity.peer_id(), owner);
 }

@@ -9,6 +9,10 @@
 //! holder -> new key    Challenge         one-time nonce, salt and KDF cost
 //! new key -> holder    ReleaseRequest    passphrase proof over the nonce and the new key
 //! holder -> new key    Release | Refusal the share sealed to the new key, or why not
+//! owner  -> storer     HolderList        who holds this generation (kept by the peers closest
+//!                                        to the user id's list key, see `super::list`)
+//! new key -> storer    ListRequest       the list for this user id, please
+//! storer -> new key    ListReply         the owner-signed list if held, and closer peers
 //! ```
 
 use super::proof::{HolderVerifier, PassphraseParams};
@@ -179,13 +183,16 @@ pub enum Kind {
     ReleaseRequest,
     Release,
     Refusal,
+    HolderList,
+    ListRequest,
+    ListReply,
 }
 
 /// Which record `env` claims to be (by its tag: the signature is checked when it is opened).
 pub fn kind_of(env: &Envelope) -> Option<Kind> {
     let d = env.data.as_slice();
     // Longest tags first: one tag may be a prefix of another.
-    let mut tags: [(&[u8], Kind); 9] = [
+    let mut tags: [(&[u8], Kind); 12] = [
         (Deposit::KIND, Kind::Deposit),
         (Ack::KIND, Kind::Ack),
         (Revoke::KIND, Kind::Revoke),
@@ -195,6 +202,9 @@ pub fn kind_of(env: &Envelope) -> Option<Kind> {
         (ReleaseRequest::KIND, Kind::ReleaseRequest),
         (Release::KIND, Kind::Release),
         (Refusal::KIND, Kind::Refusal),
+        (HolderList::KIND, Kind::HolderList),
+        (ListRequest::KIND, Kind::ListRequest),
+        (ListReply::KIND, Kind::ListReply),
     ];
     tags.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
     tags.iter().find(|(t, _)| d.starts_with(t)).map(|(_, k)| *k)
@@ -271,4 +281,47 @@ pub struct Refusal {
 
 impl Record for Refusal {
     const KIND: &'static [u8] = b"swarm-recovery-refusal-v1";
+}
+
+/// Owner -> the peers closest to its list key: the holders of backup `generation`, in share-index
+/// order, so a new device can find them from the user id alone. Signed by the owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderList {
+    pub owner: PeerId,
+    pub generation: u64,
+    pub threshold: u8,
+    pub holders: Vec<PeerId>,
+}
+
+impl Record for HolderList {
+    const KIND: &'static [u8] = b"swarm-recovery-holder-list-v1";
+}
+
+/// New key -> a peer near the list key: the holder list of `user_id`, if you keep it. Signed by
+/// the new key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRequest {
+    pub user_id: String,
+    pub storer: PeerId,
+}
+
+impl Record for ListRequest {
+    const KIND: &'static [u8] = b"swarm-recovery-list-request-v1";
+}
+
+/// Peers a [`ListReply`] names as closer to the list key, at most.
+pub const MAX_LIST_CLOSER: usize = 8;
+
+/// Peer -> new key: the owner-signed [`HolderList`] it keeps for `user_id` (if any), and the peers
+/// it knows closest to the list key (to ask next). Signed by the answering peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListReply {
+    pub user_id: String,
+    pub to: PeerId,
+    pub list: Option<Envelope>,
+    pub closer: Vec<PeerId>,
+}
+
+impl Record for ListReply {
+    const KIND: &'static [u8] = b"swarm-recovery-list-reply-v1";
 }

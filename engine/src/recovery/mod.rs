@@ -11,7 +11,9 @@
 //! of it behind one input); [`store`] is the holder's table, applied by the wiring.
 
 pub mod holder;
+pub mod list;
 pub mod messages;
+pub mod own;
 pub mod owner;
 pub mod proof;
 pub mod seal;
@@ -19,6 +21,7 @@ pub mod service;
 pub mod session;
 pub mod split;
 pub mod store;
+pub mod types;
 
 pub use service::{Input, Output, RecoveryConfig, RecoveryCore, RecoveryEvent};
 

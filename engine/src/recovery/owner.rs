@@ -67,10 +67,18 @@ pub fn build_backup(
     generation: u64,
     now_ms: u64,
     rng: &mut (impl RngCore + CryptoRng),
-) -> Result<Backup, BackupError> {
+) -> Result<(Backup, PassphraseKey), BackupError> {
+    check_holders(identity, holders, cfg.params)?;
+    let pass = PassphraseParams::generate(cfg.kdf, rng);
+    let key = PassphraseKey::derive(passphrase, &pass).map_err(BackupError::Proof)?;
+    let backup = build_backup_with_key(identity, holders, (&pass, &key), cfg.params, generation, now_ms, rng)?;
+    Ok((backup, key))
+}
+
+fn check_holders(identity: &Identity, holders: &[PeerId], params: SplitParams) -> Result<(), BackupError> {
     let owner = identity.peer_id();
-    if holders.len() != usize::from(cfg.params.shares) {
-        return Err(BackupError::HolderCount { holders: holders.len(), shares: cfg.params.shares });
+    if holders.len() != usize::from(params.shares) {
+        return Err(BackupError::HolderCount { holders: holders.len(), shares: params.shares });
     }
     let mut seen = std::collections::BTreeSet::new();
     for h in holders {
@@ -81,9 +89,23 @@ pub fn build_backup(
             return Err(BackupError::DuplicateHolder(h.short()));
         }
     }
-    let pass = PassphraseParams::generate(cfg.kdf, rng);
-    let key = PassphraseKey::derive(passphrase, &pass).map_err(BackupError::Proof)?;
-    let shares = split(identity, cfg.params, generation, now_ms, rng).map_err(BackupError::Split)?;
+    Ok(())
+}
+
+/// A fresh split (a new polynomial: shares of another generation never combine with these) under
+/// the K the owner kept from its first backup: a re-share needs no passphrase.
+pub fn build_backup_with_key(
+    identity: &Identity,
+    holders: &[PeerId],
+    (pass, key): (&PassphraseParams, &PassphraseKey),
+    params: SplitParams,
+    generation: u64,
+    now_ms: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Backup, BackupError> {
+    check_holders(identity, holders, params)?;
+    let owner = identity.peer_id();
+    let shares = split(identity, params, generation, now_ms, rng).map_err(BackupError::Split)?;
     let mut deposits = Vec::with_capacity(holders.len());
     for (holder, share) in holders.iter().zip(shares) {
         let index = share.index;
@@ -91,10 +113,10 @@ pub fn build_backup(
         let plain = Zeroizing::new(rmp_serde::to_vec(&secret).expect("deposits encode"));
         let sealed = seal::seal(holder, &deposit_context(&owner, holder, generation, index), &plain, rng)
             .map_err(|error| BackupError::Seal { holder: holder.short(), error })?;
-        let body = Deposit { holder: *holder, generation, index, passphrase: pass, sealed };
+        let body = Deposit { holder: *holder, generation, index, passphrase: *pass, sealed };
         deposits.push((*holder, sign(identity, &body, now_ms)));
     }
-    Ok(Backup { generation, passphrase: pass, deposits })
+    Ok(Backup { generation, passphrase: *pass, deposits })
 }
 
 /// A revocation for each of `dropped`: forget generations below `new_generation`.
@@ -183,6 +205,14 @@ impl BackupTracker {
         t.acked = true;
         t.last_seen_ms = t.last_seen_ms.max(now);
         Ok(t.index)
+    }
+
+    /// Put back what a stored record says of `holder` (see [`super::own::OwnRecord`]).
+    pub fn restore(&mut self, holder: &PeerId, acked: bool, last_seen_ms: Millis) {
+        if let Some(t) = self.holders.get_mut(holder) {
+            t.acked = acked;
+            t.last_seen_ms = last_seen_ms;
+        }
     }
 
     /// The holder was seen alive (any authenticated contact) at `now`.

@@ -41,7 +41,7 @@ fn backups_are_validated() {
     me[2] = owner.peer_id();
     assert_eq!(go(&me, PASS).unwrap_err(), BackupError::OwnerAsHolder);
     assert_eq!(go(&peers, b"").unwrap_err(), BackupError::Proof(ProofError::EmptyPassphrase));
-    let b = go(&peers, PASS).unwrap();
+    let b = go(&peers, PASS).unwrap().0;
     assert_eq!(b.deposits.iter().map(|(p, _)| *p).collect::<Vec<_>>(), peers);
     let too_many = BackupConfig { params: SplitParams { shares: MAX_SHARES + 1, threshold: 3 }, ..backup_cfg() };
     let many: Vec<PeerId> = (10..27).map(|i| ident(i).peer_id()).collect();

@@ -60,6 +60,12 @@ impl PassphraseParams {
 /// K: derived from the passphrase on the user's device, never sent.
 pub struct PassphraseKey(Zeroizing<[u8; 32]>);
 
+impl std::fmt::Debug for PassphraseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PassphraseKey(..)")
+    }
+}
+
 /// What one holder keeps to check proofs: derived from K for that holder alone.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderVerifier(pub(crate) Bytes32);
@@ -98,6 +104,16 @@ impl PassphraseKey {
             VaultError::Kdf(why) => ProofError::Kdf(why),
             other => ProofError::Kdf(other.to_string()),
         })
+    }
+
+    /// K as bytes, for the owner's own sealed backup record (a re-share reuses K, so the owner
+    /// need not type the passphrase again).
+    pub(crate) fn to_bytes(&self) -> Bytes32 {
+        Bytes32(*self.0)
+    }
+
+    pub(crate) fn from_bytes(b: &Bytes32) -> Self {
+        PassphraseKey(Zeroizing::new(b.0))
     }
 
     /// The verifier for `holder` of `owner`'s share.

@@ -4,17 +4,28 @@
 //! connection manager for links to the holders it needs (`Purpose::Recovery`, one set, re-sent
 //! when it changes), and asks for the holder's writes as effects. Time: node ms in, turned into
 //! Unix ms for the records (they carry Unix times).
+//!
+//! The owner watches its holders: every `check_interval_ms` a holder not linked and not seen for
+//! that long is asked for a link (a link up is an authenticated sighting); one unseen for
+//! `reshare_after_ms` is replaced: a fresh split (new polynomial, new generation) to the live
+//! holders and suggested peers, a revocation queued for the departed, the signed holder list
+//! published again to the peers closest to the user id's list key ([`super::list`]).
 
-use super::holder::{self, HolderConfig, HolderCore};
-use super::messages::{kind_of, open, Kind, OwnerRef};
-use super::owner::{build_backup, revocations, Backup, BackupConfig, BackupError, BackupTracker, HolderState};
+use super::holder::{self, HolderCore};
+use super::list::{list_key, Found, ListFinder, ListPublisher, ListStore};
+use super::messages::{kind_of, open, sign, HolderList, Kind, ListReply, ListRequest, OwnerRef, MAX_LIST_CLOSER};
+use super::own::{suggest_holders, OwnBackup, OwnRecord};
+use super::owner::{
+    build_backup, build_backup_with_key, revocations, BackupConfig, BackupError, BackupTracker, HolderState,
+};
 use super::session::{Answer, Asked, Session};
 use super::split::SplitParams;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
-use crate::identity::vault::KdfParams;
 use crate::identity::{Envelope, Identity};
 use crate::links::LinkView;
 use crate::observer::Offence;
+use crate::reputation::TrustView;
+use crate::routing::{closest, LookupConfig, TableView};
 use crate::time::Millis;
 use crate::types::PeerId;
 use crate::wire::Message;
@@ -23,126 +34,35 @@ use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use zeroize::Zeroizing;
 
-/// Recoveries running at once on one node, at most (guess: a user recovers one identity).
-pub const MAX_SESSIONS: usize = 4;
-/// Holders one recovery may ask, at most (the split allows 16 shares).
-pub const MAX_SESSION_HOLDERS: usize = super::split::MAX_SHARES as usize;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct RecoveryConfig {
-    pub holder: HolderConfig,
-    /// The recovery passphrase's argon2id cost (the vault's default: OWASP's 19 MiB, 2 passes).
-    pub kdf: KdfParams,
-}
-
-pub type OpId = u64;
-
-#[derive(Debug)]
-pub enum Input {
-    /// A recovery record from a proved link.
-    Frame {
-        from: PeerId,
-        envelope: Envelope,
-    },
-    Link(LinkEvent),
-    /// Back this node's identity up with `holders` (one share each), any `threshold` of them
-    /// recovering it under `passphrase`. Replaces an earlier backup (its holders no longer named
-    /// are told to forget their shares).
-    Backup {
-        op: OpId,
-        holders: Vec<PeerId>,
-        threshold: u8,
-        passphrase: Zeroizing<Vec<u8>>,
-    },
-    Status {
-        op: OpId,
-    },
-    /// Rebuild `owner`'s identity from shares `holders` release, within `timeout_ms`.
-    Recover {
-        op: OpId,
-        owner: OwnerRef,
-        holders: Vec<PeerId>,
-        passphrase: Zeroizing<Vec<u8>>,
-        timeout_ms: u64,
-    },
-}
-
-/// A holder's write, for the wiring to apply (the `shards` table, keyed by owner).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ShardOp {
-    Put { owner: PeerId, record: Vec<u8> },
-    Delete { owner: PeerId },
-}
-
-#[derive(Debug)]
-pub enum Output {
-    Effect(Effect),
-    /// Exactly these peers are wanted for `Purpose::Recovery`.
-    Want(Vec<PeerId>),
-    Store(ShardOp),
-    /// An input dropped, and why (logged).
-    Dropped {
-        from: PeerId,
-        error: String,
-    },
-    Done(RecoveryEvent),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackupStatus {
-    /// 0 when this node has not backed up (in this run).
-    pub generation: u64,
-    pub threshold: u8,
-    /// Last seen in Unix ms.
-    pub holders: Vec<HolderState>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecoverError {
-    #[error("{MAX_SESSIONS} recoveries are running already")]
-    Busy,
-    #[error("no holders named")]
-    NoHolders,
-    #[error("{0} holders named, at most {MAX_SESSION_HOLDERS}")]
-    TooManyHolders(usize),
-    #[error("this node's own key cannot be a holder")]
-    SelfAsHolder,
-    #[error("the recovery passphrase is empty")]
-    EmptyPassphrase,
-    #[error("timed out after {timeout_ms} ms: {why}")]
-    TimedOut { timeout_ms: u64, why: String },
-    #[error("every holder answered, and the key is not rebuilt: {0}")]
-    Failed(String),
-}
-
-#[derive(Debug)]
-pub enum RecoveryEvent {
-    BackupStarted {
-        op: OpId,
-        result: Result<BackupStatus, BackupError>,
-    },
-    Status {
-        op: OpId,
-        status: BackupStatus,
-    },
-    Recovered {
-        op: OpId,
-        /// Per holder: what it gave (for the user's report).
-        holders: Vec<(PeerId, Asked)>,
-        result: Result<Identity, RecoverError>,
-    },
-}
-
-struct OwnBackup {
-    backup: Backup,
-    tracker: BackupTracker,
-    threshold: u8,
-}
+pub use super::types::*;
 
 struct Running {
     session: Session,
     deadline: Millis,
     timeout_ms: u64,
+    /// Looking for the holder list (no holders named).
+    finder: Option<ListFinder>,
+    started: Millis,
+}
+
+/// A list search goes on at least this long while it has found nothing: a fresh node's links
+/// (its first candidates) come within seconds (guess).
+pub const MIN_LIST_SEARCH_MS: Millis = 10_000;
+
+impl Running {
+    /// Still looking for the holder list at `now`.
+    fn finding(&self, now: Millis) -> bool {
+        self.finder.as_ref().is_some_and(|f| {
+            !f.is_done() || (f.best().is_none() && now < self.started.saturating_add(MIN_LIST_SEARCH_MS))
+        })
+    }
+
+    /// When a finished search that found nothing ends the session (one still waiting for
+    /// answers ends with them, or at the deadline: never a timer already past).
+    fn search_ends(&self) -> Option<Millis> {
+        let f = self.finder.as_ref()?;
+        (f.is_done() && f.best().is_none()).then(|| self.started.saturating_add(MIN_LIST_SEARCH_MS))
+    }
 }
 
 pub struct RecoveryCore {
@@ -152,11 +72,23 @@ pub struct RecoveryCore {
     /// Unix ms of the node clock's zero.
     epoch_ms: u64,
     view: LinkView,
+    trust: TrustView,
+    table: Option<TableView>,
     rng: ChaCha20Rng,
     holder: HolderCore,
     own: Option<OwnBackup>,
-    /// Revocations waiting for their holder's next link.
-    revokes: BTreeMap<PeerId, Envelope>,
+    /// Revocations waiting for their holder's next link; `true`: a link is wanted for it (a
+    /// holder the user dropped; a departed one is not dialled, it hears at its next link).
+    revokes: BTreeMap<PeerId, (Envelope, bool)>,
+    /// The next look at the holders (while there is a backup).
+    next_check: Option<Millis>,
+    lists: ListStore,
+    publisher: ListPublisher,
+    /// The owner's lookup for where its list belongs (the peers closest to its list key).
+    placing: Option<ListFinder>,
+    /// The own backup is written out (`ShardOp::Own`) when it changed.
+    persist: bool,
+    dirty: bool,
     sessions: BTreeMap<OpId, Running>,
     wanted: BTreeSet<PeerId>,
     out: Outputs<Output>,
@@ -172,19 +104,62 @@ impl RecoveryCore {
             cfg,
             epoch_ms,
             view,
+            trust: TrustView::default(),
+            table: None,
             holder: HolderCore::new(identity.duplicate(), cfg.holder, holder_rng),
             rng,
             own: None,
             revokes: BTreeMap::new(),
+            next_check: None,
+            lists: ListStore::new(cfg.max_lists_held),
+            publisher: ListPublisher::default(),
+            placing: None,
+            persist: false,
+            dirty: false,
             sessions: BTreeMap::new(),
             wanted: BTreeSet::new(),
             out: Outputs::new(),
         }
     }
 
-    /// Put back the shares a previous run stored (see [`HolderCore::restore`]).
-    pub fn restore(&mut self, records: &[Vec<u8>]) -> Vec<holder::HolderError> {
-        self.holder.restore(records)
+    /// Standings, for suggesting holders (neutral for everyone without).
+    pub fn with_trust(mut self, trust: TrustView) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// A lying holder (the simulator's adversary): every share it releases is wrong.
+    pub fn with_lies(mut self, lie: bool) -> Self {
+        self.holder.set_lies(lie);
+        self
+    }
+
+    /// The routing table, for the peers closest to a holder list's key.
+    pub fn with_table(mut self, table: TableView) -> Self {
+        self.table = Some(table);
+        self
+    }
+
+    /// Put back what a previous run stored: the shares held for others (see
+    /// [`HolderCore::restore`]), their rate-limit states, and this node's own backup, which it
+    /// goes on watching. From then on the own backup is written out whenever it changes
+    /// (`ShardOp::Own`). Returns what could not be taken back, and why.
+    pub fn restore(&mut self, now: Millis, stored: &super::store::Stored) -> Vec<String> {
+        self.persist = true;
+        let mut errors: Vec<String> = self.holder.restore(&stored.shares).iter().map(|e| e.to_string()).collect();
+        errors.extend(self.holder.restore_locks(&stored.locks).iter().map(|e| e.to_string()));
+        if let Some(bytes) = &stored.own {
+            match OwnRecord::restore(&self.identity, bytes, self.epoch_ms) {
+                Ok((own, revokes)) => {
+                    self.revokes = revokes.into_iter().map(|(p, e)| (p, (e, false))).collect();
+                    self.own = Some(own);
+                    self.next_check = Some(now);
+                    self.publish_list(now, true);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        errors
     }
 
     pub fn holder(&self) -> &HolderCore {
@@ -203,10 +178,7 @@ impl RecoveryCore {
         while let Some(o) = self.holder.poll_output() {
             match o {
                 holder::Output::Send { to, envelope } => self.send(to, envelope),
-                holder::Output::Store { owner, record } => {
-                    self.out.push_back(Output::Store(ShardOp::Put { owner, record }))
-                }
-                holder::Output::Delete { owner } => self.out.push_back(Output::Store(ShardOp::Delete { owner })),
+                holder::Output::Store(op) => self.out.push_back(Output::Store(op)),
                 holder::Output::Dropped { signer, error } => {
                     self.out.push_back(Output::Dropped { from: signer, error: error.to_string() })
                 }
@@ -216,14 +188,20 @@ impl RecoveryCore {
 
     /// The holders this node needs links to: its backup's holders until they acknowledged, those
     /// with a revocation to hear, and those of running recoveries that still have to answer.
-    fn update_wanted(&mut self) {
-        let mut want: BTreeSet<PeerId> = self.revokes.keys().copied().collect();
+    /// Also: holders not seen for a check interval (to see them), the peers the holder list is
+    /// due at, and those a list search asked.
+    fn update_wanted(&mut self, now: Millis) {
+        let mut want: BTreeSet<PeerId> = self.revokes.iter().filter(|(_, (_, w))| *w).map(|(p, _)| *p).collect();
         if let Some(own) = &self.own {
-            want.extend(own.tracker.holders().iter().filter(|h| !h.acked).map(|h| h.holder));
+            let stale = |h: &HolderState| now.saturating_sub(h.last_seen_ms) >= self.cfg.check_interval_ms;
+            want.extend(own.tracker.holders().iter().filter(|h| !h.acked || stale(h)).map(|h| h.holder));
         }
+        want.extend(self.publisher.due().iter().copied());
         for r in self.sessions.values() {
             want.extend(r.session.holders().iter().filter(|(_, a)| !a.is_final()).map(|(h, _)| *h));
+            want.extend(r.finder.iter().flat_map(|f| f.waiting().copied()));
         }
+        want.extend(self.placing.iter().flat_map(|f| f.waiting().copied()));
         if want != self.wanted {
             self.out.push_back(Output::Want(want.iter().copied().collect()));
             self.wanted = want;
@@ -232,41 +210,15 @@ impl RecoveryCore {
 
     fn status(&self) -> BackupStatus {
         match &self.own {
-            None => BackupStatus { generation: 0, threshold: 0, holders: vec![] },
+            None => BackupStatus { generation: 0, threshold: 0, reshares: 0, holders: vec![] },
             Some(o) => {
                 let mut holders = o.tracker.holders();
                 for h in &mut holders {
                     h.last_seen_ms = self.unix(h.last_seen_ms);
                 }
-                BackupStatus { generation: o.backup.generation, threshold: o.threshold, holders }
+                BackupStatus { generation: o.backup.generation, threshold: o.threshold, reshares: o.reshares, holders }
             }
         }
-    }
-
-    fn on_backup(&mut self, now: Millis, op: OpId, holders: Vec<PeerId>, threshold: u8, pass: &[u8]) {
-        let shares = u8::try_from(holders.len()).unwrap_or(u8::MAX);
-        let cfg = BackupConfig { params: SplitParams { shares, threshold }, kdf: self.cfg.kdf };
-        let now_ms = self.unix(now);
-        // A Unix-ms generation grows across restarts without a stored counter.
-        let generation = self.own.as_ref().map_or(now_ms, |o| now_ms.max(o.backup.generation + 1));
-        let backup = match build_backup(&self.identity, &holders, pass, cfg, generation, now_ms, &mut self.rng) {
-            Ok(b) => b,
-            Err(e) => return self.done(RecoveryEvent::BackupStarted { op, result: Err(e) }),
-        };
-        if let Some(old) = self.own.take() {
-            let dropped: Vec<PeerId> =
-                old.tracker.holders().iter().map(|h| h.holder).filter(|h| !holders.contains(h)).collect();
-            self.revokes.extend(revocations(&self.identity, &dropped, generation, now_ms));
-        }
-        let tracker = BackupTracker::new(self.me, &backup, now);
-        self.own = Some(OwnBackup { backup, tracker, threshold });
-        for h in holders {
-            if self.view.contains(&h) {
-                self.on_up(now, h);
-            }
-        }
-        let status = self.status();
-        self.done(RecoveryEvent::BackupStarted { op, result: Ok(status) });
     }
 
     fn on_recover(
@@ -280,7 +232,7 @@ impl RecoveryCore {
     ) {
         let check = if self.sessions.len() >= MAX_SESSIONS {
             Err(RecoverError::Busy)
-        } else if holders.is_empty() {
+        } else if holders.is_empty() && !matches!(owner, OwnerRef::User(_)) {
             Err(RecoverError::NoHolders)
         } else if holders.len() > MAX_SESSION_HOLDERS {
             Err(RecoverError::TooManyHolders(holders.len()))
@@ -294,9 +246,18 @@ impl RecoveryCore {
         if let Err(e) = check {
             return self.done(RecoveryEvent::Recovered { op, holders: vec![], result: Err(e) });
         }
+        let finder = match (&owner, holders.is_empty()) {
+            (OwnerRef::User(u), true) => {
+                let seeds = self.list_targets(u, 4 * self.cfg.list_lookup_k);
+                let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
+                Some(ListFinder::new(u, seeds, cfg))
+            }
+            _ => None,
+        };
         let session = Session::new(owner, self.identity.duplicate(), pass, &holders);
         let deadline = now.saturating_add(timeout_ms);
-        self.sessions.insert(op, Running { session, deadline, timeout_ms });
+        self.sessions.insert(op, Running { session, deadline, timeout_ms, finder, started: now });
+        self.pump_finders(now);
         let unix = self.unix(now);
         for h in holders {
             if self.view.contains(&h) {
@@ -312,14 +273,24 @@ impl RecoveryCore {
         let unix = self.unix(now);
         if let Some(own) = &mut self.own {
             own.tracker.seen(&peer, now);
+            self.dirty |= own.tracker.holders().iter().any(|h| h.holder == peer);
             if !own.tracker.is_acked(&peer) {
                 if let Some((_, env)) = own.backup.deposits.iter().find(|(h, _)| *h == peer) {
                     let env = env.clone();
                     self.send(peer, env);
+                    // The holders keep the list too: a recovery that found an older list asks
+                    // the holders it names, and the ones kept since know the newer one.
+                    if let Some(list) = self.publisher.current().cloned() {
+                        self.send(peer, list);
+                    }
                 }
             }
         }
-        if let Some(env) = self.revokes.remove(&peer) {
+        if let Some((env, _)) = self.revokes.remove(&peer) {
+            self.send(peer, env);
+            self.dirty = true;
+        }
+        if let Some(env) = self.publisher.on_up(&peer) {
             self.send(peer, env);
         }
         let mut requests = Vec::new();
@@ -327,9 +298,27 @@ impl RecoveryCore {
             if r.session.holders().get(&peer) == Some(&Asked::Waiting) {
                 requests.extend(r.session.request(&peer, unix));
             }
+            let finder = r.finder.as_mut();
+            if let Some(f) = finder {
+                if f.on_up(peer) {
+                    let body = ListRequest { user_id: f.user_id().to_string(), storer: peer };
+                    requests.push(sign(&self.identity, &body, unix));
+                }
+            }
+        }
+        if let Some(f) = self.placing.as_mut() {
+            if f.on_up(peer) {
+                let body = ListRequest { user_id: f.user_id().to_string(), storer: peer };
+                requests.push(sign(&self.identity, &body, unix));
+            }
         }
         for env in requests {
             self.send(peer, env);
+        }
+        self.pump_finders(now);
+        if self.own.is_some() {
+            // The closest set to our list key may have changed (a backup made before any link).
+            self.publish_list(now, false);
         }
     }
 
@@ -351,6 +340,14 @@ impl RecoveryCore {
             Kind::ChallengeByUser => holder::Input::ChallengeByUser(env),
             Kind::ReleaseRequest => holder::Input::ReleaseRequest(env),
             Kind::Ack => return self.on_ack(now, from, &env),
+            Kind::HolderList => {
+                if let Err(e) = self.lists.put(env) {
+                    self.out.push_back(Output::Dropped { from, error: e.to_string() });
+                }
+                return;
+            }
+            Kind::ListRequest => return self.on_list_request(unix, from, &env),
+            Kind::ListReply => return self.on_list_reply(now, from, &env),
             Kind::Challenge | Kind::Release | Kind::Refusal => return self.on_answer(unix, kind, from, &env),
         };
         self.holder.handle(unix, input);
@@ -361,8 +358,9 @@ impl RecoveryCore {
         let Some(own) = &mut self.own else {
             return self.out.push_back(Output::Dropped { from, error: "ack, and no backup is running".into() });
         };
-        if let Err(e) = own.tracker.on_ack(env, now) {
-            self.out.push_back(Output::Dropped { from, error: e.to_string() });
+        match own.tracker.on_ack(env, now) {
+            Ok(_) => self.dirty = true,
+            Err(e) => self.out.push_back(Output::Dropped { from, error: e.to_string() }),
         }
     }
 
@@ -405,6 +403,16 @@ impl RecoveryCore {
             let r = &self.sessions[&op];
             let result = if let Some(rec) = r.session.try_finish() {
                 Ok(rec.identity)
+            } else if r.finding(now) {
+                if now < r.deadline {
+                    continue;
+                }
+                Err(RecoverError::TimedOut {
+                    timeout_ms: r.timeout_ms,
+                    why: "still looking for the holder list".into(),
+                })
+            } else if r.finder.as_ref().is_some_and(|f| f.best().is_none()) {
+                Err(RecoverError::NoList(r.finder.as_ref().map(|f| f.user_id().to_string()).unwrap_or_default()))
             } else if r.session.all_final() {
                 Err(RecoverError::Failed(r.session.why_not()))
             } else if now >= r.deadline {
@@ -421,6 +429,20 @@ impl RecoveryCore {
     fn done(&mut self, ev: RecoveryEvent) {
         self.out.push_back(Output::Done(ev));
     }
+
+    /// After every input: sessions settled, links asked for, the own backup written if changed.
+    fn finish(&mut self, now: Millis) {
+        self.settle(now);
+        self.update_wanted(now);
+        if self.dirty && self.persist {
+            if let Some(own) = &self.own {
+                let revokes = self.revokes.iter().map(|(p, (e, _))| (*p, e.clone())).collect();
+                let record = OwnRecord::of(&self.identity, own, revokes, self.epoch_ms, &mut self.rng).encode();
+                self.out.push_back(Output::Store(ShardOp::Own { record }));
+            }
+        }
+        self.dirty = false;
+    }
 }
 
 impl Core for RecoveryCore {
@@ -432,13 +454,21 @@ impl Core for RecoveryCore {
             Input::Frame { from, envelope } => self.on_frame(now, from, envelope),
             Input::Link(LinkEvent::Up { peer, .. }) => self.on_up(now, peer),
             Input::Link(LinkEvent::Down { peer, .. }) => {
+                if let Some(own) = &mut self.own {
+                    // Alive until now.
+                    own.tracker.seen(&peer, now);
+                }
                 for r in self.sessions.values_mut() {
                     r.session.lost(&peer);
                 }
+                self.list_peer_lost(now, &peer);
             }
-            Input::Link(LinkEvent::DialFailed { .. }) => {}
+            Input::Link(LinkEvent::DialFailed { peer, .. }) => self.list_peer_lost(now, &peer),
             Input::Backup { op, holders, threshold, passphrase } => {
                 self.on_backup(now, op, holders, threshold, &passphrase)
+            }
+            Input::BackupSuggested { op, shares, threshold, passphrase } => {
+                self.on_backup_suggested(now, op, shares, threshold, &passphrase)
             }
             Input::Status { op } => {
                 let status = self.status();
@@ -448,22 +478,23 @@ impl Core for RecoveryCore {
                 self.on_recover(now, op, owner, holders, passphrase, timeout_ms)
             }
         }
-        self.settle(now);
-        self.update_wanted();
+        self.finish(now);
     }
 
     fn handle_timeout(&mut self, now: Millis) {
         let unix = self.unix(now);
         self.holder.handle_timeout(unix);
         self.drain_holder();
-        self.settle(now);
-        self.update_wanted();
+        if self.next_check.is_some_and(|t| t <= now) {
+            self.check(now);
+        }
+        self.finish(now);
     }
 
     fn next_timeout(&self) -> Option<Millis> {
         let holder = self.holder.next_timeout().map(|t| t.saturating_sub(self.epoch_ms));
-        let session = self.sessions.values().map(|r| r.deadline).min();
-        holder.into_iter().chain(session).min()
+        let session = self.sessions.values().flat_map(|r| [Some(r.deadline), r.search_ends()]).flatten().min();
+        holder.into_iter().chain(session).chain(self.next_check).min()
     }
 
     fn poll_output(&mut self) -> Option<Output> {
@@ -475,6 +506,11 @@ impl Core for RecoveryCore {
         debug_assert!(self.sessions.len() <= MAX_SESSIONS);
     }
 }
+
+#[path = "service_owner.rs"]
+mod owner_side;
+#[path = "service_search.rs"]
+mod search;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -7,16 +7,26 @@ use super::*;
 use crate::links::LinkTable;
 use crate::recovery::holder::tests::{ident, NOW};
 use crate::recovery::proof::tests::FAST_KDF;
+use crate::routing::closest;
 
 const PASS: &[u8] = b"correct horse battery staple";
 /// Node clocks start at this Unix time (records carry Unix times).
 const EPOCH: u64 = NOW;
 
+/// Holders gone this long are replaced; the owner looks every `CHECK` ms.
+const RESHARE_AFTER: Millis = 300_000;
+const CHECK: Millis = 60_000;
+
 /// A core whose link set is `links` (one table for the whole test network: every node up in it
 /// counts as linked to every other).
 fn core(id: &Identity, seed: u8, links: &LinkTable) -> RecoveryCore {
     links.set(id.peer_id(), true);
-    let cfg = RecoveryConfig { kdf: FAST_KDF, ..RecoveryConfig::default() };
+    let cfg = RecoveryConfig {
+        kdf: FAST_KDF,
+        reshare_after_ms: RESHARE_AFTER,
+        check_interval_ms: CHECK,
+        ..RecoveryConfig::default()
+    };
     RecoveryCore::new(id, cfg, EPOCH, links.view(), ChaCha20Rng::from_seed([seed; 32]))
 }
 
@@ -29,6 +39,8 @@ struct Net {
     events: Vec<(PeerId, RecoveryEvent)>,
     wants: BTreeMap<PeerId, Vec<PeerId>>,
     stored: BTreeMap<PeerId, BTreeMap<PeerId, Vec<u8>>>,
+    locks: BTreeMap<PeerId, BTreeMap<PeerId, Vec<u8>>>,
+    own: BTreeMap<PeerId, Vec<u8>>,
     reports: Vec<(PeerId, Offence)>,
 }
 
@@ -41,6 +53,8 @@ impl Net {
             events: vec![],
             wants: BTreeMap::new(),
             stored: BTreeMap::new(),
+            locks: BTreeMap::new(),
+            own: BTreeMap::new(),
             reports: vec![],
         }
     }
@@ -66,8 +80,13 @@ impl Net {
                             drop(self.stored.entry(*me).or_default().insert(owner, record))
                         }
                         Output::Store(ShardOp::Delete { owner }) => {
-                            drop(self.stored.entry(*me).or_default().remove(&owner))
+                            drop(self.stored.entry(*me).or_default().remove(&owner));
+                            drop(self.locks.entry(*me).or_default().remove(&owner))
                         }
+                        Output::Store(ShardOp::Lock { owner, record }) => {
+                            drop(self.locks.entry(*me).or_default().insert(owner, record))
+                        }
+                        Output::Store(ShardOp::Own { record }) => drop(self.own.insert(*me, record)),
                         Output::Dropped { .. } => {}
                         Output::Done(ev) => self.events.push((*me, ev)),
                     }
@@ -83,6 +102,37 @@ impl Net {
             }
         }
         panic!("recovery records never settle");
+    }
+
+    /// Run `at`'s timers up to `until`.
+    fn run_until(&mut self, at: PeerId, until: Millis) {
+        while let Some(t) = self.nodes[&at].next_timeout().filter(|t| *t <= until) {
+            self.nodes.get_mut(&at).unwrap().handle_timeout(t);
+            self.pump(t);
+        }
+    }
+
+    /// `peer` is off: out of the link table, frames to it lost.
+    fn off(&mut self, peer: PeerId) {
+        self.down.insert(peer);
+        self.links.set(peer, false);
+    }
+
+    fn on(&mut self, peer: PeerId) {
+        self.down.remove(&peer);
+        self.links.set(peer, true);
+    }
+
+    fn reshared(&self, at: PeerId) -> Vec<(u64, Vec<PeerId>, Vec<PeerId>)> {
+        self.events
+            .iter()
+            .filter_map(|(p, e)| match e {
+                RecoveryEvent::Reshared { generation, replaced, by } if *p == at => {
+                    Some((*generation, replaced.clone(), by.clone()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     fn recovered(&mut self, at: PeerId) -> (Vec<(PeerId, Asked)>, Result<Identity, RecoverError>) {
@@ -212,8 +262,8 @@ fn holders_restored_from_their_stored_records_still_release() {
     for (i, h) in s.holders.clone().iter().enumerate() {
         let mut fresh = core(&ident(2 + i as u64), 50 + i as u8, &s.net.links);
         assert_eq!(fresh.me, *h);
-        let records: Vec<Vec<u8>> = s.net.stored[h].values().cloned().collect();
-        assert!(fresh.restore(&records).is_empty());
+        let shares: Vec<Vec<u8>> = s.net.stored[h].values().cloned().collect();
+        assert!(fresh.restore(100, &super::super::store::Stored { shares, ..Default::default() }).is_empty());
         s.net.nodes.insert(*h, fresh);
     }
     s.net.recover(s.fresh, OwnerRef::Peer(s.owner.peer_id()), &s.holders, PASS, 100);
@@ -225,6 +275,7 @@ fn holders_restored_from_their_stored_records_still_release() {
 fn bad_requests_are_refused_before_anything_is_sent() {
     let mut s = backed_up();
     for (holders, want) in [
+        // No holders and a peer id: no list to look for (a list is found by user id).
         (vec![], RecoverError::NoHolders),
         (vec![s.fresh], RecoverError::SelfAsHolder),
         (vec![s.holders[0]; MAX_SESSION_HOLDERS + 1], RecoverError::TooManyHolders(MAX_SESSION_HOLDERS + 1)),
@@ -263,4 +314,203 @@ fn a_new_backup_revokes_the_holders_it_drops() {
     assert_eq!(s.net.stored[&extra.peer_id()].len(), 1);
     let status = s.net.status(me, 80);
     assert!(status.holders.iter().all(|h| h.acked) && status.holders.iter().any(|h| h.holder == extra.peer_id()));
+}
+
+#[test]
+fn a_holder_gone_too_long_is_replaced_by_a_fresh_split_and_its_old_share_revoked() {
+    let mut s = backed_up();
+    let me = s.owner.peer_id();
+    s.net.off(s.fresh);
+    let spare = ident(20);
+    s.net.nodes.insert(spare.peer_id(), core(&spare, 20, &s.net.links));
+    let old = s.net.status(me, 20).generation;
+    let gone = s.holders[1];
+    s.net.off(gone);
+    s.net.input(me, 1_000, Input::Link(LinkEvent::Down { peer: gone, clean: false }));
+    // Within `reshare_after_ms` the holder may come back: it is dialled, not replaced.
+    s.net.run_until(me, 1_000 + RESHARE_AFTER - CHECK);
+    assert!(s.net.reshared(me).is_empty());
+    assert!(s.net.wants[&me].contains(&gone), "a holder not seen for a check interval is dialled");
+    s.net.run_until(me, 1_000 + RESHARE_AFTER + CHECK);
+    let reshares = s.net.reshared(me);
+    assert_eq!(reshares.len(), 1, "{reshares:?}");
+    let (generation, replaced, by) = reshares[0].clone();
+    assert_eq!((replaced, by), (vec![gone], vec![spare.peer_id()]));
+    let now = 1_000 + RESHARE_AFTER + CHECK;
+    let st = s.net.status(me, now);
+    assert_eq!((st.generation, st.reshares), (generation, 1));
+    assert!(generation > old);
+    assert!(st.holders.iter().all(|h| h.acked && h.holder != gone), "{st:?}");
+    for h in st.holders.iter().map(|h| h.holder) {
+        assert_eq!(s.net.nodes[&h].holder().held(&me).map(|(g, _)| g), Some(generation), "new split everywhere");
+    }
+    // The departed holder still keeps its old share; with two new ones it rebuilds nothing (shares
+    // of two generations never combine).
+    s.net.on(gone);
+    let device = ident(30);
+    s.net.nodes.insert(device.peer_id(), core(&device, 30, &s.net.links));
+    let mixed = [gone, s.holders[0], s.holders[2]];
+    s.net.recover(device.peer_id(), OwnerRef::Peer(me), &mixed, PASS, now + 1);
+    let (_, result) = s.net.recovered(device.peer_id());
+    assert!(matches!(&result, Err(RecoverError::Failed(why)) if why.contains("2 valid shares")), "{result:?}");
+    // At its next link to the owner the revocation reaches it: the old share is deleted.
+    s.net.input(me, now + 2, Input::Link(LinkEvent::Up { peer: gone, outbound: true }));
+    assert_eq!(s.net.nodes[&gone].holder().held(&me), None);
+    assert!(s.net.stored[&gone].is_empty());
+    // Any three of the new holders recover the identity.
+    let three = [s.holders[0], spare.peer_id(), s.holders[4]];
+    s.net.recover(device.peer_id(), OwnerRef::Peer(me), &three, PASS, now + 3);
+    assert_eq!(s.net.recovered(device.peer_id()).1.unwrap().peer_id(), me);
+}
+
+#[test]
+fn a_reshare_waits_for_a_peer_to_take_the_gone_holders_place() {
+    let mut s = backed_up();
+    let me = s.owner.peer_id();
+    s.net.off(s.fresh);
+    let gone = s.holders[3];
+    s.net.off(gone);
+    s.net.run_until(me, RESHARE_AFTER + 3 * CHECK);
+    assert!(s.net.reshared(me).is_empty(), "no candidate linked: nothing to re-share to");
+    let spare = ident(21);
+    s.net.nodes.insert(spare.peer_id(), core(&spare, 21, &s.net.links));
+    s.net.run_until(me, RESHARE_AFTER + 4 * CHECK);
+    assert_eq!(s.net.reshared(me).len(), 1);
+}
+
+#[test]
+fn a_new_device_finds_the_holders_from_the_published_list_by_user_id() {
+    let mut s = backed_up();
+    let me = s.owner.peer_id();
+    let user = s.owner.user_id();
+    let keepers: Vec<PeerId> = s.net.nodes.values().filter(|c| c.lists.get(&user).is_some()).map(|c| c.me).collect();
+    let others: Vec<PeerId> = s.net.nodes.keys().copied().filter(|p| *p != me).collect();
+    // The three peers closest to the list key keep it (and the holders, who got it with their
+    // deposits).
+    for p in closest(&list_key(&user), others, 3).into_iter().chain(s.holders.iter().copied()) {
+        assert!(keepers.contains(&p), "{} has no list", p.short());
+    }
+    s.net.recover(s.fresh, OwnerRef::User(user.clone()), &[], PASS, 100);
+    let (holders, result) = s.net.recovered(s.fresh);
+    assert_eq!(result.unwrap().peer_id(), me);
+    assert_eq!(holders.iter().filter(|(_, a)| *a == Asked::Released).count(), 3, "{holders:?}");
+    // An unknown user id: nobody keeps a list for it; the search gives up after its minimum time
+    // (a fresh node's links may still be coming).
+    s.net.recover(s.fresh, OwnerRef::User("0123456789abcdef".into()), &[], PASS, 200);
+    assert!(s.net.events.is_empty());
+    s.net.run_until(s.fresh, 200 + MIN_LIST_SEARCH_MS);
+    assert_eq!(s.net.recovered(s.fresh).1.unwrap_err(), RecoverError::NoList("0123456789abcdef".into()));
+}
+
+#[test]
+fn the_own_backup_outlives_a_restart_and_goes_on_being_watched() {
+    let mut s = backed_up();
+    let me = s.owner.peer_id();
+    s.net.off(s.fresh);
+    // The owner restarts with a store: from now on its backup is written out.
+    let mut c = core(&s.owner, 1, &s.net.links);
+    assert!(c.restore(30, &super::super::store::Stored::default()).is_empty());
+    s.net.nodes.insert(me, c);
+    let pass = Zeroizing::new(PASS.to_vec());
+    s.net.input(me, 40, Input::Backup { op: 2, holders: s.holders.clone(), threshold: 3, passphrase: pass });
+    let before = s.net.status(me, 50);
+    let record = s.net.own[&me].clone();
+    // Restart again from the record alone.
+    let mut c = core(&s.owner, 2, &s.net.links);
+    let stored = super::super::store::Stored { own: Some(record), ..Default::default() };
+    assert!(c.restore(60, &stored).is_empty());
+    s.net.nodes.insert(me, c);
+    let after = s.net.status(me, 70);
+    assert_eq!((after.generation, after.threshold, after.reshares), (before.generation, 3, 0));
+    assert_eq!(after.holders.iter().map(|h| (h.holder, h.acked)).collect::<Vec<_>>(), {
+        before.holders.iter().map(|h| (h.holder, h.acked)).collect::<Vec<_>>()
+    });
+    // It goes on watching: a holder gone too long is replaced after the restart.
+    let spare = ident(22);
+    s.net.nodes.insert(spare.peer_id(), core(&spare, 22, &s.net.links));
+    s.net.off(s.holders[0]);
+    s.net.run_until(me, 70 + RESHARE_AFTER + 2 * CHECK);
+    assert_eq!(s.net.reshared(me).len(), 1);
+    let again = RecoveryCore::new(
+        &s.owner,
+        RecoveryConfig::default(),
+        EPOCH,
+        s.net.links.view(),
+        ChaCha20Rng::from_seed([3; 32]),
+    );
+    let mut again = again;
+    let stored = super::super::store::Stored { own: s.net.own.get(&me).cloned(), ..Default::default() };
+    assert!(again.restore(0, &stored).is_empty());
+    assert_eq!(again.status().reshares, 1, "the re-share was written out too");
+    // A record is sealed to its owner's key: another node cannot open it.
+    let mut thief = core(&ident(40), 40, &s.net.links);
+    assert_eq!(thief.restore(0, &stored).len(), 1);
+}
+
+#[test]
+fn a_list_search_started_before_any_link_asks_the_peers_linked_later() {
+    let mut s = backed_up();
+    let me = s.owner.peer_id();
+    // A node with no links yet: no candidates at first.
+    let device = ident(31);
+    let links = LinkTable::default();
+    links.set(device.peer_id(), true);
+    let c = core(&device, 31, &links);
+    s.net.nodes.insert(device.peer_id(), c);
+    s.net.recover(device.peer_id(), OwnerRef::User(s.owner.user_id()), &[], PASS, 100);
+    assert!(s.net.events.is_empty(), "still looking");
+    // Its links come up one by one.
+    let peers: Vec<PeerId> = s.net.nodes.keys().copied().filter(|p| *p != device.peer_id()).collect();
+    for (i, p) in peers.into_iter().enumerate() {
+        links.set(p, true);
+        s.net.input(device.peer_id(), 200 + i as u64, Input::Link(LinkEvent::Up { peer: p, outbound: true }));
+    }
+    let (_, result) = s.net.recovered(device.peer_id());
+    assert_eq!(result.unwrap().peer_id(), me);
+}
+
+#[test]
+fn a_backup_made_before_any_link_publishes_its_list_as_links_come_up() {
+    let owner = ident(1);
+    let peers: Vec<Identity> = (2..9).map(ident).collect();
+    let owner_links = LinkTable::default();
+    let shared = LinkTable::default();
+    let mut cores = vec![core(&owner, 1, &owner_links)];
+    cores.extend(peers.iter().enumerate().map(|(i, p)| core(p, 2 + i as u8, &shared)));
+    let mut net = Net::new(shared, cores);
+    let holders: Vec<PeerId> = peers[..5].iter().map(Identity::peer_id).collect();
+    let pass = Zeroizing::new(PASS.to_vec());
+    net.input(owner.peer_id(), 10, Input::Backup { op: 1, holders, threshold: 3, passphrase: pass });
+    assert!(net.nodes.values().all(|c| c.lists.is_empty()), "no link: nothing sent yet");
+    for (i, p) in peers.iter().enumerate() {
+        owner_links.set(p.peer_id(), true);
+        net.input(owner.peer_id(), 20 + i as u64, Input::Link(LinkEvent::Up { peer: p.peer_id(), outbound: true }));
+    }
+    let keepers = net.nodes.values().filter(|c| c.lists.get(&owner.user_id()).is_some()).count();
+    assert!(keepers >= 3, "the list reached {keepers} peers");
+}
+
+#[test]
+fn a_list_search_waiting_on_a_silent_peer_sets_no_timer_in_the_past() {
+    let mut s = backed_up();
+    let device = ident(32);
+    let links = LinkTable::default();
+    links.set(device.peer_id(), true);
+    s.net.nodes.insert(device.peer_id(), core(&device, 32, &links));
+    // Its one link is to a peer that never answers.
+    let silent = s.holders[0];
+    s.net.down.insert(silent);
+    links.set(silent, true);
+    s.net.recover(device.peer_id(), OwnerRef::User(s.owner.user_id()), &[], PASS, 100);
+    s.net.input(device.peer_id(), 150, Input::Link(LinkEvent::Up { peer: silent, outbound: true }));
+    let mut now = 150;
+    for _ in 0..100 {
+        let Some(t) = s.net.nodes[&device.peer_id()].next_timeout() else { break };
+        assert!(t > now, "a timer at {t} ms, not after {now} ms: the actor would spin");
+        now = t;
+        s.net.nodes.get_mut(&device.peer_id()).unwrap().handle_timeout(t);
+        s.net.pump(t);
+    }
+    let (_, result) = s.net.recovered(device.peer_id());
+    assert!(matches!(result, Err(RecoverError::TimedOut { .. })), "{result:?}");
 }

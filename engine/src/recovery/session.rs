@@ -72,6 +72,16 @@ impl Session {
         }
     }
 
+    /// More holders to ask (from a holder list found meanwhile), up to `max` in all.
+    pub fn add_holders(&mut self, holders: &[PeerId], max: usize) {
+        for h in holders {
+            if self.holders.len() >= max {
+                break;
+            }
+            self.holders.entry(*h).or_insert(Asked::Waiting);
+        }
+    }
+
     pub fn holders(&self) -> &BTreeMap<PeerId, Asked> {
         &self.holders
     }
@@ -125,7 +135,7 @@ impl Session {
 
     pub fn on_challenge(&mut self, env: &Envelope, now_ms: u64) -> Answer {
         let holder = env.public_key;
-        if !self.asks(&holder) {
+        if self.holders.get(&holder).is_none_or(Asked::is_final) {
             return Answer::Nothing;
         }
         let c: Challenge = match open(env) {

@@ -213,4 +213,26 @@ proptest! {
         let is_too_few = matches!(combine(&id.peer_id(), &three), Err(CombineError::TooFewShares { valid: 2, .. }));
         prop_assert!(is_too_few);
     }
+
+    /// Shares of an old (revoked) and a new generation, any mix: the key comes back only when one
+    /// generation alone has `threshold` valid shares, and then from that generation's shares only.
+    #[test]
+    fn shares_of_two_generations_never_combine(key in any::<u64>(), old_mask in 0u32..32, new_mask in 0u32..32) {
+        let id = ident(key);
+        let old = split(&id, SplitParams::default(), 1, NOW, &mut ChaCha20Rng::seed_from_u64(key ^ 3)).unwrap();
+        let new = split(&id, SplitParams::default(), 2, NOW, &mut ChaCha20Rng::seed_from_u64(key ^ 4)).unwrap();
+        let (o, n) = (pick(&old, old_mask), pick(&new, new_mask));
+        let mut mix = o.clone();
+        mix.extend(n.iter().cloned());
+        match combine(&id.peer_id(), &mix) {
+            Ok(r) => {
+                let (used_gen, count) = if n.len() >= 3 { (2, n.len()) } else { (1, o.len()) };
+                prop_assert!(count >= 3);
+                prop_assert_eq!(r.generation, used_gen);
+                prop_assert_eq!(r.used.len(), count);
+                prop_assert_eq!(r.identity.peer_id(), id.peer_id());
+            }
+            Err(_) => prop_assert!(o.len() < 3 && n.len() < 3),
+        }
+    }
 }

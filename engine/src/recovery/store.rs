@@ -1,12 +1,42 @@
-//! The holder's shares on disk: the `shards` table, one record per owner (its deposit envelope as
-//! received, the share still sealed to this node), applied by the wiring and read back at start.
+//! The recovery state on disk: the `shards` table, one record per owner (its deposit envelope as
+//! received, the share still sealed to this node), and the `recovery_state` table: this node's own
+//! backup (key `own`, see [`super::own::OwnRecord`]) and each held share's rate-limit state (key
+//! `lock` + owner, see [`super::holder::LockRecord`]). Applied by the wiring, read back at start.
 
-use super::service::ShardOp;
 use crate::storage::{Storage, StorageError, Table};
+use crate::types::PeerId;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A node's handle on the shares it holds for others.
+const OWN_KEY: &[u8] = b"own";
+const LOCK_PREFIX: &[u8] = b"lock";
+
+fn lock_key(owner: &PeerId) -> Vec<u8> {
+    [LOCK_PREFIX, &owner.0].concat()
+}
+
+/// A write of the recovery core, for the wiring to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardOp {
+    /// Keep `record` (an owner's deposit envelope, encoded) under `owner`, replacing any earlier.
+    Put { owner: PeerId, record: Vec<u8> },
+    /// The share and its rate-limit state.
+    Delete { owner: PeerId },
+    /// A held share's rate-limit state ([`super::holder::LockRecord`]).
+    Lock { owner: PeerId, record: Vec<u8> },
+    /// This node's own backup ([`super::own::OwnRecord`]).
+    Own { record: Vec<u8> },
+}
+
+/// What a previous run stored, for [`super::RecoveryCore::restore`] (which checks each record).
+#[derive(Clone, Debug, Default)]
+pub struct Stored {
+    pub shares: Vec<Vec<u8>>,
+    pub locks: Vec<Vec<u8>>,
+    pub own: Option<Vec<u8>>,
+}
+
+/// A node's handle on its recovery tables.
 #[derive(Clone)]
 pub struct ShardStore {
     storage: Rc<RefCell<dyn Storage>>,
@@ -17,16 +47,31 @@ impl ShardStore {
         ShardStore { storage }
     }
 
-    /// Every stored record, for [`super::RecoveryCore::restore`] (which checks each).
-    pub fn load(&self) -> Result<Vec<Vec<u8>>, StorageError> {
-        Ok(self.storage.borrow().scan(Table::Shards)?.into_iter().map(|(_, v)| v).collect())
+    /// Every stored record.
+    pub fn load(&self) -> Result<Stored, StorageError> {
+        let s = self.storage.borrow();
+        let shares = s.scan(Table::Shards)?.into_iter().map(|(_, v)| v).collect();
+        let mut out = Stored { shares, ..Stored::default() };
+        for (k, v) in s.scan(Table::RecoveryState)? {
+            if k == OWN_KEY {
+                out.own = Some(v);
+            } else if k.starts_with(LOCK_PREFIX) {
+                out.locks.push(v);
+            }
+        }
+        Ok(out)
     }
 
     pub fn apply(&self, op: &ShardOp) -> Result<(), StorageError> {
         let mut s = self.storage.borrow_mut();
         match op {
             ShardOp::Put { owner, record } => s.put(Table::Shards, &owner.0, record),
-            ShardOp::Delete { owner } => s.delete(Table::Shards, &owner.0),
+            ShardOp::Delete { owner } => {
+                s.delete(Table::Shards, &owner.0)?;
+                s.delete(Table::RecoveryState, &lock_key(owner))
+            }
+            ShardOp::Lock { owner, record } => s.put(Table::RecoveryState, &lock_key(owner), record),
+            ShardOp::Own { record } => s.put(Table::RecoveryState, OWN_KEY, record),
         }
     }
 }

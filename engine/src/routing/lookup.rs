@@ -56,6 +56,11 @@ impl Lookup {
         4 * self.cfg.k.max(self.cfg.alpha)
     }
 
+    /// More candidates learned outside the lookup's answers (a new link).
+    pub fn add_candidates(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        self.add(peers);
+    }
+
     fn add(&mut self, peers: impl IntoIterator<Item = PeerId>) {
         for p in peers {
             let d = Key::of_peer(&p).distance(&self.target);

@@ -29,10 +29,13 @@ pub enum Table {
     Reputation,
     /// Mutable records: every kept version's signed envelope, by version id.
     SyncRecords,
+    /// Recovery state beside the shares: this node's own backup, the holder's rate-limit locks
+    /// ([`crate::recovery::store`]).
+    RecoveryState,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Peers,
         Table::Identity,
         Table::Posts,
@@ -44,6 +47,7 @@ impl Table {
         Table::PublishJournal,
         Table::Reputation,
         Table::SyncRecords,
+        Table::RecoveryState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Table {
             Table::PublishJournal => "publish_journal",
             Table::Reputation => "reputation",
             Table::SyncRecords => "sync_records",
+            Table::RecoveryState => "recovery_state",
         }
     }
 }

@@ -124,6 +124,7 @@ pub(super) fn build_report(
     if sc.content.enabled() {
         content_metrics(sc, world, node_seconds, &mut metrics, &mut notes);
     }
+    super::recovery::recovery_metrics(world, &mut metrics, &mut notes);
     Report {
         scenario: sc.name.clone(),
         seed: sc.seed,

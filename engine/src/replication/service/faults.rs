@@ -16,9 +16,13 @@ pub struct ContentFaults {
     pub slow_ms: Millis,
     /// Honest until this time (node time, ms): a covert adversary builds a score first.
     pub from_ms: Millis,
+    /// Not content: the node's recovery holder releases a wrong share (a lying holder). Carried
+    /// here so the node's adversarial faults come in one place.
+    pub lie_shares: bool,
 }
 
 impl ContentFaults {
+    /// The content service is honest (`lie_shares` is the recovery holder's).
     pub fn is_honest(&self) -> bool {
         !self.withhold && !self.corrupt && self.slow_ms == 0
     }

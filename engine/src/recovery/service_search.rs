@@ -1,0 +1,96 @@
+//! The holder-list search of the recovery core: answering other nodes' list requests, and, for a
+//! recovery started with a user id and no holders, the lookup toward the list key whose answers
+//! name the holders to ask. Part of [`super::RecoveryCore`]; split out to keep files small.
+
+use super::*;
+
+impl RecoveryCore {
+    /// A peer asks for a user's holder list: the list if kept, and the peers closest to its key.
+    pub(super) fn on_list_request(&mut self, unix: u64, from: PeerId, env: &Envelope) {
+        let req = match open::<ListRequest>(env) {
+            Ok(r) if r.storer == self.me && r.user_id.len() <= crate::recovery::messages::MAX_USER_ID_CHARS => r,
+            Ok(_) => return self.out.push_back(Output::Dropped { from, error: "list request not for us".into() }),
+            Err(e) => return self.out.push_back(Output::Dropped { from, error: e.to_string() }),
+        };
+        let mut closer = self.list_targets(&req.user_id, MAX_LIST_CLOSER + 1);
+        closer.retain(|p| *p != from);
+        closer.truncate(MAX_LIST_CLOSER);
+        let list = self.lists.get(&req.user_id).cloned();
+        let reply = ListReply { user_id: req.user_id, to: from, list, closer };
+        let env = sign(&self.identity, &reply, unix);
+        self.send(from, env);
+    }
+
+    /// A list search's answer: follow the closer peers; a list found names the holders to ask.
+    /// The owner's own placement lookup takes it too.
+    pub(super) fn on_list_reply(&mut self, now: Millis, from: PeerId, env: &Envelope) {
+        let reply = match open::<ListReply>(env) {
+            Ok(r) if r.to == self.me => r,
+            Ok(_) => return self.out.push_back(Output::Dropped { from, error: "list reply not for us".into() }),
+            Err(e) => return self.out.push_back(Output::Dropped { from, error: e.to_string() }),
+        };
+        let unix = self.unix(now);
+        let mut requests = Vec::new();
+        for r in self.sessions.values_mut() {
+            let Some(f) = r.finder.as_mut() else { continue };
+            if let Found::List(list) = f.on_reply(&from, reply.clone()) {
+                let fresh: Vec<PeerId> = list.holders.iter().filter(|h| **h != self.me).copied().collect();
+                for h in &fresh {
+                    if f.ask(*h, self.view.contains(h)) {
+                        let body = ListRequest { user_id: f.user_id().to_string(), storer: *h };
+                        requests.push((*h, sign(&self.identity, &body, unix)));
+                    }
+                }
+                r.session.add_holders(&fresh, MAX_SESSION_HOLDERS);
+                let waiting = |h: &PeerId| r.session.holders().get(h) == Some(&Asked::Waiting);
+                let reachable: Vec<PeerId> =
+                    fresh.into_iter().filter(|h| self.view.contains(h) && waiting(h)).collect();
+                for h in reachable {
+                    requests.extend(r.session.request(&h, unix).map(|e| (h, e)));
+                }
+            }
+        }
+        if let Some(f) = self.placing.as_mut() {
+            f.on_reply(&from, reply);
+        }
+        for (h, e) in requests {
+            self.send(h, e);
+        }
+        self.pump_finders(now);
+    }
+
+    /// List searches ask their next peers (at once over a link, else when one is up); the
+    /// owner's placement lookup, once done, names where its list goes.
+    pub(super) fn pump_finders(&mut self, now: Millis) {
+        let unix = self.unix(now);
+        let view = self.view.clone();
+        let mut requests = Vec::new();
+        let finders = self.sessions.values_mut().filter_map(|r| r.finder.as_mut()).chain(self.placing.as_mut());
+        for f in finders {
+            for p in f.next_queries(|p| view.contains(p)) {
+                let body = ListRequest { user_id: f.user_id().to_string(), storer: p };
+                requests.push((p, sign(&self.identity, &body, unix)));
+            }
+        }
+        for (p, e) in requests {
+            self.send(p, e);
+        }
+        if self.placing.as_ref().is_some_and(|f| f.is_done()) {
+            let placed = self.placing.take().expect("checked");
+            self.place_list(now, placed.closest(self.cfg.list_rf));
+        }
+    }
+
+    /// A peer a list search asked is out of reach (dial failed, link lost before its answer).
+    pub(super) fn list_peer_lost(&mut self, now: Millis, peer: &PeerId) {
+        for r in self.sessions.values_mut() {
+            if let Some(f) = r.finder.as_mut() {
+                f.failed(peer);
+            }
+        }
+        if let Some(f) = self.placing.as_mut() {
+            f.failed(peer);
+        }
+        self.pump_finders(now);
+    }
+}
