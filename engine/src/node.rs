@@ -192,7 +192,6 @@ impl Node {
             boxed(ReputationWiring {
                 outbox: outbox.clone(),
                 links: laddr.clone(),
-                gossip: gaddr.clone(),
                 trust: trust.clone(),
                 store: reputation_store,
             }),
@@ -246,7 +245,7 @@ impl Node {
                 subsystem_rng(p.seed, STREAM_GOSSIP),
             )
             .with_trust(trust.clone()),
-            boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone(), reputation: raddr.clone() }),
+            boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone() }),
             p.clock,
         );
         let mut sync_core = SyncCore::new(

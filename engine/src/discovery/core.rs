@@ -65,8 +65,8 @@ pub struct DiscoveryCore {
     low_watermark: usize,
     registry: Registry,
     links: LinkView,
-    /// Standings: peer exchange only from peers at or above the gossip threshold; peers the
-    /// connection manager would refuse are not asked for.
+    /// Standings: peer exchange only from peers at or above the gossip threshold; graylisted
+    /// peers are not dialled.
     trust: TrustView,
     /// Random links asked for and not answered yet -> when.
     asked: BTreeMap<PeerId, Millis>,
@@ -161,7 +161,7 @@ impl DiscoveryCore {
         self.registry
             .ranked(now)
             .into_iter()
-            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p) && self.trust.allows_link(p))
+            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p) && !self.trust.is_graylisted(p))
             .filter(|(p, _)| self.refused.get(p).is_none_or(|t| now.saturating_sub(*t) >= self.cfg.dial_retry_after_ms))
             .filter(|(p, _)| {
                 let failed = self.registry.get(p).and_then(|e| e.last_failure);

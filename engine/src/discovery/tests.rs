@@ -195,7 +195,7 @@ fn a_refused_peer_is_not_asked_for_again_at_once() {
     let mut c = core(&[pid(1)]);
     c.handle_timeout(0);
     assert_eq!(dials(&drain(&mut c)), vec![pid(1)]);
-    for (i, error) in [DialError::BackingOff, DialError::NoRoom, DialError::Distrusted].into_iter().enumerate() {
+    for (i, error) in [DialError::BackingOff, DialError::NoRoom, DialError::Graylisted].into_iter().enumerate() {
         let now = 10 + i as u64;
         c.link(now, LinkEvent::DialFailed { peer: pid(1), error });
         assert!(dials(&drain(&mut c)).is_empty(), "asked again at once after {error:?}");

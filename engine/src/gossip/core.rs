@@ -7,13 +7,6 @@
 //! `max_rumors_per_frame`), encoded once for all connections. The message count per node is then
 //! O(degree / interval) whatever the TTL, at the price of up to one interval of delay per hop.
 //!
-//! Warnings ride rumours of their own, with no peers: when reputation graylists a peer on this
-//! node's own evidence, a rumour naming it is pushed at once to `warning_fanout` random links
-//! and forwarded the same way on receipt for `warning_hops` hops (push gossip: all but about
-//! e^-fanout of the nodes hear it within seconds, not rounds). Each new link is sent one rumour
-//! with all of this node's current warnings, so nodes that join later hear them too. Receivers
-//! hand warnings to reputation, which weighs them as hearsay.
-//!
 //! Rumours are signed envelopes: a receiver checks the timestamp and the origin's signature before
 //! it believes or relays one, and reports the neighbour that sent a bad one (honest nodes relay
 //! only what they verified, so a bad envelope is the sender's doing).
@@ -26,11 +19,11 @@ use crate::observer::{Event, Offence};
 use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
-use crate::wire::{Message, Rumor, RumorBody, MAX_RUMORS, MAX_RUMOR_PEERS, MAX_RUMOR_WARNINGS};
+use crate::wire::{Message, Rumor, RumorBody, MAX_RUMORS, MAX_RUMOR_PEERS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashSet;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 /// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
@@ -47,12 +40,6 @@ pub enum Input {
     },
     /// Discovery's answer to our request for the peers to announce.
     TopPeers(Vec<PeerId>),
-    /// Reputation graylisted `peer` on this node's own evidence; `spread`: push the warning
-    /// through the swarm now (else new links only hear it).
-    Warn {
-        peer: PeerId,
-        spread: bool,
-    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -62,11 +49,6 @@ pub enum Output {
     RequestTopPeers(usize),
     /// Peers heard of since the last round, for discovery (sorted, distinct).
     Learned(Vec<PeerId>),
-    /// A verified rumour of `accuser` warns of these peers (never this node), for reputation.
-    Warned {
-        accuser: PeerId,
-        accused: Vec<PeerId>,
-    },
 }
 
 /// Rumour ids already seen, bounded in count and in age (a rumour cannot still be travelling
@@ -164,14 +146,6 @@ pub struct GossipCore {
     seq: u64,
     next_round: Millis,
     awaiting_top: bool,
-    rng: ChaCha8Rng,
-    /// This node's warnings: peer -> when made (at most `max_warnings`, the newest).
-    warnings: BTreeMap<PeerId, Millis>,
-    /// The rumour carrying all of them for new links, with when it was sealed (sealed again
-    /// after a change, or before it would be refused as stale).
-    warnings_rumor: Option<(Rumor, Millis)>,
-    /// Warnings to push that found no link yet (bounded by `max_warnings`).
-    unpushed: Vec<PeerId>,
     duplicates: u64,
     rejected: u64,
     out: Outputs<Output>,
@@ -205,10 +179,6 @@ impl GossipCore {
             seq: 0,
             next_round: first,
             awaiting_top: false,
-            rng,
-            warnings: BTreeMap::new(),
-            warnings_rumor: None,
-            unpushed: Vec::new(),
             duplicates: 0,
             rejected: 0,
             out: Outputs::new(),
@@ -273,21 +243,6 @@ impl GossipCore {
             let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
             let me = self.me;
             self.learned.extend(body.peers.iter().chain(std::iter::once(&origin)).filter(|p| **p != me).take(room));
-            if !body.warnings.is_empty() {
-                let accused: Vec<PeerId> = body.warnings.iter().copied().filter(|p| *p != me).collect();
-                if !accused.is_empty() {
-                    self.out.push_back(Output::Warned { accuser: origin, accused });
-                }
-            }
-            if body.peers.is_empty() && !body.warnings.is_empty() {
-                // A warning: pushed on at once rather than on the next round.
-                let ttl = r.ttl.min(self.cfg.warning_hops);
-                if ttl > 1 {
-                    r.ttl = ttl - 1;
-                    self.push(from, r);
-                }
-                continue;
-            }
             // A peer cannot make a rumour travel further than our own policy allows.
             let ttl = r.ttl.min(self.cfg.ttl);
             if ttl > 1 {
@@ -295,118 +250,6 @@ impl GossipCore {
                 self.queue_relay(r);
             }
         }
-    }
-
-    /// Seal a rumour of this node's (counted as sent; `None` only on a bug: the bodies are
-    /// bounded by construction).
-    fn seal(&mut self, now: Millis, body: RumorBody, ttl: u8) -> Option<Rumor> {
-        match Rumor::seal(&self.identity, &body, ttl, self.unix_epoch_ms + now) {
-            Ok(r) => {
-                r.envelope.announce_to(&*self.verifier);
-                if let Some(id) = rumor_id(&r) {
-                    self.seen.insert(id, now);
-                }
-                Some(r)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not seal own rumour");
-                None
-            }
-        }
-    }
-
-    /// Send rumours to these peers (with the simulator's faults applied).
-    fn send(&mut self, to: Vec<PeerId>, mut rumors: Vec<Rumor>) {
-        if to.is_empty() {
-            return;
-        }
-        if self.faults.corrupt_signatures {
-            for r in &mut rumors {
-                if let Some(b) = r.envelope.signature.first_mut() {
-                    *b ^= 0x01;
-                }
-            }
-        }
-        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
-    }
-
-    /// Push a warning rumour to `warning_fanout` random links in good standing other than
-    /// `except`.
-    fn push(&mut self, except: PeerId, r: Rumor) {
-        let mut to: Vec<PeerId> = self.links.peers();
-        to.retain(|p| *p != except && self.trust.allows_gossip(p));
-        let k = self.cfg.warning_fanout.min(to.len());
-        let picked: Vec<PeerId> =
-            rand::seq::index::sample(&mut self.rng, to.len(), k).into_iter().map(|i| to[i]).collect();
-        self.send(picked, vec![r]);
-    }
-
-    /// Drop warnings past their time or about peers no longer graylisted here.
-    fn prune_warnings(&mut self, now: Millis) {
-        let (ttl, trust) = (self.cfg.warning_ttl_ms, &self.trust);
-        let before = self.warnings.len();
-        self.warnings.retain(|p, t| now.saturating_sub(*t) < ttl && trust.is_graylisted(p));
-        if self.warnings.len() != before {
-            self.warnings_rumor = None;
-        }
-    }
-
-    fn warn(&mut self, now: Millis, peer: PeerId, spread: bool) {
-        self.warnings.insert(peer, now);
-        while self.warnings.len() > self.cfg.max_warnings {
-            let oldest = self.warnings.iter().min_by_key(|(p, t)| (**t, **p)).map(|(p, _)| *p);
-            if let Some(p) = oldest {
-                self.warnings.remove(&p);
-            }
-        }
-        self.warnings_rumor = None;
-        if spread {
-            if self.unpushed.len() >= self.cfg.max_warnings {
-                self.unpushed.remove(0);
-            }
-            self.unpushed.push(peer);
-            self.push_warnings(now);
-        }
-    }
-
-    /// Push the warnings not pushed yet, if there is a link to push them to (a node can lose its
-    /// last link as it decides: they go at the next one).
-    fn push_warnings(&mut self, now: Millis) {
-        if self.unpushed.is_empty() || self.links.is_empty() {
-            return;
-        }
-        let mut warnings = std::mem::take(&mut self.unpushed);
-        warnings.sort_unstable();
-        warnings.dedup();
-        warnings.truncate(MAX_RUMOR_WARNINGS);
-        self.seq += 1;
-        let body = RumorBody { seq: self.seq, peers: Vec::new(), warnings };
-        if let Some(r) = self.seal(now, body, self.cfg.warning_hops) {
-            self.push(self.me, r);
-        }
-    }
-
-    /// A new link hears all of this node's warnings (one rumour, not forwarded).
-    fn on_link_up(&mut self, now: Millis, peer: PeerId) {
-        self.push_warnings(now);
-        self.prune_warnings(now);
-        if self.warnings.is_empty() || !self.trust.allows_gossip(&peer) {
-            return;
-        }
-        // Sealed again before a receiver would take it for stale.
-        let fresh_for = self.horizon_ms() / 2;
-        let rumor = match &self.warnings_rumor {
-            Some((r, at)) if now.saturating_sub(*at) < fresh_for => r.clone(),
-            _ => {
-                self.seq += 1;
-                let body =
-                    RumorBody { seq: self.seq, peers: Vec::new(), warnings: self.warnings.keys().copied().collect() };
-                let Some(r) = self.seal(now, body, 1) else { return };
-                self.warnings_rumor = Some((r.clone(), now));
-                r
-            }
-        };
-        self.send(vec![peer], vec![rumor]);
     }
 
     fn reject(&mut self, from: PeerId, origin: PeerId, reason: Rejection) {
@@ -443,17 +286,35 @@ impl GossipCore {
         let mut peers = peers;
         peers.retain(|p| *p != self.me);
         peers.truncate(self.cfg.top_peers.min(MAX_RUMOR_PEERS));
-        let body = RumorBody { seq: self.seq, peers, warnings: Vec::new() };
-        let Some(own) = self.seal(now, body, self.cfg.ttl) else { return };
+        let body = RumorBody { seq: self.seq, peers };
+        let own = match Rumor::seal(&self.identity, &body, self.cfg.ttl, self.unix_epoch_ms + now) {
+            Ok(r) => r,
+            Err(e) => {
+                // Bounded by construction (<= MAX_RUMOR_PEERS ids); reaching this is a bug.
+                tracing::error!(error = %e, "could not seal own rumour");
+                return;
+            }
+        };
+        own.envelope.announce_to(&*self.verifier);
+        if let Some(id) = rumor_id(&own) {
+            self.seen.insert(id, now);
+        }
         self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
         rumors.push(own);
         // Freshest first; the sort is stable so equal TTLs keep arrival order.
         self.relay.sort_by_key(|r| std::cmp::Reverse(r.ttl));
         rumors.append(&mut self.relay);
+        if self.faults.corrupt_signatures {
+            for r in &mut rumors {
+                if let Some(b) = r.envelope.signature.first_mut() {
+                    *b ^= 0x01;
+                }
+            }
+        }
         let mut to: Vec<PeerId> = self.links.peers();
         to.retain(|p| self.trust.allows_gossip(p));
-        self.send(to, rumors);
+        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
     }
 }
 
@@ -464,9 +325,7 @@ impl Core for GossipCore {
     fn handle(&mut self, now: Millis, input: Input) {
         match input {
             // The link set is read from the connection manager's view.
-            Input::Link(LinkEvent::Up { peer, .. }) => self.on_link_up(now, peer),
             Input::Link(_) => {}
-            Input::Warn { peer, spread } => self.warn(now, peer, spread),
             Input::Frame { from, rumors } => self.on_frame(now, from, rumors),
             Input::TopPeers(peers) => {
                 if self.awaiting_top {
@@ -507,7 +366,5 @@ impl Core for GossipCore {
         debug_assert!(self.relay.iter().all(|r| r.ttl >= 1 && r.ttl < self.cfg.ttl), "relayed ttl out of range");
         debug_assert!(self.learned.len() <= MAX_PENDING_LEARNED, "learned batch over its bound");
         debug_assert!(self.seen.len() <= self.cfg.seen_cache_max, "seen cache over its bound");
-        debug_assert!(self.warnings.len() <= self.cfg.max_warnings, "warnings over their bound");
-        debug_assert!(self.unpushed.len() <= self.cfg.max_warnings, "unpushed warnings over their bound");
     }
 }

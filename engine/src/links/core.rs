@@ -83,10 +83,9 @@ pub enum Input {
         purpose: Purpose,
         peers: Vec<PeerId>,
     },
-    /// Reputation put the peer below the publish threshold (graylisted, or warned of by others
-    /// and not vouched for by our own evidence): its link, if any, is closed, and no link to it
-    /// is made or accepted while the standing lasts (read from the [`TrustView`]).
-    Distrusted {
+    /// Reputation graylisted the peer: its link, if any, is closed, and no link to it is made
+    /// or accepted while the standing lasts (read from the [`TrustView`]).
+    Graylisted {
         peer: PeerId,
     },
     /// The node is stopping: every link is closed with a goodbye.
@@ -140,7 +139,7 @@ pub struct LinksCore {
     exchange_deadlines: BTreeSet<(Millis, PeerId)>,
     /// Links we are closing (or dropping), and why: the reason their `Down` is reported with.
     closing: BTreeMap<PeerId, CloseReason>,
-    /// Standings: peers below the publish threshold get no link.
+    /// Standings: graylisted peers get no link.
     trust: TrustView,
     stats: LinksStats,
     out: Outputs<Output>,
@@ -189,7 +188,7 @@ impl LinksCore {
         }
     }
 
-    /// Refuse links to the peers these standings put below the publish threshold.
+    /// Refuse links to the peers these standings graylist.
     pub fn with_trust(mut self, trust: TrustView) -> Self {
         self.trust = trust;
         self
@@ -295,8 +294,8 @@ impl LinksCore {
         if self.dialer.is_target(&peer) {
             return;
         }
-        if !self.trust.allows_link_for(&peer, Purposes::of(purpose)) {
-            return self.refuse(peer, DialError::Distrusted);
+        if self.trust.is_graylisted(&peer) {
+            return self.refuse(peer, DialError::Graylisted);
         }
         let degree = self.degree() + self.dialer.in_flight();
         let room = match purpose {
@@ -352,7 +351,7 @@ impl LinksCore {
         // inbound one is. Found by the policy proptest: 12 links under a cap of 8 + 3 dials.
         let ours = outbound && self.dialer.is_dialing(&peer);
         let full = !ours && self.degree() + self.auth.pending() >= self.cfg.max_connections;
-        if full || !self.trust.allows_link_for(&peer, self.wanted(&peer)) {
+        if full || self.trust.is_graylisted(&peer) {
             self.stats.refused += 1;
             self.event(LinkChange::Refused { peer });
             self.out.push_back(Output::Disconnect(peer));
@@ -395,9 +394,9 @@ impl LinksCore {
     fn on_up(&mut self, now: Millis, peer: PeerId, outbound: bool) {
         self.dialer.connected(&peer);
         self.closing.remove(&peer);
-        if !self.trust.allows_link_for(&peer, self.wanted(&peer)) {
-            // Distrusted while the handshake ran: closed as soon as it is open.
-            self.closing.insert(peer, CloseReason::Distrusted);
+        if self.trust.is_graylisted(&peer) {
+            // Graylisted while the handshake ran: closed as soon as it is open.
+            self.closing.insert(peer, CloseReason::Graylisted);
             self.out.push_back(Output::Disconnect(peer));
         }
         let purposes = self.wanted(&peer);
@@ -486,18 +485,18 @@ impl LinksCore {
         }
     }
 
-    /// Dial a protected want again (after its backoff), unless it is distrusted now.
+    /// Dial a protected want again (after its backoff), unless it is graylisted now.
     fn retarget(&mut self, peer: PeerId, now: Millis) {
-        if self.trust.allows_link(&peer) {
+        if !self.trust.is_graylisted(&peer) {
             self.dialer.target(peer, now);
         }
     }
 
     /// Close the peer's link (a goodbye: it is not lost, it is refused) and stop dialling it.
-    fn distrusted(&mut self, peer: PeerId) {
+    fn graylisted(&mut self, peer: PeerId) {
         self.dialer.untarget(&peer);
         if self.table.view().contains(&peer) && !self.closing.contains_key(&peer) {
-            self.closing.insert(peer, CloseReason::Distrusted);
+            self.closing.insert(peer, CloseReason::Graylisted);
             self.out.push_back(Output::Close(peer));
         }
     }
@@ -509,7 +508,10 @@ impl LinksCore {
             .wants
             .iter()
             .filter(|(p, w)| {
-                w.protects() && !self.dialer.is_target(p) && !self.table.view().contains(p) && self.trust.allows_link(p)
+                w.protects()
+                    && !self.dialer.is_target(p)
+                    && !self.table.view().contains(p)
+                    && !self.trust.is_graylisted(p)
             })
             .map(|(p, _)| *p)
             .collect();
@@ -565,7 +567,7 @@ impl Core for LinksCore {
                 self.set_wanted(now, purpose, peers);
                 self.start_dials(now);
             }
-            Input::Distrusted { peer } => self.distrusted(peer),
+            Input::Graylisted { peer } => self.graylisted(peer),
             Input::Shutdown => {
                 for p in self.table.view().peers() {
                     self.closing.insert(p, CloseReason::Shutdown);

@@ -279,8 +279,8 @@ pub enum CloseReason {
     Full,
     /// Our node is stopping.
     Shutdown,
-    /// Reputation distrusts the peer (below the publish threshold, see [`crate::reputation::TrustView::allows_link`]).
-    Distrusted,
+    /// Reputation graylisted the peer.
+    Graylisted,
 }
 
 /// Why a dial failed.
@@ -296,6 +296,6 @@ pub enum DialError {
     /// Not attempted: at the high watermark for this purpose, or at the hard cap, or too many
     /// dials in flight.
     NoRoom,
-    /// Not attempted: reputation distrusts the peer.
-    Distrusted,
+    /// Not attempted: reputation graylisted the peer.
+    Graylisted,
 }
