@@ -122,8 +122,7 @@ pub struct SyncCore {
     table: TableView,
     next_round: Option<Millis>,
     /// Reads waiting for replicas' answers, by deadline.
-    reads: BTreeSet<(Millis, OpId)>,
-    read_records: BTreeMap<OpId, RecordId>,
+    reads: BTreeMap<(Millis, OpId), RecordId>,
     stats: SyncStats,
     out: Outputs<Output>,
 }
@@ -148,8 +147,7 @@ impl SyncCore {
             view,
             table,
             next_round: None,
-            reads: BTreeSet::new(),
-            read_records: BTreeMap::new(),
+            reads: BTreeMap::new(),
             stats: SyncStats::default(),
             out: Outputs::new(),
         }
@@ -222,20 +220,17 @@ impl SyncCore {
         for peer in linked {
             self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
         }
-        self.reads.insert((now + self.cfg.read_wait_ms, op));
-        self.read_records.insert(op, record);
+        self.reads.insert((now + self.cfg.read_wait_ms, op), record);
     }
 
     fn answer_reads(&mut self, now: Millis) {
-        while let Some(&(at, op)) = self.reads.first() {
-            if at > now {
+        while let Some(entry) = self.reads.first_entry() {
+            if entry.key().0 > now {
                 break;
             }
-            self.reads.pop_first();
-            if let Some(record) = self.read_records.remove(&op) {
-                let view = self.view_of(&record);
-                self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
-            }
+            let ((_, op), record) = entry.remove_entry();
+            let view = self.view_of(&record);
+            self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
         }
     }
 
@@ -402,7 +397,7 @@ impl Core for SyncCore {
     }
 
     fn next_timeout(&self) -> Option<Millis> {
-        let reads = self.reads.first().map(|(t, _)| *t);
+        let reads = self.reads.first_key_value().map(|((t, _), _)| *t);
         [self.queue.next_timeout(), self.next_round, reads].into_iter().flatten().min()
     }
 
@@ -413,7 +408,6 @@ impl Core for SyncCore {
     fn check_invariants(&self) {
         self.replica.check_invariants();
         self.queue.check_invariants();
-        debug_assert_eq!(self.reads.len(), self.read_records.len(), "read deadlines out of step");
     }
 }
 
