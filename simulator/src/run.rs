@@ -24,9 +24,13 @@ use swarm_transport_sim::{NetConfig, SimNet};
 use tokio::time::Instant;
 
 mod recovery;
+mod sessions;
 mod summary;
+mod sync;
 use recovery::RecoveryRun;
+use sessions::Keep;
 use summary::build_report;
+use sync::{SyncObserver, SyncRun};
 
 /// How the run reports progress while it goes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,6 +55,8 @@ const STREAM_ADVERSARY: u64 = 15;
 const STREAM_CONTENT: u64 = 16;
 const STREAM_NAT: u64 = 17;
 const STREAM_RECOVERY: u64 = 18;
+const STREAM_SYNC: u64 = 19;
+const STREAM_SYNC_TIMELINE: u64 = 20;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -75,6 +81,9 @@ enum Action {
     Backup,
     LoseDevices,
     Recover,
+    SyncWrite,
+    SyncRead,
+    SyncCheck,
 }
 
 /// Everything the driver tracks about the population.
@@ -82,6 +91,9 @@ struct World {
     sc: Scenario,
     net: SimNet,
     collector: Rc<Collector>,
+    /// What the nodes report to: the collector, or with a sync workload an observer that takes
+    /// the sync notes for the ground truth first.
+    observer: Rc<dyn swarm_engine::observer::Observer>,
     clock: Clock,
     nodes: Vec<Option<Node>>,
     ids: Vec<PeerId>,
@@ -104,6 +116,10 @@ struct World {
     next_file_op: u64,
     /// The recovery workload, when the scenario has one.
     recovery: Option<RecoveryRun>,
+    /// Identities and stores that outlive their nodes (sessions churn, sync workload).
+    keep: Option<Keep>,
+    /// The sync workload, when the scenario has one.
+    sync: Option<SyncRun>,
 }
 
 /// First op id of file publications.
@@ -192,6 +208,7 @@ impl World {
         } else {
             self.natted.remove(&slot);
         }
+        let (content_store, sync_params) = self.stores_for(slot, &identity);
         let params = NodeParams {
             faults: Faults { corrupt_signatures: corrupt },
             content_faults,
@@ -203,9 +220,9 @@ impl World {
             seed,
             bootstrap,
             transport: Rc::new(port),
-            observer: self.collector.clone(),
+            observer: self.observer.clone(),
             clock: self.clock,
-            content_store: Box::new(MemoryStorage::new()),
+            content_store,
             content_listener: None,
             file_listener: self.sc.content.files().then(|| {
                 let c = self.collector.clone();
@@ -215,7 +232,7 @@ impl World {
             recovery_store: None,
             recovery_listener: self.recovery.as_ref().map(|r| r.listener(id, self.clock)),
         };
-        let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
+        let (node, inbox) = Node::start_with_sync(params, sync_params).expect("an in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));
         self.nodes[slot] = Some(node);
         self.live += 1;
@@ -310,9 +327,17 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
     actix::spawn(net.clone().pump());
     let (churn_events, churn_info) =
         churn::schedule_with_calibration(&sc.churn, sc.nodes, sc.duration_s, &mut stream(sc.seed, STREAM_CHURN));
+    let collector = Rc::new(Collector::new(epoch));
+    let sync_truth = sc.sync.enabled().then(|| Rc::new(std::cell::RefCell::new(crate::sync::SyncTruth::default())));
+    let observer: Rc<dyn swarm_engine::observer::Observer> = match &sync_truth {
+        Some(truth) => Rc::new(SyncObserver { collector: collector.clone(), truth: truth.clone(), clock }),
+        None => collector.clone(),
+    };
+    let returning = matches!(sc.churn, ChurnSpec::Sessions { .. }) || sc.sync.enabled();
     let mut world = World {
         net: net.clone(),
-        collector: Rc::new(Collector::new(epoch)),
+        collector,
+        observer,
         clock,
         nodes: Vec::new(),
         ids: Vec::new(),
@@ -332,11 +357,17 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         started: 0,
         next_file_op: FILE_PUBLISH_OPS,
         recovery: sc.recovery.enabled().then(|| RecoveryRun::new(&sc, &churn_events, stream(sc.seed, STREAM_RECOVERY))),
+        keep: returning.then(Keep::default),
+        sync: None,
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
     // (as a rendezvous point everyone registered with would).
     let identities: Vec<(Rc<Identity>, u64)> = (0..sc.nodes).map(|_| world.new_identity()).collect();
+    if let Some(truth) = sync_truth {
+        let owners: Vec<Rc<Identity>> = identities.iter().map(|(i, _)| i.clone()).collect();
+        world.sync = Some(SyncRun::new(&sc, &owners, truth, stream(sc.seed, STREAM_SYNC)));
+    }
     for (slot, ident) in identities.iter().enumerate() {
         let others = identities.len() - 1;
         let n = sc.bootstrap.peers.min(others);
@@ -350,7 +381,11 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
     let mut part_rng = stream(sc.seed, STREAM_PARTITION);
     let mut content_rng = stream(sc.seed, STREAM_CONTENT);
     let mut samples: Vec<Sample> = Vec::new();
-    for (at_ms, _, action) in timeline(&sc, churn_events, &mut content_rng) {
+    let mut plan = timeline(&sc, churn_events, &mut content_rng);
+    plan.extend(sync::actions(&sc, &mut stream(sc.seed, STREAM_SYNC_TIMELINE)));
+    // Stable: without a sync workload nothing moves.
+    plan.sort_by_key(|(at, kind, _)| (*at, *kind));
+    for (at_ms, _, action) in plan {
         tokio::time::sleep_until(epoch + std::time::Duration::from_millis(at_ms)).await;
         match action {
             Action::Churn(ev) => match ev.action {
@@ -360,7 +395,12 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     let ident = world.new_identity();
                     world.start_node(slot, ident, boot);
                 }
+                ChurnAction::Offline { slot } => world.go_offline(slot, at_ms),
+                ChurnAction::Online { slot } => world.come_back(slot, at_ms),
             },
+            Action::SyncWrite => sync::write(&mut world, at_ms),
+            Action::SyncRead => sync::read(&mut world, at_ms),
+            Action::SyncCheck => sync::check(&mut world, at_ms),
             Action::PartitionStart(fraction) => {
                 let mut live = world.live_slots();
                 live.shuffle(&mut part_rng);
@@ -447,12 +487,14 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     known_peers_mean: world.collector.known_peers_mean(&live_slots),
                     departed: world.departed,
                     adversary_link_share: world.collector.adversary_link_share(),
+                    sync_pending: world.sync_pending(),
                 });
                 progress.set(at_ms / 1000, &samples);
             }
         }
     }
     progress.finish();
+    sync::check(&mut world, sc.duration_s * 1000);
     for node in world.nodes.iter().flatten() {
         node.stop();
     }

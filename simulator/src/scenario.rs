@@ -42,6 +42,8 @@ pub struct Scenario {
     pub content: ContentSpec,
     #[serde(default)]
     pub recovery: crate::recovery::RecoverySpec,
+    #[serde(default)]
+    pub sync: crate::sync::SyncSpec,
 }
 
 /// The content workload: nodes publish chunks, and probes fetch published chunks from random
@@ -170,6 +172,18 @@ pub enum ChurnSpec {
     },
     /// `percent` of the nodes crash at `at_s`; nobody replaces them.
     MassFailure { percent: f64, at_s: u64 },
+    /// Returning users: nodes go offline and come back with the same identity and store;
+    /// `offline_share` of them offline at a time on average, online periods of mean
+    /// `mean_online_s`, both period lengths Weibull of `weibull_shape` (see `crate::sessions`).
+    Sessions {
+        offline_share: f64,
+        #[serde(default = "default_mean_online_s")]
+        mean_online_s: u64,
+        #[serde(default = "default_weibull_shape")]
+        weibull_shape: f64,
+        #[serde(default)]
+        start_s: u64,
+    },
     /// `percent` of the nodes leave at random times within the window; nobody replaces them.
     Shrink {
         percent: f64,
@@ -181,6 +195,10 @@ pub enum ChurnSpec {
 
 fn default_weibull_shape() -> f64 {
     0.5
+}
+
+fn default_mean_online_s() -> u64 {
+    600 // guess: a ten-minute visit
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -371,6 +389,24 @@ impl Scenario {
                     format!("must be within 0.05..=10, got {weibull_shape}"),
                 )?;
             }
+            ChurnSpec::Sessions { offline_share, mean_online_s, weibull_shape, start_s } => {
+                ensure(
+                    offline_share.is_finite() && offline_share > 0.0 && offline_share < 0.95,
+                    "churn.offline_share",
+                    format!("must be a share within 0 < share < 0.95, got {offline_share}"),
+                )?;
+                ensure(
+                    mean_online_s >= 10,
+                    "churn.mean_online_s",
+                    format!("must be at least 10, got {mean_online_s}"),
+                )?;
+                ensure(
+                    weibull_shape.is_finite() && (0.2..=10.0).contains(&weibull_shape),
+                    "churn.weibull_shape",
+                    format!("must be within 0.2..=10, got {weibull_shape}"),
+                )?;
+                ensure(start_s < d, "churn.start_s", format!("must be below duration_s ({d}), got {start_s}"))?;
+            }
             ChurnSpec::MassFailure { percent, at_s } => {
                 percent_ok("churn.percent", percent)?;
                 ensure(at_s < d, "churn.at_s", format!("must be below duration_s ({d}), got {at_s}"))?;
@@ -411,6 +447,7 @@ impl Scenario {
         }
         self.node.validate().map_err(|e| (format!("node.{}", e.field), e.reason))?;
         self.recovery.validate(d)?;
+        self.sync.validate(self.nodes, d)?;
         // Checked after the node section so a bad node config is reported as itself.
         let max_conn = self.node.links.max_connections;
         ensure(

@@ -8,13 +8,13 @@
 use super::config::SyncConfig;
 use super::queue::{QueueError, QueueInput, QueueOutput, SyncQueue};
 use super::record::{RecordError, RecordId};
-use super::replica::{PeerError, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
+use super::replica::{PeerError, PersistOp, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
 use super::store::{self, Restored};
 use super::view::RecordView;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::identity::{Envelope, Identity, Verifier};
 use crate::links::LinkView;
-use crate::observer::Offence;
+use crate::observer::{Event, Offence, SyncNote};
 use crate::routing::{closest, Key, TableView};
 use crate::storage::{Op, Table};
 use crate::time::Millis;
@@ -123,6 +123,10 @@ pub struct SyncCore {
     next_round: Option<Millis>,
     /// Reads waiting for replicas' answers, by deadline.
     reads: BTreeMap<(Millis, OpId), RecordId>,
+    /// Records whose state a peer's versions just changed (handed on to the other linked
+    /// replicas at once, not at the next round), with the peer they came from.
+    changed: Vec<RecordId>,
+    changed_by: Option<PeerId>,
     stats: SyncStats,
     out: Outputs<Output>,
 }
@@ -148,6 +152,8 @@ impl SyncCore {
             table,
             next_round: None,
             reads: BTreeMap::new(),
+            changed: Vec::new(),
+            changed_by: None,
             stats: SyncStats::default(),
             out: Outputs::new(),
         }
@@ -211,16 +217,28 @@ impl SyncCore {
         self.replica.record(record).map_or_else(|| RecordView::empty(record), |s| RecordView::of(record, s))
     }
 
+    /// Ask the record's replicas for what they hold (linked ones at once; links to the others are
+    /// asked for, and they are asked when the link comes up) and answer after `read_wait_ms`.
     fn read(&mut self, now: Millis, op: OpId, record: RecordId) {
-        let linked: Vec<PeerId> = self.replica_set(&record).into_iter().filter(|p| self.view.contains(p)).collect();
-        if linked.is_empty() || self.cfg.read_wait_ms == 0 {
+        let replicas = self.replica_set(&record);
+        if replicas.is_empty() || self.cfg.read_wait_ms == 0 {
             let view = self.view_of(&record);
             return self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
         }
-        for peer in linked {
-            self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+        for peer in replicas {
+            if self.view.contains(&peer) {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+            } else {
+                self.out.push_back(Output::Want(peer));
+            }
         }
         self.reads.insert((now + self.cfg.read_wait_ms, op), record);
+    }
+
+    /// Records of waiting reads that `peer` replicates (asked of it when its link comes up).
+    fn reads_for(&self, peer: &PeerId) -> Vec<RecordId> {
+        let records: BTreeSet<&RecordId> = self.reads.values().collect();
+        records.into_iter().filter(|r| self.replica_set(r).contains(peer)).cloned().collect()
     }
 
     fn answer_reads(&mut self, now: Millis) {
@@ -286,13 +304,19 @@ impl SyncCore {
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         self.queue.handle(now, QueueInput::Link(ev));
         if let LinkEvent::Up { peer, .. } = ev {
-            // A new peer may enter replica sets; then reconcile what it shares with us.
+            // A new peer may enter replica sets; then reconcile what it shares with us, and what
+            // waiting reads want of it.
             self.refresh_replicas(now);
             self.exchange(now, &BTreeSet::from([peer]));
+            let wanted = self.reads_for(&peer);
+            if !wanted.is_empty() {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records: wanted });
+            }
         }
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, msg: SyncMessage) {
+        self.changed_by = Some(from);
         match msg {
             SyncMessage::Ack { ids } => self.queue.handle(now, QueueInput::Ack { from, ids }),
             msg => self.replica.handle(now, ReplicaInput::Received { from, msg }),
@@ -304,7 +328,16 @@ impl SyncCore {
         while let Some(o) = self.replica.poll_output() {
             match o {
                 ReplicaOutput::Send { to, msg } => self.send(to, msg),
-                ReplicaOutput::Persist(ops) => self.out.push_back(Output::Store(store::record_ops(ops))),
+                ReplicaOutput::Persist(ops) => {
+                    for op in &ops {
+                        let note = match op {
+                            PersistOp::Put { record, id, .. } => SyncNote::Kept { record: record.clone(), id: *id },
+                            PersistOp::Delete { record, id } => SyncNote::Evicted { record: record.clone(), id: *id },
+                        };
+                        self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note))));
+                    }
+                    self.out.push_back(Output::Store(store::record_ops(ops)))
+                }
                 ReplicaOutput::Invalid { from, error } => {
                     if let PeerError::Version(RecordError::Signature(r)) = &error {
                         let offence = Offence::InvalidEnvelope(*r);
@@ -322,14 +355,24 @@ impl SyncCore {
                 }
                 // Written and refused local writes are answered by `write` itself; a change of a
                 // record concerns readers, who ask.
-                ReplicaOutput::Written(_) | ReplicaOutput::WriteRefused { .. } | ReplicaOutput::Changed { .. } => {}
+                ReplicaOutput::Written(_) | ReplicaOutput::WriteRefused { .. } => {}
+                // A change a peer's versions made goes on to the other replicas (see `propagate`);
+                // a local write goes out through the queue.
+                ReplicaOutput::Changed { record } => {
+                    if self.changed_by.is_some() {
+                        self.changed.push(record);
+                    }
+                }
             }
         }
         while let Some(o) = self.queue.poll_output() {
             match o {
                 QueueOutput::Send { to, msg } => self.send(to, msg),
                 QueueOutput::Persist(ops) => self.out.push_back(Output::Store(store::queue_ops(ops))),
-                QueueOutput::Acknowledged { .. } => {}
+                QueueOutput::Acknowledged { id, record } => {
+                    let note = SyncNote::Acknowledged { record, id };
+                    self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note))));
+                }
                 QueueOutput::Refused { error, .. } => {
                     self.out.push_back(Output::Dropped { from: None, error: error.to_string() })
                 }
@@ -345,10 +388,33 @@ impl SyncCore {
         self.out.push_back(Output::Effect(Effect::Send { to, msg: Message::Sync(msg) }));
     }
 
-    /// After every input: drain the parts, keep rounds going while records are held, report
-    /// changed figures.
+    /// Versions a peer sent changed these records: start a reconciliation of them with their
+    /// other linked replicas now, so a write reaches the whole replica set in a few round trips
+    /// rather than at the next anti-entropy round (a digest each; equal digests end it).
+    fn propagate(&mut self, now: Millis) {
+        let (records, from) = (std::mem::take(&mut self.changed), self.changed_by.take());
+        let mut by_peer: BTreeMap<PeerId, Vec<RecordId>> = BTreeMap::new();
+        for r in records {
+            for p in self.replica_set(&r) {
+                if Some(p) != from && self.view.contains(&p) {
+                    by_peer.entry(p).or_default().push(r.clone());
+                }
+            }
+        }
+        for (peer, records) in by_peer {
+            self.replica.handle(now, ReplicaInput::Exchange { peer, records });
+        }
+    }
+
+    /// After every input: drain the parts, hand changes on, keep rounds going while records are
+    /// held, report changed figures.
     fn settle(&mut self, now: Millis) {
         self.drain();
+        if !self.changed.is_empty() {
+            self.propagate(now);
+            self.drain();
+        }
+        self.changed_by = None;
         if self.replica.is_empty() {
             self.next_round = None;
         } else if self.next_round.is_none() {
