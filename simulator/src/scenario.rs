@@ -390,22 +390,8 @@ impl Scenario {
                 )?;
             }
             ChurnSpec::Sessions { offline_share, mean_online_s, weibull_shape, start_s } => {
-                ensure(
-                    offline_share.is_finite() && offline_share > 0.0 && offline_share < 0.95,
-                    "churn.offline_share",
-                    format!("must be a share within 0 < share < 0.95, got {offline_share}"),
-                )?;
-                ensure(
-                    mean_online_s >= 10,
-                    "churn.mean_online_s",
-                    format!("must be at least 10, got {mean_online_s}"),
-                )?;
-                ensure(
-                    weibull_shape.is_finite() && (0.2..=10.0).contains(&weibull_shape),
-                    "churn.weibull_shape",
-                    format!("must be within 0.2..=10, got {weibull_shape}"),
-                )?;
-                ensure(start_s < d, "churn.start_s", format!("must be below duration_s ({d}), got {start_s}"))?;
+                let p = crate::sessions::SessionsParams { offline_share, mean_online_s, weibull_shape, start_s };
+                p.validate(d)?;
             }
             ChurnSpec::MassFailure { percent, at_s } => {
                 percent_ok("churn.percent", percent)?;

@@ -30,6 +30,25 @@ pub struct SessionsParams {
 }
 
 impl SessionsParams {
+    /// Checked against the run's `duration_s`; (field, reason) on error.
+    pub fn validate(&self, duration_s: u64) -> Result<(), (String, String)> {
+        let err = |f: &str, r: String| Err((format!("churn.{f}"), r));
+        let (share, shape) = (self.offline_share, self.weibull_shape);
+        if !(share.is_finite() && share > 0.0 && share < 0.95) {
+            return err("offline_share", format!("must be a share within 0 < share < 0.95, got {share}"));
+        }
+        if self.mean_online_s < 10 {
+            return err("mean_online_s", format!("must be at least 10, got {}", self.mean_online_s));
+        }
+        if !(shape.is_finite() && (0.2..=10.0).contains(&shape)) {
+            return err("weibull_shape", format!("must be within 0.2..=10, got {shape}"));
+        }
+        if self.start_s >= duration_s {
+            return err("start_s", format!("must be below duration_s ({duration_s}), got {}", self.start_s));
+        }
+        Ok(())
+    }
+
     pub fn mean_offline_s(&self) -> f64 {
         self.mean_online_s as f64 * self.offline_share / (1.0 - self.offline_share)
     }
@@ -207,6 +226,17 @@ mod tests {
                 assert!((all - held).abs() < 0.01, "report says {held}, counted {all}");
             }
         }
+    }
+
+    #[test]
+    fn bad_parameters_name_their_field() {
+        assert!(params(0.5, 600, 0.5, 60).validate(3600).is_ok());
+        let field = |p: SessionsParams| p.validate(3600).unwrap_err().0;
+        assert_eq!(field(params(0.0, 600, 0.5, 60)), "churn.offline_share");
+        assert_eq!(field(params(0.99, 600, 0.5, 60)), "churn.offline_share");
+        assert_eq!(field(params(0.5, 5, 0.5, 60)), "churn.mean_online_s");
+        assert_eq!(field(params(0.5, 600, 0.1, 60)), "churn.weibull_shape");
+        assert_eq!(field(params(0.5, 600, 0.5, 3600)), "churn.start_s");
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl SyncTruth {
         self.reads_divergent += usize::from(missed);
         if missed {
             let holds = view.versions;
-            tracing::info!(target: "swarm_sim::sync", record, started_ms, holds, shown = shown.len(), "divergent read");
+            tracing::info!(target: "swarm_sim::sync", op, record, started_ms, holds, shown = shown.len(), "divergent read");
         }
     }
 
@@ -255,13 +255,15 @@ impl SyncTruth {
     }
 
     /// Mark converged the acknowledged writes every one of their record's live replicas covers;
-    /// `replicas(record)` names them.
-    pub fn check(&mut self, now_ms: u64, mut replicas: impl FnMut(usize) -> Vec<PeerId>) {
+    /// `live(record)` names the live nodes nearest the record's key first, the replicas being
+    /// the first `rf`.
+    pub fn check(&mut self, now_ms: u64, rf: usize, mut live: impl FnMut(usize) -> Vec<PeerId>) {
         let mut cache: BTreeMap<usize, Vec<PeerId>> = BTreeMap::new();
         let pending: Vec<VersionId> = self.unconverged.iter().copied().collect();
         for id in pending {
             let record = self.versions[&id].record;
-            let reps = cache.entry(record).or_insert_with(|| replicas(record));
+            let near = cache.entry(record).or_insert_with(|| live(record));
+            let reps = &near[..rf.min(near.len())];
             if reps.iter().all(|p| self.covers(*p, &id)) {
                 self.unconverged.remove(&id);
                 if let Some(w) = self.versions.get_mut(&id) {
@@ -277,7 +279,15 @@ impl SyncTruth {
                         format!("{} (holds {n}, back at {:?})", p.short(), self.back_at.get(p))
                     })
                     .collect();
-                tracing::info!(target: "swarm_sim::sync", record, writer = %w.writer.short(), written_ms = w.written_ms, acked_ms = ?w.acked_ms, now_ms, ?lacking, "slow convergence");
+                let nearest: Vec<String> =
+                    near.iter().map(|p| format!("{}:{}", &p.short()[..6], u8::from(self.covers(*p, &id)))).collect();
+                let holders: Vec<String> = self
+                    .held
+                    .iter()
+                    .filter(|((_, r), h)| *r == record && h.contains(&id))
+                    .map(|((p, _), _)| p.short()[..6].to_string())
+                    .collect();
+                tracing::info!(target: "swarm_sim::sync", record, writer = %w.writer.short(), written_ms = w.written_ms, acked_ms = ?w.acked_ms, now_ms, ?lacking, ?nearest, ?holders, "slow convergence");
             }
         }
     }

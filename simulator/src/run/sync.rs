@@ -192,8 +192,8 @@ pub(super) fn check(world: &mut World, at_ms: u64) {
     let Some(s) = world.sync.as_mut() else { return };
     s.refresh_order(&world.ids);
     let (order, nodes, ids) = (&s.order, &world.nodes, &world.ids);
-    s.truth.borrow_mut().check(at_ms, |r| {
-        order[r].iter().filter(|slot| nodes[**slot].is_some()).take(rf).map(|slot| ids[*slot]).collect()
+    s.truth.borrow_mut().check(at_ms, rf, |r| {
+        order[r].iter().filter(|slot| nodes[**slot].is_some()).take(rf + 5).map(|slot| ids[*slot]).collect()
     });
 }
 
