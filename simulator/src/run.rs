@@ -51,6 +51,7 @@ const STREAM_ADVERSARY: u64 = 15;
 const STREAM_CONTENT: u64 = 16;
 const STREAM_NAT: u64 = 17;
 const STREAM_RECOVERY: u64 = 18;
+const STREAM_REDISCOVER: u64 = 19;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -91,6 +92,11 @@ struct World {
     /// One signature verifier for the whole run: a rumour many nodes receive is verified once.
     verifier: Rc<MemoVerifier>,
     boot_rng: ChaCha8Rng,
+    /// Answers to nodes that ask the rendezvous point again (their own stream: a run where no
+    /// node is ever isolated draws nothing from it).
+    rediscover_rng: ChaCha8Rng,
+    /// Times an isolated node asked the rendezvous point again.
+    rediscoveries: u64,
     adv_rng: ChaCha8Rng,
     /// Who is behind a NAT (its own stream: scenarios without NAT draw nothing from the others).
     nat_rng: ChaCha8Rng,
@@ -118,6 +124,32 @@ impl World {
     /// crashed ones whose registration has not expired yet. Drawn by rejection over slots and
     /// listed-dead entries (a join must not cost a pass over the whole population).
     fn rendezvous_answer(&mut self, now_ms: u64, exclude: usize) -> Vec<PeerId> {
+        let mut rng = std::mem::replace(&mut self.boot_rng, stream(0, 0));
+        let answer = self.rendezvous_pick(now_ms, exclude, &mut rng);
+        self.boot_rng = rng;
+        answer
+    }
+
+    /// A live node with no link at all asks the rendezvous point again, as a real node's
+    /// discover loop does (`src/node/net.rs`): every peer a joiner was told of can have died
+    /// since (the rendezvous lists crashed nodes for `rendezvous_ttl_s`), and without this such a
+    /// node stays alone for good. Checked at every sample.
+    fn rediscover_isolated(&mut self, now_ms: u64) {
+        for slot in self.live_slots() {
+            if !self.nodes[slot].as_ref().is_some_and(|n| n.links().is_empty()) {
+                continue;
+            }
+            let mut rng = std::mem::replace(&mut self.rediscover_rng, stream(0, 0));
+            let peers = self.rendezvous_pick(now_ms, slot, &mut rng);
+            self.rediscover_rng = rng;
+            if let Some(node) = &self.nodes[slot] {
+                self.rediscoveries += 1;
+                node.learn(peers);
+            }
+        }
+    }
+
+    fn rendezvous_pick(&mut self, now_ms: u64, exclude: usize, rng: &mut ChaCha8Rng) -> Vec<PeerId> {
         let ttl_ms = self.sc.bootstrap.rendezvous_ttl_s * 1000;
         while self.listed_dead.front().is_some_and(|(_, t)| now_ms.saturating_sub(*t) > ttl_ms) {
             self.listed_dead.pop_front();
@@ -129,7 +161,7 @@ impl World {
         let mut tries = 0;
         while picked.len() < want && tries < 64 * want.max(1) {
             tries += 1;
-            let i = self.boot_rng.gen_range(0..slots + self.listed_dead.len());
+            let i = rng.gen_range(0..slots + self.listed_dead.len());
             let id = if i < slots {
                 if i == exclude || self.nodes[i].is_none() {
                     continue;
@@ -324,6 +356,8 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             MemoVerifier::with_lookahead(VERIFIER_MEMO).unwrap_or_else(|_| MemoVerifier::new(VERIFIER_MEMO)),
         ),
         boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
+        rediscover_rng: stream(sc.seed, STREAM_REDISCOVER),
+        rediscoveries: 0,
         adv_rng: stream(sc.seed, STREAM_ADVERSARY),
         nat_rng: stream(sc.seed, STREAM_NAT),
         natted: BTreeSet::new(),
@@ -449,6 +483,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     adversary_link_share: world.collector.adversary_link_share(),
                 });
                 progress.set(at_ms / 1000, &samples);
+                world.rediscover_isolated(at_ms);
             }
         }
     }

@@ -36,7 +36,7 @@ impl RecoveryCore {
             if let Found::List(list) = f.on_reply(&from, reply.clone()) {
                 let fresh: Vec<PeerId> = list.holders.iter().filter(|h| **h != self.me).copied().collect();
                 for h in &fresh {
-                    if f.ask(*h, self.view.contains(h)) {
+                    if f.ask(now, *h, self.view.contains(h)) {
                         let body = ListRequest { user_id: f.user_id().to_string(), storer: *h };
                         requests.push((*h, sign(&self.identity, &body, unix)));
                     }
@@ -67,7 +67,7 @@ impl RecoveryCore {
         let mut requests = Vec::new();
         let finders = self.sessions.values_mut().filter_map(|r| r.finder.as_mut()).chain(self.placing.as_mut());
         for f in finders {
-            for p in f.next_queries(|p| view.contains(p)) {
+            for p in f.next_queries(now, |p| view.contains(p)) {
                 let body = ListRequest { user_id: f.user_id().to_string(), storer: p };
                 requests.push((p, sign(&self.identity, &body, unix)));
             }
@@ -79,6 +79,42 @@ impl RecoveryCore {
             let placed = self.placing.take().expect("checked");
             self.place_list(now, placed.closest(self.cfg.list_rf));
         }
+    }
+
+    /// A recovery's list search ended with nothing: a new one from what this node knows now.
+    pub(super) fn search_again(&mut self, now: Millis, op: OpId) {
+        let Some(user) = self.sessions.get(&op).and_then(|r| r.finder.as_ref()).map(|f| f.user_id().to_string()) else {
+            return;
+        };
+        let seeds = self.list_targets(&user, 4 * self.cfg.list_lookup_k);
+        let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
+        if let Some(r) = self.sessions.get_mut(&op) {
+            r.finder = Some(ListFinder::new(&user, seeds, cfg));
+            r.started = now;
+            r.searches += 1;
+        }
+        self.pump_finders(now);
+    }
+
+    /// Questions of list searches that went unanswered too long fail (the search moves on).
+    pub(super) fn expire_list_asks(&mut self, now: Millis) {
+        let mut any = false;
+        for f in self.sessions.values_mut().filter_map(|r| r.finder.as_mut()).chain(self.placing.as_mut()) {
+            any |= f.expire(now);
+        }
+        if any {
+            self.pump_finders(now);
+        }
+    }
+
+    /// The earliest time a list search's question times out.
+    pub(super) fn next_list_expiry(&self) -> Option<Millis> {
+        self.sessions
+            .values()
+            .filter_map(|r| r.finder.as_ref())
+            .chain(self.placing.as_ref())
+            .filter_map(|f| f.next_expiry())
+            .min()
     }
 
     /// A peer a list search asked is out of reach (dial failed, link lost before its answer).
