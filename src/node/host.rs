@@ -185,6 +185,8 @@ pub struct Host {
     pub recovery: Rc<super::recovery::RecoveryWaiters>,
     /// Record operations waiting for the sync actor.
     pub sync: Rc<super::doc::SyncWaiters>,
+    /// Follows and feed listings waiting for the feeds actor.
+    pub feeds: Rc<super::feed::FeedWaiters>,
     /// The node's passphrase (a recovered identity is sealed under it) and data directory.
     pub passphrase: zeroize::Zeroizing<String>,
     pub data: std::path::PathBuf,
@@ -215,6 +217,9 @@ impl Host {
             Request::DocGet { query, reply } => self.doc_get(query, reply).await,
             Request::DocConflicts(reply) => self.doc_conflicts(reply).await,
             Request::DocGrant { request, reply } => drop(reply.send(self.doc_grant(request))),
+            Request::Follow { request, reply } => self.follow(request, reply).await,
+            Request::Unfollow { request, reply } => self.unfollow(request, reply).await,
+            Request::Feed { query, reply } => self.feed(query, reply).await,
         }
     }
 
