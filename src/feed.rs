@@ -33,6 +33,9 @@ pub fn feed(api: &str, limit: usize, json: bool) -> Result<()> {
             "{} #{} {} {:?} {} (published unix ms {}, learned unix ms {})",
             e.user_id, e.seq, e.kind, e.name, e.link, e.published_unix_ms, e.learned_unix_ms
         );
+        if let Some(t) = &e.text {
+            println!("    {t}");
+        }
     }
     println!("{} entries", f.entries.len());
     Ok(())

@@ -70,6 +70,13 @@ fn a_follower_sees_a_post_within_bounded_time_and_keeps_following_across_a_resta
     assert_eq!(f["following"][0]["peer_id"].as_str(), Some(a.peer_id.as_str()), "the peer id was learned: {f}");
     let text = ok(&b.cli(&["get", &link]), "fetch the post");
     assert!(text.contains("hello followers"), "{text}");
+    // b fetched the post by itself as it learned it: the feed shows its text.
+    wait_until("b fetched the post's text", Duration::from_secs(30), || {
+        match feed(&b)["entries"][0]["text"].as_str() {
+            Some("hello followers") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
 
     // b stops; a posts again; b restarts: it still follows a and catches up on the missed post.
     b.proc.terminate(Duration::from_secs(10));

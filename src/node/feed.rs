@@ -8,15 +8,25 @@ use super::host::Host;
 use super::recovery::OpWaiters;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use swarm_engine::feeds::store::StoredFollow;
-use swarm_engine::feeds::{FeedEvent, FeedItem, FollowError, Followee};
+use swarm_engine::feeds::{EntryKind, FeedEvent, FeedItem, FollowError, Followee};
 use swarm_engine::identity::user_id;
 use swarm_engine::wiring::FeedListener;
+use tokio::sync::mpsc;
 
 /// Entries `GET /feed` lists by default, and at most.
 pub const DEFAULT_FEED_LIMIT: usize = 50;
 pub const MAX_FEED_LIMIT: usize = 1000;
+/// Posts learned and waiting to be fetched, at most (more are fetched when `swarm get` asks).
+pub const MAX_PENDING_POST_FETCHES: usize = 256;
+/// Post texts kept for `swarm feed` (the oldest link in order goes first).
+pub const MAX_POST_TEXTS: usize = 1024;
+
+/// Texts of followed users' posts, by link.
+pub type PostTexts = Rc<RefCell<BTreeMap<String, String>>>;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FollowRequest {
@@ -49,6 +59,8 @@ pub struct FeedItemView {
     pub link: String,
     pub published_unix_ms: u64,
     pub learned_unix_ms: u64,
+    /// A post's text, once this node fetched it (it does as it learns the post).
+    pub text: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,17 +73,23 @@ pub struct FeedView {
 pub type FeedWaiters = OpWaiters<FeedEvent>;
 
 impl OpWaiters<FeedEvent> {
-    /// The listener handed to the node: each answer to its waiter (entries learned are logged).
-    pub fn listener(self: &Rc<Self>) -> FeedListener {
+    /// The listener handed to the node: each answer to its waiter; the links of posts learned
+    /// go to `fetch` (dropped when it is full), other entries learned are logged.
+    pub fn listener(self: &Rc<Self>, fetch: mpsc::Sender<String>) -> FeedListener {
         let me = self.clone();
         Box::new(move |ev| match ev {
             FeedEvent::Followed { op, .. } | FeedEvent::Unfollowed { op, .. } | FeedEvent::Feed { op, .. } => {
                 me.deliver(op, ev)
             }
-            FeedEvent::Learned(item) => tracing::info!(
-                user = %user_id(&item.owner), seq = item.entry.seq, kind = item.entry.kind.name(),
-                name = %item.entry.name, "feed: new entry"
-            ),
+            FeedEvent::Learned(item) => {
+                tracing::info!(
+                    user = %user_id(&item.owner), seq = item.entry.seq, kind = item.entry.kind.name(),
+                    name = %item.entry.name, "feed: new entry"
+                );
+                if item.entry.kind == EntryKind::Post && fetch.try_send(item.entry.link).is_err() {
+                    tracing::debug!("feed: too many posts waiting to be fetched; this one is fetched on demand");
+                }
+            }
             FeedEvent::Appended(e) => tracing::info!(seq = e.seq, kind = e.kind.name(), "feed: entry published"),
         })
     }
@@ -81,7 +99,26 @@ fn follow_view(f: &StoredFollow) -> FollowView {
     FollowView { user_id: f.user_id.clone(), peer_id: f.peer.map(|p| p.to_string()), since_unix_ms: f.since_ms }
 }
 
-fn item_view(i: &FeedItem) -> FeedItemView {
+/// Fetch the posts the listener hands over, one at a time, keeping their texts (bounded).
+pub async fn fetch_posts(host: Rc<Host>, mut links: mpsc::Receiver<String>) {
+    while let Some(link) = links.recv().await {
+        if host.post_texts.borrow().contains_key(&link) {
+            continue;
+        }
+        match host.fetch_post_text(&link).await {
+            Some(text) => {
+                let mut texts = host.post_texts.borrow_mut();
+                texts.insert(link, text);
+                while texts.len() > MAX_POST_TEXTS {
+                    texts.pop_first();
+                }
+            }
+            None => tracing::debug!(%link, "feed: a followed post could not be fetched now"),
+        }
+    }
+}
+
+fn item_view(i: &FeedItem, texts: &BTreeMap<String, String>) -> FeedItemView {
     FeedItemView {
         user_id: user_id(&i.owner),
         peer_id: i.owner.to_string(),
@@ -91,6 +128,7 @@ fn item_view(i: &FeedItem) -> FeedItemView {
         link: i.entry.link.clone(),
         published_unix_ms: i.entry.published_ms,
         learned_unix_ms: i.learned_ms,
+        text: texts.get(&i.entry.link).cloned(),
     }
 }
 
@@ -153,7 +191,7 @@ impl Host {
         match rx.await.map_err(|_| gone())? {
             FeedEvent::Feed { items, follows, .. } => Ok(FeedView {
                 following: follows.iter().map(follow_view).collect(),
-                entries: items.iter().map(item_view).collect(),
+                entries: items.iter().map(|i| item_view(i, &self.post_texts.borrow())).collect(),
             }),
             _ => Err(other()),
         }

@@ -160,11 +160,12 @@ pub fn run(a: NodeArgs) -> Result<()> {
         let seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let bootstrap = hints.clone();
         let feeds = Rc::new(feed::FeedWaiters::default());
+        let (post_tx, post_rx) = tokio::sync::mpsc::channel(feed::MAX_PENDING_POST_FETCHES);
         let sync_params = SyncParams {
             store: Some((sync_store, synced)),
             listener: Some(sync.listener()),
             follows: Some((follow_store, follows)),
-            feed_listener: Some(feeds.listener()),
+            feed_listener: Some(feeds.listener(post_tx)),
         };
         let params = NodeParams {
             identity: id.clone(),
@@ -202,10 +203,12 @@ pub fn run(a: NodeArgs) -> Result<()> {
             recovery,
             sync,
             feeds,
+            post_texts: Default::default(),
             passphrase,
             data: a.data.clone(),
         });
         actix::spawn(host::serve(req_rx, host.clone()));
+        actix::spawn(feed::fetch_posts(host.clone(), post_rx));
         let learner = host.clone();
         let mut learned = net.learned;
         actix::spawn(async move {
