@@ -2,8 +2,8 @@
 //! announced: a signed [`Announcement`] sent to every link, which receivers check, de-duplicate,
 //! keep (the latest few per owner) and pass on to `fanout` random links while `hops` last and the
 //! owner's rate allows. A node that follows the owner learns the entry. Followers also catch up:
-//! when they come online they `Ask` their first links for what those hold of the followed owners,
-//! and they read the followed feed records through sync then and every `poll_interval_ms`.
+//! they `Ask` each new link for what it holds of their followed owners, and read the followed
+//! feed records through sync when they come back online and every `poll_interval_ms`.
 //!
 //! Pure: `now` comes in, sends, sync reads and writes and table writes go out.
 
@@ -31,10 +31,6 @@ pub type OpId = u64;
 
 /// Followed feeds read per poll round, at most (the rest in the next rounds).
 pub const MAX_READS_PER_ROUND: usize = 64;
-/// Links a follower asks for what it missed each time it comes online (at start, on return):
-/// a node that stayed online missed nothing the announcements did not bring (measured at 200
-/// nodes: asking every new link cost ~7,000 messages in 15 minutes for nothing).
-pub const ASK_LINKS: usize = 4;
 /// A started node announces its own latest entries this long after its first link (so that
 /// more links are up).
 pub const START_ANNOUNCE_DELAY_MS: Millis = 10_000;
@@ -150,8 +146,6 @@ pub struct FeedsCore {
     by_owner: RateLimiter<PeerId>,
     by_link: RateLimiter<PeerId>,
     online: bool,
-    /// Links still to be asked for the followed users' latest since this node came online.
-    asks_left: usize,
     /// The start announcement, once the first link is up.
     announce_at: Option<Millis>,
     announced_start: bool,
@@ -193,7 +187,6 @@ impl FeedsCore {
             cache: BTreeMap::new(),
             cache_touched: BTreeMap::new(),
             online: false,
-            asks_left: 0,
             announce_at: None,
             announced_start: false,
             next_poll: None,
@@ -427,12 +420,8 @@ impl FeedsCore {
                 if !self.announced_start && self.announce_at.is_none() && !self.own.entries.is_empty() {
                     self.announce_at = Some(now + START_ANNOUNCE_DELAY_MS);
                 }
-                if !self.online {
-                    self.asks_left = ASK_LINKS;
-                }
                 let owners = self.follows.known_peers(MAX_ASK_OWNERS);
-                if !owners.is_empty() && self.asks_left > 0 {
-                    self.asks_left -= 1;
+                if !owners.is_empty() {
                     self.out.push_back(Output::Effect(Effect::Send {
                         to: peer,
                         msg: Message::Feed(FeedMessage::Ask { owners }),
