@@ -79,8 +79,9 @@ pub struct FeedsLog {
     pub skipped: u64,
     /// (post index, follower) -> first learned at (ms).
     pub learned: BTreeMap<(usize, PeerId), u64>,
-    /// Follower -> when it crashed (ms), for the reach window.
-    pub crashed: BTreeMap<PeerId, u64>,
+    /// Follower -> when it went down (ms; several times for a node that comes back), for the
+    /// reach window.
+    pub crashed: BTreeMap<PeerId, Vec<u64>>,
     /// Entries learned of posts the run did not make as such (other publications, restarts).
     pub other_learned: u64,
 }
@@ -111,7 +112,7 @@ impl FeedsLog {
                     delays_s.push(t.saturating_sub(p.at_ms) as f64 / 1000.0);
                 }
                 // Reach counts followers that stayed up through the window.
-                if self.crashed.get(f).is_some_and(|c| *c >= p.at_ms && *c < deadline) {
+                if self.crashed.get(f).is_some_and(|c| c.iter().any(|t| (p.at_ms..deadline).contains(t))) {
                     continue;
                 }
                 due += 1;
@@ -156,7 +157,7 @@ mod tests {
         log.on_learned(f1, a, "post-0", 3000);
         log.on_learned(f1, a, "post-0", 9000); // a second copy changes nothing
         log.on_learned(f2, a, "post-0", 200_000); // after the window
-        log.crashed.insert(f3, 5000); // down within the window: not due
+        log.crashed.insert(f3, vec![500, 5000]); // down within the window: not due
         log.on_learned(f1, f2, "post-0", 3000); // wrong author: not this post
         let s = log.summary(120_000, 1_000_000);
         assert_eq!((s.posts, s.pairs_due, s.pairs_reached), (2, 2, 1));

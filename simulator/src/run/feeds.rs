@@ -129,7 +129,7 @@ fn follow(world: &mut World, slot: usize) {
 pub(super) fn on_crash(world: &mut World, id: PeerId, at_ms: u64) {
     if let Some(f) = world.feeds.as_mut() {
         if f.follows.get(&id).is_some_and(|a| !a.is_empty()) {
-            f.log.borrow_mut().crashed.entry(id).or_insert(at_ms);
+            f.log.borrow_mut().crashed.entry(id).or_default().push(at_ms);
         }
     }
 }
