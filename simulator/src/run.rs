@@ -15,7 +15,7 @@ use swarm_engine::files::{FileListener, FilesHandle};
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::links::Purpose;
-use swarm_engine::node::{Node, NodeParams};
+use swarm_engine::node::{Node, NodeParams, SyncParams};
 use swarm_engine::replication::ContentFaults;
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::time::Clock;
@@ -23,8 +23,10 @@ use swarm_engine::PeerId;
 use swarm_transport_sim::{NetConfig, SimNet};
 use tokio::time::Instant;
 
+mod feeds;
 mod recovery;
 mod summary;
+use feeds::FeedsRun;
 use recovery::RecoveryRun;
 use summary::build_report;
 
@@ -51,7 +53,9 @@ const STREAM_ADVERSARY: u64 = 15;
 const STREAM_CONTENT: u64 = 16;
 const STREAM_NAT: u64 = 17;
 const STREAM_RECOVERY: u64 = 18;
-const STREAM_REDISCOVER: u64 = 19;
+const STREAM_FEEDS: u64 = 19;
+const STREAM_POSTS: u64 = 20;
+const STREAM_REDISCOVER: u64 = 21;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -76,6 +80,7 @@ enum Action {
     Backup,
     LoseDevices,
     Recover,
+    Post,
 }
 
 /// Everything the driver tracks about the population.
@@ -110,6 +115,8 @@ struct World {
     next_file_op: u64,
     /// The recovery workload, when the scenario has one.
     recovery: Option<RecoveryRun>,
+    /// The feeds workload, when the scenario has one.
+    feeds: Option<FeedsRun>,
 }
 
 /// First op id of file publications.
@@ -216,6 +223,8 @@ impl World {
         // Connectivity is the honest swarm's: isolated adversaries are the point.
         self.net.set_unobserved(slot as u32, self.collector.is_adversary(&id));
         let mut config = self.sc.node.clone();
+        // Publications go into feeds only where the scenario measures them (other traces stay).
+        config.feeds.enabled = self.sc.feeds.enabled();
         let nat = self.sc.network.nat_share > 0.0 && self.nat_rng.gen_bool(self.sc.network.nat_share);
         self.net.set_nat(slot as u32, nat);
         if nat {
@@ -247,16 +256,22 @@ impl World {
             recovery_store: None,
             recovery_listener: self.recovery.as_ref().map(|r| r.listener(id, self.clock)),
         };
-        let (node, inbox) = Node::start(params).expect("an empty in-memory store always opens");
+        let sync = SyncParams {
+            feed_listener: self.feeds.as_ref().map(|f| f.listener(id, self.clock)),
+            ..SyncParams::default()
+        };
+        let (node, inbox) = Node::start_with_sync(params, sync).expect("an empty in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));
         self.nodes[slot] = Some(node);
         self.live += 1;
         self.collector.set_live(self.live);
+        feeds::on_start(self, slot);
     }
 
     fn crash(&mut self, slot: usize, now_ms: u64) {
         if let Some(node) = self.nodes[slot].take() {
             node.stop();
+            feeds::on_crash(self, node.id, now_ms);
             self.net.crash(slot as u32);
             self.collector.forget(&node.id);
             self.listed_dead.push_back((node.id, now_ms));
@@ -315,6 +330,9 @@ fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>, rng: &mut ChaCha8Rng) 
         t.push((r.lose_at_s * 1000, 5, Action::LoseDevices));
         t.push(((r.lose_at_s + r.recover_after_s) * 1000, 5, Action::Recover));
     }
+    if sc.feeds.enabled() {
+        t.extend(FeedsRun::post_times(sc, stream(sc.seed, STREAM_POSTS)).into_iter().map(|at| (at, 6, Action::Post)));
+    }
     for p in &sc.partitions {
         t.push((p.at_s * 1000, 1, Action::PartitionStart(p.fraction)));
         t.push((p.heal_s * 1000, 1, Action::PartitionHeal));
@@ -366,6 +384,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         started: 0,
         next_file_op: FILE_PUBLISH_OPS,
         recovery: sc.recovery.enabled().then(|| RecoveryRun::new(&sc, &churn_events, stream(sc.seed, STREAM_RECOVERY))),
+        feeds: sc.feeds.enabled().then(|| FeedsRun::new(&sc, &churn_events, stream(sc.seed, STREAM_FEEDS))),
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
@@ -380,6 +399,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             .collect();
         world.start_node(slot, ident.clone(), boot);
     }
+    feeds::ready(&mut world);
     let progress = crate::progress::Progress::new(opts.progress, sc.duration_s);
     let mut part_rng = stream(sc.seed, STREAM_PARTITION);
     let mut content_rng = stream(sc.seed, STREAM_CONTENT);
@@ -465,6 +485,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             Action::Backup => recovery::backup(&mut world),
             Action::LoseDevices => recovery::lose_devices(&mut world, at_ms),
             Action::Recover => recovery::recover(&mut world, at_ms),
+            Action::Post => feeds::post(&mut world, at_ms),
             Action::PartitionHeal => {
                 for slot in 0..world.nodes.len() {
                     net.set_side(slot as u32, 0);
