@@ -137,13 +137,15 @@ impl World {
         answer
     }
 
-    /// A live node with no link at all asks the rendezvous point again, as a real node's
+    /// A live node that has never had a link asks the rendezvous point again, as a real node's
     /// discover loop does (`src/node/net.rs`): every peer a joiner was told of can have died
     /// since (the rendezvous lists crashed nodes for `rendezvous_ttl_s`), and without this such a
-    /// node stays alone for good. Checked at every sample.
+    /// node stays alone for good. Checked at every sample. Only the bootstrap failure is modelled:
+    /// a node that had links and lost them all (an isolated adversary, mostly) does not ask again
+    /// here, though a real one would (the isolation measure does not count that yet).
     fn rediscover_isolated(&mut self, now_ms: u64) {
         for slot in self.live_slots() {
-            if !self.nodes[slot].as_ref().is_some_and(|n| n.links().is_empty()) {
+            if !self.nodes[slot].as_ref().is_some_and(|n| n.links().is_empty() && n.links().version() == 0) {
                 continue;
             }
             let mut rng = std::mem::replace(&mut self.rediscover_rng, stream(0, 0));

@@ -85,7 +85,7 @@ pub(super) fn build_report(
     ));
     if world.rediscoveries > 0 {
         notes.push(format!(
-            "{} times a node with no link at all asked the rendezvous point again (checked every sample)",
+            "{} times a node that never had a link asked the rendezvous point again (checked every sample)",
             world.rediscoveries
         ));
     }
