@@ -140,9 +140,8 @@ pub struct FeedsCore {
     own: FeedRecord,
     follows: Follows,
     seen: SeenCache,
-    /// The latest announcements heard per owner (to answer `Ask`s), and when each owner's last came.
-    cache: BTreeMap<PeerId, Vec<Announcement>>,
-    cache_touched: BTreeMap<PeerId, Millis>,
+    /// Per owner, when its last announcement came and the latest ones heard (to answer `Ask`s).
+    cache: BTreeMap<PeerId, (Millis, Vec<Announcement>)>,
     by_owner: RateLimiter<PeerId>,
     by_link: RateLimiter<PeerId>,
     online: bool,
@@ -153,13 +152,6 @@ pub struct FeedsCore {
     poll_cursor: usize,
     stats: FeedStats,
     out: Outputs<Output>,
-}
-
-/// A seen-cache id read before decoding: the owner and the signature's first 8 bytes (ed25519 is
-/// deterministic, so every copy of one announcement carries them; see `gossip::core`).
-fn quick_id(env: &Envelope) -> Option<(PeerId, u64)> {
-    let head: [u8; 8] = env.signature.get(..8)?.try_into().ok()?;
-    Some((env.public_key, u64::from_le_bytes(head)))
 }
 
 impl FeedsCore {
@@ -185,7 +177,6 @@ impl FeedsCore {
             rng,
             own: FeedRecord::default(),
             cache: BTreeMap::new(),
-            cache_touched: BTreeMap::new(),
             online: false,
             announce_at: None,
             announced_start: false,
@@ -217,7 +208,7 @@ impl FeedsCore {
         self.out.push_back(Output::WriteFeed(self.own.encode()));
         let ann = Announcement::seal(&self.identity, entry.clone());
         ann.envelope().announce_to(&*self.verifier);
-        if let Some(id) = quick_id(ann.envelope()) {
+        if let Some(id) = ann.envelope().quick_id() {
             self.seen.insert(id, now);
         }
         self.keep(now, &ann);
@@ -264,7 +255,7 @@ impl FeedsCore {
         let mut relay = Vec::new();
         let hops = hops.min(self.cfg.max_hops);
         for env in items.into_iter().take(MAX_FEED_ITEMS) {
-            let id = quick_id(&env);
+            let id = env.quick_id();
             if env.public_key == self.me || id.is_some_and(|id| self.seen.contains(&id)) {
                 self.stats.duplicates += 1;
                 continue;
@@ -327,7 +318,7 @@ impl FeedsCore {
             .iter()
             .take(MAX_ASK_OWNERS)
             .filter_map(|o| self.cache.get(o))
-            .flatten()
+            .flat_map(|(_, list)| list)
             .map(|a| a.envelope().clone())
             .take(MAX_FEED_ITEMS)
             .collect();
@@ -340,20 +331,19 @@ impl FeedsCore {
     /// Keep an announcement among its owner's latest (highest sequence numbers), within bounds.
     fn keep(&mut self, now: Millis, ann: &Announcement) {
         let owner = ann.owner();
-        let list = self.cache.entry(owner).or_default();
+        let (touched, list) = self.cache.entry(owner).or_insert((now, Vec::new()));
         if list.iter().any(|a| a.entry().seq == ann.entry().seq) {
             return;
         }
         list.push(ann.clone());
         list.sort_by_key(|a| std::cmp::Reverse(a.entry().seq));
         list.truncate(self.cfg.cached_per_owner);
-        self.cache_touched.insert(owner, now);
+        *touched = now;
         while self.cache.len() > self.cfg.max_cached_owners {
-            let Some(oldest) = self.cache_touched.iter().min_by_key(|(p, t)| (**t, **p)).map(|(p, _)| *p) else {
+            let Some(oldest) = self.cache.iter().min_by_key(|(p, (t, _))| (*t, **p)).map(|(p, _)| *p) else {
                 break;
             };
             self.cache.remove(&oldest);
-            self.cache_touched.remove(&oldest);
         }
     }
 
@@ -529,8 +519,10 @@ impl Core for FeedsCore {
 
     fn check_invariants(&self) {
         debug_assert!(self.cache.len() <= self.cfg.max_cached_owners, "announcement cache over its owner bound");
-        debug_assert!(self.cache.values().all(|l| l.len() <= self.cfg.cached_per_owner), "cache over per-owner bound");
-        debug_assert_eq!(self.cache.len(), self.cache_touched.len(), "cache index out of step");
+        debug_assert!(
+            self.cache.values().all(|(_, l)| l.len() <= self.cfg.cached_per_owner),
+            "cache over per-owner bound"
+        );
         debug_assert!(self.seen.len() <= self.cfg.max_seen, "seen cache over its bound");
         self.by_owner.check_invariants();
         self.by_link.check_invariants();

@@ -261,11 +261,7 @@ impl RecoveryCore {
             return self.done(RecoveryEvent::Recovered { op, holders: vec![], result: Err(e) });
         }
         let finder = match (&owner, holders.is_empty()) {
-            (OwnerRef::User(u), true) => {
-                let seeds = self.list_targets(u, 4 * self.cfg.list_lookup_k);
-                let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
-                Some(ListFinder::new(u, seeds, cfg))
-            }
+            (OwnerRef::User(u), true) => Some(self.list_finder(u)),
             _ => None,
         };
         let session = Session::new(owner, self.identity.duplicate(), pass, &holders);
