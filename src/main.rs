@@ -10,6 +10,7 @@ use swarm_simulator::scenario;
 
 mod client;
 mod doc;
+mod feed;
 mod node;
 mod peers;
 
@@ -76,6 +77,29 @@ enum Cmd {
     /// Mutable records: set, get (value and conflicts), list conflicts, grant a writer.
     #[command(subcommand)]
     Doc(doc::DocCmd),
+    /// Follow a user (user id: 16 hex digits, or peer id: 64): their new posts and files show
+    /// in `swarm feed`.
+    Follow {
+        user_id: String,
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+    },
+    /// Stop following a user.
+    Unfollow {
+        user_id: String,
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+    },
+    /// Posts and files of followed users, newest first, with when this node learned them.
+    Feed {
+        #[arg(long, default_value = client::DEFAULT_API)]
+        api: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// (internal) test helpers.
     #[command(hide = true, subcommand)]
     Debug(DebugCmd),
@@ -302,6 +326,9 @@ fn main() -> std::process::ExitCode {
         Cmd::Put { file, post, api } => client::put(&api, file.as_deref(), post),
         Cmd::Get { link, out, api } => client::get(&api, &link, out.as_ref()),
         Cmd::Doc(cmd) => doc::run(cmd),
+        Cmd::Follow { user_id, api } => feed::follow(&api, user_id, true),
+        Cmd::Unfollow { user_id, api } => feed::follow(&api, user_id, false),
+        Cmd::Feed { api, limit, json } => feed::feed(&api, limit, json),
         Cmd::Debug(DebugCmd::Fill { data, records }) => peers::fill(&data, records),
     };
     match result {

@@ -15,6 +15,7 @@ use std::sync::Once;
 use std::time::Duration;
 use swarm_engine::auth::transcript;
 use swarm_engine::content::ChunkId;
+use swarm_engine::feeds::{Announcement, EntryKind, FeedEntry, FeedMessage, Followee};
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Ed25519Verifier, Envelope, Identity};
 use swarm_engine::node::{Node, NodeParams};
@@ -226,9 +227,10 @@ fn variant(m: &Message) -> u8 {
         Message::RouteBack { .. } => 18,
         Message::Recovery(_) => 19,
         Message::Sync(_) => 20,
+        Message::Feed(_) => 21,
     }
 }
-const VARIANTS: u8 = 21;
+const VARIANTS: u8 = 22;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -341,6 +343,41 @@ fn message() -> impl Strategy<Value = Message> {
             }),
         recovery_record().prop_map(Message::Recovery),
         sync_message().prop_map(Message::Sync),
+        feed_message().prop_map(Message::Feed),
+    ]
+}
+
+/// A feed message: real announcements by the hostile peer (which the node follows) or by anyone,
+/// forgeries claiming another owner, envelopes with the announce tag and junk, any hop count;
+/// asks naming the test's peers or anyone.
+fn feed_message() -> impl Strategy<Value = FeedMessage> {
+    let entry = (1u64..1000, any::<bool>(), "[a-z ]{0,20}", "[0-9a-f]{1,80}", 0u64..600_000).prop_map(
+        |(seq, post, name, link, age_ms)| FeedEntry {
+            seq,
+            kind: if post { EntryKind::Post } else { EntryKind::File },
+            name,
+            link,
+            published_ms: UNIX_EPOCH_MS - age_ms,
+        },
+    );
+    let real = (prop_oneof![Just(HOSTILE_SECRET), any::<[u8; 32]>()], entry.clone())
+        .prop_map(|(secret, e)| Announcement::seal(&Identity::from_secret(&secret), e).envelope().clone());
+    let forged = (peer(), entry).prop_map(|(claimed, e)| {
+        let mut env = Announcement::seal(&Identity::from_secret(&HOSTILE_SECRET), e).envelope().clone();
+        env.public_key = claimed;
+        env
+    });
+    let junk = prop::collection::vec(any::<u8>(), 0..128).prop_map(|junk| {
+        Envelope::seal(
+            &Identity::from_secret(&HOSTILE_SECRET),
+            [&b"swarm-feed-announce-v1"[..], &junk].concat(),
+            UNIX_EPOCH_MS,
+        )
+    });
+    prop_oneof![
+        (any::<u8>(), prop::collection::vec(prop_oneof![real, forged, junk], 0..6))
+            .prop_map(|(hops, items)| FeedMessage::Announce { hops, items }),
+        prop::collection::vec(peer(), 0..8).prop_map(|owners| FeedMessage::Ask { owners }),
     ]
 }
 
@@ -404,6 +441,8 @@ fn run_case(frames: &[Frame], gaps_ms: &[u8]) -> bool {
         actix::spawn(net.clone().pump());
         let node = start_node(&net, 0, Clock::with_epoch(epoch, UNIX_EPOCH_MS));
         node.publish(chunk_data());
+        // The node follows the hostile peer, so its announcements reach the follower's paths.
+        node.follow(0, Followee::of(id(&HOSTILE_SECRET)));
         let hostile = RawPeer::new(&net, 1, &HOSTILE_SECRET);
         hostile.handshake(node.id).await;
         for (i, bytes) in frames.into_iter().enumerate() {

@@ -37,6 +37,7 @@ pub struct NodeConfig {
     pub reputation: ReputationConfig,
     pub sync: SyncConfig,
     pub recovery: crate::recovery::RecoveryConfig,
+    pub feeds: crate::feeds::FeedsConfig,
 }
 
 /// Whole files: publications streamed in and fetches streamed out, each holding a bounded
@@ -480,6 +481,7 @@ impl NodeConfig {
         self.reputation.validate()?;
         self.sync.validate(self.replication.rf)?;
         self.recovery.validate()?;
+        self.feeds.validate()?;
         Ok(())
     }
 }

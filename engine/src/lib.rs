@@ -8,6 +8,7 @@ pub mod config;
 pub mod content;
 pub mod core;
 pub mod discovery;
+pub mod feeds;
 pub mod files;
 pub mod gossip;
 pub mod health;

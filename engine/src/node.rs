@@ -5,6 +5,7 @@ use crate::config::NodeConfig;
 use crate::content::{ChunkId, InventoryError, ShareLink};
 use crate::core::{Core, In, Outlet, Shell, Shutdown, Wiring};
 use crate::discovery::{DiscoveryActor, DiscoveryCore, PeerStore, StoredPeer};
+use crate::feeds::{self, store::FollowStore, store::StoredFollow, EntryKind, FeedsActor, FeedsCore, Followee};
 use crate::files::{FileListener, FilesActor, FilesCore, FilesHandle, FilesWiring, OpId, FILES_FETCH_IDS};
 use crate::gossip::{Faults, GossipActor, GossipCore};
 use crate::identity::{Identity, Verifier};
@@ -24,8 +25,9 @@ use crate::topology::{TopologyActor, TopologyCore};
 use crate::transport::Transport;
 use crate::types::PeerId;
 use crate::wiring::{
-    ContentWiring, DiscoveryWiring, GossipWiring, LinksWiring, RecoveryListener, RecoveryWiring, ReputationWiring,
-    SyncListener, SyncStatsView, SyncWiring, TopologyWiring,
+    route_file_events, route_sync_results, ContentWiring, DiscoveryWiring, FeedListener, FeedOps, FeedsWiring,
+    GossipWiring, LinksWiring, RecoveryListener, RecoveryWiring, ReputationWiring, SyncListener, SyncStatsView,
+    SyncWiring, TopologyWiring,
 };
 use actix::{Addr, AsyncContext, Context};
 use bytes::Bytes;
@@ -48,6 +50,10 @@ const STREAM_TOPOLOGY: u64 = 7;
 /// Of the ChaCha20 stream seeded by `secret_seed` (recovery seals keys and draws challenges: it
 /// must be unguessable, like file keys).
 const STREAM_RECOVERY: u64 = 8;
+const STREAM_FEEDS: u64 = 9;
+/// Publications waiting to complete before they go into the feed, at most (the oldest is
+/// forgotten: its entry is not appended).
+const MAX_FEED_OPS: usize = 4096;
 
 /// A file-key seed derived from a node seed: for simulations only (a real node draws its
 /// `secret_seed` from the OS: 64 bits of seed would make its file keys guessable).
@@ -108,6 +114,10 @@ pub struct SyncParams {
     pub store: Option<(SyncStore, sync::store::Restored)>,
     /// Told how writes, reads and conflict listings end.
     pub listener: Option<SyncListener>,
+    /// The follows table and what was read back from it at start.
+    pub follows: Option<(FollowStore, Vec<StoredFollow>)>,
+    /// Told of follows, feed listings and entries learned.
+    pub feed_listener: Option<FeedListener>,
 }
 
 /// Handles to a running node's actors.
@@ -123,6 +133,9 @@ pub struct Node {
     recovery: Addr<RecoveryActor>,
     sync: Addr<SyncActor>,
     sync_stats: SyncStatsView,
+    feeds: Addr<FeedsActor>,
+    /// `None` when publications do not go into the feed (`feeds.enabled` off).
+    feed_ops: Option<FeedOps>,
     view: LinkView,
     trust: TrustView,
 }
@@ -168,6 +181,7 @@ impl Node {
         let fctx: Context<FilesActor> = Context::new();
         let vctx: Context<RecoveryActor> = Context::new();
         let sctx: Context<SyncActor> = Context::new();
+        let fectx: Context<FeedsActor> = Context::new();
         let (laddr, daddr, gaddr, taddr, caddr) =
             (lctx.address(), dctx.address(), gctx.address(), tctx.address(), cctx.address());
         let dispatch = Dispatch {
@@ -178,6 +192,7 @@ impl Node {
             reputation: raddr.clone(),
             recovery: vctx.address(),
             sync: sctx.address(),
+            feeds: fectx.address(),
         };
         let (reputation_core, reputation_store) = match p.reputation_store {
             Some((store, restored)) => {
@@ -271,8 +286,38 @@ impl Node {
             content: caddr.clone(),
             store: sync_store,
             stats: sync_stats.clone(),
-            listener: sp.listener,
+            listener: Some(route_sync_results(fectx.address(), sp.listener)),
         };
+        let mut feeds_core = FeedsCore::new(
+            p.identity.clone(),
+            p.verifier.clone(),
+            p.clock.unix_epoch_ms(),
+            cfg.feeds.clone(),
+            view.clone(),
+            subsystem_rng(p.seed, STREAM_FEEDS),
+        );
+        let own_feed = sync_core
+            .replica()
+            .record(&feeds::feed_record(id))
+            .and_then(|r| r.winner())
+            .filter(|v| v.writer() == id)
+            .map(|v| v.value().to_vec());
+        let (follow_store, follows) = match sp.follows {
+            Some((store, rows)) => (Some(store), rows),
+            None => (None, Vec::new()),
+        };
+        if own_feed.is_some() || !follows.is_empty() {
+            feeds_core.handle(p.clock.now(), feeds::Input::Restore { follows, own: own_feed });
+        }
+        let feeds_wiring = FeedsWiring {
+            me: id,
+            outbox: outbox.clone(),
+            sync: sctx.address(),
+            store: follow_store,
+            listener: sp.feed_listener,
+            next_op: feeds::FEED_SYNC_OPS,
+        };
+        let feeds_actor = Shell::new(feeds_core, boxed(feeds_wiring), p.clock);
         let sync_actor = Shell::new(sync_core, boxed(sync_wiring), p.clock);
         let topology = Shell::new(
             TopologyCore::new(
@@ -299,8 +344,13 @@ impl Node {
             rand_chacha::ChaCha20Rng::from_seed(p.secret_seed),
             opened.published,
         );
+        let feed_ops: Option<FeedOps> = cfg.feeds.enabled.then(FeedOps::default);
+        let file_listener = match &feed_ops {
+            Some(ops) => Some(route_file_events(ops.clone(), fectx.address(), p.file_listener)),
+            None => p.file_listener,
+        };
         let files_wiring =
-            FilesWiring { content: caddr.clone(), store: opened.store, me: files.clone(), listener: p.file_listener };
+            FilesWiring { content: caddr.clone(), store: opened.store, me: files.clone(), listener: file_listener };
         let files_actor = Shell::new(files_core, files_wiring, p.clock);
         let content_wiring = ContentWiring {
             outbox: outbox.clone(),
@@ -345,6 +395,8 @@ impl Node {
             recovery: vctx.run(recovery),
             sync: sctx.run(sync_actor),
             sync_stats,
+            feeds: fectx.run(feeds_actor),
+            feed_ops,
             view,
             trust,
         };
@@ -371,6 +423,7 @@ impl Node {
     /// Start publishing a file: send its bytes with `publish_file_piece`, each after the
     /// `Accepted` that answers the previous one, then `publish_file_finish`.
     pub fn publish_file_begin(&self, op: OpId, name: String) {
+        self.feed_op(op, EntryKind::File, &name);
         self.files.publish_begin(op, name);
     }
 
@@ -384,12 +437,48 @@ impl Node {
 
     /// Give up a publication (what it stored is reclaimed) or a fetch.
     pub fn file_abort(&self, op: OpId) {
+        if let Some(ops) = &self.feed_ops {
+            ops.borrow_mut().remove(&op);
+        }
         self.files.abort(op);
     }
 
     /// Publish a signed post (one public root chunk, recorded like a file).
     pub fn publish_post(&self, op: OpId, text: String) {
+        self.feed_op(op, EntryKind::Post, &text);
         self.files.publish_post(op, text);
+    }
+
+    /// Remember that publication `op` goes into the feed once it completes.
+    fn feed_op(&self, op: OpId, kind: EntryKind, name: &str) {
+        if let Some(ops) = &self.feed_ops {
+            let mut ops = ops.borrow_mut();
+            ops.insert(op, (kind, feeds::FeedEntry::trim_name(name)));
+            while ops.len() > MAX_FEED_OPS {
+                ops.pop_first();
+            }
+        }
+    }
+
+    // ---- feeds (answered through the feed listener; see `crate::feeds`) ---------------------
+
+    /// Follow `user`: its new posts and files are learned from announcements and its feed record.
+    pub fn follow(&self, op: u64, user: Followee) {
+        self.feeds.do_send(In(feeds::Input::Follow { op, user }));
+    }
+
+    pub fn unfollow(&self, op: u64, user: Followee) {
+        self.feeds.do_send(In(feeds::Input::Unfollow { op, user }));
+    }
+
+    /// Entries of followed users, newest first, at most `limit`.
+    pub fn feed(&self, op: u64, limit: usize) {
+        self.feeds.do_send(In(feeds::Input::List { op, limit }));
+    }
+
+    /// Put an entry into this node's feed and announce it (what a completed publication does).
+    pub fn feed_append(&self, kind: EntryKind, name: String, link: String) {
+        self.feeds.do_send(In(feeds::Input::Published { kind, name, link }));
     }
 
     /// Fetch what a link names; a file's pieces come in order, each to be answered with
@@ -489,6 +578,7 @@ impl Node {
         self.files.0.do_send(Shutdown);
         self.recovery.do_send(Shutdown);
         self.sync.do_send(Shutdown);
+        self.feeds.do_send(Shutdown);
     }
 }
 

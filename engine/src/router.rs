@@ -10,6 +10,7 @@
 
 use crate::core::{Effect, In, LinkEvent};
 use crate::discovery::{self, DiscoveryActor};
+use crate::feeds::{self, FeedsActor};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, Gate, LinksActor};
 use crate::observer::{Event, Observer, Offence};
@@ -125,6 +126,7 @@ pub struct Dispatch {
     pub reputation: Addr<ReputationActor>,
     pub recovery: Addr<RecoveryActor>,
     pub sync: Addr<SyncActor>,
+    pub feeds: Addr<FeedsActor>,
 }
 
 impl Dispatch {
@@ -136,6 +138,7 @@ impl Dispatch {
             Message::Gossip { rumors } => self.gossip.do_send(In(gossip::Input::Frame { from, rumors })),
             Message::Recovery(envelope) => self.recovery.do_send(In(recovery::Input::Frame { from, envelope })),
             Message::Sync(msg) => self.sync.do_send(In(sync::Input::Frame { from, msg })),
+            Message::Feed(msg) => self.feeds.do_send(In(feeds::Input::Frame { from, msg })),
             // The link's own frames are the connection manager's (the inbox routes them there);
             // one that got here was released after a proof and means nothing now.
             Message::Hello { .. }
@@ -166,6 +169,7 @@ impl Dispatch {
         self.reputation.do_send(In(reputation::Input::Link(link)));
         self.recovery.do_send(In(recovery::Input::Link(link)));
         self.sync.do_send(In(sync::Input::Link(link)));
+        self.feeds.do_send(In(feeds::Input::Link(link)));
     }
 }
 

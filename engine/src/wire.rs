@@ -124,6 +124,9 @@ pub enum Message {
     /// Sync: anti-entropy between a record's replicas, and a sync queue's writes and their
     /// acknowledgements. See `sync::replica`.
     Sync(crate::sync::SyncMessage),
+    /// Feeds: signed announcements of new posts and files, and a follower's question for the
+    /// latest ones of the owners it follows. See `feeds::entry`.
+    Feed(crate::feeds::FeedMessage),
 }
 
 /// The two messages of an iterative lookup.
@@ -288,6 +291,7 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
             limit("recovery signature", env.signature.len(), SIGNATURE_BYTES)
         }
         Message::Sync(m) => check_sync(m),
+        Message::Feed(m) => check_feed(m),
         Message::PexRequest { .. }
         | Message::Heartbeat { .. }
         | Message::Bye
@@ -312,6 +316,20 @@ fn check_sync(m: &crate::sync::SyncMessage) -> Result<(), WireError> {
             envelopes.iter().try_for_each(|e| limit("sync signature", e.signature.len(), SIGNATURE_BYTES))
         }
         S::Ack { ids } => limit("sync ids", ids.len(), MAX_SYNC_IDS),
+    }
+}
+
+fn check_feed(m: &crate::feeds::FeedMessage) -> Result<(), WireError> {
+    use crate::feeds::entry::{FeedMessage as F, MAX_ANNOUNCE_BYTES, MAX_ASK_OWNERS, MAX_FEED_ITEMS};
+    match m {
+        F::Announce { items, .. } => {
+            limit("feed announcements", items.len(), MAX_FEED_ITEMS)?;
+            items.iter().try_for_each(|e| {
+                limit("feed announcement", e.data.len(), MAX_ANNOUNCE_BYTES)?;
+                limit("feed signature", e.signature.len(), SIGNATURE_BYTES)
+            })
+        }
+        F::Ask { owners } => limit("feed ask", owners.len(), MAX_ASK_OWNERS),
     }
 }
 
@@ -387,6 +405,17 @@ mod tests {
                     data
                 }),
             sync_msg().prop_map(Message::Sync),
+            feed_msg().prop_map(Message::Feed),
+        ]
+    }
+
+    fn feed_msg() -> impl Strategy<Value = crate::feeds::FeedMessage> {
+        use crate::feeds::FeedMessage as F;
+        let env = (any::<[u8; 32]>(), prop::collection::vec(any::<u8>(), 0..512), any::<u64>())
+            .prop_map(|(secret, data, ts)| Envelope::seal(&Identity::from_secret(&secret), data, ts));
+        prop_oneof![
+            (any::<u8>(), prop::collection::vec(env, 0..4)).prop_map(|(hops, items)| F::Announce { hops, items }),
+            prop::collection::vec(peer(), 0..8).prop_map(|owners| F::Ask { owners }),
         ]
     }
 
@@ -496,6 +525,23 @@ mod tests {
         assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "sync ids", .. })));
         let most = Message::Sync(SyncMessage::Ack { ids: vec![VersionId([3; 32]); MAX_SYNC_IDS] });
         assert_eq!(decode(&encode(&most).unwrap()).unwrap(), most, "a full ack fits the frame limit");
+    }
+
+    #[test]
+    fn feed_limits_hold() {
+        use crate::feeds::entry::{FeedMessage, MAX_ASK_OWNERS};
+        let owners = vec![PeerId([4; 32]); MAX_ASK_OWNERS + 1];
+        let frame = Frame { version: PROTOCOL_VERSION, msg: Message::Feed(FeedMessage::Ask { owners }) };
+        let bytes = rmp_serde::to_vec(&frame).unwrap();
+        assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "feed ask", .. })));
+        let big =
+            Envelope { data: vec![0; 2048], signature: vec![0; 64], public_key: PeerId([1; 32]), timestamp_ms: 0 };
+        let frame = Frame {
+            version: PROTOCOL_VERSION,
+            msg: Message::Feed(FeedMessage::Announce { hops: 1, items: vec![big] }),
+        };
+        let bytes = rmp_serde::to_vec(&frame).unwrap();
+        assert!(matches!(decode(&bytes), Err(WireError::Limit { what: "feed announcement", .. })));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use crate::core::{In, Outlet, Wiring};
 use crate::discovery::{self, DiscoveryActor, PeerStore};
+use crate::feeds::{self, store::FollowStore, FeedEvent};
+use crate::files::{FileEvent, FileListener, FilesHandle};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, LinksActor, Purpose};
 use crate::observer::Event;
@@ -16,6 +18,9 @@ use crate::storage::Storage;
 use crate::sync::{self, store::SyncStore, SyncEvent, SyncStats};
 use crate::topology::{self, TopologyActor};
 use actix::Addr;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 pub struct LinksWiring {
     pub outbox: Outbox,
@@ -279,4 +284,97 @@ impl Wiring<sync::Output> for SyncWiring {
             }
         }
     }
+}
+
+/// Told of the feeds actor's answers (follows, listings) and of entries learned.
+pub type FeedListener = Box<dyn FnMut(FeedEvent)>;
+
+pub struct FeedsWiring {
+    pub me: crate::PeerId,
+    pub outbox: Outbox,
+    pub sync: Addr<sync::SyncActor>,
+    /// Where follows are stored (real nodes); `None` in simulations.
+    pub store: Option<FollowStore>,
+    pub listener: Option<FeedListener>,
+    /// The next sync op id of the feeds' own reads and writes (from [`feeds::FEED_SYNC_OPS`]).
+    pub next_op: u64,
+}
+
+impl Wiring<feeds::Output> for FeedsWiring {
+    fn route(&mut self, output: feeds::Output) {
+        use feeds::Output;
+        let op = self.next_op;
+        match output {
+            Output::Effect(e) => self.outbox.apply(e),
+            Output::WriteFeed(value) => {
+                self.next_op += 1;
+                let record = feeds::feed_record(self.me);
+                self.sync.do_send(In(sync::Input::Write { op, record, value, grant: None }));
+            }
+            Output::ReadFeed(owner) => {
+                self.next_op += 1;
+                self.sync.do_send(In(sync::Input::Read { op, record: feeds::feed_record(owner) }));
+            }
+            Output::Store(ops) => {
+                if let Some(store) = &self.store {
+                    // A failed write leaves the follow in memory for this run.
+                    if let Err(e) = store.apply(&ops) {
+                        tracing::error!(error = %e, "could not store follows");
+                    }
+                }
+            }
+            Output::Dropped { from, error } => {
+                tracing::debug!(peer = ?from.map(|p| p.short()), %error, "feed input dropped")
+            }
+            Output::Done(ev) => {
+                if let Some(l) = &mut self.listener {
+                    l(ev);
+                }
+            }
+        }
+    }
+}
+
+/// The sync actor's answers: those to the feeds actor's own reads and writes (op ids from
+/// [`feeds::FEED_SYNC_OPS`]) go back to it, the rest to the node's sync listener.
+pub fn route_sync_results(feeds: Addr<feeds::FeedsActor>, mut listener: Option<SyncListener>) -> SyncListener {
+    Box::new(move |ev: SyncEvent| match ev {
+        SyncEvent::Read { op, view } if op >= feeds::FEED_SYNC_OPS => {
+            let winner = view.winner.map(|w| (w.writer, w.value));
+            feeds.do_send(In(feeds::Input::FeedRead { owner: view.record.owner, winner }));
+        }
+        SyncEvent::Written { op, result } if op >= feeds::FEED_SYNC_OPS => {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not write this node's feed record");
+            }
+        }
+        ev => {
+            if let Some(l) = &mut listener {
+                l(ev);
+            }
+        }
+    })
+}
+
+/// Publications under way that go into the feed once they complete: op -> (kind, name).
+pub type FeedOps = Rc<RefCell<BTreeMap<crate::files::OpId, (feeds::EntryKind, String)>>>;
+
+/// The files actor's events to the node's file listener; a completed publication the node was
+/// told to put in the feed also goes to the feeds actor.
+pub fn route_file_events(
+    ops: FeedOps,
+    feeds: Addr<feeds::FeedsActor>,
+    mut listener: Option<FileListener>,
+) -> FileListener {
+    Box::new(move |ev: FileEvent, handle: &FilesHandle| {
+        if let FileEvent::Published { op, result } = &ev {
+            let taken = ops.borrow_mut().remove(op);
+            if let (Some((kind, name)), Ok(file)) = (taken, result) {
+                feeds.do_send(In(feeds::Input::Published { kind, name, link: file.link.to_string() }));
+            }
+        }
+        if let Some(l) = &mut listener {
+            l(ev, handle);
+        }
+    })
 }

@@ -4,6 +4,7 @@
 pub mod adversary;
 pub mod churn;
 pub mod collect;
+pub mod feeds;
 pub mod progress;
 pub mod recovery;
 pub mod report;

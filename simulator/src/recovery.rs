@@ -112,7 +112,10 @@ pub struct Outcome {
     pub ms: u64,
     /// Valid shares that came in (released, checked against the owner's commitments).
     pub released: usize,
+    /// The error, if it failed.
     pub why: String,
+    /// The holders the recovery asked, and how far each got.
+    pub asked: Vec<(PeerId, Asked)>,
 }
 
 /// What the nodes told the run.
@@ -196,24 +199,8 @@ impl RecoveryLog {
                     self.below_threshold += 1;
                 }
                 let ms = now_ms.saturating_sub(o.asked_at_ms.unwrap_or(now_ms));
-                let states: Vec<String> = holders
-                    .iter()
-                    .map(|(h, a)| {
-                        format!(
-                            "{}:{}",
-                            &h.short()[..6],
-                            match a {
-                                Asked::Waiting => "unreached".to_string(),
-                                Asked::Requested => "asked".to_string(),
-                                Asked::Proved => "proved".to_string(),
-                                Asked::Released => "released".to_string(),
-                                Asked::Failed(w) => w.clone(),
-                            }
-                        )
-                    })
-                    .collect();
-                let why = result.err().map(|e| format!("{e} [{}]", states.join(", "))).unwrap_or_default();
-                o.result = Some(Outcome { ok, ms, released, why });
+                let why = result.err().map(|e| e.to_string()).unwrap_or_default();
+                o.result = Some(Outcome { ok, ms, released, why, asked: holders });
             }
             RecoveryEvent::Status { .. } => {}
         }

@@ -210,6 +210,17 @@ pub struct Metrics {
     pub queue_drain_p99_s: Option<f64>,
     #[serde(default)]
     pub sync_pending_max: Option<usize>,
+    /// Feeds (null without `[feeds]`): posts made; delay from a post to each follower online at
+    /// it learning it (p50, p99); the share of followers online at a post, and up through
+    /// `reach_window_s`, that learned it within the window.
+    #[serde(default)]
+    pub feed_posts: Option<usize>,
+    #[serde(default)]
+    pub announce_delay_p50_s: Option<f64>,
+    #[serde(default)]
+    pub announce_delay_p99_s: Option<f64>,
+    #[serde(default)]
+    pub announce_reach_share: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -373,6 +384,14 @@ impl Report {
                     m.recoveries_below_threshold.unwrap_or(0),
                     m.shares_released_to_wrong_proof.unwrap_or(0)
                 ),
+            ));
+        }
+        if let Some(posts) = m.feed_posts {
+            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
+            rows.push(("feed posts / reach share", format!("{posts} / {}", f(m.announce_reach_share, 4))));
+            rows.push((
+                "announce delay p50 / p99 (s)",
+                format!("{} / {}", f(m.announce_delay_p50_s, 2), f(m.announce_delay_p99_s, 2)),
             ));
         }
         if let Some(d) = m.durability {

@@ -23,10 +23,12 @@ use swarm_engine::PeerId;
 use swarm_transport_sim::{NetConfig, SimNet};
 use tokio::time::Instant;
 
+mod feeds;
 mod recovery;
 mod sessions;
 mod summary;
 mod sync;
+use feeds::FeedsRun;
 use recovery::RecoveryRun;
 use sessions::Keep;
 use summary::build_report;
@@ -55,8 +57,11 @@ const STREAM_ADVERSARY: u64 = 15;
 const STREAM_CONTENT: u64 = 16;
 const STREAM_NAT: u64 = 17;
 const STREAM_RECOVERY: u64 = 18;
-const STREAM_SYNC: u64 = 19;
-const STREAM_SYNC_TIMELINE: u64 = 20;
+const STREAM_FEEDS: u64 = 19;
+const STREAM_POSTS: u64 = 20;
+const STREAM_REDISCOVER: u64 = 21;
+const STREAM_SYNC: u64 = 22;
+const STREAM_SYNC_TIMELINE: u64 = 23;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -81,6 +86,7 @@ enum Action {
     Backup,
     LoseDevices,
     Recover,
+    Post,
     SyncWrite,
     SyncRead,
     SyncCheck,
@@ -103,6 +109,11 @@ struct World {
     /// One signature verifier for the whole run: a rumour many nodes receive is verified once.
     verifier: Rc<MemoVerifier>,
     boot_rng: ChaCha8Rng,
+    /// Answers to nodes that ask the rendezvous point again (their own stream: a run where no
+    /// node is ever isolated draws nothing from it).
+    rediscover_rng: ChaCha8Rng,
+    /// Times an isolated node asked the rendezvous point again.
+    rediscoveries: u64,
     adv_rng: ChaCha8Rng,
     /// Who is behind a NAT (its own stream: scenarios without NAT draw nothing from the others).
     nat_rng: ChaCha8Rng,
@@ -120,6 +131,8 @@ struct World {
     keep: Option<Keep>,
     /// The sync workload, when the scenario has one.
     sync: Option<SyncRun>,
+    /// The feeds workload, when the scenario has one.
+    feeds: Option<FeedsRun>,
 }
 
 /// First op id of file publications.
@@ -134,6 +147,34 @@ impl World {
     /// crashed ones whose registration has not expired yet. Drawn by rejection over slots and
     /// listed-dead entries (a join must not cost a pass over the whole population).
     fn rendezvous_answer(&mut self, now_ms: u64, exclude: usize) -> Vec<PeerId> {
+        let mut rng = std::mem::replace(&mut self.boot_rng, stream(0, 0));
+        let answer = self.rendezvous_pick(now_ms, exclude, &mut rng);
+        self.boot_rng = rng;
+        answer
+    }
+
+    /// A live node that has never had a link asks the rendezvous point again, as a real node's
+    /// discover loop does (`src/node/net.rs`): every peer a joiner was told of can have died
+    /// since (the rendezvous lists crashed nodes for `rendezvous_ttl_s`), and without this such a
+    /// node stays alone for good. Checked at every sample. Only the bootstrap failure is modelled:
+    /// a node that had links and lost them all (an isolated adversary, mostly) does not ask again
+    /// here, though a real one would (the isolation measure does not count that yet).
+    fn rediscover_isolated(&mut self, now_ms: u64) {
+        for slot in self.live_slots() {
+            if !self.nodes[slot].as_ref().is_some_and(|n| n.links().is_empty() && n.links().version() == 0) {
+                continue;
+            }
+            let mut rng = std::mem::replace(&mut self.rediscover_rng, stream(0, 0));
+            let peers = self.rendezvous_pick(now_ms, slot, &mut rng);
+            self.rediscover_rng = rng;
+            if let Some(node) = &self.nodes[slot] {
+                self.rediscoveries += 1;
+                node.learn(peers);
+            }
+        }
+    }
+
+    fn rendezvous_pick(&mut self, now_ms: u64, exclude: usize, rng: &mut ChaCha8Rng) -> Vec<PeerId> {
         let ttl_ms = self.sc.bootstrap.rendezvous_ttl_s * 1000;
         while self.listed_dead.front().is_some_and(|(_, t)| now_ms.saturating_sub(*t) > ttl_ms) {
             self.listed_dead.pop_front();
@@ -145,7 +186,7 @@ impl World {
         let mut tries = 0;
         while picked.len() < want && tries < 64 * want.max(1) {
             tries += 1;
-            let i = self.boot_rng.gen_range(0..slots + self.listed_dead.len());
+            let i = rng.gen_range(0..slots + self.listed_dead.len());
             let id = if i < slots {
                 if i == exclude || self.nodes[i].is_none() {
                     continue;
@@ -200,6 +241,8 @@ impl World {
         // Connectivity is the honest swarm's: isolated adversaries are the point.
         self.net.set_unobserved(slot as u32, self.collector.is_adversary(&id));
         let mut config = self.sc.node.clone();
+        // Publications go into feeds only where the scenario measures them (other traces stay).
+        config.feeds.enabled = self.sc.feeds.enabled();
         let nat = self.sc.network.nat_share > 0.0 && self.nat_rng.gen_bool(self.sc.network.nat_share);
         self.net.set_nat(slot as u32, nat);
         if nat {
@@ -237,11 +280,13 @@ impl World {
         self.nodes[slot] = Some(node);
         self.live += 1;
         self.collector.set_live(self.live);
+        feeds::on_start(self, slot);
     }
 
     fn crash(&mut self, slot: usize, now_ms: u64) {
         if let Some(node) = self.nodes[slot].take() {
             node.stop();
+            feeds::on_crash(self, node.id, now_ms);
             self.net.crash(slot as u32);
             self.collector.forget(&node.id);
             self.listed_dead.push_back((node.id, now_ms));
@@ -300,6 +345,9 @@ fn timeline(sc: &Scenario, churn_events: Vec<ChurnEvent>, rng: &mut ChaCha8Rng) 
         t.push((r.lose_at_s * 1000, 5, Action::LoseDevices));
         t.push(((r.lose_at_s + r.recover_after_s) * 1000, 5, Action::Recover));
     }
+    if sc.feeds.enabled() {
+        t.extend(FeedsRun::post_times(sc, stream(sc.seed, STREAM_POSTS)).into_iter().map(|at| (at, 6, Action::Post)));
+    }
     for p in &sc.partitions {
         t.push((p.at_s * 1000, 1, Action::PartitionStart(p.fraction)));
         t.push((p.heal_s * 1000, 1, Action::PartitionHeal));
@@ -349,6 +397,8 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             MemoVerifier::with_lookahead(VERIFIER_MEMO).unwrap_or_else(|_| MemoVerifier::new(VERIFIER_MEMO)),
         ),
         boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
+        rediscover_rng: stream(sc.seed, STREAM_REDISCOVER),
+        rediscoveries: 0,
         adv_rng: stream(sc.seed, STREAM_ADVERSARY),
         nat_rng: stream(sc.seed, STREAM_NAT),
         natted: BTreeSet::new(),
@@ -359,6 +409,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         recovery: sc.recovery.enabled().then(|| RecoveryRun::new(&sc, &churn_events, stream(sc.seed, STREAM_RECOVERY))),
         keep: returning.then(Keep::default),
         sync: None,
+        feeds: sc.feeds.enabled().then(|| FeedsRun::new(&sc, &churn_events, stream(sc.seed, STREAM_FEEDS))),
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
@@ -377,6 +428,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             .collect();
         world.start_node(slot, ident.clone(), boot);
     }
+    feeds::ready(&mut world);
     let progress = crate::progress::Progress::new(opts.progress, sc.duration_s);
     let mut part_rng = stream(sc.seed, STREAM_PARTITION);
     let mut content_rng = stream(sc.seed, STREAM_CONTENT);
@@ -471,6 +523,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             Action::Backup => recovery::backup(&mut world),
             Action::LoseDevices => recovery::lose_devices(&mut world, at_ms),
             Action::Recover => recovery::recover(&mut world, at_ms),
+            Action::Post => feeds::post(&mut world, at_ms),
             Action::PartitionHeal => {
                 for slot in 0..world.nodes.len() {
                     net.set_side(slot as u32, 0);
@@ -490,6 +543,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     sync_pending: world.sync_pending(),
                 });
                 progress.set(at_ms / 1000, &samples);
+                world.rediscover_isolated(at_ms);
             }
         }
     }

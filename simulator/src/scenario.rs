@@ -44,6 +44,8 @@ pub struct Scenario {
     pub recovery: crate::recovery::RecoverySpec,
     #[serde(default)]
     pub sync: crate::sync::SyncSpec,
+    #[serde(default)]
+    pub feeds: crate::feeds::FeedsSpec,
 }
 
 /// The content workload: nodes publish chunks, and probes fetch published chunks from random
@@ -434,6 +436,7 @@ impl Scenario {
         self.node.validate().map_err(|e| (format!("node.{}", e.field), e.reason))?;
         self.recovery.validate(d)?;
         self.sync.validate(self.nodes, d)?;
+        self.feeds.validate(self.nodes, d, self.warmup_s)?;
         // Checked after the node section so a bad node config is reported as itself.
         let max_conn = self.node.links.max_connections;
         ensure(

@@ -318,6 +318,12 @@ impl SyncTruth {
         out
     }
 
+    /// (node, record) pairs where the node keeps some version of the record: how far records
+    /// spread beyond their replica sets (writers, readers, former replicas).
+    pub fn held_pairs(&self) -> usize {
+        self.held.values().filter(|h| !h.is_empty()).count()
+    }
+
     /// Per record, the nodes that keep something of it (for the final checks).
     pub fn holders(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.held.keys().map(|(p, _)| *p)

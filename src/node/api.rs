@@ -6,6 +6,7 @@
 use super::doc::{DocConflicts, DocSetRequest, DocView, GetQuery, GrantRequest, GrantView};
 use super::edge::{self, ApiJson};
 pub use super::edge::{ApiError, ApiErrorBody, Upload};
+use super::feed::{FeedQuery, FeedView, FollowRequest, FollowView};
 use super::recovery::{BackupRequest, BackupView, RecoverRequest, Recovered};
 use super::serve::{BODY_IDLE_TIMEOUT_MS, REQUEST_TIMEOUT_MS};
 use axum::body::{Body, Bytes};
@@ -34,7 +35,8 @@ const UPLOAD_QUEUE_FRAMES: usize = 4;
 /// What the API serves, for the error an unknown route gets.
 pub const ROUTES: &str = "GET /status, GET /peers, POST /connect, POST /publish/file?name=N, \
 POST /publish/post, GET /fetch/LINK, POST /identity/backup, GET /identity/backup, POST /identity/recover, \
-POST /doc/set, GET /doc/get?key=K&owner=O, GET /doc/conflicts, POST /doc/grant";
+POST /doc/set, GET /doc/get?key=K&owner=O, GET /doc/conflicts, POST /doc/grant, POST /feed/follow, \
+POST /feed/unfollow, GET /feed?limit=N";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
@@ -165,6 +167,9 @@ pub enum Request {
     DocGet { query: GetQuery, reply: Reply<DocView> },
     DocConflicts(Reply<DocConflicts>),
     DocGrant { request: GrantRequest, reply: Reply<GrantView> },
+    Follow { request: FollowRequest, reply: Reply<FollowView> },
+    Unfollow { request: FollowRequest, reply: Reply<FollowView> },
+    Feed { query: FeedQuery, reply: Reply<FeedView> },
 }
 
 type Host = mpsc::UnboundedSender<Request>;
@@ -307,6 +312,21 @@ async fn doc_grant(State(a): State<Api>, ApiJson(request): ApiJson<GrantRequest>
     ask(&a.host, |reply| Request::DocGrant { request, reply }).await.map(Json)
 }
 
+async fn follow(State(a): State<Api>, ApiJson(request): ApiJson<FollowRequest>) -> Result<Json<FollowView>, ApiError> {
+    ask(&a.host, |reply| Request::Follow { request, reply }).await.map(Json)
+}
+
+async fn unfollow(
+    State(a): State<Api>,
+    ApiJson(request): ApiJson<FollowRequest>,
+) -> Result<Json<FollowView>, ApiError> {
+    ask(&a.host, |reply| Request::Unfollow { request, reply }).await.map(Json)
+}
+
+async fn feed(State(a): State<Api>, Query(query): Query<FeedQuery>) -> Result<Json<FeedView>, ApiError> {
+    ask(&a.host, |reply| Request::Feed { query, reply }).await.map(Json)
+}
+
 /// The routes: `GET /status`, `GET /peers`, `POST /connect`, `POST /publish/file?name=N` (raw
 /// body, Content-Length required), `POST /publish/post`, `GET /fetch/LINK`; every error is JSON.
 pub fn router(host: Host) -> Router {
@@ -328,6 +348,9 @@ pub fn router(host: Host) -> Router {
         .route("/doc/get", get(doc_get))
         .route("/doc/conflicts", get(doc_conflicts))
         .route("/doc/grant", post(doc_grant))
+        .route("/feed/follow", post(follow))
+        .route("/feed/unfollow", post(unfollow))
+        .route("/feed", get(feed))
         .fallback(edge::no_route)
         .method_not_allowed_fallback(edge::wrong_method)
         // Unframed JSON bodies stop here; uploads are bounded by their Content-Length.

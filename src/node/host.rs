@@ -185,6 +185,10 @@ pub struct Host {
     pub recovery: Rc<super::recovery::RecoveryWaiters>,
     /// Record operations waiting for the sync actor.
     pub sync: Rc<super::doc::SyncWaiters>,
+    /// Follows and feed listings waiting for the feeds actor.
+    pub feeds: Rc<super::feed::FeedWaiters>,
+    /// Texts of followed users' posts fetched so far, by link.
+    pub post_texts: super::feed::PostTexts,
     /// The node's passphrase (a recovered identity is sealed under it) and data directory.
     pub passphrase: zeroize::Zeroizing<String>,
     pub data: std::path::PathBuf,
@@ -215,6 +219,9 @@ impl Host {
             Request::DocGet { query, reply } => self.doc_get(query, reply).await,
             Request::DocConflicts(reply) => self.doc_conflicts(reply).await,
             Request::DocGrant { request, reply } => drop(reply.send(self.doc_grant(request))),
+            Request::Follow { request, reply } => self.follow(request, reply).await,
+            Request::Unfollow { request, reply } => self.unfollow(request, reply).await,
+            Request::Feed { query, reply } => self.feed(query, reply).await,
         }
     }
 
@@ -327,6 +334,22 @@ impl Host {
         self.node.publish_post(op.op, text);
         let p = op.published().await?;
         Ok(Published { link: p.link.to_string(), chunks: p.chunks, bytes: p.bytes })
+    }
+
+    /// The text of the post a link names (a followed user's, fetched as it is learned), or
+    /// `None` if it is not a post or could not be fetched.
+    pub(super) async fn fetch_post_text(&self, link: &str) -> Option<String> {
+        let link: ShareLink = link.parse().ok()?;
+        let mut op = self.open_op();
+        self.node.fetch_file(op.op, link);
+        loop {
+            match op.next().await {
+                Ok(FileEvent::Opened { root: RootInfo::Post { text, .. }, .. }) => return Some(text),
+                // A file's root: not fetched further (the op aborts as it drops).
+                Ok(FileEvent::Opened { .. } | FileEvent::Fetched { .. }) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Open what a link names and answer: a post at once; a file with its name and size, and

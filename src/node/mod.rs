@@ -5,6 +5,7 @@
 pub mod api;
 pub mod doc;
 mod edge;
+pub mod feed;
 mod host;
 mod net;
 pub mod recovery;
@@ -21,6 +22,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use swarm_engine::discovery::PeerStore;
+use swarm_engine::feeds::store::FollowStore;
 use swarm_engine::identity::{store, vault, Ed25519Verifier, Identity};
 use swarm_engine::node::{Node, NodeParams, SyncParams};
 use swarm_engine::recovery::store::ShardStore;
@@ -112,6 +114,11 @@ pub fn run(a: NodeArgs) -> Result<()> {
     let shards = shard_store.load().context("reading the recovery shares held for others")?;
     let sync_store = SyncStore::new(registry.clone());
     let synced = sync_store.load().context("reading the stored records and sync queue")?;
+    let follow_store = FollowStore::new(registry.clone());
+    let (follows, bad_follows) = follow_store.load().context("reading the followed users")?;
+    if bad_follows > 0 {
+        tracing::warn!(rows = bad_follows, "stored follows did not decode and were left out");
+    }
 
     let net_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -152,7 +159,14 @@ pub fn run(a: NodeArgs) -> Result<()> {
         let transport: Rc<dyn Transport> = Rc::new(net.transport.clone());
         let seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
         let bootstrap = hints.clone();
-        let sync_params = SyncParams { store: Some((sync_store, synced)), listener: Some(sync.listener()) };
+        let feeds = Rc::new(feed::FeedWaiters::default());
+        let (post_tx, post_rx) = tokio::sync::mpsc::channel(feed::MAX_PENDING_POST_FETCHES);
+        let sync_params = SyncParams {
+            store: Some((sync_store, synced)),
+            listener: Some(sync.listener()),
+            follows: Some((follow_store, follows)),
+            feed_listener: Some(feeds.listener(post_tx)),
+        };
         let params = NodeParams {
             identity: id.clone(),
             verifier: Rc::new(Ed25519Verifier),
@@ -188,10 +202,13 @@ pub fn run(a: NodeArgs) -> Result<()> {
             net: net.transport.clone(),
             recovery,
             sync,
+            feeds,
+            post_texts: Default::default(),
             passphrase,
             data: a.data.clone(),
         });
         actix::spawn(host::serve(req_rx, host.clone()));
+        actix::spawn(feed::fetch_posts(host.clone(), post_rx));
         let learner = host.clone();
         let mut learned = net.learned;
         actix::spawn(async move {

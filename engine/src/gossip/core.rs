@@ -106,17 +106,11 @@ impl SeenCache {
     }
 }
 
-/// A rumour's id in the seen cache, read before its body is decoded: the origin and the first 8
-/// bytes of the origin's signature. ed25519 signing is deterministic, so every copy of one signed
-/// rumour carries the same bytes, and most rumours a node receives are copies of ones it already
-/// took: they are sorted out without decoding or verifying anything. A forgery that borrows the
-/// bytes of a rumour already verified is dropped as its duplicate; one that comes first is
-/// verified, refused, and never enters the cache. An origin that signs its sequence number again
-/// (a node restarted from 0) is heard again, not taken for its past. None for a signature too
-/// short to be one (refused as unsigned).
+/// A rumour's id in the seen cache, read before its body is decoded ([`Envelope::quick_id`]):
+/// most rumours a node receives are copies of ones it already took. An origin that signs its
+/// sequence number again (a node restarted from 0) is heard again, not taken for its past.
 fn rumor_id(r: &Rumor) -> Option<(PeerId, u64)> {
-    let head: [u8; 8] = r.envelope.signature.get(..8)?.try_into().ok()?;
-    Some((r.origin(), u64::from_le_bytes(head)))
+    r.envelope.quick_id()
 }
 
 /// Deliberate misbehaviour, for the simulator's adversarial peers only (a real node never sets

@@ -132,6 +132,13 @@ fn parse(bytes: &[u8]) -> Result<VaultFile, VaultError> {
     }
     let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or(VaultError::NotAVault)?;
     let file: VaultFile = rmp_serde::from_slice(body).map_err(|e| VaultError::Malformed(e.to_string()))?;
+    // The tag binds the header as we encode it, so the file must be exactly that encoding:
+    // MessagePack has several encodings of one value (an integer in a wider form, say), and a
+    // byte changed into another encoding of the same header would otherwise still open.
+    // Trailing bytes are refused the same way.
+    if rmp_serde::to_vec(&file).map_err(|e| VaultError::Malformed(e.to_string()))? != body {
+        return Err(VaultError::Malformed("not in the form this build writes (re-encoded or trailing bytes)".into()));
+    }
     if file.header.version != VAULT_VERSION {
         return Err(VaultError::Version { got: file.header.version, supported: VAULT_VERSION });
     }

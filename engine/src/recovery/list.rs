@@ -9,6 +9,7 @@ use super::messages::{open, HolderList, ListReply, MessageError, MAX_LIST_CLOSER
 use super::split::MAX_SHARES;
 use crate::identity::{user_id, Envelope};
 use crate::routing::{Key, Lookup, LookupConfig};
+use crate::time::Millis;
 use crate::types::PeerId;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,8 +71,9 @@ impl ListStore {
         self.lists.is_empty()
     }
 
-    /// Keep `env` (an owner's signed list) unless an equal or newer generation is kept.
-    pub fn put(&mut self, env: Envelope) -> Result<(), ListError> {
+    /// Keep `env` (an owner's signed list) unless an equal or newer generation is kept; the user
+    /// id it was kept under.
+    pub fn put(&mut self, env: Envelope) -> Result<String, ListError> {
         let list = check_list(&env)?;
         let user = user_id(&list.owner);
         match self.lists.get(&user) {
@@ -79,8 +81,8 @@ impl ListStore {
             None if self.lists.len() >= self.max_lists => return Err(ListError::Full(self.lists.len())),
             _ => {}
         }
-        self.lists.insert(user, (list.generation, env));
-        Ok(())
+        self.lists.insert(user.clone(), (list.generation, env));
+        Ok(user)
     }
 
     pub fn get(&self, user_id: &str) -> Option<&Envelope> {
@@ -104,8 +106,21 @@ pub struct ListFinder {
     user_id: String,
     lookup: Lookup,
     best: Option<HolderList>,
-    asked: BTreeMap<PeerId, bool>,
+    asked: BTreeMap<PeerId, Ask>,
 }
+
+/// A question out: whether it went on a link yet, and when it was asked.
+#[derive(Clone, Copy, Debug)]
+struct Ask {
+    sent: bool,
+    at: Millis,
+}
+
+/// A peer asked for a list that has not answered in this long counts as failed, whether its
+/// link never came or the question went unanswered (a dial gives up after 3 s; an answer over a
+/// link takes a round trip). Without it one silent peer held a search open until the
+/// recovery's deadline.
+pub const LIST_ASK_TIMEOUT_MS: Millis = 8_000;
 
 impl ListFinder {
     /// `seeds`: the peers this node knows (its routing table's closest to the key, its links).
@@ -121,16 +136,16 @@ impl ListFinder {
 
     /// The peers to ask next; those `linked` now are returned (to send to at once), the others
     /// wait for their link ([`Self::on_up`]).
-    pub fn next_queries(&mut self, linked: impl Fn(&PeerId) -> bool) -> Vec<PeerId> {
-        let mut now = Vec::new();
+    pub fn next_queries(&mut self, now: Millis, linked: impl Fn(&PeerId) -> bool) -> Vec<PeerId> {
+        let mut send = Vec::new();
         for p in self.lookup.next_queries() {
             let l = linked(&p);
-            self.asked.insert(p, l);
+            self.asked.insert(p, Ask { sent: l, at: now });
             if l {
-                now.push(p);
+                send.push(p);
             }
         }
-        now
+        send
     }
 
     /// A link to `peer` is up: a candidate (while nothing is found), and `true` when a request
@@ -140,8 +155,8 @@ impl ListFinder {
             self.lookup.add_candidates([peer]);
         }
         match self.asked.get_mut(&peer) {
-            Some(sent @ false) => {
-                *sent = true;
+            Some(a) if !a.sent => {
+                a.sent = true;
                 true
             }
             _ => false,
@@ -150,12 +165,31 @@ impl ListFinder {
 
     /// Ask `peer` outside the lookup (a holder a list named: holders of a generation keep its
     /// list, so a kept holder named by an old list knows the newer one). `true`: send now.
-    pub fn ask(&mut self, peer: PeerId, linked: bool) -> bool {
+    pub fn ask(&mut self, now: Millis, peer: PeerId, linked: bool) -> bool {
         if self.asked.contains_key(&peer) {
             return false;
         }
-        self.asked.insert(peer, linked);
+        self.asked.insert(peer, Ask { sent: linked, at: now });
         linked
+    }
+
+    /// Peers asked [`LIST_ASK_TIMEOUT_MS`] ago or longer without an answer fail; `true` if any did.
+    pub fn expire(&mut self, now: Millis) -> bool {
+        let late: Vec<PeerId> = self
+            .asked
+            .iter()
+            .filter(|(_, a)| a.at.saturating_add(LIST_ASK_TIMEOUT_MS) <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &late {
+            self.failed(p);
+        }
+        !late.is_empty()
+    }
+
+    /// When the oldest unanswered question times out.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.asked.values().map(|a| a.at.saturating_add(LIST_ASK_TIMEOUT_MS)).min()
     }
 
     /// Peers asked that have not answered (links wanted).
@@ -271,7 +305,7 @@ mod tests {
     fn a_store_keeps_the_newest_signed_list_and_refuses_forgeries() {
         let (owner, other) = (ident(1), ident(2));
         let mut s = ListStore::new(1);
-        s.put(list_of(&owner, 2)).unwrap();
+        assert_eq!(s.put(list_of(&owner, 2)).unwrap(), owner.user_id());
         assert_eq!(s.put(list_of(&owner, 1)), Err(ListError::Older));
         assert_eq!(s.put(list_of(&owner, 2)), Err(ListError::Older));
         s.put(list_of(&owner, 3)).unwrap();
@@ -288,7 +322,7 @@ mod tests {
         let (owner, other) = (ident(1), ident(2));
         let seeds: Vec<PeerId> = (20..23).map(|i| ident(i).peer_id()).collect();
         let mut f = ListFinder::new(&owner.user_id(), seeds.clone(), LookupConfig { k: 3, alpha: 3 });
-        let asked = f.next_queries(|_| true);
+        let asked = f.next_queries(0, |_| true);
         assert_eq!(asked.len(), 3);
         let reply = |list: Option<Envelope>, closer: Vec<PeerId>| ListReply {
             user_id: owner.user_id(),
@@ -304,9 +338,31 @@ mod tests {
         );
         assert_eq!(f.on_reply(&asked[2], reply(Some(list_of(&owner, 1)), vec![])), Found::Nothing);
         assert_eq!(f.best().unwrap().generation, 2);
-        assert!(f.next_queries(|_| true).contains(&closer) || f.is_done());
+        assert!(f.next_queries(0, |_| true).contains(&closer) || f.is_done());
         // Replies from peers never asked are ignored.
         assert_eq!(f.on_reply(&ident(40).peer_id(), reply(Some(list_of(&owner, 9)), vec![])), Found::Nothing);
         assert_eq!(f.best().unwrap().generation, 2);
+    }
+
+    #[test]
+    fn a_silent_peer_fails_after_the_ask_timeout_and_the_search_moves_on() {
+        let owner = ident(1);
+        let seeds: Vec<PeerId> = (20..24).map(|i| ident(i).peer_id()).collect();
+        let mut f = ListFinder::new(&owner.user_id(), seeds, LookupConfig { k: 3, alpha: 3 });
+        let asked = f.next_queries(1_000, |_| true);
+        assert_eq!(asked.len(), 3);
+        assert_eq!(f.next_expiry(), Some(1_000 + LIST_ASK_TIMEOUT_MS));
+        let reply = ListReply { user_id: owner.user_id(), to: PeerId([0; 32]), list: None, closer: vec![] };
+        f.on_reply(&asked[0], reply.clone());
+        f.on_reply(&asked[1], reply);
+        // One never answers: not failed before its time, failed at it, and the fourth seed is
+        // asked in its place.
+        assert!(!f.expire(1_000 + LIST_ASK_TIMEOUT_MS - 1));
+        assert!(!f.is_done());
+        assert!(f.expire(1_000 + LIST_ASK_TIMEOUT_MS));
+        assert_eq!(f.next_expiry(), None);
+        let next = f.next_queries(9_000, |_| true);
+        assert_eq!(next.len(), 1);
+        assert!(!asked.contains(&next[0]));
     }
 }

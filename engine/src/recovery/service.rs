@@ -42,12 +42,20 @@ struct Running {
     timeout_ms: u64,
     /// Looking for the holder list (no holders named).
     finder: Option<ListFinder>,
+    /// When the current list search started, and how many searches ran.
     started: Millis,
+    searches: u8,
 }
 
 /// A list search goes on at least this long while it has found nothing: a fresh node's links
 /// (its first candidates) come within seconds (guess).
 pub const MIN_LIST_SEARCH_MS: Millis = 10_000;
+/// List searches one recovery runs at most while its time lasts. A search that ends with nothing
+/// is started again (at most once per [`MIN_LIST_SEARCH_MS`]): under churn a fresh node's first
+/// search can end on peers that died or joined since the list was placed, while its table fills
+/// with the live ones. In the recovery scenario, 3 of 200 owners with enough holders failed so
+/// before this.
+pub const MAX_LIST_SEARCHES: u8 = 4;
 
 impl Running {
     /// Still looking for the holder list at `now`.
@@ -148,6 +156,12 @@ impl RecoveryCore {
         self.persist = true;
         let mut errors: Vec<String> = self.holder.restore(&stored.shares).iter().map(|e| e.to_string()).collect();
         errors.extend(self.holder.restore_locks(&stored.locks).iter().map(|e| e.to_string()));
+        for bytes in &stored.lists {
+            let kept = rmp_serde::from_slice::<Envelope>(bytes).map_err(|e| e.to_string());
+            if let Err(e) = kept.and_then(|env| self.lists.put(env).map_err(|e| e.to_string())) {
+                errors.push(format!("kept holder list: {e}"));
+            }
+        }
         if let Some(bytes) = &stored.own {
             match OwnRecord::restore(&self.identity, bytes, self.epoch_ms) {
                 Ok((own, revokes)) => {
@@ -247,16 +261,12 @@ impl RecoveryCore {
             return self.done(RecoveryEvent::Recovered { op, holders: vec![], result: Err(e) });
         }
         let finder = match (&owner, holders.is_empty()) {
-            (OwnerRef::User(u), true) => {
-                let seeds = self.list_targets(u, 4 * self.cfg.list_lookup_k);
-                let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
-                Some(ListFinder::new(u, seeds, cfg))
-            }
+            (OwnerRef::User(u), true) => Some(self.list_finder(u)),
             _ => None,
         };
         let session = Session::new(owner, self.identity.duplicate(), pass, &holders);
         let deadline = now.saturating_add(timeout_ms);
-        self.sessions.insert(op, Running { session, deadline, timeout_ms, finder, started: now });
+        self.sessions.insert(op, Running { session, deadline, timeout_ms, finder, started: now, searches: 1 });
         self.pump_finders(now);
         let unix = self.unix(now);
         for h in holders {
@@ -340,18 +350,26 @@ impl RecoveryCore {
             Kind::ChallengeByUser => holder::Input::ChallengeByUser(env),
             Kind::ReleaseRequest => holder::Input::ReleaseRequest(env),
             Kind::Ack => return self.on_ack(now, from, &env),
-            Kind::HolderList => {
-                if let Err(e) = self.lists.put(env) {
-                    self.out.push_back(Output::Dropped { from, error: e.to_string() });
-                }
-                return;
-            }
+            Kind::HolderList => return self.keep_list(from, env),
             Kind::ListRequest => return self.on_list_request(unix, from, &env),
             Kind::ListReply => return self.on_list_reply(now, from, &env),
             Kind::Challenge | Kind::Release | Kind::Refusal => return self.on_answer(unix, kind, from, &env),
         };
         self.holder.handle(unix, input);
         self.drain_holder();
+    }
+
+    /// Keep an owner's holder list for it (newest generation wins), on disk too.
+    fn keep_list(&mut self, from: PeerId, env: Envelope) {
+        let record = rmp_serde::to_vec(&env).expect("envelopes encode");
+        match self.lists.put(env) {
+            Ok(user_id) => {
+                if self.persist {
+                    self.out.push_back(Output::Store(ShardOp::List { user_id, record }));
+                }
+            }
+            Err(e) => self.out.push_back(Output::Dropped { from, error: e.to_string() }),
+        }
     }
 
     fn on_ack(&mut self, now: Millis, from: PeerId, env: &Envelope) {
@@ -411,6 +429,12 @@ impl RecoveryCore {
                     timeout_ms: r.timeout_ms,
                     why: "still looking for the holder list".into(),
                 })
+            } else if r.finder.as_ref().is_some_and(|f| f.best().is_none())
+                && r.searches < MAX_LIST_SEARCHES
+                && now.saturating_add(MIN_LIST_SEARCH_MS) < r.deadline
+            {
+                self.search_again(now, op);
+                continue;
             } else if r.finder.as_ref().is_some_and(|f| f.best().is_none()) {
                 Err(RecoverError::NoList(r.finder.as_ref().map(|f| f.user_id().to_string()).unwrap_or_default()))
             } else if r.session.all_final() {
@@ -488,13 +512,14 @@ impl Core for RecoveryCore {
         if self.next_check.is_some_and(|t| t <= now) {
             self.check(now);
         }
+        self.expire_list_asks(now);
         self.finish(now);
     }
 
     fn next_timeout(&self) -> Option<Millis> {
         let holder = self.holder.next_timeout().map(|t| t.saturating_sub(self.epoch_ms));
         let session = self.sessions.values().flat_map(|r| [Some(r.deadline), r.search_ends()]).flatten().min();
-        holder.into_iter().chain(session).chain(self.next_check).min()
+        holder.into_iter().chain(session).chain(self.next_check).chain(self.next_list_expiry()).min()
     }
 
     fn poll_output(&mut self) -> Option<Output> {

@@ -109,10 +109,7 @@ impl RecoveryCore {
         if self.own.is_none() || self.placing.is_some() {
             return;
         }
-        let user = self.identity.user_id();
-        let seeds = self.list_targets(&user, 4 * self.cfg.list_lookup_k);
-        let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
-        self.placing = Some(ListFinder::new(&user, seeds, cfg));
+        self.placing = Some(self.list_finder(&self.identity.user_id()));
         self.pump_finders(now);
     }
 

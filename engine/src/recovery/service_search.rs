@@ -36,7 +36,7 @@ impl RecoveryCore {
             if let Found::List(list) = f.on_reply(&from, reply.clone()) {
                 let fresh: Vec<PeerId> = list.holders.iter().filter(|h| **h != self.me).copied().collect();
                 for h in &fresh {
-                    if f.ask(*h, self.view.contains(h)) {
+                    if f.ask(now, *h, self.view.contains(h)) {
                         let body = ListRequest { user_id: f.user_id().to_string(), storer: *h };
                         requests.push((*h, sign(&self.identity, &body, unix)));
                     }
@@ -59,15 +59,21 @@ impl RecoveryCore {
         self.pump_finders(now);
     }
 
+    /// A search toward `user`'s list key, seeded with the peers this node knows closest to it.
+    pub(super) fn list_finder(&self, user: &str) -> ListFinder {
+        let seeds = self.list_targets(user, 4 * self.cfg.list_lookup_k);
+        let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
+        ListFinder::new(user, seeds, cfg)
+    }
+
     /// List searches ask their next peers (at once over a link, else when one is up); the
     /// owner's placement lookup, once done, names where its list goes.
     pub(super) fn pump_finders(&mut self, now: Millis) {
         let unix = self.unix(now);
         let view = self.view.clone();
         let mut requests = Vec::new();
-        let finders = self.sessions.values_mut().filter_map(|r| r.finder.as_mut()).chain(self.placing.as_mut());
-        for f in finders {
-            for p in f.next_queries(|p| view.contains(p)) {
+        for f in finders(&mut self.sessions, &mut self.placing) {
+            for p in f.next_queries(now, |p| view.contains(p)) {
                 let body = ListRequest { user_id: f.user_id().to_string(), storer: p };
                 requests.push((p, sign(&self.identity, &body, unix)));
             }
@@ -81,16 +87,54 @@ impl RecoveryCore {
         }
     }
 
+    /// A recovery's list search ended with nothing: a new one from what this node knows now.
+    pub(super) fn search_again(&mut self, now: Millis, op: OpId) {
+        let Some(user) = self.sessions.get(&op).and_then(|r| r.finder.as_ref()).map(|f| f.user_id().to_string()) else {
+            return;
+        };
+        let finder = self.list_finder(&user);
+        if let Some(r) = self.sessions.get_mut(&op) {
+            r.finder = Some(finder);
+            r.started = now;
+            r.searches += 1;
+        }
+        self.pump_finders(now);
+    }
+
+    /// Questions of list searches that went unanswered too long fail (the search moves on).
+    pub(super) fn expire_list_asks(&mut self, now: Millis) {
+        let mut any = false;
+        for f in finders(&mut self.sessions, &mut self.placing) {
+            any |= f.expire(now);
+        }
+        if any {
+            self.pump_finders(now);
+        }
+    }
+
+    /// The earliest time a list search's question times out.
+    pub(super) fn next_list_expiry(&self) -> Option<Millis> {
+        self.sessions
+            .values()
+            .filter_map(|r| r.finder.as_ref())
+            .chain(self.placing.as_ref())
+            .filter_map(|f| f.next_expiry())
+            .min()
+    }
+
     /// A peer a list search asked is out of reach (dial failed, link lost before its answer).
     pub(super) fn list_peer_lost(&mut self, now: Millis, peer: &PeerId) {
-        for r in self.sessions.values_mut() {
-            if let Some(f) = r.finder.as_mut() {
-                f.failed(peer);
-            }
-        }
-        if let Some(f) = self.placing.as_mut() {
+        for f in finders(&mut self.sessions, &mut self.placing) {
             f.failed(peer);
         }
         self.pump_finders(now);
     }
+}
+
+/// Every running list search: the recoveries' and the owner's placement lookup.
+fn finders<'a>(
+    sessions: &'a mut BTreeMap<OpId, Running>,
+    placing: &'a mut Option<ListFinder>,
+) -> impl Iterator<Item = &'a mut ListFinder> {
+    sessions.values_mut().filter_map(|r| r.finder.as_mut()).chain(placing.as_mut())
 }

@@ -6,6 +6,7 @@
 use super::*;
 use crate::links::LinkTable;
 use crate::recovery::holder::tests::{ident, NOW};
+use crate::recovery::list::LIST_ASK_TIMEOUT_MS;
 use crate::recovery::proof::tests::FAST_KDF;
 use crate::routing::closest;
 
@@ -41,6 +42,7 @@ struct Net {
     stored: BTreeMap<PeerId, BTreeMap<PeerId, Vec<u8>>>,
     locks: BTreeMap<PeerId, BTreeMap<PeerId, Vec<u8>>>,
     own: BTreeMap<PeerId, Vec<u8>>,
+    lists: BTreeMap<PeerId, BTreeMap<String, Vec<u8>>>,
     reports: Vec<(PeerId, Offence)>,
 }
 
@@ -55,6 +57,7 @@ impl Net {
             stored: BTreeMap::new(),
             locks: BTreeMap::new(),
             own: BTreeMap::new(),
+            lists: BTreeMap::new(),
             reports: vec![],
         }
     }
@@ -87,6 +90,9 @@ impl Net {
                             drop(self.locks.entry(*me).or_default().insert(owner, record))
                         }
                         Output::Store(ShardOp::Own { record }) => drop(self.own.insert(*me, record)),
+                        Output::Store(ShardOp::List { user_id, record }) => {
+                            drop(self.lists.entry(*me).or_default().insert(user_id, record))
+                        }
                         Output::Dropped { .. } => {}
                         Output::Done(ev) => self.events.push((*me, ev)),
                     }
@@ -394,12 +400,38 @@ fn a_new_device_finds_the_holders_from_the_published_list_by_user_id() {
     let (holders, result) = s.net.recovered(s.fresh);
     assert_eq!(result.unwrap().peer_id(), me);
     assert_eq!(holders.iter().filter(|(_, a)| *a == Asked::Released).count(), 3, "{holders:?}");
-    // An unknown user id: nobody keeps a list for it; the search gives up after its minimum time
-    // (a fresh node's links may still be coming).
+    // An unknown user id: nobody keeps a list for it. Each search goes on for its minimum time (a
+    // fresh node's links may still be coming) and is started again while the time allows; then
+    // the recovery gives up before its deadline.
     s.net.recover(s.fresh, OwnerRef::User("0123456789abcdef".into()), &[], PASS, 200);
     assert!(s.net.events.is_empty());
     s.net.run_until(s.fresh, 200 + MIN_LIST_SEARCH_MS);
+    assert!(s.net.events.is_empty(), "given up after one search");
+    s.net.run_until(s.fresh, 200 + 30_000 - 1);
     assert_eq!(s.net.recovered(s.fresh).1.unwrap_err(), RecoverError::NoList("0123456789abcdef".into()));
+}
+
+#[test]
+fn a_search_that_found_no_list_is_started_again_and_finds_the_keepers_back() {
+    let mut s = backed_up();
+    let user = s.owner.user_id();
+    let keepers: Vec<PeerId> = s.net.nodes.values().filter(|c| c.lists.get(&user).is_some()).map(|c| c.me).collect();
+    assert!(keepers.len() >= 3);
+    for k in &keepers {
+        s.net.off(*k);
+    }
+    s.net.recover(s.fresh, OwnerRef::User(user), &[], PASS, 100);
+    // Every peer asked is silent: each question fails at its timeout and the first search ends
+    // with nothing (the recovery waits out the search's minimum time).
+    s.net.run_until(s.fresh, 100 + LIST_ASK_TIMEOUT_MS);
+    assert!(s.net.events.is_empty(), "no result while the time lasts: {:?}", s.net.events);
+    // The keepers are back (their links were never reported down): the next search finds them.
+    for k in &keepers {
+        s.net.on(*k);
+    }
+    s.net.run_until(s.fresh, 100 + 30_000);
+    let (holders, result) = s.net.recovered(s.fresh);
+    assert_eq!(result.unwrap().peer_id(), s.owner.peer_id(), "{holders:?}");
 }
 
 #[test]
@@ -511,6 +543,40 @@ fn a_list_search_waiting_on_a_silent_peer_sets_no_timer_in_the_past() {
         s.net.nodes.get_mut(&device.peer_id()).unwrap().handle_timeout(t);
         s.net.pump(t);
     }
+    // The silent peer's question timed out, and no search found anyone else to ask.
     let (_, result) = s.net.recovered(device.peer_id());
-    assert!(matches!(result, Err(RecoverError::TimedOut { .. })), "{result:?}");
+    assert!(matches!(result, Err(RecoverError::NoList(_))), "{result:?}");
+}
+
+#[test]
+fn a_keeper_restarted_from_its_tables_still_keeps_the_holder_list() {
+    let owner = ident(1);
+    let keepers: Vec<Identity> = (2..7).map(ident).collect();
+    let links = LinkTable::default();
+    let mut cores = vec![core(&owner, 1, &links)];
+    for (i, k) in keepers.iter().enumerate() {
+        // Nodes with a store (an empty one): what they keep is written out.
+        let mut c = core(k, 2 + i as u8, &links);
+        assert!(c.restore(0, &super::super::store::Stored::default()).is_empty());
+        cores.push(c);
+    }
+    let mut net = Net::new(links.clone(), cores);
+    let holders: Vec<PeerId> = keepers.iter().map(Identity::peer_id).collect();
+    let pass = Zeroizing::new(PASS.to_vec());
+    net.input(owner.peer_id(), 10, Input::Backup { op: 1, holders, threshold: 3, passphrase: pass });
+    let user = owner.user_id();
+    let k = keepers[0].peer_id();
+    let kept = net.nodes[&k].lists.get(&user).cloned().expect("the holder keeps the list");
+    let record = net.lists.get(&k).and_then(|l| l.get(&user)).cloned().expect("the list was written out");
+    // Restart from the tables alone (a record that does not decode is reported, the rest kept).
+    let mut c = core(&keepers[0], 40, &links);
+    let stored = super::super::store::Stored {
+        shares: net.stored[&k].values().cloned().collect(),
+        lists: vec![record, b"not an envelope".to_vec()],
+        ..Default::default()
+    };
+    let errors = c.restore(50, &stored);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("kept holder list"), "{errors:?}");
+    assert_eq!(c.lists.get(&user), Some(&kept));
 }

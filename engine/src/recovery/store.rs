@@ -1,7 +1,9 @@
 //! The recovery state on disk: the `shards` table, one record per owner (its deposit envelope as
 //! received, the share still sealed to this node), and the `recovery_state` table: this node's own
-//! backup (key `own`, see [`super::own::OwnRecord`]) and each held share's rate-limit state (key
-//! `lock` + owner, see [`super::holder::LockRecord`]). Applied by the wiring, read back at start.
+//! backup (key `own`, see [`super::own::OwnRecord`]), each held share's rate-limit state (key
+//! `lock` + owner, see [`super::holder::LockRecord`]) and the holder lists this node keeps for
+//! others (key `list` + user id, the owner's signed list as received). Applied by the wiring, read
+//! back at start.
 
 use crate::storage::{Storage, StorageError, Table};
 use crate::types::PeerId;
@@ -10,6 +12,7 @@ use std::rc::Rc;
 
 const OWN_KEY: &[u8] = b"own";
 const LOCK_PREFIX: &[u8] = b"lock";
+const LIST_PREFIX: &[u8] = b"list";
 
 fn lock_key(owner: &PeerId) -> Vec<u8> {
     [LOCK_PREFIX, &owner.0].concat()
@@ -26,6 +29,9 @@ pub enum ShardOp {
     Lock { owner: PeerId, record: Vec<u8> },
     /// This node's own backup ([`super::own::OwnRecord`]).
     Own { record: Vec<u8> },
+    /// A holder list kept for `user_id` (the owner's signed envelope, encoded), replacing any
+    /// earlier generation.
+    List { user_id: String, record: Vec<u8> },
 }
 
 /// What a previous run stored, for [`super::RecoveryCore::restore`] (which checks each record).
@@ -34,6 +40,7 @@ pub struct Stored {
     pub shares: Vec<Vec<u8>>,
     pub locks: Vec<Vec<u8>>,
     pub own: Option<Vec<u8>>,
+    pub lists: Vec<Vec<u8>>,
 }
 
 /// A node's handle on its recovery tables.
@@ -57,6 +64,8 @@ impl ShardStore {
                 out.own = Some(v);
             } else if k.starts_with(LOCK_PREFIX) {
                 out.locks.push(v);
+            } else if k.starts_with(LIST_PREFIX) {
+                out.lists.push(v);
             }
         }
         Ok(out)
@@ -72,6 +81,9 @@ impl ShardStore {
             }
             ShardOp::Lock { owner, record } => s.put(Table::RecoveryState, &lock_key(owner), record),
             ShardOp::Own { record } => s.put(Table::RecoveryState, OWN_KEY, record),
+            ShardOp::List { user_id, record } => {
+                s.put(Table::RecoveryState, &[LIST_PREFIX, user_id.as_bytes()].concat(), record)
+            }
         }
     }
 }

@@ -32,10 +32,12 @@ pub enum Table {
     /// Recovery state beside the shares: this node's own backup, the holder's rate-limit locks
     /// ([`crate::recovery::store`]).
     RecoveryState,
+    /// Users this node follows, by user id ([`crate::feeds::store`]).
+    Follows,
 }
 
 impl Table {
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Peers,
         Table::Identity,
         Table::Posts,
@@ -48,6 +50,7 @@ impl Table {
         Table::Reputation,
         Table::SyncRecords,
         Table::RecoveryState,
+        Table::Follows,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Table {
             Table::Reputation => "reputation",
             Table::SyncRecords => "sync_records",
             Table::RecoveryState => "recovery_state",
+            Table::Follows => "follows",
         }
     }
 }

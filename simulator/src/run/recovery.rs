@@ -7,6 +7,7 @@ use crate::recovery::{RecoveryLog, GUESS_OPS};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use swarm_engine::recovery::messages::OwnerRef;
+use swarm_engine::recovery::session::Asked;
 use swarm_engine::wiring::RecoveryListener;
 use zeroize::Zeroizing;
 
@@ -149,6 +150,12 @@ pub(super) fn recover(world: &mut World, at_ms: u64) {
     let Some(r) = world.recovery.as_ref() else { return };
     let timeout_ms = world.sc.recovery.recover_timeout_s * 1000;
     let mut log = r.log.borrow_mut();
+    // Holders gone as the recovery starts: those lost with the devices and any the churn took in
+    // the `recover_after_s` since (each counts against the owner's "2 of 5 gone").
+    let live: BTreeSet<PeerId> = world.live_slots().into_iter().map(|s| world.ids[s]).collect();
+    for o in log.owners.iter_mut().filter(|o| o.backed_up) {
+        o.holders_gone = o.holders.iter().filter(|h| !live.contains(*h)).count();
+    }
     for (i, (device, guesser)) in r.devices.iter().enumerate() {
         let user = log.owners[i].user.clone();
         if let Some(node) = guesser.and_then(|g| world.nodes[g].as_ref()) {
@@ -199,7 +206,14 @@ pub(super) fn recovery_metrics(world: &World, m: &mut Metrics, notes: &mut Vec<S
     let failures: Vec<String> = backed
         .iter()
         .filter_map(|o| match &o.result {
-            Some(x) if !x.ok => Some(format!("{}: {} ({} shares in)", o.user, x.why, x.released)),
+            Some(x) if !x.ok => Some(format!(
+                "{} ({} holders gone): {} [{}] ({} shares in)",
+                o.user,
+                o.holders_gone,
+                x.why,
+                asked_states(world, o, &x.asked).join(", "),
+                x.released
+            )),
             None => Some(format!("{}: no answer", o.user)),
             _ => None,
         })
@@ -231,7 +245,7 @@ pub(super) fn recovery_metrics(world: &World, m: &mut Metrics, notes: &mut Vec<S
         })
         .collect();
     notes.push(format!(
-        "recovery by holders gone at device loss (killed with the devices, owners' devices that held, churned and not yet replaced): {}",
+        "recovery by holders gone when it was asked for (killed with the devices, owners' devices that held, churned and not yet replaced, churned since the loss): {}",
         by_gone.join("; ")
     ));
     if !failures.is_empty() {
@@ -240,4 +254,25 @@ pub(super) fn recovery_metrics(world: &World, m: &mut Metrics, notes: &mut Vec<S
     if let Some(e) = log.backups_failed.first() {
         notes.push(format!("first failed backup: {e}"));
     }
+}
+
+/// How far each holder a failed recovery asked got, and whether it is still up at the end of the
+/// run and in the owner's last generation (for the failure note).
+fn asked_states(world: &World, owner: &crate::recovery::Owner, asked: &[(PeerId, Asked)]) -> Vec<String> {
+    let live: BTreeSet<PeerId> = world.live_slots().into_iter().map(|s| world.ids[s]).collect();
+    asked
+        .iter()
+        .map(|(h, a)| {
+            let state = match a {
+                Asked::Waiting => "unreached".to_string(),
+                Asked::Requested => "asked".to_string(),
+                Asked::Proved => "proved".to_string(),
+                Asked::Released => "released".to_string(),
+                Asked::Failed(w) => w.clone(),
+            };
+            let up = if live.contains(h) { "up" } else { "down" };
+            let current = if owner.holders.contains(h) { "" } else { ", not current" };
+            format!("{}:{state} ({up}{current})", &h.short()[..6])
+        })
+        .collect()
 }

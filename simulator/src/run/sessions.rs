@@ -7,6 +7,7 @@
 use super::*;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use swarm_engine::feeds::store::FollowStore;
 use swarm_engine::node::SyncParams;
 use swarm_engine::storage::Storage;
 use swarm_engine::sync::store::SyncStore;
@@ -38,17 +39,28 @@ impl World {
     /// The content store and sync storage of a node starting with `identity` in `slot`: kept
     /// ones when identities return, fresh in-memory ones otherwise (as before sessions existed).
     pub(super) fn stores_for(&mut self, slot: usize, identity: &Rc<Identity>) -> (Box<dyn Storage>, SyncParams) {
-        let listener = self.sync.as_ref().map(|s| s.listener(identity.peer_id(), self.clock));
+        let id = identity.peer_id();
+        let listener = self.sync.as_ref().map(|s| s.listener(id, self.clock));
+        let feed_listener = self.feeds.as_ref().map(|f| f.listener(id, self.clock));
         let Some(keep) = self.keep.as_mut() else {
-            return (Box::new(MemoryStorage::new()), SyncParams { store: None, listener });
+            return (Box::new(MemoryStorage::new()), SyncParams { listener, feed_listener, ..SyncParams::default() });
         };
         keep.idents.insert(slot, identity.clone());
-        let store = keep.store(identity.peer_id());
+        let store = keep.store(id);
         let shared: Rc<RefCell<dyn Storage>> = store.clone();
-        let sync_store = SyncStore::new(shared);
-        // An in-memory store always reads back.
+        let sync_store = SyncStore::new(shared.clone());
+        let follow_store = FollowStore::new(shared);
+        // An in-memory store always reads back; rows that do not decode cannot be there (we
+        // wrote them).
         let restored = sync_store.load().expect("an in-memory store reads");
-        (Box::new(store), SyncParams { store: Some((sync_store, restored)), listener })
+        let (follows, _) = follow_store.load().expect("an in-memory store reads");
+        let params = SyncParams {
+            store: Some((sync_store, restored)),
+            listener,
+            follows: Some((follow_store, follows)),
+            feed_listener,
+        };
+        (Box::new(store), params)
     }
 
     /// The node in `slot` goes offline: a crash to the others; its identity and store stay.

@@ -83,6 +83,12 @@ pub(super) fn build_report(
         "connectivity_min is taken over samples at t >= {} s (warm-up excluded); connectivity = largest connected component / live nodes",
         sc.warmup_s
     ));
+    if world.rediscoveries > 0 {
+        notes.push(format!(
+            "{} times a node that never had a link asked the rendezvous point again (checked every sample)",
+            world.rediscoveries
+        ));
+    }
     notes.push(format!(
         "gossip reach is bounded by TTL {} and {} rumours per frame; coverage = mean share of live nodes reached per rumour",
         sc.node.gossip.ttl, sc.node.gossip.max_rumors_per_frame
@@ -126,6 +132,7 @@ pub(super) fn build_report(
     }
     super::recovery::recovery_metrics(world, &mut metrics, &mut notes);
     super::sync::sync_metrics(world, &samples, &mut metrics, &mut notes);
+    super::feeds::feeds_metrics(world, &mut metrics, &mut notes);
     Report {
         scenario: sc.name.clone(),
         seed: sc.seed,

@@ -304,6 +304,12 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
         notes.push(format!("first failed write: {e}"));
     }
     if let Some(k) = world.keep.as_ref() {
-        notes.push(format!("sessions: {} returns; {} nodes offline at the end", k.returns, k.parked.len()));
+        notes.push(format!(
+            "sessions: {} returns; {} nodes offline at the end; {} holders per record on average (live and offline; rf {})",
+            k.returns,
+            k.parked.len(),
+            t.held_pairs() as f64 / spec.records.max(1) as f64,
+            world.sc.node.replication.rf,
+        ));
     }
 }
