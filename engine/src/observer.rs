@@ -10,8 +10,9 @@ use crate::types::PeerId;
 pub enum Event {
     /// This node started a gossip rumour.
     RumorOriginated { origin: PeerId, seq: u64 },
-    /// This node received a rumour for the first time.
-    RumorReceived { origin: PeerId, seq: u64 },
+    /// This node received a rumour for the first time, from neighbour `from`, and it passed every
+    /// check (its signed envelope is accepted: one event for both, as it is the hottest one).
+    RumorReceived { origin: PeerId, seq: u64, from: PeerId },
     /// Size of the bootstrap registry after a change.
     KnownPeers(usize),
     /// A frame that failed to decode; `error` says why.
@@ -29,8 +30,6 @@ pub enum Event {
     RequestFailed { peer: PeerId, answered: bool },
     /// Reputation moved a peer to another standing.
     Standing { peer: PeerId, standing: crate::reputation::Standing },
-    /// A signed envelope (a rumour today; posts and manifests with content) passed every check.
-    EnvelopeAccepted { origin: PeerId, from: PeerId },
     /// A signed envelope was refused; `from` is the neighbour that sent it.
     EnvelopeRejected { origin: PeerId, from: PeerId, reason: Rejection },
     /// This node stored a chunk.

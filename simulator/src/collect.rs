@@ -395,6 +395,11 @@ impl Collector {
         self.st.borrow().trust.is_adversary(peer)
     }
 
+    /// The adversary kind `peer` was started as, if any.
+    pub fn adversary_kind(&self, peer: &PeerId) -> Option<&'static str> {
+        self.st.borrow().trust.kind(peer)
+    }
+
     /// Adversarial nodes started over the run.
     pub fn adversaries(&self) -> usize {
         self.st.borrow().trust.adversaries()
@@ -460,10 +465,12 @@ impl Observer for Collector {
                 let stat = RumorStat { origin_ms, live_at_origin: s.live, receivers: 0 };
                 s.rumors.insert((origin, seq), stat);
             }
-            Event::RumorReceived { origin, seq } => {
+            Event::RumorReceived { origin, seq, from } => {
                 if let Some(r) = s.rumors.get_mut(&(origin, seq)) {
                     r.receivers += 1;
                 }
+                let bad = s.trust.is_forger(&from);
+                s.envelopes[usize::from(bad)].0 += 1;
             }
             Event::KnownPeers(n) => {
                 if let Some(slot) = s.slot_of.get(&node).copied() {
@@ -523,10 +530,6 @@ impl Observer for Collector {
                 s.trust.graylisted(node, peer, now_ms);
             }
             Event::Standing { .. } => {}
-            Event::EnvelopeAccepted { from, .. } => {
-                let bad = s.trust.is_forger(&from);
-                s.envelopes[usize::from(bad)].0 += 1;
-            }
             Event::EnvelopeRejected { from, .. } => {
                 let bad = s.trust.is_forger(&from);
                 s.envelopes[usize::from(bad)].1 += 1;

@@ -53,6 +53,11 @@ impl Trust {
         self.kinds.contains_key(peer)
     }
 
+    /// The adversary kind `peer` was started as, if any.
+    pub fn kind(&self, peer: &PeerId) -> Option<&'static str> {
+        self.kinds.get(peer).copied()
+    }
+
     pub fn is_forger(&self, peer: &PeerId) -> bool {
         self.forgers.contains(peer)
     }

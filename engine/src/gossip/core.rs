@@ -56,8 +56,8 @@ pub enum Output {
 /// its order never matters.
 #[derive(Clone, Debug)]
 pub struct SeenCache {
-    set: FxHashSet<(PeerId, u64)>,
-    order: VecDeque<((PeerId, u64), Millis)>,
+    set: FxHashSet<u64>,
+    order: VecDeque<(u64, Millis)>,
     cap: usize,
 }
 
@@ -66,12 +66,12 @@ impl SeenCache {
         SeenCache { set: FxHashSet::default(), order: VecDeque::new(), cap }
     }
 
-    pub fn contains(&self, id: &(PeerId, u64)) -> bool {
+    pub fn contains(&self, id: &u64) -> bool {
         self.set.contains(id)
     }
 
     /// Insert; returns false if the id was already there.
-    pub fn insert(&mut self, id: (PeerId, u64), now: Millis) -> bool {
+    pub fn insert(&mut self, id: u64, now: Millis) -> bool {
         if !self.set.insert(id) {
             return false;
         }
@@ -109,7 +109,7 @@ impl SeenCache {
 /// A rumour's id in the seen cache, read before its body is decoded ([`Envelope::quick_id`]):
 /// most rumours a node receives are copies of ones it already took. An origin that signs its
 /// sequence number again (a node restarted from 0) is heard again, not taken for its past.
-fn rumor_id(r: &Rumor) -> Option<(PeerId, u64)> {
+fn rumor_id(r: &Rumor) -> Option<u64> {
     r.envelope.quick_id()
 }
 
@@ -232,8 +232,7 @@ impl GossipCore {
             if let Some(id) = id {
                 self.seen.insert(id, now);
             }
-            self.out.push_back(Output::Effect(Effect::Event(Event::EnvelopeAccepted { origin, from })));
-            self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin, seq: body.seq })));
+            self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin, seq: body.seq, from })));
             let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
             let me = self.me;
             self.learned.extend(body.peers.iter().chain(std::iter::once(&origin)).filter(|p| **p != me).take(room));

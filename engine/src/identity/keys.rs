@@ -143,14 +143,16 @@ type Verdict = (Box<[u8]>, Result<(), SignatureError>);
 
 /// Decompressed public keys a [`MemoVerifier`] keeps (~200 bytes each), per thread.
 const MEMO_KEYS: usize = 1 << 16;
-/// Signatures waiting for the look-ahead worker, and verdicts waiting to join the memo, at most
-/// (each up to one signed message; guess: a few rounds of gossip at 1,000 nodes).
+/// Signatures waiting for the look-ahead worker at most (each up to one signed message; guess: a
+/// few rounds of gossip at 1,000 nodes). Past it an announced signature is checked when asked.
 const MAX_LOOKAHEAD_JOBS: usize = 8192;
-/// Announced signatures handed to the worker together. Waking a sleeping thread is a system
-/// call, about the cost of a tenth of a verification; per signature it was ~3.5% of a churn-50
-/// run's main thread (perf). Batches of 16 cut the wakes 16-fold, and at the simulator's rates a
-/// batch fills in microseconds, long before any receiver asks for the verdict.
-const LOOKAHEAD_BATCH: usize = 16;
+/// How long the idle worker sleeps between looks at its queue: from the first value, doubling up
+/// to the second while nothing comes. The worker is never woken: waking a parked thread is a
+/// system call on the run's thread for each signature (~3.5% of churn-50's main thread), and
+/// holding signatures back to wake it once per batch made receivers ask before the batch left
+/// (42% of the checks fell back on the run's thread). A look every 20 us while busy is far
+/// inside the simulated 40 ms a frame travels (~0.4 ms of wall time at churn-50's pace).
+const LOOKAHEAD_POLL_US: (u64, u64) = (20, 1000);
 
 #[derive(Default)]
 struct Memo {
@@ -161,13 +163,11 @@ struct Memo {
 
 type Job = (MemoKey, Box<[u8]>);
 
-/// The worker thread and its two channels (batches of jobs out, batches of verdicts back), and
-/// the batch being filled.
+/// The worker thread and its two channels (jobs out, batches of verdicts back).
 struct Lookahead {
-    jobs: Option<std::sync::mpsc::SyncSender<Vec<Job>>>,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
     verdicts: std::sync::mpsc::Receiver<Vec<(MemoKey, Verdict)>>,
     worker: Option<std::thread::JoinHandle<()>>,
-    batch: std::cell::RefCell<Vec<Job>>,
 }
 
 /// Decompressed keys by peer, bounded (cleared when full: keys are cheap to decompress again).
@@ -190,28 +190,42 @@ impl KeyCache {
 
 impl Lookahead {
     fn start() -> std::io::Result<Self> {
-        let batches = MAX_LOOKAHEAD_JOBS / LOOKAHEAD_BATCH;
-        let (jobs, inbox) = std::sync::mpsc::sync_channel::<Vec<Job>>(batches);
-        let (outbox, verdicts) = std::sync::mpsc::sync_channel(batches);
+        use std::sync::mpsc::TryRecvError;
+        let (jobs, inbox) = std::sync::mpsc::sync_channel::<Job>(MAX_LOOKAHEAD_JOBS);
+        let (outbox, verdicts) = std::sync::mpsc::sync_channel(MAX_LOOKAHEAD_JOBS);
         let worker = std::thread::Builder::new().name("verify-ahead".into()).spawn(move || {
             let mut keys = KeyCache::default();
+            let (first, most) = LOOKAHEAD_POLL_US;
+            let mut pause = first;
             // Ends when the verifier drops its sender, or stops listening.
-            while let Ok(batch) = inbox.recv() {
-                let done: Vec<_> = batch
-                    .into_iter()
-                    .map(|(key, message)| {
-                        let (peer, signature) = &key;
-                        let verdict = keys.get(peer).and_then(|k| verify_key(&k, peer, &message, signature));
-                        (key, (message, verdict))
-                    })
-                    .collect();
-                if outbox.send(done).is_err() {
+            loop {
+                let mut done = Vec::new();
+                let ended = loop {
+                    match inbox.try_recv() {
+                        Ok((key, message)) => {
+                            let (peer, signature) = &key;
+                            let verdict = keys.get(peer).and_then(|k| verify_key(&k, peer, &message, signature));
+                            done.push((key, (message, verdict)));
+                        }
+                        Err(TryRecvError::Empty) => break false,
+                        Err(TryRecvError::Disconnected) => break true,
+                    }
+                };
+                if done.is_empty() {
+                    pause = (pause * 2).min(most);
+                } else {
+                    pause = first;
+                    if outbox.send(done).is_err() {
+                        break;
+                    }
+                }
+                if ended {
                     break;
                 }
+                std::thread::sleep(std::time::Duration::from_micros(pause));
             }
         })?;
-        let batch = std::cell::RefCell::new(Vec::with_capacity(LOOKAHEAD_BATCH));
-        Ok(Lookahead { jobs: Some(jobs), verdicts, worker: Some(worker), batch })
+        Ok(Lookahead { jobs: Some(jobs), verdicts, worker: Some(worker) })
     }
 }
 
@@ -308,16 +322,8 @@ impl Verifier for MemoVerifier {
     fn expect(&self, peer: &PeerId, message: &[u8], signature: &[u8; 64]) {
         let Some(ahead) = &self.ahead else { return };
         let Some(jobs) = &ahead.jobs else { return };
-        let mut batch = ahead.batch.borrow_mut();
-        batch.push(((*peer, *signature), message.into()));
-        if batch.len() < LOOKAHEAD_BATCH {
-            return;
-        }
-        let full = std::mem::replace(&mut *batch, Vec::with_capacity(LOOKAHEAD_BATCH));
-        if let Err(std::sync::mpsc::TrySendError::Full(lost) | std::sync::mpsc::TrySendError::Disconnected(lost)) =
-            jobs.try_send(full)
-        {
-            self.count(|s| s.ahead_dropped += lost.len() as u64);
+        if jobs.try_send(((*peer, *signature), message.into())).is_err() {
+            self.count(|s| s.ahead_dropped += 1);
         }
     }
 }
@@ -395,7 +401,7 @@ mod tests {
     fn lookahead_verdicts_are_ed25519s_and_come_from_the_worker() {
         let (a, b) = (ident(5), ident(6));
         let memo = MemoVerifier::with_lookahead(1 << 20).unwrap();
-        // 47 of a's and one under b's key: three full batches.
+        // 47 of a's and one under b's key, each handed over as it is announced.
         let msgs: Vec<Vec<u8>> = (0..48u8).map(|i| vec![i; 1 + usize::from(i)]).collect();
         let mut sigs: Vec<[u8; 64]> = msgs.iter().map(|m| a.sign(m)).collect();
         sigs[7][3] ^= 0x10; // announced, but broken: the worker must say so too
@@ -404,8 +410,6 @@ mod tests {
         }
         // Someone else's key.
         memo.expect(&b.peer_id(), &msgs[0], &sigs[0]);
-        // A partial batch stays here until it fills: asked for, it is checked on this thread.
-        memo.expect(&a.peer_id(), &msgs[47], &sigs[47]);
         // Bounded wait for the worker (it is a thread: no simulated time here).
         for _ in 0..500 {
             memo.collect_ahead();
@@ -428,6 +432,7 @@ mod tests {
         assert_eq!(memo.stats().verified, 0);
         assert!(memo.verify(&a.peer_id(), &msgs[1], &sigs[0]).is_err());
         assert_eq!(memo.stats().verified, 1);
+        // Never announced: checked on this thread.
         assert!(memo.verify(&a.peer_id(), &msgs[47], &sigs[47]).is_ok());
         assert_eq!((memo.stats().verified, memo.stats().verified_ahead), (2, 48));
     }

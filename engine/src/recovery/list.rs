@@ -1,11 +1,11 @@
 //! The published holder list: the owner signs who holds its current generation and hands the
-//! list to the `rf` peers XOR-closest to a key derived from its user id; a new device that knows
-//! only the user id finds those peers with the routing module's iterative [`Lookup`] and reads the
-//! list back. [`ListStore`] is the keeping side (bounded, newest generation wins), [`ListFinder`]
+//! list to the `rf` peers XOR-closest to each of a few keys derived from its user id (its
+//! *regions*); a new device that knows only the user id finds those peers with the routing
+//! module's iterative [`Lookup`], one region after another, and reads the list back. [`ListStore`] is the keeping side (bounded, newest generation wins), [`ListFinder`]
 //! the asking side. The list is public (peer ids only); its signature and the user id's hash of
 //! the owner's key make a forged list useless.
 
-use super::messages::{open, HolderList, ListReply, MessageError, MAX_LIST_CLOSER, MAX_USER_ID_CHARS};
+use super::messages::{open, HolderList, ListReply, ListRequest, MessageError, MAX_LIST_CLOSER, MAX_USER_ID_CHARS};
 use super::split::MAX_SHARES;
 use crate::identity::{user_id, Envelope};
 use crate::routing::{Key, Lookup, LookupConfig};
@@ -16,10 +16,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const LIST_KEY_TAG: &[u8] = b"swarm-recovery-list-key-v1";
 
-/// Where the holder list of `user_id` lives in the key space: SHA-256(tag || user id).
-pub fn list_key(user_id: &str) -> Key {
+/// List regions at most (a request naming a higher one is refused).
+pub const MAX_LIST_REGIONS: u8 = 8;
+
+/// Where the holder list of `user_id` lives in the key space, in region `region`:
+/// SHA-256(tag || user id) for region 0, SHA-256(tag || region || user id) for the others.
+/// Regions are independent points of the key space, so one correlated loss (every peer near one
+/// key gone at once) does not take every copy.
+pub fn list_key(user_id: &str, region: u8) -> Key {
     let mut h = Sha256::new();
     h.update(LIST_KEY_TAG);
+    if region > 0 {
+        h.update([region]);
+    }
     h.update(user_id.as_bytes());
     Key(h.finalize().into())
 }
@@ -104,6 +113,7 @@ pub enum Found {
 /// list belongs (its routing table alone may not know the closest peers).
 pub struct ListFinder {
     user_id: String,
+    region: u8,
     lookup: Lookup,
     best: Option<HolderList>,
     asked: BTreeMap<PeerId, Ask>,
@@ -123,15 +133,25 @@ struct Ask {
 pub const LIST_ASK_TIMEOUT_MS: Millis = 8_000;
 
 impl ListFinder {
-    /// `seeds`: the peers this node knows (its routing table's closest to the key, its links).
-    pub fn new(user_id: &str, seeds: impl IntoIterator<Item = PeerId>, cfg: LookupConfig) -> Self {
-        debug_assert!(user_id.len() <= MAX_USER_ID_CHARS);
-        let lookup = Lookup::new(list_key(user_id), seeds, cfg);
-        ListFinder { user_id: user_id.to_string(), lookup, best: None, asked: BTreeMap::new() }
+    /// A lookup toward `user_id`'s list key in `region`; `seeds`: the peers this node knows (its
+    /// routing table's closest to the key, its links).
+    pub fn new(user_id: &str, region: u8, seeds: impl IntoIterator<Item = PeerId>, cfg: LookupConfig) -> Self {
+        debug_assert!(user_id.len() <= MAX_USER_ID_CHARS && region < MAX_LIST_REGIONS);
+        let lookup = Lookup::new(list_key(user_id, region), seeds, cfg);
+        ListFinder { user_id: user_id.to_string(), region, lookup, best: None, asked: BTreeMap::new() }
     }
 
     pub fn user_id(&self) -> &str {
         &self.user_id
+    }
+
+    pub fn region(&self) -> u8 {
+        self.region
+    }
+
+    /// This search's question to `storer`.
+    pub fn request(&self, storer: PeerId) -> ListRequest {
+        ListRequest { user_id: self.user_id.clone(), storer, region: self.region }
     }
 
     /// The peers to ask next; those `linked` now are returned (to send to at once), the others
@@ -206,7 +226,7 @@ impl ListFinder {
 
     /// A reply from `from` (already opened and addressed to us); ignored unless `from` was asked.
     pub fn on_reply(&mut self, from: &PeerId, reply: ListReply) -> Found {
-        if reply.user_id != self.user_id || self.asked.remove(from).is_none() {
+        if reply.user_id != self.user_id || reply.region != self.region || self.asked.remove(from).is_none() {
             return Found::Nothing;
         }
         self.lookup.on_answer(from, reply.closer.into_iter().take(MAX_LIST_CLOSER));
@@ -321,7 +341,7 @@ mod tests {
     fn a_finder_keeps_the_newest_list_of_its_user_and_follows_closer_peers() {
         let (owner, other) = (ident(1), ident(2));
         let seeds: Vec<PeerId> = (20..23).map(|i| ident(i).peer_id()).collect();
-        let mut f = ListFinder::new(&owner.user_id(), seeds.clone(), LookupConfig { k: 3, alpha: 3 });
+        let mut f = ListFinder::new(&owner.user_id(), 0, seeds.clone(), LookupConfig { k: 3, alpha: 3 });
         let asked = f.next_queries(0, |_| true);
         assert_eq!(asked.len(), 3);
         let reply = |list: Option<Envelope>, closer: Vec<PeerId>| ListReply {
@@ -329,6 +349,7 @@ mod tests {
             to: PeerId([0; 32]),
             list,
             closer,
+            region: 0,
         };
         // Another user's list under our user id is ignored; the closer peer is asked next.
         let closer = ident(30).peer_id();
@@ -348,11 +369,11 @@ mod tests {
     fn a_silent_peer_fails_after_the_ask_timeout_and_the_search_moves_on() {
         let owner = ident(1);
         let seeds: Vec<PeerId> = (20..24).map(|i| ident(i).peer_id()).collect();
-        let mut f = ListFinder::new(&owner.user_id(), seeds, LookupConfig { k: 3, alpha: 3 });
+        let mut f = ListFinder::new(&owner.user_id(), 0, seeds, LookupConfig { k: 3, alpha: 3 });
         let asked = f.next_queries(1_000, |_| true);
         assert_eq!(asked.len(), 3);
         assert_eq!(f.next_expiry(), Some(1_000 + LIST_ASK_TIMEOUT_MS));
-        let reply = ListReply { user_id: owner.user_id(), to: PeerId([0; 32]), list: None, closer: vec![] };
+        let reply = ListReply { user_id: owner.user_id(), to: PeerId([0; 32]), list: None, closer: vec![], region: 0 };
         f.on_reply(&asked[0], reply.clone());
         f.on_reply(&asked[1], reply);
         // One never answers: not failed before its time, failed at it, and the fourth seed is

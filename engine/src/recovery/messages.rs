@@ -303,6 +303,10 @@ impl Record for HolderList {
 pub struct ListRequest {
     pub user_id: String,
     pub storer: PeerId,
+    /// Which of the list's keys the asker looks toward ([`super::list::list_key`]); absent in
+    /// requests of nodes that knew one key only (region 0).
+    #[serde(default)]
+    pub region: u8,
 }
 
 impl Record for ListRequest {
@@ -320,6 +324,9 @@ pub struct ListReply {
     pub to: PeerId,
     pub list: Option<Envelope>,
     pub closer: Vec<PeerId>,
+    /// The region of the request answered (`closer` is toward its key).
+    #[serde(default)]
+    pub region: u8,
 }
 
 impl Record for ListReply {

@@ -12,7 +12,7 @@
 //! published again to the peers closest to the user id's list key ([`super::list`]).
 
 use super::holder::{self, HolderCore};
-use super::list::{list_key, Found, ListFinder, ListPublisher, ListStore};
+use super::list::{list_key, Found, ListFinder, ListPublisher, ListStore, MAX_LIST_REGIONS};
 use super::messages::{kind_of, open, sign, HolderList, Kind, ListReply, ListRequest, OwnerRef, MAX_LIST_CLOSER};
 use super::own::{suggest_holders, OwnBackup, OwnRecord};
 use super::owner::{
@@ -94,6 +94,8 @@ pub struct RecoveryCore {
     publisher: ListPublisher,
     /// The owner's lookup for where its list belongs (the peers closest to its list key).
     placing: Option<ListFinder>,
+    /// The region the next placement lookup looks in.
+    place_region: u8,
     /// The own backup is written out (`ShardOp::Own`) when it changed.
     persist: bool,
     dirty: bool,
@@ -122,6 +124,7 @@ impl RecoveryCore {
             lists: ListStore::new(cfg.max_lists_held),
             publisher: ListPublisher::default(),
             placing: None,
+            place_region: 0,
             persist: false,
             dirty: false,
             sessions: BTreeMap::new(),
@@ -261,7 +264,7 @@ impl RecoveryCore {
             return self.done(RecoveryEvent::Recovered { op, holders: vec![], result: Err(e) });
         }
         let finder = match (&owner, holders.is_empty()) {
-            (OwnerRef::User(u), true) => Some(self.list_finder(u)),
+            (OwnerRef::User(u), true) => Some(self.list_finder(u, 0)),
             _ => None,
         };
         let session = Session::new(owner, self.identity.duplicate(), pass, &holders);
@@ -311,15 +314,13 @@ impl RecoveryCore {
             let finder = r.finder.as_mut();
             if let Some(f) = finder {
                 if f.on_up(peer) {
-                    let body = ListRequest { user_id: f.user_id().to_string(), storer: peer };
-                    requests.push(sign(&self.identity, &body, unix));
+                    requests.push(sign(&self.identity, &f.request(peer), unix));
                 }
             }
         }
         if let Some(f) = self.placing.as_mut() {
             if f.on_up(peer) {
-                let body = ListRequest { user_id: f.user_id().to_string(), storer: peer };
-                requests.push(sign(&self.identity, &body, unix));
+                requests.push(sign(&self.identity, &f.request(peer), unix));
             }
         }
         for env in requests {
@@ -364,6 +365,7 @@ impl RecoveryCore {
         let record = rmp_serde::to_vec(&env).expect("envelopes encode");
         match self.lists.put(env) {
             Ok(user_id) => {
+                tracing::debug!(me = %self.me.short(), %user_id, from = %from.short(), "holder list kept");
                 if self.persist {
                     self.out.push_back(Output::Store(ShardOp::List { user_id, record }));
                 }

@@ -63,9 +63,10 @@ impl RecoveryCore {
         self.on_backup(now, op, holders, threshold, pass)
     }
 
-    /// The peers closest to our holder list's key that we know of (routing table and links).
-    pub(super) fn list_targets(&self, user: &str, n: usize) -> Vec<PeerId> {
-        let key = list_key(user);
+    /// The peers closest to a holder list's key in `region` that we know of (routing table and
+    /// links).
+    pub(super) fn list_targets(&self, user: &str, region: u8, n: usize) -> Vec<PeerId> {
+        let key = list_key(user, region);
         let mut known = self.view.peers();
         if let Some(t) = &self.table {
             known.extend(t.borrow().closest(&key, n));
@@ -78,7 +79,9 @@ impl RecoveryCore {
     /// the closest set.
     pub(super) fn publish_list(&mut self, now: Millis, fresh: bool) {
         let Some(own) = &self.own else { return };
-        let targets = self.list_targets(&self.identity.user_id(), self.cfg.list_rf);
+        let user = self.identity.user_id();
+        let targets: Vec<PeerId> =
+            (0..self.cfg.list_regions).flat_map(|r| self.list_targets(&user, r, self.cfg.list_rf)).collect();
         if fresh {
             let body = HolderList {
                 owner: self.me,
@@ -104,12 +107,14 @@ impl RecoveryCore {
     }
 
     /// Look for the peers closest to our list key beyond what we know (a lookup over list
-    /// requests); [`Self::place_list`] takes its result.
+    /// requests, one region per look, in turn); [`Self::place_list`] takes its result.
     pub(super) fn start_placing(&mut self, now: Millis) {
         if self.own.is_none() || self.placing.is_some() {
             return;
         }
-        self.placing = Some(self.list_finder(&self.identity.user_id()));
+        let region = self.place_region;
+        self.place_region = (region + 1) % self.cfg.list_regions.max(1);
+        self.placing = Some(self.list_finder(&self.identity.user_id(), region));
         self.pump_finders(now);
     }
 

@@ -8,15 +8,22 @@ impl RecoveryCore {
     /// A peer asks for a user's holder list: the list if kept, and the peers closest to its key.
     pub(super) fn on_list_request(&mut self, unix: u64, from: PeerId, env: &Envelope) {
         let req = match open::<ListRequest>(env) {
-            Ok(r) if r.storer == self.me && r.user_id.len() <= crate::recovery::messages::MAX_USER_ID_CHARS => r,
+            Ok(r)
+                if r.storer == self.me
+                    && r.user_id.len() <= crate::recovery::messages::MAX_USER_ID_CHARS
+                    && r.region < MAX_LIST_REGIONS =>
+            {
+                r
+            }
             Ok(_) => return self.out.push_back(Output::Dropped { from, error: "list request not for us".into() }),
             Err(e) => return self.out.push_back(Output::Dropped { from, error: e.to_string() }),
         };
-        let mut closer = self.list_targets(&req.user_id, MAX_LIST_CLOSER + 1);
+        let mut closer = self.list_targets(&req.user_id, req.region, MAX_LIST_CLOSER + 1);
         closer.retain(|p| *p != from);
         closer.truncate(MAX_LIST_CLOSER);
         let list = self.lists.get(&req.user_id).cloned();
-        let reply = ListReply { user_id: req.user_id, to: from, list, closer };
+        tracing::debug!(me = %self.me.short(), user_id = %req.user_id, from = %from.short(), kept = list.is_some(), "holder list asked");
+        let reply = ListReply { user_id: req.user_id, to: from, list, closer, region: req.region };
         let env = sign(&self.identity, &reply, unix);
         self.send(from, env);
     }
@@ -37,8 +44,7 @@ impl RecoveryCore {
                 let fresh: Vec<PeerId> = list.holders.iter().filter(|h| **h != self.me).copied().collect();
                 for h in &fresh {
                     if f.ask(now, *h, self.view.contains(h)) {
-                        let body = ListRequest { user_id: f.user_id().to_string(), storer: *h };
-                        requests.push((*h, sign(&self.identity, &body, unix)));
+                        requests.push((*h, sign(&self.identity, &f.request(*h), unix)));
                     }
                 }
                 r.session.add_holders(&fresh, MAX_SESSION_HOLDERS);
@@ -59,11 +65,12 @@ impl RecoveryCore {
         self.pump_finders(now);
     }
 
-    /// A search toward `user`'s list key, seeded with the peers this node knows closest to it.
-    pub(super) fn list_finder(&self, user: &str) -> ListFinder {
-        let seeds = self.list_targets(user, 4 * self.cfg.list_lookup_k);
+    /// A search toward `user`'s list key in `region`, seeded with the peers this node knows
+    /// closest to it.
+    pub(super) fn list_finder(&self, user: &str, region: u8) -> ListFinder {
+        let seeds = self.list_targets(user, region, 4 * self.cfg.list_lookup_k);
         let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
-        ListFinder::new(user, seeds, cfg)
+        ListFinder::new(user, region, seeds, cfg)
     }
 
     /// List searches ask their next peers (at once over a link, else when one is up); the
@@ -74,8 +81,7 @@ impl RecoveryCore {
         let mut requests = Vec::new();
         for f in finders(&mut self.sessions, &mut self.placing) {
             for p in f.next_queries(now, |p| view.contains(p)) {
-                let body = ListRequest { user_id: f.user_id().to_string(), storer: p };
-                requests.push((p, sign(&self.identity, &body, unix)));
+                requests.push((p, sign(&self.identity, &f.request(p), unix)));
             }
         }
         for (p, e) in requests {
@@ -87,12 +93,19 @@ impl RecoveryCore {
         }
     }
 
-    /// A recovery's list search ended with nothing: a new one from what this node knows now.
+    /// A recovery's list search ended with nothing: a new one from what this node knows now,
+    /// toward the next region's key.
     pub(super) fn search_again(&mut self, now: Millis, op: OpId) {
-        let Some(user) = self.sessions.get(&op).and_then(|r| r.finder.as_ref()).map(|f| f.user_id().to_string()) else {
+        let Some((user, region)) =
+            self.sessions.get(&op).and_then(|r| r.finder.as_ref()).map(|f| (f.user_id().to_string(), f.region()))
+        else {
             return;
         };
-        let finder = self.list_finder(&user);
+        let finder = self.list_finder(&user, (region + 1) % self.cfg.list_regions.max(1));
+        if let Some(old) = self.sessions.get(&op).and_then(|r| r.finder.as_ref()) {
+            let closest: Vec<String> = old.closest(10).iter().map(|p| p.short()).collect();
+            tracing::debug!(me = %self.me.short(), %user, ?closest, "holder list search found nothing; again");
+        }
         if let Some(r) = self.sessions.get_mut(&op) {
             r.finder = Some(finder);
             r.started = now;

@@ -21,11 +21,16 @@ const CHECK: Millis = 60_000;
 /// A core whose link set is `links` (one table for the whole test network: every node up in it
 /// counts as linked to every other).
 fn core(id: &Identity, seed: u8, links: &LinkTable) -> RecoveryCore {
+    core_with_regions(id, seed, links, RecoveryConfig::default().list_regions)
+}
+
+fn core_with_regions(id: &Identity, seed: u8, links: &LinkTable, list_regions: u8) -> RecoveryCore {
     links.set(id.peer_id(), true);
     let cfg = RecoveryConfig {
         kdf: FAST_KDF,
         reshare_after_ms: RESHARE_AFTER,
         check_interval_ms: CHECK,
+        list_regions,
         ..RecoveryConfig::default()
     };
     RecoveryCore::new(id, cfg, EPOCH, links.view(), ChaCha20Rng::from_seed([seed; 32]))
@@ -393,7 +398,7 @@ fn a_new_device_finds_the_holders_from_the_published_list_by_user_id() {
     let others: Vec<PeerId> = s.net.nodes.keys().copied().filter(|p| *p != me).collect();
     // The three peers closest to the list key keep it (and the holders, who got it with their
     // deposits).
-    for p in closest(&list_key(&user), others, 3).into_iter().chain(s.holders.iter().copied()) {
+    for p in closest(&list_key(&user, 0), others, 3).into_iter().chain(s.holders.iter().copied()) {
         assert!(keepers.contains(&p), "{} has no list", p.short());
     }
     s.net.recover(s.fresh, OwnerRef::User(user.clone()), &[], PASS, 100);
@@ -432,6 +437,56 @@ fn a_search_that_found_no_list_is_started_again_and_finds_the_keepers_back() {
     s.net.run_until(s.fresh, 100 + 30_000);
     let (holders, result) = s.net.recovered(s.fresh);
     assert_eq!(result.unwrap().peer_id(), s.owner.peer_id(), "{holders:?}");
+}
+
+/// 40 peers; the owner backs up to the 5 farthest from its list key in region 0, then it and
+/// the 15 peers closest to that key crash at once (the correlated loss of the recovery scenario:
+/// every keeper near the key gone). A fresh device recovers by user id alone.
+fn recover_after_region_zero_is_lost(list_regions: u8) -> Result<Identity, RecoverError> {
+    let owner = ident(1);
+    let fresh = ident(9);
+    let key = list_key(&owner.user_id(), 0);
+    let mut pool: Vec<(Identity, u8)> = (100..140u8).map(|i| (ident(u64::from(i)), i)).collect();
+    pool.sort_by_key(|(id, _)| key.distance(&crate::routing::Key::of_peer(&id.peer_id())));
+    let links = LinkTable::default();
+    let mut cores = vec![core_with_regions(&owner, 1, &links, list_regions)];
+    cores.push(core_with_regions(&fresh, 9, &links, list_regions));
+    cores.extend(pool.iter().map(|(id, seed)| core_with_regions(id, *seed, &links, list_regions)));
+    let mut net = Net::new(links, cores);
+    let holders: Vec<PeerId> = pool[35..].iter().map(|(id, _)| id.peer_id()).collect();
+    let pass = Zeroizing::new(PASS.to_vec());
+    net.input(owner.peer_id(), 10, Input::Backup { op: 1, holders, threshold: 3, passphrase: pass });
+    // The placement lookups of every region (one per look).
+    net.run_until(owner.peer_id(), 10 + 3 * CHECK);
+    net.events.clear();
+    net.off(owner.peer_id());
+    for (id, _) in &pool[..15] {
+        net.off(id.peer_id());
+    }
+    let at = 10 + 3 * CHECK + 1;
+    net.recover(fresh.peer_id(), OwnerRef::User(owner.user_id()), &[], PASS, at);
+    net.run_until(fresh.peer_id(), at + 30_000);
+    net.recovered(fresh.peer_id()).1
+}
+
+#[test]
+fn a_list_whose_keepers_near_one_key_all_crashed_is_found_near_another() {
+    // One region: every keeper crashed with the owner, the list is gone.
+    let user = ident(1).user_id();
+    assert_eq!(recover_after_region_zero_is_lost(1).unwrap_err(), RecoverError::NoList(user));
+    // Three: a later search looks near the second key and finds it.
+    assert_eq!(recover_after_region_zero_is_lost(3).unwrap().peer_id(), ident(1).peer_id());
+}
+
+#[test]
+fn list_keys_of_regions_are_distinct_and_region_zero_is_the_first_published_key() {
+    let user = ident(1).user_id();
+    use sha2::Digest;
+    let first: [u8; 32] =
+        sha2::Sha256::new().chain_update(b"swarm-recovery-list-key-v1").chain_update(&user).finalize().into();
+    assert_eq!(list_key(&user, 0).0, first, "keepers of earlier builds");
+    let keys: BTreeSet<[u8; 32]> = (0..MAX_LIST_REGIONS).map(|r| list_key(&user, r).0).collect();
+    assert_eq!(keys.len(), usize::from(MAX_LIST_REGIONS));
 }
 
 #[test]

@@ -35,6 +35,11 @@ pub struct RecoveryConfig {
     /// holders, so it gets 5: in the recovery scenario (20% of the nodes are owners that lose
     /// their devices at once, under 50% turnover) RF 3 lost 3 owners' lists in 200.
     pub list_rf: usize,
+    /// Independent keys the list is kept near, `list_rf` peers each. One key failed 1 owner in
+    /// 843 in the recovery scenario: at device loss 40 owners and up to 80 of their holders crash
+    /// at one instant (up to 60% of the swarm), and every keeper near that owner's key was among
+    /// them. Three regions make that a product of three such chances; ~300 bytes per keeper.
+    pub list_regions: u8,
     /// Holder lists this node keeps for others, at most.
     pub max_lists_held: usize,
     /// Peers a recovery that looks for the holder list asks at once, and how many closest ones
@@ -51,6 +56,7 @@ impl Default for RecoveryConfig {
             reshare_after_ms: 24 * 60 * 60 * 1000,
             check_interval_ms: 10 * 60 * 1000,
             list_rf: 5,
+            list_regions: 3,
             max_lists_held: 1024,
             list_lookup_alpha: 3,
             list_lookup_k: 10, // twice RF: a list keeper that left is passed over
@@ -68,6 +74,11 @@ impl RecoveryConfig {
             "must be at least check_interval_ms",
         )?;
         check(self.list_rf >= 1, "recovery.list_rf", "must be at least 1")?;
+        check(
+            (1..=super::list::MAX_LIST_REGIONS).contains(&self.list_regions),
+            "recovery.list_regions",
+            "must be 1 to 8",
+        )?;
         check(self.max_lists_held >= 1, "recovery.max_lists_held", "must be at least 1")?;
         check(self.list_lookup_alpha >= 1, "recovery.list_lookup_alpha", "must be at least 1")?;
         check(self.list_lookup_k >= 1, "recovery.list_lookup_k", "must be at least 1")?;

@@ -3,6 +3,7 @@
 //! and the figures for the report. See [`crate::recovery`].
 
 use super::*;
+use crate::adversary::ContentAdversary;
 use crate::recovery::{RecoveryLog, GUESS_OPS};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -151,10 +152,12 @@ pub(super) fn recover(world: &mut World, at_ms: u64) {
     let timeout_ms = world.sc.recovery.recover_timeout_s * 1000;
     let mut log = r.log.borrow_mut();
     // Holders gone as the recovery starts: those lost with the devices and any the churn took in
-    // the `recover_after_s` since (each counts against the owner's "2 of 5 gone").
+    // the `recover_after_s` since (each counts against the owner's "2 of 5 gone"), and lying
+    // holders (their shares fail the owner's commitments: no better than none).
     let live: BTreeSet<PeerId> = world.live_slots().into_iter().map(|s| world.ids[s]).collect();
+    let lies = |h: &PeerId| world.collector.adversary_kind(h) == Some(ContentAdversary::LyingHolder.name());
     for o in log.owners.iter_mut().filter(|o| o.backed_up) {
-        o.holders_gone = o.holders.iter().filter(|h| !live.contains(*h)).count();
+        o.holders_gone = o.holders.iter().filter(|h| !live.contains(*h) || lies(h)).count();
     }
     for (i, (device, guesser)) in r.devices.iter().enumerate() {
         let user = log.owners[i].user.clone();
@@ -245,7 +248,7 @@ pub(super) fn recovery_metrics(world: &World, m: &mut Metrics, notes: &mut Vec<S
         })
         .collect();
     notes.push(format!(
-        "recovery by holders gone when it was asked for (killed with the devices, owners' devices that held, churned and not yet replaced, churned since the loss): {}",
+        "recovery by holders gone when it was asked for (killed with the devices, owners' devices that held, churned and not yet replaced, churned since the loss, lying): {}",
         by_gone.join("; ")
     ));
     if !failures.is_empty() {
