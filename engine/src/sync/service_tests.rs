@@ -10,7 +10,7 @@ use crate::links::LinkTable;
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::memory::MemoryStorage;
 use crate::storage::Storage;
-use crate::sync::service::{Input, Output, SyncCore, SyncEvent, WriteError};
+use crate::sync::service::{record_key, Input, Output, SyncCore, SyncEvent, WriteError};
 use crate::sync::store::{Restored, SyncStore};
 use crate::sync::tests::{identity, EPOCH};
 use crate::sync::{grant, RecordId, RecordView, SyncMessage};
@@ -188,10 +188,12 @@ fn a_read_waits_for_linked_replicas_and_returns_what_they_hold() {
     b.core.handle(0, Input::Read { op: 1, record: rec.clone() });
     drain(&mut b);
     assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 1, view }) if view.winner.is_none()));
-    // Linked (and the link-up exchange lost), a read asks a's replica and answers after the wait.
+    // Linked (and the link-up exchange lost), a read looks the replicas up, asks them once the
+    // lookup answers, and answers `read_wait_ms` after that.
     a.links.set(b.id, true);
     b.links.set(a.id, true);
     b.core.handle(100, Input::Read { op: 2, record: rec.clone() });
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id] });
     settle(100, &mut [&mut a, &mut b]);
     assert!(b.events.is_empty(), "answered before the wait");
     assert_eq!(b.core.next_timeout(), Some(1_100));
@@ -233,16 +235,22 @@ fn a_read_with_no_replica_linked_asks_for_links_and_asks_them_when_they_come_up(
     // b knows a (its table) but holds no link to it: the read asks for one and waits.
     b.table.write().seen(a.id);
     b.core.handle(100, Input::Read { op: 3, record: rec.clone() });
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id] });
     let mut wanted = Vec::new();
     while let Some(o) = b.core.poll_output() {
         if let Output::Want(p) = o {
             wanted.push(p);
         }
     }
+    wanted.dedup();
     assert_eq!(wanted, vec![a.id], "a link to the replica is asked for");
+    // The link comes up at 400: the read waits `read_wait_ms` from then for a's answer.
     link(400, &mut a, &mut b);
     settle(400, &mut [&mut a, &mut b]);
     b.core.handle_timeout(1_100);
+    drain(&mut b);
+    assert!(b.events.is_empty(), "answered before a had `read_wait_ms` to answer");
+    b.core.handle_timeout(1_400);
     drain(&mut b);
     assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 3, view }) if value(&view) == "held by a"));
 }
