@@ -283,6 +283,7 @@ impl Node {
         let sync_wiring = SyncWiring {
             outbox: outbox.clone(),
             links: laddr.clone(),
+            content: caddr.clone(),
             store: sync_store,
             stats: sync_stats.clone(),
             listener: Some(route_sync_results(fectx.address(), sp.listener)),
@@ -356,6 +357,7 @@ impl Node {
             links: laddr.clone(),
             reputation: raddr.clone(),
             topology: taddr.clone(),
+            sync: sctx.address(),
             listener: Some(content_listener),
             chunks,
         };

@@ -41,6 +41,20 @@ pub enum Event {
     /// A fetch this node ran ended; `latency_ms` from the request to the verified bytes;
     /// `relayed`: the bytes came through another node (a routed request, or `GetVia`).
     FetchFinished { id: u64, chunk: ChunkId, ok: bool, latency_ms: u64, relayed: bool },
+    /// What this node's record store and sync queue did (ground truth for the simulator's
+    /// consistency figures; logged by real nodes).
+    Sync(SyncNote),
+}
+
+/// A change in a node's record store or sync queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncNote {
+    /// A version is kept (a local write, or one received from a peer).
+    Kept { record: crate::sync::RecordId, id: crate::sync::VersionId },
+    /// A kept version fell out of its record's window (the oldest, once the window is full).
+    Evicted { record: crate::sync::RecordId, id: crate::sync::VersionId },
+    /// A local write left the sync queue: enough replicas acknowledged it.
+    Acknowledged { record: crate::sync::RecordId, id: crate::sync::VersionId },
 }
 
 /// What happened to a link.

@@ -141,6 +141,8 @@ pub struct ContentWiring {
     pub links: Addr<LinksActor>,
     pub reputation: Addr<ReputationActor>,
     pub topology: Addr<TopologyActor>,
+    /// Told the peers found for its lookups (a record's replica set).
+    pub sync: Addr<crate::sync::SyncActor>,
     pub listener: Option<ContentListener>,
     /// The store holding the chunks (the content core keeps only their index): its reads and
     /// writes are applied here and answered at once.
@@ -160,6 +162,7 @@ impl Outlet<ContentCore> for ContentWiring {
             Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
             Output::Heard(peers) => self.topology.do_send(In(topology::Input::Heard { peers })),
             Output::RefreshDone => self.topology.do_send(In(topology::Input::RefreshDone)),
+            Output::PeersFound { target, peers } => self.sync.do_send(In(sync::Input::Found { target, peers })),
             Output::Done(done) => {
                 match &done {
                     ContentResult::Fetched { id, chunk, result } => {
@@ -236,6 +239,8 @@ impl SyncStatsView {
 pub struct SyncWiring {
     pub outbox: Outbox,
     pub links: Addr<LinksActor>,
+    /// Runs the lookups of records' replica sets.
+    pub content: Addr<crate::replication::ContentActor>,
     /// Where records and the queue are stored (real nodes); `None` in simulations.
     pub store: Option<SyncStore>,
     pub stats: SyncStatsView,
@@ -248,6 +253,7 @@ impl Wiring<sync::Output> for SyncWiring {
         match output {
             Output::Effect(e) => self.outbox.apply(e),
             Output::Want(peer) => self.links.do_send(In(links::Input::Want { peer, purpose: Purpose::Exchange })),
+            Output::Lookup(target) => self.content.do_send(In(ContentInput::FindPeers { target })),
             Output::Store(ops) => {
                 if let Some(store) = &self.store {
                     // A failed write leaves the change in memory for this run: replicas still get

@@ -13,6 +13,10 @@ pub enum ChurnAction {
     Crash { slot: usize },
     /// A new node (new identity) starts in `slot`.
     Join { slot: usize },
+    /// The node in `slot` goes offline (to the others, a crash) and keeps its identity and store.
+    Offline { slot: usize },
+    /// The node of `slot` comes back with the identity and store it left with.
+    Online { slot: usize },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +61,12 @@ pub fn schedule_with_calibration(
     let mut events = Vec::new();
     let info = match *spec {
         ChurnSpec::None => json!({ "model": "none" }),
+        ChurnSpec::Sessions { offline_share, mean_online_s, weibull_shape, start_s } => {
+            let p = crate::sessions::SessionsParams { offline_share, mean_online_s, weibull_shape, start_s };
+            let (ev, info) = crate::sessions::schedule(&p, nodes, end_ms, rng);
+            events = ev;
+            info
+        }
         ChurnSpec::MassFailure { percent, at_s } => {
             let mut victims = rand::seq::index::sample(rng, nodes, count(percent)).into_vec();
             victims.sort_unstable();
@@ -272,6 +282,7 @@ mod tests {
                     );
                     last.insert(slot, *e);
                 }
+                other => prop_assert!(false, "turnover never takes a node offline: {:?}", other),
             }
         }
         Ok(())
@@ -310,7 +321,7 @@ mod tests {
                 let ev = schedule(&spec, nodes, 600, &mut ChaCha8Rng::seed_from_u64(seed));
                 let slots: std::collections::BTreeSet<usize> = ev.iter().map(|e| match e.action {
                     ChurnAction::Crash { slot } => slot,
-                    ChurnAction::Join { .. } => usize::MAX,
+                    _ => usize::MAX,
                 }).collect();
                 prop_assert_eq!(ev.len(), want);
                 prop_assert_eq!(slots.len(), want, "distinct crash slots, no joins");

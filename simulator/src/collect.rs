@@ -510,6 +510,8 @@ impl Observer for Collector {
                 }
             }
             Event::ReconnectGaveUp { .. } => s.reconnect_gave_up += 1,
+            // Taken by the sync workload's observer (`crate::sync`) before it gets here.
+            Event::Sync(_) => {}
             Event::Authenticated { .. } => s.authenticated += 1,
             Event::Offence { peer, offence } => {
                 s.offences += 1;

@@ -10,4 +10,6 @@ pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sessions;
+pub mod sync;
 pub mod trust;

@@ -19,6 +19,10 @@ pub struct Sample {
     /// With adversaries: share of honest nodes' open links that end at adversaries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversary_link_share: Option<f64>,
+    /// With returning users or a sync workload: writes waiting in sync queues, over every node
+    /// (live, and offline ones' stored queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_pending: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -169,6 +173,43 @@ pub struct Metrics {
     pub backups_failed: Option<usize>,
     #[serde(default)]
     pub recovery_holders_lost: Option<usize>,
+    /// Sync workload (null without `[sync]`; definitions in the README, "Sync workload"):
+    /// versions written, acknowledged (by `ack_quorum` replicas), acknowledged and held by no
+    /// node at the end (live or offline: target 0), acknowledged and not held by every live
+    /// replica at the end; acknowledgement to every live replica holding it; reads that missed
+    /// a write acknowledged before they started; conflict-log entries the nodes hold vs the
+    /// ground truth's losers; writes queued when their writer went offline, and drained after
+    /// it came back; the largest total of pending writes in a sample.
+    #[serde(default)]
+    pub sync_writes: Option<usize>,
+    #[serde(default)]
+    pub writes_acknowledged: Option<usize>,
+    #[serde(default)]
+    pub writes_acknowledged_lost: Option<usize>,
+    #[serde(default)]
+    pub writes_unconverged_end: Option<usize>,
+    #[serde(default)]
+    pub convergence_p50_s: Option<f64>,
+    #[serde(default)]
+    pub convergence_p99_s: Option<f64>,
+    #[serde(default)]
+    pub convergence_max_s: Option<f64>,
+    #[serde(default)]
+    pub reads_answered: Option<usize>,
+    #[serde(default)]
+    pub divergent_read_share: Option<f64>,
+    #[serde(default)]
+    pub conflicts_logged: Option<usize>,
+    #[serde(default)]
+    pub conflicts_true: Option<usize>,
+    #[serde(default)]
+    pub queued_writes_returned: Option<usize>,
+    #[serde(default)]
+    pub queued_writes_drained: Option<usize>,
+    #[serde(default)]
+    pub queue_drain_p99_s: Option<f64>,
+    #[serde(default)]
+    pub sync_pending_max: Option<usize>,
     /// Feeds (null without `[feeds]`): posts made; delay from a post to each follower online at
     /// it learning it (p50, p99); the share of followers online at a post, and up through
     /// `reach_window_s`, that learned it within the window.
@@ -304,6 +345,18 @@ impl Report {
             ));
             rows.push(("adversary link share final", f(m.adversary_link_share_final, 4)));
             rows.push(("false positive share", f(m.false_positive_share, 4)));
+        }
+        if let Some(acked) = m.writes_acknowledged {
+            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
+            let lost = m.writes_acknowledged_lost.unwrap_or(0);
+            rows.push(("writes acknowledged / lost", format!("{acked} / {lost}")));
+            rows.push((
+                "convergence p50 / p99 (s)",
+                format!("{} / {}", f(m.convergence_p50_s, 2), f(m.convergence_p99_s, 2)),
+            ));
+            rows.push(("divergent read share", f(m.divergent_read_share, 5)));
+            let (logged, truth) = (m.conflicts_logged.unwrap_or(0), m.conflicts_true.unwrap_or(0));
+            rows.push(("conflicts logged / true", format!("{logged} / {truth}")));
         }
         if let Some(owners) = m.recovery_owners {
             let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
@@ -501,6 +554,7 @@ mod tests {
                     known_peers_mean: 30.0,
                     departed: i as usize,
                     adversary_link_share: None,
+                    sync_pending: None,
                 })
                 .collect(),
         }

@@ -15,7 +15,7 @@ use swarm_engine::files::{FileListener, FilesHandle};
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::links::Purpose;
-use swarm_engine::node::{Node, NodeParams, SyncParams};
+use swarm_engine::node::{Node, NodeParams};
 use swarm_engine::replication::ContentFaults;
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::time::Clock;
@@ -25,10 +25,14 @@ use tokio::time::Instant;
 
 mod feeds;
 mod recovery;
+mod sessions;
 mod summary;
+mod sync;
 use feeds::FeedsRun;
 use recovery::RecoveryRun;
+use sessions::Keep;
 use summary::build_report;
+use sync::{SyncObserver, SyncRun};
 
 /// How the run reports progress while it goes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,6 +60,8 @@ const STREAM_RECOVERY: u64 = 18;
 const STREAM_FEEDS: u64 = 19;
 const STREAM_POSTS: u64 = 20;
 const STREAM_REDISCOVER: u64 = 21;
+const STREAM_SYNC: u64 = 22;
+const STREAM_SYNC_TIMELINE: u64 = 23;
 
 /// The Unix time (ms) simulated time zero stands for: 2027-01-15, any fixed instant would do.
 const SIM_UNIX_EPOCH_MS: u64 = 1_800_000_000_000;
@@ -81,6 +87,9 @@ enum Action {
     LoseDevices,
     Recover,
     Post,
+    SyncWrite,
+    SyncRead,
+    SyncCheck,
 }
 
 /// Everything the driver tracks about the population.
@@ -88,6 +97,9 @@ struct World {
     sc: Scenario,
     net: SimNet,
     collector: Rc<Collector>,
+    /// What the nodes report to: the collector, or with a sync workload an observer that takes
+    /// the sync notes for the ground truth first.
+    observer: Rc<dyn swarm_engine::observer::Observer>,
     clock: Clock,
     nodes: Vec<Option<Node>>,
     ids: Vec<PeerId>,
@@ -115,6 +127,10 @@ struct World {
     next_file_op: u64,
     /// The recovery workload, when the scenario has one.
     recovery: Option<RecoveryRun>,
+    /// Identities and stores that outlive their nodes (sessions churn, sync workload).
+    keep: Option<Keep>,
+    /// The sync workload, when the scenario has one.
+    sync: Option<SyncRun>,
     /// The feeds workload, when the scenario has one.
     feeds: Option<FeedsRun>,
 }
@@ -235,6 +251,7 @@ impl World {
         } else {
             self.natted.remove(&slot);
         }
+        let (content_store, sync_params) = self.stores_for(slot, &identity);
         let params = NodeParams {
             faults: Faults { corrupt_signatures: corrupt },
             content_faults,
@@ -246,9 +263,9 @@ impl World {
             seed,
             bootstrap,
             transport: Rc::new(port),
-            observer: self.collector.clone(),
+            observer: self.observer.clone(),
             clock: self.clock,
-            content_store: Box::new(MemoryStorage::new()),
+            content_store,
             content_listener: None,
             file_listener: self.sc.content.files().then(|| {
                 let c = self.collector.clone();
@@ -258,11 +275,7 @@ impl World {
             recovery_store: None,
             recovery_listener: self.recovery.as_ref().map(|r| r.listener(id, self.clock)),
         };
-        let sync = SyncParams {
-            feed_listener: self.feeds.as_ref().map(|f| f.listener(id, self.clock)),
-            ..SyncParams::default()
-        };
-        let (node, inbox) = Node::start_with_sync(params, sync).expect("an empty in-memory store always opens");
+        let (node, inbox) = Node::start_with_sync(params, sync_params).expect("an in-memory store always opens");
         self.net.set_inbox(slot as u32, Rc::new(inbox));
         self.nodes[slot] = Some(node);
         self.live += 1;
@@ -362,9 +375,17 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
     actix::spawn(net.clone().pump());
     let (churn_events, churn_info) =
         churn::schedule_with_calibration(&sc.churn, sc.nodes, sc.duration_s, &mut stream(sc.seed, STREAM_CHURN));
+    let collector = Rc::new(Collector::new(epoch));
+    let sync_truth = sc.sync.enabled().then(|| Rc::new(std::cell::RefCell::new(crate::sync::SyncTruth::default())));
+    let observer: Rc<dyn swarm_engine::observer::Observer> = match &sync_truth {
+        Some(truth) => Rc::new(SyncObserver { collector: collector.clone(), truth: truth.clone(), clock }),
+        None => collector.clone(),
+    };
+    let returning = matches!(sc.churn, ChurnSpec::Sessions { .. }) || sc.sync.enabled();
     let mut world = World {
         net: net.clone(),
-        collector: Rc::new(Collector::new(epoch)),
+        collector,
+        observer,
         clock,
         nodes: Vec::new(),
         ids: Vec::new(),
@@ -386,12 +407,18 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         started: 0,
         next_file_op: FILE_PUBLISH_OPS,
         recovery: sc.recovery.enabled().then(|| RecoveryRun::new(&sc, &churn_events, stream(sc.seed, STREAM_RECOVERY))),
+        keep: returning.then(Keep::default),
+        sync: None,
         feeds: sc.feeds.enabled().then(|| FeedsRun::new(&sc, &churn_events, stream(sc.seed, STREAM_FEEDS))),
         sc: sc.clone(),
     };
     // The starting population: identities first, so each node can be told about some others
     // (as a rendezvous point everyone registered with would).
     let identities: Vec<(Rc<Identity>, u64)> = (0..sc.nodes).map(|_| world.new_identity()).collect();
+    if let Some(truth) = sync_truth {
+        let owners: Vec<Rc<Identity>> = identities.iter().map(|(i, _)| i.clone()).collect();
+        world.sync = Some(SyncRun::new(&sc, &owners, truth, stream(sc.seed, STREAM_SYNC)));
+    }
     for (slot, ident) in identities.iter().enumerate() {
         let others = identities.len() - 1;
         let n = sc.bootstrap.peers.min(others);
@@ -406,7 +433,11 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
     let mut part_rng = stream(sc.seed, STREAM_PARTITION);
     let mut content_rng = stream(sc.seed, STREAM_CONTENT);
     let mut samples: Vec<Sample> = Vec::new();
-    for (at_ms, _, action) in timeline(&sc, churn_events, &mut content_rng) {
+    let mut plan = timeline(&sc, churn_events, &mut content_rng);
+    plan.extend(sync::actions(&sc, &mut stream(sc.seed, STREAM_SYNC_TIMELINE)));
+    // Stable: without a sync workload nothing moves.
+    plan.sort_by_key(|(at, kind, _)| (*at, *kind));
+    for (at_ms, _, action) in plan {
         tokio::time::sleep_until(epoch + std::time::Duration::from_millis(at_ms)).await;
         match action {
             Action::Churn(ev) => match ev.action {
@@ -416,7 +447,12 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     let ident = world.new_identity();
                     world.start_node(slot, ident, boot);
                 }
+                ChurnAction::Offline { slot } => world.go_offline(slot, at_ms),
+                ChurnAction::Online { slot } => world.come_back(slot, at_ms),
             },
+            Action::SyncWrite => sync::write(&mut world, at_ms),
+            Action::SyncRead => sync::read(&mut world, at_ms),
+            Action::SyncCheck => sync::check(&mut world, at_ms),
             Action::PartitionStart(fraction) => {
                 let mut live = world.live_slots();
                 live.shuffle(&mut part_rng);
@@ -504,6 +540,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     known_peers_mean: world.collector.known_peers_mean(&live_slots),
                     departed: world.departed,
                     adversary_link_share: world.collector.adversary_link_share(),
+                    sync_pending: world.sync_pending(),
                 });
                 progress.set(at_ms / 1000, &samples);
                 world.rediscover_isolated(at_ms);
@@ -511,6 +548,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         }
     }
     progress.finish();
+    sync::check(&mut world, sc.duration_s * 1000);
     for node in world.nodes.iter().flatten() {
         node.stop();
     }

@@ -43,6 +43,8 @@ pub struct Scenario {
     #[serde(default)]
     pub recovery: crate::recovery::RecoverySpec,
     #[serde(default)]
+    pub sync: crate::sync::SyncSpec,
+    #[serde(default)]
     pub feeds: crate::feeds::FeedsSpec,
 }
 
@@ -172,6 +174,18 @@ pub enum ChurnSpec {
     },
     /// `percent` of the nodes crash at `at_s`; nobody replaces them.
     MassFailure { percent: f64, at_s: u64 },
+    /// Returning users: nodes go offline and come back with the same identity and store;
+    /// `offline_share` of them offline at a time on average, online periods of mean
+    /// `mean_online_s`, both period lengths Weibull of `weibull_shape` (see `crate::sessions`).
+    Sessions {
+        offline_share: f64,
+        #[serde(default = "default_mean_online_s")]
+        mean_online_s: u64,
+        #[serde(default = "default_weibull_shape")]
+        weibull_shape: f64,
+        #[serde(default)]
+        start_s: u64,
+    },
     /// `percent` of the nodes leave at random times within the window; nobody replaces them.
     Shrink {
         percent: f64,
@@ -183,6 +197,10 @@ pub enum ChurnSpec {
 
 fn default_weibull_shape() -> f64 {
     0.5
+}
+
+fn default_mean_online_s() -> u64 {
+    600 // guess: a ten-minute visit
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -373,6 +391,10 @@ impl Scenario {
                     format!("must be within 0.05..=10, got {weibull_shape}"),
                 )?;
             }
+            ChurnSpec::Sessions { offline_share, mean_online_s, weibull_shape, start_s } => {
+                let p = crate::sessions::SessionsParams { offline_share, mean_online_s, weibull_shape, start_s };
+                p.validate(d)?;
+            }
             ChurnSpec::MassFailure { percent, at_s } => {
                 percent_ok("churn.percent", percent)?;
                 ensure(at_s < d, "churn.at_s", format!("must be below duration_s ({d}), got {at_s}"))?;
@@ -413,6 +435,7 @@ impl Scenario {
         }
         self.node.validate().map_err(|e| (format!("node.{}", e.field), e.reason))?;
         self.recovery.validate(d)?;
+        self.sync.validate(self.nodes, d)?;
         self.feeds.validate(self.nodes, d, self.warmup_s)?;
         // Checked after the node section so a bad node config is reported as itself.
         let max_conn = self.node.links.max_connections;

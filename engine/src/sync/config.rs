@@ -33,9 +33,14 @@ pub struct SyncConfig {
     /// Anti-entropy round: every linked replica is sent the digests of the records it shares
     /// with this node (links coming up start a round with that peer at once).
     pub anti_entropy_interval_ms: u64,
-    /// A read asks the record's linked replicas for what they hold and answers after this long
-    /// (at once when none is linked).
+    /// A read asks the record's replicas for what they hold (links to them asked for, and a
+    /// lookup of them if none is recent) and answers after this long, or this long after the
+    /// lookup answers (at once when no replica is known at all).
     pub read_wait_ms: u64,
+    /// A record's replica set found by a lookup (the live peers closest to its key) is trusted
+    /// this long; writing, reading or replicating the record after that looks it up again.
+    /// Unreachable peers are left out of replica sets for as long.
+    pub replica_lookup_ms: u64,
 }
 
 impl Default for SyncConfig {
@@ -54,6 +59,7 @@ impl Default for SyncConfig {
             resend_after_ms: 5_000,           // guess: a few round trips through relays
             anti_entropy_interval_ms: 30_000, // guess: a digest per shared record twice a minute
             read_wait_ms: 1_000,              // guess: three round trips on a loaded link
+            replica_lookup_ms: 60_000,        // guess: sessions last minutes; a lookup is a few queries
         }
     }
 }
@@ -83,6 +89,7 @@ impl SyncConfig {
         check(s.batch_delay_ms < s.resend_after_ms, "sync.batch_delay_ms", "must be below resend_after_ms")?;
         check(s.anti_entropy_interval_ms >= 1_000, "sync.anti_entropy_interval_ms", "must be at least 1000 ms")?;
         check(s.read_wait_ms <= 60_000, "sync.read_wait_ms", "must be at most 60000 ms")?;
+        check(s.replica_lookup_ms >= 1_000, "sync.replica_lookup_ms", "must be at least 1000 ms")?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@
 pub mod clock;
 pub mod config;
 pub mod merge;
+pub mod placement;
 pub mod queue;
 #[cfg(test)]
 mod queue_tests;

@@ -172,6 +172,11 @@ impl SyncQueue {
         self.by_age.first().map(|(t, _)| unix_now.saturating_sub(*t))
     }
 
+    /// Has `record` writes waiting for acknowledgement?
+    pub fn has_pending(&self, record: &RecordId) -> bool {
+        self.by_record.contains_key(record)
+    }
+
     pub fn is_pending(&self, id: &VersionId) -> bool {
         self.pending.contains_key(id)
     }
@@ -318,6 +323,8 @@ impl SyncQueue {
         for id in ids {
             let Some(p) = self.pending.get_mut(&id) else { continue };
             let old = std::mem::replace(&mut p.replicas, new.clone());
+            // Only the current replicas' word counts: a peer that left the set may drop the record.
+            p.acked.retain(|a| new.contains(a));
             let acked = p.acked.clone();
             for r in old.difference(&new) {
                 self.unwait(*r, id);

@@ -6,15 +6,16 @@
 //! It speaks `Message::Sync`; storage writes are outputs the wiring applies ([`super::store`]).
 
 use super::config::SyncConfig;
+use super::placement::Placement;
 use super::queue::{QueueError, QueueInput, QueueOutput, SyncQueue};
 use super::record::{RecordError, RecordId};
-use super::replica::{PeerError, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
+use super::replica::{PeerError, PersistOp, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
 use super::store::{self, Restored};
 use super::view::RecordView;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::identity::{Envelope, Identity, Verifier};
 use crate::links::LinkView;
-use crate::observer::Offence;
+use crate::observer::{Event, Offence, SyncNote};
 use crate::routing::{closest, Key, TableView};
 use crate::storage::{Op, Table};
 use crate::time::Millis;
@@ -25,6 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 pub type OpId = u64;
+
+/// A read waits this long at most for the lookup of its record's replicas (a lookup waits for
+/// its closest candidates, and one that went offline costs a query timeout: ~2 s).
+pub const MAX_LOOKUP_WAIT_MS: Millis = 6_000;
 
 #[derive(Debug)]
 pub enum Input {
@@ -53,6 +58,11 @@ pub enum Input {
     },
     /// What the tables held at start.
     Restore(Restored),
+    /// The answer to an `Output::Lookup`: the live peers closest to `target`, nearest first.
+    Found {
+        target: Key,
+        peers: Vec<PeerId>,
+    },
 }
 
 /// The queue's figures, as `swarm status` shows them.
@@ -92,6 +102,9 @@ pub enum Output {
     Effect(Effect),
     /// A link to this peer is wanted for a transfer (a replica owing an acknowledgement).
     Want(PeerId),
+    /// Find the live peers closest to this key (a record's replica set), answered by
+    /// `Input::Found`.
+    Lookup(Key),
     /// Table writes, applied atomically.
     Store(Vec<Op>),
     Stats(SyncStats),
@@ -120,9 +133,14 @@ pub struct SyncCore {
     queue: SyncQueue,
     view: LinkView,
     table: TableView,
+    placement: Placement,
     next_round: Option<Millis>,
     /// Reads waiting for replicas' answers, by deadline.
     reads: BTreeMap<(Millis, OpId), RecordId>,
+    /// Records whose state a peer's versions just changed (handed on to the other linked
+    /// replicas at once, not at the next round), with the peer they came from.
+    changed: Vec<RecordId>,
+    changed_by: Option<PeerId>,
     stats: SyncStats,
     out: Outputs<Output>,
 }
@@ -143,11 +161,14 @@ impl SyncCore {
             rf,
             replica: ReplicaCore::new(cfg.clone(), identity, verifier.clone(), unix_epoch_ms),
             queue: SyncQueue::new(cfg.clone(), verifier, unix_epoch_ms),
+            placement: Placement::new(cfg.replica_lookup_ms),
             cfg,
             view,
             table,
             next_round: None,
             reads: BTreeMap::new(),
+            changed: Vec::new(),
+            changed_by: None,
             stats: SyncStats::default(),
             out: Outputs::new(),
         }
@@ -161,14 +182,57 @@ impl SyncCore {
         &self.queue
     }
 
-    /// The peers other than this node that replicate `record`: of this node, its links and the
-    /// routing table's closest, the `rf` closest to the record's key.
+    /// The peers other than this node that replicate `record`: of this node, its links, the
+    /// routing table's closest and the live peers a lookup found, the `rf` closest to the
+    /// record's key (peers that could not be reached left out, unless linked since).
     pub fn replica_set(&self, record: &RecordId) -> Vec<PeerId> {
+        self.replicas_with_me(record).into_iter().filter(|p| *p != self.me).collect()
+    }
+
+    /// The record's replica set as this node sees it, this node included if it is one.
+    fn replicas_with_me(&self, record: &RecordId) -> Vec<PeerId> {
         let key = record_key(record);
         let mut candidates = self.table.borrow().closest(&key, self.rf);
         candidates.extend(self.view.peers());
+        candidates.extend_from_slice(self.placement.found(record));
+        candidates.retain(|p| !self.placement.is_down(p) || self.view.contains(p));
         candidates.push(self.me);
-        closest(&key, candidates, self.rf).into_iter().filter(|p| *p != self.me).collect()
+        candidates.sort_unstable();
+        candidates.dedup();
+        closest(&key, candidates, self.rf)
+    }
+
+    fn lookup(&mut self, now: Millis, record: &RecordId) {
+        if let Some(key) = self.placement.want_lookup(now, record) {
+            self.out.push_back(Output::Lookup(key));
+        }
+    }
+
+    /// A lookup answered: pending writes go to the set found, and if this node holds the record
+    /// or a read waits for it, it reconciles with the set (asking for links to it): a write
+    /// acknowledged by peers that turn out not to be the replicas still reaches the replicas.
+    fn on_found(&mut self, now: Millis, target: Key, peers: Vec<PeerId>) {
+        let Some(record) = self.placement.on_found(now, &target, peers) else { return };
+        self.refresh_replicas(now);
+        self.want_links();
+        let set = self.replicas_with_me(&record);
+        // Reads of it wait `read_wait_ms` from now: they ask the replicas just found.
+        let waiting: Vec<(Millis, OpId)> = self.reads.iter().filter(|(_, r)| **r == record).map(|(k, _)| *k).collect();
+        for (at, op) in &waiting {
+            if let Some(r) = self.reads.remove(&(*at, *op)) {
+                self.reads.insert((now + self.cfg.read_wait_ms, *op), r);
+            }
+        }
+        if waiting.is_empty() && self.replica.record(&record).is_none() {
+            return;
+        }
+        for peer in set.into_iter().filter(|p| *p != self.me) {
+            if self.view.contains(&peer) {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+            } else {
+                self.out.push_back(Output::Want(peer));
+            }
+        }
     }
 
     fn write(&mut self, now: Millis, op: OpId, record: RecordId, value: Vec<u8>, grant: Option<Envelope>) {
@@ -197,6 +261,7 @@ impl SyncCore {
         let version = self.replica.write(now, record.clone(), value, grant).map_err(WriteError::Record)?;
         let replicas = self.replica_set(&record);
         self.queue.handle(now, QueueInput::Enqueue { version: Box::new(version), replicas });
+        self.lookup(now, &record);
         self.want_links();
         Ok(self.view_of(&record))
     }
@@ -211,16 +276,32 @@ impl SyncCore {
         self.replica.record(record).map_or_else(|| RecordView::empty(record), |s| RecordView::of(record, s))
     }
 
+    /// Ask the record's replicas for what they hold (linked ones at once; links to the others are
+    /// asked for, and they are asked when the link comes up) and answer after `read_wait_ms`.
     fn read(&mut self, now: Millis, op: OpId, record: RecordId) {
-        let linked: Vec<PeerId> = self.replica_set(&record).into_iter().filter(|p| self.view.contains(p)).collect();
-        if linked.is_empty() || self.cfg.read_wait_ms == 0 {
+        self.lookup(now, &record);
+        let replicas = self.replica_set(&record);
+        if replicas.is_empty() || self.cfg.read_wait_ms == 0 {
             let view = self.view_of(&record);
             return self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
         }
-        for peer in linked {
-            self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+        for peer in replicas {
+            if self.view.contains(&peer) {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+            } else {
+                self.out.push_back(Output::Want(peer));
+            }
         }
-        self.reads.insert((now + self.cfg.read_wait_ms, op), record);
+        // With a lookup under way the read waits for it (then `read_wait_ms` more), at most
+        // `MAX_LOOKUP_WAIT_MS`.
+        let wait = if self.placement.looking(&record) { MAX_LOOKUP_WAIT_MS } else { 0 };
+        self.reads.insert((now + self.cfg.read_wait_ms + wait, op), record);
+    }
+
+    /// Records of waiting reads that `peer` replicates (asked of it when its link comes up).
+    fn reads_for(&self, peer: &PeerId) -> Vec<RecordId> {
+        let records: BTreeSet<&RecordId> = self.reads.values().collect();
+        records.into_iter().filter(|r| self.replica_set(r).contains(peer)).cloned().collect()
     }
 
     fn answer_reads(&mut self, now: Millis) {
@@ -277,6 +358,18 @@ impl SyncCore {
     }
 
     fn round(&mut self, now: Millis) {
+        self.placement.expire(now);
+        // Records this node replicates or has writes of pending: is the replica set still it?
+        let mine: Vec<RecordId> = self
+            .replica
+            .records()
+            .map(|(r, _)| r)
+            .filter(|r| self.queue.has_pending(r) || self.replicas_with_me(r).contains(&self.me))
+            .cloned()
+            .collect();
+        for r in &mine {
+            self.lookup(now, r);
+        }
         self.refresh_replicas(now);
         let linked: BTreeSet<PeerId> = self.view.peers().into_iter().collect();
         self.exchange(now, &linked);
@@ -285,14 +378,53 @@ impl SyncCore {
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         self.queue.handle(now, QueueInput::Link(ev));
+        match ev {
+            LinkEvent::Up { peer, .. } => self.placement.up(&peer),
+            LinkEvent::DialFailed { peer, .. } => {
+                self.placement.dial_failed(now, peer);
+                // Pending writes owed by it go to the next closest.
+                self.refresh_replicas(now);
+                self.want_links();
+            }
+            LinkEvent::Down { peer, clean: false } => {
+                // A replica lost: look the records it shared with us up again, so whoever
+                // takes its place is found and brought up to date.
+                let shared: Vec<RecordId> = self
+                    .replica
+                    .records()
+                    .map(|(r, _)| r)
+                    .filter(|r| self.placement.found(r).contains(&peer))
+                    .cloned()
+                    .collect();
+                for r in shared {
+                    self.placement.stale(&r);
+                    self.lookup(now, &r);
+                }
+            }
+            LinkEvent::Down { .. } => {}
+        }
         if let LinkEvent::Up { peer, .. } = ev {
-            // A new peer may enter replica sets; then reconcile what it shares with us.
+            // A new peer may enter replica sets; then reconcile what it shares with us, and what
+            // waiting reads want of it.
             self.refresh_replicas(now);
             self.exchange(now, &BTreeSet::from([peer]));
+            let wanted = self.reads_for(&peer);
+            if !wanted.is_empty() {
+                // Reads of them wait for this replica's answer: `read_wait_ms` from now at least.
+                let late: Vec<(Millis, OpId)> =
+                    self.reads.iter().filter(|(_, r)| wanted.contains(r)).map(|(k, _)| *k).collect();
+                for (at, op) in late {
+                    if let Some(r) = self.reads.remove(&(at, op)) {
+                        self.reads.insert((at.max(now + self.cfg.read_wait_ms), op), r);
+                    }
+                }
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records: wanted });
+            }
         }
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, msg: SyncMessage) {
+        self.changed_by = Some(from);
         match msg {
             SyncMessage::Ack { ids } => self.queue.handle(now, QueueInput::Ack { from, ids }),
             msg => self.replica.handle(now, ReplicaInput::Received { from, msg }),
@@ -304,7 +436,16 @@ impl SyncCore {
         while let Some(o) = self.replica.poll_output() {
             match o {
                 ReplicaOutput::Send { to, msg } => self.send(to, msg),
-                ReplicaOutput::Persist(ops) => self.out.push_back(Output::Store(store::record_ops(ops))),
+                ReplicaOutput::Persist(ops) => {
+                    for op in &ops {
+                        let note = match op {
+                            PersistOp::Put { record, id, .. } => SyncNote::Kept { record: record.clone(), id: *id },
+                            PersistOp::Delete { record, id } => SyncNote::Evicted { record: record.clone(), id: *id },
+                        };
+                        self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note))));
+                    }
+                    self.out.push_back(Output::Store(store::record_ops(ops)))
+                }
                 ReplicaOutput::Invalid { from, error } => {
                     if let PeerError::Version(RecordError::Signature(r)) = &error {
                         let offence = Offence::InvalidEnvelope(*r);
@@ -322,14 +463,24 @@ impl SyncCore {
                 }
                 // Written and refused local writes are answered by `write` itself; a change of a
                 // record concerns readers, who ask.
-                ReplicaOutput::Written(_) | ReplicaOutput::WriteRefused { .. } | ReplicaOutput::Changed { .. } => {}
+                ReplicaOutput::Written(_) | ReplicaOutput::WriteRefused { .. } => {}
+                // A change a peer's versions made goes on to the other replicas (see `propagate`);
+                // a local write goes out through the queue.
+                ReplicaOutput::Changed { record } => {
+                    if self.changed_by.is_some() {
+                        self.changed.push(record);
+                    }
+                }
             }
         }
         while let Some(o) = self.queue.poll_output() {
             match o {
                 QueueOutput::Send { to, msg } => self.send(to, msg),
                 QueueOutput::Persist(ops) => self.out.push_back(Output::Store(store::queue_ops(ops))),
-                QueueOutput::Acknowledged { .. } => {}
+                QueueOutput::Acknowledged { id, record } => {
+                    let note = SyncNote::Acknowledged { record, id };
+                    self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note))));
+                }
                 QueueOutput::Refused { error, .. } => {
                     self.out.push_back(Output::Dropped { from: None, error: error.to_string() })
                 }
@@ -345,10 +496,38 @@ impl SyncCore {
         self.out.push_back(Output::Effect(Effect::Send { to, msg: Message::Sync(msg) }));
     }
 
-    /// After every input: drain the parts, keep rounds going while records are held, report
-    /// changed figures.
+    /// Versions a peer sent changed these records: start a reconciliation of them with their
+    /// other linked replicas now, so a write reaches the whole replica set in a few round trips
+    /// rather than at the next anti-entropy round (a digest each; equal digests end it).
+    fn propagate(&mut self, now: Millis) {
+        let (records, from) = (std::mem::take(&mut self.changed), self.changed_by.take());
+        let mut by_peer: BTreeMap<PeerId, Vec<RecordId>> = BTreeMap::new();
+        for r in records {
+            for p in self.replica_set(&r) {
+                if Some(p) != from {
+                    by_peer.entry(p).or_default().push(r.clone());
+                }
+            }
+        }
+        for (peer, records) in by_peer {
+            if self.view.contains(&peer) {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records });
+            } else {
+                // Reconciled when the link comes up (every shared record is, then).
+                self.out.push_back(Output::Want(peer));
+            }
+        }
+    }
+
+    /// After every input: drain the parts, hand changes on, keep rounds going while records are
+    /// held, report changed figures.
     fn settle(&mut self, now: Millis) {
         self.drain();
+        if !self.changed.is_empty() {
+            self.propagate(now);
+            self.drain();
+        }
+        self.changed_by = None;
         if self.replica.is_empty() {
             self.next_round = None;
         } else if self.next_round.is_none() {
@@ -378,6 +557,7 @@ impl Core for SyncCore {
             Input::Write { op, record, value, grant } => self.write(now, op, record, value, grant),
             Input::Read { op, record } => self.read(now, op, record),
             Input::Conflicts { op } => self.conflicts(op),
+            Input::Found { target, peers } => self.on_found(now, target, peers),
             Input::Restore(r) => {
                 self.replica.handle(now, ReplicaInput::Restore(r.versions));
                 self.queue.handle(now, QueueInput::Restore(r.queue));
@@ -408,6 +588,7 @@ impl Core for SyncCore {
     fn check_invariants(&self) {
         self.replica.check_invariants();
         self.queue.check_invariants();
+        self.placement.check_invariants();
     }
 }
 

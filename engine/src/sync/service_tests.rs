@@ -10,7 +10,7 @@ use crate::links::LinkTable;
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::memory::MemoryStorage;
 use crate::storage::Storage;
-use crate::sync::service::{Input, Output, SyncCore, SyncEvent, WriteError};
+use crate::sync::service::{record_key, Input, Output, SyncCore, SyncEvent, WriteError};
 use crate::sync::store::{Restored, SyncStore};
 use crate::sync::tests::{identity, EPOCH};
 use crate::sync::{grant, RecordId, RecordView, SyncMessage};
@@ -188,10 +188,12 @@ fn a_read_waits_for_linked_replicas_and_returns_what_they_hold() {
     b.core.handle(0, Input::Read { op: 1, record: rec.clone() });
     drain(&mut b);
     assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 1, view }) if view.winner.is_none()));
-    // Linked (and the link-up exchange lost), a read asks a's replica and answers after the wait.
+    // Linked (and the link-up exchange lost), a read looks the replicas up, asks them once the
+    // lookup answers, and answers `read_wait_ms` after that.
     a.links.set(b.id, true);
     b.links.set(a.id, true);
     b.core.handle(100, Input::Read { op: 2, record: rec.clone() });
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id] });
     settle(100, &mut [&mut a, &mut b]);
     assert!(b.events.is_empty(), "answered before the wait");
     assert_eq!(b.core.next_timeout(), Some(1_100));
@@ -223,4 +225,49 @@ fn a_restart_from_the_stored_tables_keeps_records_and_queue() {
     settle(1_500, &mut [&mut again, &mut b]);
     assert_eq!(again.core.queue().pending(), 0);
     assert_eq!(value(&view(&b, &rec)), "kept");
+}
+
+#[test]
+fn a_read_with_no_replica_linked_asks_for_links_and_asks_them_when_they_come_up() {
+    let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
+    let rec = RecordId::new(a.id, "doc");
+    write(0, &mut a, &rec, "held by a", None).unwrap();
+    // b knows a (its table) but holds no link to it: the read asks for one and waits.
+    b.table.write().seen(a.id);
+    b.core.handle(100, Input::Read { op: 3, record: rec.clone() });
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id] });
+    let mut wanted = Vec::new();
+    while let Some(o) = b.core.poll_output() {
+        if let Output::Want(p) = o {
+            wanted.push(p);
+        }
+    }
+    wanted.dedup();
+    assert_eq!(wanted, vec![a.id], "a link to the replica is asked for");
+    // The link comes up at 400: the read waits `read_wait_ms` from then for a's answer.
+    link(400, &mut a, &mut b);
+    settle(400, &mut [&mut a, &mut b]);
+    b.core.handle_timeout(1_100);
+    drain(&mut b);
+    assert!(b.events.is_empty(), "answered before a had `read_wait_ms` to answer");
+    b.core.handle_timeout(1_400);
+    drain(&mut b);
+    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 3, view }) if value(&view) == "held by a"));
+}
+
+#[test]
+fn a_replica_hands_a_pushed_write_on_to_its_other_linked_replicas_at_once() {
+    let (mut a, mut b, mut c) = (start(identity(1), None), start(identity(2), None), start(identity(3), None));
+    let rec = RecordId::new(a.id, "doc");
+    // The writer reaches b only; b and c are linked. No anti-entropy round runs in this test.
+    link(0, &mut a, &mut b);
+    link(0, &mut b, &mut c);
+    c.table.write().seen(a.id);
+    settle(0, &mut [&mut a, &mut b, &mut c]);
+    write(100, &mut a, &rec, "pushed", None).unwrap();
+    a.core.handle_timeout(400);
+    settle(400, &mut [&mut a, &mut b, &mut c]);
+    assert_eq!(value(&view(&b, &rec)), "pushed");
+    assert_eq!(value(&view(&c, &rec)), "pushed", "b handed the write on without waiting for a round");
+    assert!(c.core.next_timeout().is_some_and(|t| t > 400));
 }

@@ -35,8 +35,8 @@ impl FeedsRun {
         let crashed: BTreeSet<usize> = churn
             .iter()
             .filter_map(|e| match e.action {
-                ChurnAction::Crash { slot } => Some(slot),
-                ChurnAction::Join { .. } => None,
+                ChurnAction::Crash { slot } | ChurnAction::Offline { slot } => Some(slot),
+                ChurnAction::Join { .. } | ChurnAction::Online { .. } => None,
             })
             .collect();
         let mut steady: Vec<usize> = (0..sc.nodes).filter(|s| !crashed.contains(s)).collect();

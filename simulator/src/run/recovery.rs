@@ -38,8 +38,8 @@ impl RecoveryRun {
             .iter()
             .filter(|e| e.at_ms <= lose_ms)
             .filter_map(|e| match e.action {
-                ChurnAction::Crash { slot } => Some(slot),
-                ChurnAction::Join { .. } => None,
+                ChurnAction::Crash { slot } | ChurnAction::Offline { slot } => Some(slot),
+                ChurnAction::Join { .. } | ChurnAction::Online { .. } => None,
             })
             .collect();
         RecoveryRun {

@@ -131,6 +131,7 @@ pub(super) fn build_report(
         content_metrics(sc, world, node_seconds, &mut metrics, &mut notes);
     }
     super::recovery::recovery_metrics(world, &mut metrics, &mut notes);
+    super::sync::sync_metrics(world, &samples, &mut metrics, &mut notes);
     super::feeds::feeds_metrics(world, &mut metrics, &mut notes);
     Report {
         scenario: sc.name.clone(),

@@ -31,6 +31,8 @@ pub(super) enum Purpose {
     Fetch(u64),
     /// For topology: our own key (the neighbourhood) or a random key in a bucket.
     Refresh,
+    /// For another subsystem (sync: a record's replica set): the live peers closest to a key.
+    Peers(Key),
 }
 
 /// What the answers said of a peer.

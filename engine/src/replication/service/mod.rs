@@ -89,6 +89,11 @@ pub enum Input {
     Refresh {
         target: Key,
     },
+    /// The sync subsystem asks for the live peers closest to `target` (answered with
+    /// `Output::PeersFound`).
+    FindPeers {
+        target: Key,
+    },
     /// The files subsystem no longer references these chunks (a publication that failed or was
     /// aborted): unpin them and remove the orphans (see `reclaim.rs`); answered by
     /// `Output::Reclaimed` with the same `id`.
@@ -333,8 +338,10 @@ impl ContentCore {
 
     fn start_lookup(&mut self, now: Millis, target: Key, purpose: Purpose) {
         if !self.lookups.start(now, target, purpose, &self.links) {
-            if let Purpose::Fetch(id) = purpose {
-                self.finish_fetch(now, id, Err(()));
+            match purpose {
+                Purpose::Fetch(id) => self.finish_fetch(now, id, Err(())),
+                Purpose::Peers(target) => self.out.push_back(Output::PeersFound { target, peers: Vec::new() }),
+                Purpose::Check(_) | Purpose::Refresh => {}
             }
         }
         self.drain_lookups(now);
@@ -378,6 +385,7 @@ impl ContentCore {
                 }
                 Purpose::Fetch(id) => self.holders_found(now, id, f),
                 Purpose::Refresh => self.out.push_back(Output::RefreshDone),
+                Purpose::Peers(target) => self.out.push_back(Output::PeersFound { target, peers: f.result.clone() }),
             }
         }
     }
@@ -558,6 +566,7 @@ impl Core for ContentCore {
             Input::Publish { data } => self.publish(now, data),
             Input::Fetch { id, chunk } => self.fetch(now, id, chunk),
             Input::Refresh { target } => self.start_lookup(now, target, Purpose::Refresh),
+            Input::FindPeers { target } => self.start_lookup(now, target, Purpose::Peers(target)),
             Input::Reclaim { id, chunks } => self.reclaim(id, chunks),
             Input::Written { write, result } => self.on_written(now, write, result),
             Input::Read { chunk, why, data } => self.on_read(now, chunk, why, data),

@@ -50,6 +50,12 @@ pub enum Output {
     Heard(Vec<PeerId>),
     /// A lookup topology asked for (`Input::Refresh`) finished.
     RefreshDone,
+    /// The live peers closest to a key sync asked for (`Input::FindPeers`), nearest first
+    /// (empty: no lookup could start).
+    PeersFound {
+        target: crate::routing::Key,
+        peers: Vec<PeerId>,
+    },
     /// A fetch, publish or reclaim that ended: for the node's host.
     Done(ContentResult),
     /// A request to `peer` ended so (served, timed out, refused by an announced holder): for
