@@ -146,13 +146,15 @@ const MEMO_KEYS: usize = 1 << 16;
 /// Signatures waiting for the look-ahead worker at most (each up to one signed message; guess: a
 /// few rounds of gossip at 1,000 nodes). Past it an announced signature is checked when asked.
 const MAX_LOOKAHEAD_JOBS: usize = 8192;
-/// How long the idle worker sleeps between looks at its queue: from the first value, doubling up
-/// to the second while nothing comes. The worker is never woken: waking a parked thread is a
-/// system call on the run's thread for each signature (~3.5% of churn-50's main thread), and
-/// holding signatures back to wake it once per batch made receivers ask before the batch left
-/// (42% of the checks fell back on the run's thread). A look every 20 us while busy is far
-/// inside the simulated 40 ms a frame travels (~0.4 ms of wall time at churn-50's pace).
-const LOOKAHEAD_POLL_US: (u64, u64) = (20, 1000);
+/// How long the worker sleeps between looks at its queue: from the first value, doubling up to
+/// the second while nothing comes. The worker is never woken: waking a parked thread is a system
+/// call on the run's thread for each signature (~3.5% of churn-50's main thread), and holding
+/// signatures back to wake it once per batch made receivers ask before the batch left (42% of
+/// the checks fell back on the run's thread). A look every 200 us while busy is inside the
+/// simulated 40 ms a frame travels (~0.4 ms of wall time at churn-50's pace); looks every 20 us
+/// caught 8% more signatures ahead but cost ~5 s of CPU in wake-ups, which a run sharing its
+/// machine pays on its own thread (churn-50 beside a test run: user 50.3 s against 44.6 s).
+const LOOKAHEAD_POLL_US: (u64, u64) = (200, 1000);
 
 #[derive(Default)]
 struct Memo {

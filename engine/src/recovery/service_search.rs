@@ -102,9 +102,11 @@ impl RecoveryCore {
             return;
         };
         let finder = self.list_finder(&user, (region + 1) % self.cfg.list_regions.max(1));
-        if let Some(old) = self.sessions.get(&op).and_then(|r| r.finder.as_ref()) {
+        if let Some(old) =
+            self.sessions.get(&op).and_then(|r| r.finder.as_ref()).filter(|_| tracing::enabled!(tracing::Level::DEBUG))
+        {
             let closest: Vec<String> = old.closest(10).iter().map(|p| p.short()).collect();
-            tracing::debug!(me = %self.me.short(), %user, ?closest, "holder list search found nothing; again");
+            tracing::debug!(me = %self.me.short(), %user, region, ?closest, "holder list search found nothing; again");
         }
         if let Some(r) = self.sessions.get_mut(&op) {
             r.finder = Some(finder);
