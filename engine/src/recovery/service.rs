@@ -311,14 +311,8 @@ impl RecoveryCore {
             if r.session.holders().get(&peer) == Some(&Asked::Waiting) {
                 requests.extend(r.session.request(&peer, unix));
             }
-            let finder = r.finder.as_mut();
-            if let Some(f) = finder {
-                if f.on_up(peer) {
-                    requests.push(sign(&self.identity, &f.request(peer), unix));
-                }
-            }
         }
-        if let Some(f) = self.placing.as_mut() {
+        for f in finders(&mut self.sessions, &mut self.placing) {
             if f.on_up(peer) {
                 requests.push(sign(&self.identity, &f.request(peer), unix));
             }
@@ -538,6 +532,7 @@ impl Core for RecoveryCore {
 mod owner_side;
 #[path = "service_search.rs"]
 mod search;
+use search::finders;
 
 #[cfg(test)]
 #[path = "service_tests.rs"]

@@ -147,7 +147,7 @@ impl RecoveryCore {
 }
 
 /// Every running list search: the recoveries' and the owner's placement lookup.
-fn finders<'a>(
+pub(super) fn finders<'a>(
     sessions: &'a mut BTreeMap<OpId, Running>,
     placing: &'a mut Option<ListFinder>,
 ) -> impl Iterator<Item = &'a mut ListFinder> {
