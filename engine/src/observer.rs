@@ -55,6 +55,8 @@ pub enum SyncNote {
     Evicted { record: crate::sync::RecordId, id: crate::sync::VersionId },
     /// A local write left the sync queue: enough replicas acknowledged it.
     Acknowledged { record: crate::sync::RecordId, id: crate::sync::VersionId },
+    /// A lookup of a record's replica set answered: the live peers it found, nearest first.
+    Found { record: crate::sync::RecordId, peers: Vec<PeerId> },
 }
 
 /// What happened to a link.

@@ -77,6 +77,17 @@ impl SyncSpec {
     }
 }
 
+/// Where the writes acknowledged before a read were when it started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// The `rf` live nodes nearest the record's key held them all between them.
+    Replicas,
+    /// Live nodes held them all, but not the `rf` nearest.
+    Elsewhere,
+    /// Some was held by no live node (its holders all offline).
+    Nowhere,
+}
+
 /// One written version, as the run knows it.
 #[derive(Clone, Debug)]
 pub struct Written {
@@ -108,13 +119,20 @@ pub struct SyncTruth {
     pub unconverged: BTreeSet<VersionId>,
     /// Write ops: (record, writer) by op; read ops: (record, started at ms) by op.
     writes: BTreeMap<u64, (usize, PeerId)>,
-    reads: BTreeMap<u64, (usize, u64)>,
+    reads: BTreeMap<u64, (usize, u64, Reach)>,
     pub writes_failed: Vec<String>,
     pub writes_skipped_offline: usize,
     pub reads_answered: usize,
     pub reads_divergent: usize,
     /// Reads that saw more than one version (winner and a conflict log).
     pub reads_multi: usize,
+    /// Replica-set lookups answered and not yet compared with the truth: (record, answer).
+    found: Vec<(usize, Vec<PeerId>)>,
+    /// Lookups by how many of the `rf` live nodes nearest the key they found.
+    pub lookups_found: BTreeMap<usize, usize>,
+    pub missed_by_age: BTreeMap<&'static str, usize>,
+    /// Divergent reads by where the writes acknowledged before them were when they started.
+    pub divergent_by_reach: BTreeMap<Reach, usize>,
     pub evicted: usize,
     /// Acknowledgements of a version the run never saw written (must stay 0).
     pub unknown_acks: usize,
@@ -143,8 +161,31 @@ impl SyncTruth {
         self.writes.insert(op, (record, writer));
     }
 
-    pub fn read_started(&mut self, op: u64, record: usize, now_ms: u64) {
-        self.reads.insert(op, (record, now_ms));
+    /// `nearest`: the live nodes nearest the record's key, the replicas first (`rf` of them);
+    /// `live`: every live node.
+    pub fn read_started(
+        &mut self,
+        op: u64,
+        record: usize,
+        now_ms: u64,
+        rf: usize,
+        nearest: &[PeerId],
+        live: &[PeerId],
+    ) {
+        let acked: Vec<VersionId> = self.by_record[record]
+            .iter()
+            .filter(|id| self.versions[*id].acked_ms.is_some_and(|t| t < now_ms))
+            .copied()
+            .collect();
+        let all_in = |nodes: &[PeerId]| acked.iter().all(|id| nodes.iter().any(|n| self.covers(*n, id)));
+        let reach = if all_in(&nearest[..rf.min(nearest.len())]) {
+            Reach::Replicas
+        } else if all_in(live) {
+            Reach::Elsewhere
+        } else {
+            Reach::Nowhere
+        };
+        self.reads.insert(op, (record, now_ms, reach));
     }
 
     /// The writer's answer: the new version is the winner of its view (a local write's clock
@@ -190,6 +231,12 @@ impl SyncTruth {
         }
     }
 
+    pub fn on_found(&mut self, _node: PeerId, record: &RecordId, peers: Vec<PeerId>) {
+        if let Some(r) = self.record_index(record) {
+            self.found.push((r, peers));
+        }
+    }
+
     pub fn on_acknowledged(&mut self, id: VersionId, now_ms: u64) {
         match self.versions.get_mut(&id) {
             Some(w) if w.acked_ms.is_none() => {
@@ -232,7 +279,7 @@ impl SyncTruth {
     /// A read's answer, against the writes acknowledged before it started: divergent if one of
     /// them is neither among the versions shown (winner and conflict log) nor dominated by one.
     pub fn on_read(&mut self, op: u64, view: RecordView) {
-        let Some((record, started_ms)) = self.reads.remove(&op) else { return };
+        let Some((record, started_ms, reach)) = self.reads.remove(&op) else { return };
         self.reads_answered += 1;
         let shown: Vec<VersionId> = view.winner.iter().chain(view.conflicts.iter()).map(|v| v.id).collect();
         self.reads_multi += usize::from(shown.len() > 1);
@@ -244,8 +291,9 @@ impl SyncTruth {
         });
         self.reads_divergent += usize::from(missed);
         if missed {
+            *self.divergent_by_reach.entry(reach).or_default() += 1;
             let holds = view.versions;
-            tracing::info!(target: "swarm_sim::sync", op, record, started_ms, holds, shown = shown.len(), "divergent read");
+            tracing::info!(target: "swarm_sim::sync", op, record, started_ms, holds, shown = shown.len(), ?reach, "divergent read");
         }
     }
 
@@ -259,6 +307,22 @@ impl SyncTruth {
     /// the first `rf`.
     pub fn check(&mut self, now_ms: u64, rf: usize, mut live: impl FnMut(usize) -> Vec<PeerId>) {
         let mut cache: BTreeMap<usize, Vec<PeerId>> = BTreeMap::new();
+        for (record, peers) in std::mem::take(&mut self.found) {
+            let near = cache.entry(record).or_insert_with(|| live(record));
+            let hits = near[..rf.min(near.len())].iter().filter(|p| peers.contains(p)).count();
+            *self.lookups_found.entry(hits).or_default() += 1;
+            for p in near[..rf.min(near.len())].iter().filter(|p| !peers.contains(p)) {
+                let age = self.back_at.get(p).map(|t| now_ms.saturating_sub(*t) / 1000);
+                let bucket = match age {
+                    None => "never left",
+                    Some(0..=9) => "back < 10 s",
+                    Some(10..=59) => "back < 60 s",
+                    Some(60..=299) => "back < 300 s",
+                    _ => "back longer",
+                };
+                *self.missed_by_age.entry(bucket).or_default() += 1;
+            }
+        }
         let pending: Vec<VersionId> = self.unconverged.iter().copied().collect();
         for id in pending {
             let record = self.versions[&id].record;

@@ -21,6 +21,7 @@ pub const MAX_DOWN_PEERS: usize = 1024;
 
 pub struct Placement {
     lookup_ms: Millis,
+    check_ms: Millis,
     /// Per record: when a lookup answered, and the live peers it found nearest first.
     found: BTreeMap<RecordId, (Millis, Vec<PeerId>)>,
     /// Answer times, for dropping the oldest at the bound.
@@ -29,23 +30,59 @@ pub struct Placement {
     /// Peers a link to could not be made, since when.
     down: BTreeMap<PeerId, Millis>,
     down_by_age: BTreeSet<(Millis, PeerId)>,
+    /// Records this node keeps but does not tend, with the state (digest) it last handed on to
+    /// the set a lookup found.
+    handed: BTreeMap<RecordId, [u8; 32]>,
 }
 
 impl Placement {
-    pub fn new(lookup_ms: Millis) -> Self {
+    /// `lookup_ms`: how long an answer serves reads and writes; `check_ms`: how long it serves
+    /// a keeper's check of its own place.
+    pub fn new(lookup_ms: Millis, check_ms: Millis) -> Self {
         Placement {
             lookup_ms,
+            check_ms,
             found: BTreeMap::new(),
             by_age: BTreeSet::new(),
             looking: BTreeMap::new(),
             down: BTreeMap::new(),
             down_by_age: BTreeSet::new(),
+            handed: BTreeMap::new(),
         }
     }
 
     /// Live peers a lookup found close to `record` (nearest first; empty if none asked).
     pub fn found(&self, record: &RecordId) -> &[PeerId] {
         self.found.get(record).map_or(&[], |(_, p)| p.as_slice())
+    }
+
+    /// Is the answer held for `record` young enough to place this node among its keepers
+    /// (younger than `keeper_check_ms`)?
+    pub fn fresh(&self, now: Millis, record: &RecordId) -> bool {
+        self.found.get(record).is_some_and(|(t, _)| now < t + self.check_ms)
+    }
+
+    /// Was this state of `record` handed on already?
+    pub fn handed(&self, record: &RecordId, digest: &[u8; 32]) -> bool {
+        self.handed.get(record) == Some(digest)
+    }
+
+    /// Was some state of `record` handed on (this node keeps it without tending)?
+    pub fn handed_any(&self, record: &RecordId) -> bool {
+        self.handed.contains_key(record)
+    }
+
+    /// This state of `record` went to the set found (bounded as the found sets are).
+    pub fn hand_off(&mut self, record: &RecordId, digest: [u8; 32]) {
+        if self.handed.len() >= MAX_FOUND_RECORDS && !self.handed.contains_key(record) {
+            self.handed.pop_first();
+        }
+        self.handed.insert(record.clone(), digest);
+    }
+
+    /// This node tends `record` (again): nothing handed on is remembered for it.
+    pub fn tended(&mut self, record: &RecordId) {
+        self.handed.remove(record);
     }
 
     /// Is a lookup for `record` under way?
@@ -57,10 +94,10 @@ impl Placement {
         self.down.contains_key(peer)
     }
 
-    /// The key to look up for `record`, unless an answer younger than `replica_lookup_ms` is
-    /// held or a lookup is under way (or too many are).
-    pub fn want_lookup(&mut self, now: Millis, record: &RecordId) -> Option<Key> {
-        if self.found.get(record).is_some_and(|(t, _)| now < t + self.lookup_ms) {
+    /// The key to look up for `record`, unless an answer younger than `max_age_ms` is held or a
+    /// lookup is under way (or too many are).
+    pub fn want_lookup(&mut self, now: Millis, record: &RecordId, max_age_ms: Millis) -> Option<Key> {
+        if self.found.get(record).is_some_and(|(t, _)| now < t + max_age_ms) {
             return None;
         }
         let key = record_key(record);
@@ -136,5 +173,6 @@ impl Placement {
         debug_assert!(self.looking.len() <= MAX_LOOKUPS_IN_FLIGHT, "lookups over their bound");
         debug_assert_eq!(self.down.len(), self.down_by_age.len(), "down index out of step");
         debug_assert!(self.down.len() <= MAX_DOWN_PEERS, "down peers over their bound");
+        debug_assert!(self.handed.len() <= MAX_FOUND_RECORDS, "handed-on records over their bound");
     }
 }

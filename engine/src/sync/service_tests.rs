@@ -7,7 +7,7 @@
 use crate::core::{Core, Effect, LinkEvent};
 use crate::identity::{Ed25519Verifier, Envelope, Identity};
 use crate::links::LinkTable;
-use crate::routing::{RoutingTable, TableConfig, TableView};
+use crate::routing::{Key, RoutingTable, TableConfig, TableView};
 use crate::storage::memory::MemoryStorage;
 use crate::storage::Storage;
 use crate::sync::service::{record_key, Input, Output, SyncCore, SyncEvent, WriteError};
@@ -256,7 +256,7 @@ fn a_read_with_no_replica_linked_asks_for_links_and_asks_them_when_they_come_up(
 }
 
 #[test]
-fn a_replica_hands_a_pushed_write_on_to_its_other_linked_replicas_at_once() {
+fn a_replica_hands_a_pushed_write_on_to_its_other_linked_replicas_once_placed() {
     let (mut a, mut b, mut c) = (start(identity(1), None), start(identity(2), None), start(identity(3), None));
     let rec = RecordId::new(a.id, "doc");
     // The writer reaches b only; b and c are linked. No anti-entropy round runs in this test.
@@ -268,6 +268,83 @@ fn a_replica_hands_a_pushed_write_on_to_its_other_linked_replicas_at_once() {
     a.core.handle_timeout(400);
     settle(400, &mut [&mut a, &mut b, &mut c]);
     assert_eq!(value(&view(&b, &rec)), "pushed");
+    // b had no lookup of the record: it asks for one before it tends it (a node back from
+    // offline cannot place a record by its own table), and hands the write on once it answers.
+    assert!(c.core.replica().record(&rec).is_none(), "handed on before b knew its place");
+    b.core.handle(450, Input::Found { target: record_key(&rec), peers: vec![c.id, a.id] });
+    settle(450, &mut [&mut a, &mut b, &mut c]);
     assert_eq!(value(&view(&c, &rec)), "pushed", "b handed the write on without waiting for a round");
     assert!(c.core.next_timeout().is_some_and(|t| t > 400));
+}
+
+/// `n` started peers, sorted by XOR distance of their id to `rec`'s key, nearest first.
+fn by_distance(n: u64, rec: impl Fn(&PeerId) -> RecordId) -> (Vec<Peer>, RecordId) {
+    let peers: Vec<Peer> = (1..=n).map(|i| start(identity(i), None)).collect();
+    let record = rec(&peers[0].id);
+    let key = record_key(&record);
+    let mut peers = peers;
+    peers.sort_by_key(|p| Key::of_peer(&p.id).distance(&key));
+    (peers, record)
+}
+
+#[test]
+fn a_holder_a_lookup_places_far_from_the_key_hands_its_state_on_once_and_does_not_tend_it() {
+    // Nine peers; the farthest from the key reads the record, then learns from a lookup that
+    // eight live peers are nearer: it is no keeper (KEEPERS_PER_RF x rf = 6).
+    let (mut peers, rec) = by_distance(9, |owner| RecordId::new(*owner, "doc"));
+    let mut far = peers.pop().unwrap();
+    let owner_at = peers.iter().position(|p| p.id == rec.owner).unwrap();
+    let owner = &mut peers[owner_at];
+    write(0, owner, &rec, "v1", None).unwrap();
+    link(10, owner, &mut far);
+    settle(10, &mut [owner, &mut far]);
+    far.core.handle(20, Input::Read { op: 1, record: rec.clone() });
+    let found: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
+    far.core.handle(30, Input::Found { target: record_key(&rec), peers: found });
+    settle(30, &mut [&mut peers[owner_at], &mut far]);
+    far.core.handle_timeout(30 + 1_000 + 3_000);
+    drain(&mut far);
+    assert!(matches!(far.events.pop(), Some(SyncEvent::Read { op: 1, view }) if value(&view) == "v1"));
+    // Its anti-entropy rounds leave the record alone: no digest of it goes out.
+    for t in [40_000, 80_000, 120_000] {
+        far.core.handle_timeout(t);
+        let digests = drain(&mut far).into_iter().filter(|(_, _, m)| matches!(m, SyncMessage::Digest { .. })).count();
+        assert_eq!(digests, 0, "a holder that is no keeper reconciled the record at {t} ms");
+    }
+    // A new link to a keeper it handed the record to gets this state once; the state is not
+    // handed on again when nothing changed.
+    let near = &mut peers[0];
+    link(130_000, near, &mut far);
+    let first = drain(&mut far)
+        .into_iter()
+        .filter(|(_, to, m)| *to == near.id && matches!(m, SyncMessage::Digest { .. }))
+        .count();
+    assert!(first <= 1);
+    far.core.handle(130_100, Input::Found { target: record_key(&rec), peers: peers.iter().map(|p| p.id).collect() });
+    let again = drain(&mut far).into_iter().filter(|(_, _, m)| matches!(m, SyncMessage::Digest { .. })).count();
+    assert_eq!(again, 0, "the same state was handed on twice");
+}
+
+#[test]
+fn an_empty_lookup_answer_for_a_held_record_does_not_start_another_lookup() {
+    // A node with no links gets empty answers at once: looking up again on each would loop.
+    let mut a = start(identity(1), None);
+    let rec = RecordId::new(identity(2).peer_id(), "doc");
+    let mut b = start(identity(2), None);
+    write(0, &mut b, &rec, "v1", None).unwrap();
+    link(10, &mut a, &mut b);
+    settle(10, &mut [&mut a, &mut b]);
+    a.core.handle(20, Input::Read { op: 1, record: rec.clone() });
+    settle(20, &mut [&mut a, &mut b]);
+    a.core.handle_timeout(5_000);
+    drain(&mut a);
+    assert!(a.core.replica().record(&rec).is_some(), "the read kept what it pulled");
+    cut(6_000, &mut a, &mut b);
+    drain(&mut a);
+    a.core.handle(6_100, Input::Found { target: record_key(&rec), peers: vec![] });
+    let mut lookups = 0;
+    while let Some(o) = a.core.poll_output() {
+        lookups += usize::from(matches!(o, Output::Lookup(_)));
+    }
+    assert_eq!(lookups, 0, "an empty answer started another lookup");
 }

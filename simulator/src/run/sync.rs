@@ -50,6 +50,7 @@ impl Observer for SyncObserver {
                     SyncNote::Kept { record, id } => t.on_kept(node, &record, id),
                     SyncNote::Evicted { record, id } => t.on_evicted(node, &record, id),
                     SyncNote::Acknowledged { id, .. } => t.on_acknowledged(id, self.clock.now()),
+                    SyncNote::Found { record, peers } => t.on_found(node, &record, peers),
                 }
             }
             other => self.collector.on_event(node, other),
@@ -172,7 +173,9 @@ pub(super) fn write(world: &mut World, at_ms: u64) {
 /// A read of a random record at a random live node.
 pub(super) fn read(world: &mut World, at_ms: u64) {
     let live = world.live_slots();
+    let rf = world.sc.node.replication.rf;
     let Some(s) = world.sync.as_mut() else { return };
+    s.refresh_order(&world.ids);
     if live.is_empty() {
         return;
     }
@@ -181,7 +184,10 @@ pub(super) fn read(world: &mut World, at_ms: u64) {
     let op = s.next_op;
     s.next_op += 1;
     if let Some(node) = &world.nodes[slot] {
-        s.truth.borrow_mut().read_started(op, r, at_ms);
+        let nearest: Vec<PeerId> =
+            s.order[r].iter().filter(|x| world.nodes[**x].is_some()).take(rf).map(|x| world.ids[*x]).collect();
+        let live_ids: Vec<PeerId> = live.iter().map(|x| world.ids[*x]).collect();
+        s.truth.borrow_mut().read_started(op, r, at_ms, rf, &nearest, &live_ids);
         node.doc_read(op, s.records[r].id.clone());
     }
 }
@@ -286,10 +292,17 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
         spec.check_interval_ms,
     ));
     notes.push(format!(
-        "sync reads: {} answered ({} unanswered: reader went offline), {} divergent, {} showed more than one version; conflicts: {} true, {} logged ({} logged but not true, {} true but not logged), {} versions evicted from windows; queued writes whose writer went offline and came back: {}, drained {}; {} unknown acknowledgements",
+        "sync replica lookups: {} answered; of the rf live nodes nearest the key when checked, found (count of lookups by how many): {:?}; nearest nodes missed, by time since they came back: {:?}",
+        t.lookups_found.values().sum::<usize>(),
+        t.lookups_found,
+        t.missed_by_age,
+    ));
+    notes.push(format!(
+        "sync reads: {} answered ({} unanswered: reader went offline), {} divergent (where the writes they missed were at their start: {:?}), {} showed more than one version; conflicts: {} true, {} logged ({} logged but not true, {} true but not logged), {} versions evicted from windows; queued writes whose writer went offline and came back: {}, drained {}; {} unknown acknowledgements",
         t.reads_answered,
         t.reads_unanswered(),
         t.reads_divergent,
+        t.divergent_by_reach,
         t.reads_multi,
         truth.len(),
         logged.len(),

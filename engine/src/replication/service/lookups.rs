@@ -96,7 +96,12 @@ struct Query {
     asked: BTreeMap<PeerId, (Millis, Millis)>,
     met: Vec<PeerId>,
     contacts: Vec<PeerId>,
+    /// Questions that asked for a link (replica-set lookups).
+    dials: usize,
 }
+
+/// Links a replica-set lookup may ask for, to peers no link or relay reaches.
+const MAX_DIALS_PER_PEERS_LOOKUP: usize = 3;
 
 pub(super) struct Lookups {
     me: PeerId,
@@ -149,6 +154,7 @@ impl Lookups {
             asked: BTreeMap::new(),
             met: vec![],
             contacts: vec![],
+            dials: 0,
         };
         self.queries.insert(id, q);
         self.advance(now, id, links);
@@ -191,6 +197,11 @@ impl Lookups {
                     // Where links leave a gap near the target (a region no link of the peers
                     // asked reaches yet), routes and relayed questions stop short of the
                     // holders; the contact that fills the gap is worth one dial to a fetch.
+                    Ask::Dial { to: p, msg }
+                } else if matches!(q.purpose, Purpose::Peers(_)) && q.dials < MAX_DIALS_PER_PEERS_LOOKUP {
+                    // A replica-set lookup must name the peers nearest the key, not the nearest
+                    // within two hops; the sync core links to them next anyway.
+                    q.dials += 1;
                     Ask::Dial { to: p, msg }
                 } else {
                     // No one-hop path to it (named by a peer we reached through a relay).

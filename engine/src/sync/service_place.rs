@@ -1,0 +1,241 @@
+//! Where records go, a part of the sync core: which peers replicate a record (the `rf` nearest
+//! its key this node knows of), whether this node keeps and tends a record (reconciles it in
+//! rounds, on new links and after changes) or only hands its state on, and the lookups that
+//! decide it. See [`KEEPERS_PER_RF`] for why holders that are not keepers leave records alone.
+
+use super::{OpId, Output, SyncCore, KEEPERS_PER_RF, MAX_LINK_WAIT_MS};
+use crate::core::{Core, Effect};
+use crate::observer::{Event, SyncNote};
+use crate::routing::{closest, Key};
+use crate::sync::record::RecordId;
+use crate::sync::replica::ReplicaInput;
+use crate::sync::service::record_key;
+use crate::time::Millis;
+use crate::types::PeerId;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl SyncCore {
+    /// The peers other than this node that replicate `record`: of this node, its links, the
+    /// routing table's closest and the live peers a lookup found, the `rf` closest to the
+    /// record's key (peers that could not be reached left out, unless linked since).
+    pub fn replica_set(&self, record: &RecordId) -> Vec<PeerId> {
+        self.replicas_with_me(record).into_iter().filter(|p| *p != self.me).collect()
+    }
+
+    /// The record's replica set as this node sees it, this node included if it is one.
+    pub(super) fn replicas_with_me(&self, record: &RecordId) -> Vec<PeerId> {
+        let key = record_key(record);
+        let mut candidates = self.table.borrow().closest(&key, self.rf);
+        candidates.extend(self.view.peers());
+        candidates.extend_from_slice(self.placement.found(record));
+        candidates.retain(|p| !self.placement.is_down(p) || self.view.contains(p));
+        candidates.push(self.me);
+        candidates.sort_unstable();
+        candidates.dedup();
+        closest(&key, candidates, self.rf)
+    }
+
+    /// Does this node tend `record`? Yes with writes of it pending or as one of its writers (a
+    /// writer follows its records, so its next write sees the others'), or when a fresh lookup
+    /// puts it among the `KEEPERS_PER_RF * rf` nearest the key; no when the lookup puts it
+    /// farther; `None` while no fresh lookup answered. Links and routing table are not enough
+    /// to decide: a node back from offline, its table empty, would take itself for the nearest
+    /// to everything it holds, and guessing from a full table (tried: one of the `rf` nearest
+    /// by table and links) spread records again and doubled the divergent reads at 300 nodes.
+    pub(super) fn tends(&self, now: Millis, record: &RecordId) -> Option<bool> {
+        if self.queue.has_pending(record) || self.wrote(record) {
+            return Some(true);
+        }
+        if !self.placement.fresh(now, record) {
+            return None;
+        }
+        let key = record_key(record);
+        let mine = Key::of_peer(&self.me).distance(&key);
+        let closer = self.placement.found(record).iter().filter(|p| Key::of_peer(p).distance(&key) < mine).count();
+        Some(closer < KEEPERS_PER_RF * self.rf)
+    }
+
+    /// Has this node written `record` (it keeps a version of its own)?
+    pub(super) fn wrote(&self, record: &RecordId) -> bool {
+        self.replica.record(record).is_some_and(|s| s.versions().any(|v| v.writer() == self.me))
+    }
+
+    /// Hand this node's state of a record it does not tend on to the `rf` nearest the lookup
+    /// found, once per state (linked ones at once; links to the others are asked for, and they
+    /// get it when the link comes up).
+    /// Links to the unlinked ones are asked for the first time only (what this node held from
+    /// before it was placed: a former keeper, a node back from offline); later states go to
+    /// linked ones (a reader's later states come from the replicas themselves, and handing them
+    /// back over new links cost more links than anything else: measured 8,400 of 17,000 link
+    /// requests at 300 nodes).
+    pub(super) fn hand_off(&mut self, now: Millis, record: &RecordId) {
+        let Some(digest) = self.replica.record(record).map(|s| s.digest()) else { return };
+        if self.placement.handed(record, &digest) {
+            return;
+        }
+        let dial = !self.placement.handed_any(record);
+        self.placement.hand_off(record, digest);
+        let set: Vec<PeerId> = self
+            .placement
+            .found(record)
+            .iter()
+            .take(self.rf)
+            .filter(|p| dial || self.view.contains(p))
+            .copied()
+            .collect();
+        self.ask(now, record, set);
+    }
+
+    /// Reconcile `record` with each of `set` (linked ones at once; links asked for to the others,
+    /// which reconcile it when they come up).
+    pub(super) fn ask(&mut self, now: Millis, record: &RecordId, set: Vec<PeerId>) {
+        for peer in set.into_iter().filter(|p| *p != self.me) {
+            if self.view.contains(&peer) {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+            } else {
+                self.out.push_back(Output::Want(peer));
+            }
+        }
+    }
+
+    /// What to do with a held record whose placement may have changed: tended ones go to their
+    /// set, others are handed on, undecided ones are looked up.
+    pub(super) fn place(&mut self, now: Millis, record: &RecordId) {
+        match self.tends(now, record) {
+            Some(true) => {
+                // Linked replicas at once; the others when a link to them comes up (links
+                // are asked for by writes, reads and the queue, not by rounds: a node tending
+                // a few records would otherwise hold a link to each of their replicas).
+                self.placement.tended(record);
+                let set: Vec<PeerId> = self.replica_set(record).into_iter().filter(|p| self.view.contains(p)).collect();
+                self.ask(now, record, set);
+            }
+            Some(false) => self.hand_off(now, record),
+            None => self.lookup(now, record),
+        }
+    }
+
+    /// Look `record` up unless an answer younger than `replica_lookup_ms` is held (reads,
+    /// writes, a replica lost).
+    pub(super) fn lookup(&mut self, now: Millis, record: &RecordId) {
+        self.lookup_within(now, record, self.cfg.replica_lookup_ms);
+    }
+
+    pub(super) fn lookup_within(&mut self, now: Millis, record: &RecordId, max_age_ms: Millis) {
+        if let Some(key) = self.placement.want_lookup(now, record, max_age_ms) {
+            self.out.push_back(Output::Lookup(key));
+        }
+    }
+
+    /// A lookup answered: pending writes go to the set found, and if this node holds the record
+    /// or a read waits for it, it reconciles with the set (asking for links to it): a write
+    /// acknowledged by peers that turn out not to be the replicas still reaches the replicas.
+    pub(super) fn on_found(&mut self, now: Millis, target: Key, peers: Vec<PeerId>) {
+        let note = |record: &RecordId| SyncNote::Found { record: record.clone(), peers: peers.clone() };
+        let Some(record) = self.placement.on_found(now, &target, peers.clone()) else { return };
+        self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note(&record)))));
+        self.refresh_replicas(now);
+        self.want_links();
+        let set = self.replicas_with_me(&record);
+        // Reads of it ask the replicas just found and wait `read_wait_ms` from now, and
+        // `MAX_LINK_WAIT_MS` more while links to some of them are being made.
+        let at = now + self.cfg.read_wait_ms + self.link_wait(&set);
+        let waiting: Vec<(Millis, OpId)> = self.reads.iter().filter(|(_, r)| **r == record).map(|(k, _)| *k).collect();
+        for (old, op) in &waiting {
+            if let Some(r) = self.reads.remove(&(*old, *op)) {
+                self.reads.insert((at, *op), r);
+            }
+        }
+        if !waiting.is_empty() {
+            let linked_keepers = self.linked_keepers(&record, &set);
+            self.ask(now, &record, set);
+            self.ask(now, &record, linked_keepers);
+        }
+        // An empty answer (no links yet) places nothing: looking up again at once would loop.
+        if !self.placement.found(&record).is_empty() && self.replica.record(&record).is_some() {
+            self.place(now, &record);
+        }
+    }
+
+    /// The record's other keepers a lookup found (the `KEEPERS_PER_RF * rf` nearest), those
+    /// linked and not in `set`: a read asks them too, at the cost of a digest each (a keeper
+    /// that was a replica before the set moved holds what the replicas held then).
+    pub(super) fn linked_keepers(&self, record: &RecordId, set: &[PeerId]) -> Vec<PeerId> {
+        let keepers = self.placement.found(record).iter().take(KEEPERS_PER_RF * self.rf);
+        keepers.filter(|p| self.view.contains(p) && !set.contains(p)).copied().collect()
+    }
+
+    /// How much longer a read waits while links to some of `set` are being made.
+    pub(super) fn link_wait(&self, set: &[PeerId]) -> Millis {
+        if set.iter().any(|p| *p != self.me && !self.view.contains(p)) {
+            MAX_LINK_WAIT_MS
+        } else {
+            0
+        }
+    }
+
+    /// Reconcile with `peers` (linked) the records this node tends that each of them
+    /// replicates; `new_links`: also the records it keeps without tending, to those of `peers`
+    /// it handed them on to (the links asked for then). Records whose placement is undecided
+    /// are looked up, unless this node handed them on before (kept, left until they change).
+    pub(super) fn exchange(&mut self, now: Millis, peers: &BTreeSet<PeerId>, new_links: bool) {
+        let mut by_peer: BTreeMap<PeerId, Vec<RecordId>> = BTreeMap::new();
+        let records: Vec<RecordId> = self.replica.records().map(|(r, _)| r.clone()).collect();
+        for r in records {
+            let set = match self.tends(now, &r) {
+                Some(true) => self.replica_set(&r),
+                Some(false) if new_links => self.placement.found(&r).iter().take(self.rf).copied().collect(),
+                Some(false) => continue,
+                None => {
+                    if !self.placement.handed_any(&r) {
+                        self.lookup(now, &r);
+                    }
+                    continue;
+                }
+            };
+            for p in set {
+                if peers.contains(&p) {
+                    by_peer.entry(p).or_default().push(r.clone());
+                }
+            }
+        }
+        for (peer, records) in by_peer {
+            self.replica.handle(now, ReplicaInput::Exchange { peer, records });
+        }
+    }
+
+    /// Versions a peer sent changed these records: start a reconciliation of them with their
+    /// other linked replicas now, so a write reaches the whole replica set in a few round trips
+    /// rather than at the next anti-entropy round (a digest each; equal digests end it).
+    pub(super) fn propagate(&mut self, now: Millis) {
+        let (records, from) = (std::mem::take(&mut self.changed), self.changed_by.take());
+        let mut by_peer: BTreeMap<PeerId, Vec<RecordId>> = BTreeMap::new();
+        for r in records {
+            match self.tends(now, &r) {
+                Some(true) => {}
+                // Kept without tending: this new state goes on once to the set found.
+                Some(false) => {
+                    self.hand_off(now, &r);
+                    continue;
+                }
+                None => {
+                    self.lookup(now, &r);
+                    continue;
+                }
+            }
+            for p in self.replica_set(&r) {
+                if Some(p) != from {
+                    by_peer.entry(p).or_default().push(r.clone());
+                }
+            }
+        }
+        for (peer, records) in by_peer {
+            if self.view.contains(&peer) {
+                self.replica.handle(now, ReplicaInput::Exchange { peer, records });
+            } else {
+                // Reconciled when the link comes up (every shared record is, then).
+                self.out.push_back(Output::Want(peer));
+            }
+        }
+    }
+}
