@@ -72,7 +72,8 @@ impl Placement {
         self.handed.contains_key(record)
     }
 
-    /// This state of `record` went to the set found (bounded as the found sets are).
+    /// This state of `record` went to the set found. At `MAX_FOUND_RECORDS` the entry with the
+    /// smallest record id is forgotten (that record may be handed on once more).
     pub fn hand_off(&mut self, record: &RecordId, digest: [u8; 32]) {
         if self.handed.len() >= MAX_FOUND_RECORDS && !self.handed.contains_key(record) {
             self.handed.pop_first();

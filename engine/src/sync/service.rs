@@ -245,9 +245,7 @@ impl SyncCore {
             let view = self.view_of(&record);
             return self.out.push_back(Output::Done(SyncEvent::Read { op, view }));
         }
-        let linked_keepers = self.linked_keepers(&record, &replicas);
-        self.ask(now, &record, replicas.clone());
-        self.ask(now, &record, linked_keepers);
+        self.ask_for_read(now, &record, replicas.clone());
         // With a lookup under way the read waits for it (then `read_wait_ms` more), at most
         // `MAX_LOOKUP_WAIT_MS`.
         let wait = if self.placement.looking(&record) { MAX_LOOKUP_WAIT_MS } else { self.link_wait(&replicas) };

@@ -61,13 +61,11 @@ impl SyncCore {
     }
 
     /// Hand this node's state of a record it does not tend on to the `rf` nearest the lookup
-    /// found, once per state (linked ones at once; links to the others are asked for, and they
-    /// get it when the link comes up).
-    /// Links to the unlinked ones are asked for the first time only (what this node held from
-    /// before it was placed: a former keeper, a node back from offline); later states go to
-    /// linked ones (a reader's later states come from the replicas themselves, and handing them
-    /// back over new links cost more links than anything else: measured 8,400 of 17,000 link
-    /// requests at 300 nodes).
+    /// found, once per state. The first time (what this node held before it was placed: a
+    /// former keeper, a node back from offline) links to the unlinked ones are asked for, and
+    /// they get it when the link comes up; later states go to linked ones only (a reader's later
+    /// states come from the replicas themselves, and handing them back over new links cost more
+    /// links than anything else: measured 8,400 of 17,000 link requests at 300 nodes).
     pub(super) fn hand_off(&mut self, now: Millis, record: &RecordId) {
         let Some(digest) = self.replica.record(record).map(|s| s.digest()) else { return };
         if self.placement.handed(record, &digest) {
@@ -127,13 +125,14 @@ impl SyncCore {
         }
     }
 
-    /// A lookup answered: pending writes go to the set found, and if this node holds the record
-    /// or a read waits for it, it reconciles with the set (asking for links to it): a write
-    /// acknowledged by peers that turn out not to be the replicas still reaches the replicas.
+    /// A lookup answered: pending writes go to the set found, reads waiting for it ask the set,
+    /// and a held record is placed (see [`SyncCore::place`]): a write acknowledged by peers that
+    /// turn out not to be the replicas still reaches the replicas.
     pub(super) fn on_found(&mut self, now: Millis, target: Key, peers: Vec<PeerId>) {
-        let note = |record: &RecordId| SyncNote::Found { record: record.clone(), peers: peers.clone() };
-        let Some(record) = self.placement.on_found(now, &target, peers.clone()) else { return };
-        self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note(&record)))));
+        let noted = peers.clone();
+        let Some(record) = self.placement.on_found(now, &target, peers) else { return };
+        let note = SyncNote::Found { record: record.clone(), peers: noted };
+        self.out.push_back(Output::Effect(Effect::Event(Event::Sync(note))));
         self.refresh_replicas(now);
         self.want_links();
         let set = self.replicas_with_me(&record);
@@ -147,9 +146,7 @@ impl SyncCore {
             }
         }
         if !waiting.is_empty() {
-            let linked_keepers = self.linked_keepers(&record, &set);
-            self.ask(now, &record, set);
-            self.ask(now, &record, linked_keepers);
+            self.ask_for_read(now, &record, set);
         }
         // An empty answer (no links yet) places nothing: looking up again at once would loop.
         if !self.placement.found(&record).is_empty() && self.replica.record(&record).is_some() {
@@ -157,12 +154,14 @@ impl SyncCore {
         }
     }
 
-    /// The record's other keepers a lookup found (the `KEEPERS_PER_RF * rf` nearest), those
-    /// linked and not in `set`: a read asks them too, at the cost of a digest each (a keeper
-    /// that was a replica before the set moved holds what the replicas held then).
-    pub(super) fn linked_keepers(&self, record: &RecordId, set: &[PeerId]) -> Vec<PeerId> {
+    /// A read asks `set` (the replicas), and the record's other keepers a lookup found (the
+    /// `KEEPERS_PER_RF * rf` nearest) that are linked, at the cost of a digest each: a keeper
+    /// that was a replica before the set moved holds what the replicas held then.
+    pub(super) fn ask_for_read(&mut self, now: Millis, record: &RecordId, set: Vec<PeerId>) {
         let keepers = self.placement.found(record).iter().take(KEEPERS_PER_RF * self.rf);
-        keepers.filter(|p| self.view.contains(p) && !set.contains(p)).copied().collect()
+        let linked: Vec<PeerId> = keepers.filter(|p| self.view.contains(p) && !set.contains(p)).copied().collect();
+        self.ask(now, record, set);
+        self.ask(now, record, linked);
     }
 
     /// How much longer a read waits while links to some of `set` are being made.
