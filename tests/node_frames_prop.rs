@@ -221,16 +221,15 @@ fn variant(m: &Message) -> u8 {
         Message::NoChunk { .. } => 12,
         Message::Lookup(_) => 13,
         Message::Relay { .. } => 14,
-        Message::Relayed { .. } => 15,
-        Message::Keep { .. } => 16,
-        Message::Route { .. } => 17,
-        Message::RouteBack { .. } => 18,
-        Message::Recovery(_) => 19,
-        Message::Sync(_) => 20,
-        Message::Feed(_) => 21,
+        Message::Keep { .. } => 15,
+        Message::Route { .. } => 16,
+        Message::RouteBack { .. } => 17,
+        Message::Recovery(_) => 18,
+        Message::Sync(_) => 19,
+        Message::Feed(_) => 20,
     }
 }
-const VARIANTS: u8 = 22;
+const VARIANTS: u8 = 21;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -322,8 +321,8 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(chunk, data)| Message::ChunkData { chunk, data }),
         chunk().prop_map(|chunk| Message::NoChunk { chunk }),
         lookup().prop_map(Message::Lookup),
-        (peer(), lookup()).prop_map(|(to, msg)| Message::Relay { to, msg }),
-        (peer(), lookup()).prop_map(|(from, msg)| Message::Relayed { from, msg }),
+        (prop::collection::vec(peer(), 0..=wire::MAX_RELAYS), prop::collection::vec(peer(), 0..=1), lookup())
+            .prop_map(|(ahead, behind, msg)| Message::Relay { ahead, behind, msg: wire::Relayed::Lookup(msg) }),
         (any::<u64>(), chunk(), prop::collection::vec(peer(), 0..=wire::MAX_ROUTE_HOPS))
             .prop_map(|(id, chunk, path)| Message::Route { id, chunk, path }),
         (

@@ -154,7 +154,6 @@ impl Dispatch {
             | Message::NoChunk { .. }
             | Message::Lookup(_)
             | Message::Relay { .. }
-            | Message::Relayed { .. }
             | Message::Route { .. }
             | Message::RouteBack { .. }) => self.content.do_send(In(ContentInput::Frame { from, msg })),
         }

@@ -31,6 +31,9 @@ pub const MAX_HOLDINGS: usize = 4096;
 pub const MAX_NODES: usize = 32;
 /// Most hops a routed request takes (and so the longest path it carries).
 pub const MAX_ROUTE_HOPS: usize = 16;
+/// Most relays a lookup message passes through (`Relay`: a lookup reaches peers up to this many
+/// links beyond the ones it asked directly, which takes an overlay of a few thousand nodes).
+pub const MAX_RELAYS: usize = 3;
 /// Most records one sync digest, have or want message names.
 pub const MAX_SYNC_RECORDS: usize = 4096;
 /// Most version ids one sync message carries (over all its records).
@@ -94,11 +97,13 @@ pub enum Message {
     NoChunk { chunk: ChunkId },
     /// Routing: a lookup question or answer, to a linked peer.
     Lookup(LookupMsg),
-    /// Routing: "pass this to `to`, a peer you are linked to" (a lookup reaching a peer through
-    /// the one that told us of it). Relays hop once: the inner message cannot be a relay.
-    Relay { to: PeerId, msg: LookupMsg },
-    /// Routing: a message passed on by the sending peer from `from`.
-    Relayed { from: PeerId, msg: LookupMsg },
+    /// Routing: a message passed along a chain of links (a lookup reaching a peer through the
+    /// ones that told of it, and its answer coming back; see [`Relayed`]). `ahead`: the peers still to go, the
+    /// destination last, each linked to the one before; `behind`: the relays passed so far, the
+    /// origin first, the sender not included. A receiver with `ahead` empty is the destination:
+    /// the message is from `behind[0]` (or the sender, with no relay), and the answer goes back
+    /// along `behind` reversed. The two together never name more than [`MAX_RELAYS`] peers.
+    Relay { ahead: Vec<PeerId>, behind: Vec<PeerId>, msg: Relayed },
     /// Content routing: "find `chunk` for `path[0]`". Passed hop by hop over links, each hop to
     /// the link closest to the chunk (or to a linked holder), until a holder answers; `path` is
     /// every hop so far, origin first, the sender last. Answered by `RouteBack`.
@@ -128,6 +133,19 @@ pub enum Message {
     /// latest ones of the owners it follows. See `feeds::entry`.
     Feed(crate::feeds::FeedMessage),
 }
+
+/// What a `Relay` carries: a lookup message, or a sync reconciliation message (a reader's
+/// exchange with a record's replicas when no link reaches them). Writes and acknowledgements
+/// never travel through relays: a relay could forge the acknowledgement of a write it dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Relayed {
+    Lookup(LookupMsg),
+    Sync(crate::sync::SyncMessage),
+}
+
+/// Peer -> the relays that reach it from this node (the first linked to us, the last linked to
+/// the peer), as lookups learn them: the `ahead` of a `Relay` to it, less the peer itself.
+pub type RelayRoutes = std::collections::BTreeMap<PeerId, Vec<PeerId>>;
 
 /// The two messages of an iterative lookup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,10 +300,14 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
             limit("route path", path.len(), MAX_ROUTE_HOPS)?;
             limit("chunk bytes", data.len(), MAX_CHUNK_WIRE_BYTES)
         }
-        Message::Lookup(m) | Message::Relay { msg: m, .. } | Message::Relayed { msg: m, .. } => match m {
-            LookupMsg::Nodes { peers, .. } => limit("lookup answer", peers.len(), MAX_NODES),
-            LookupMsg::FindNode { .. } => Ok(()),
-        },
+        Message::Lookup(m) => check_lookup(m),
+        Message::Relay { ahead, behind, msg } => {
+            limit("relay path", ahead.len() + behind.len(), MAX_RELAYS)?;
+            match msg {
+                Relayed::Lookup(m) => check_lookup(m),
+                Relayed::Sync(m) => check_sync(m),
+            }
+        }
         Message::Recovery(env) => {
             limit("recovery record", env.data.len(), crate::recovery::messages::MAX_MESSAGE_BYTES)?;
             limit("recovery signature", env.signature.len(), SIGNATURE_BYTES)
@@ -300,6 +322,13 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         | Message::GetChunk { .. }
         | Message::GetVia { .. }
         | Message::NoChunk { .. } => Ok(()),
+    }
+}
+
+fn check_lookup(m: &LookupMsg) -> Result<(), WireError> {
+    match m {
+        LookupMsg::Nodes { peers, .. } => limit("lookup answer", peers.len(), MAX_NODES),
+        LookupMsg::FindNode { .. } => Ok(()),
     }
 }
 
@@ -385,8 +414,8 @@ mod tests {
             (any::<[u8; 32]>(), prop::collection::vec(any::<u8>(), 0..512), any::<u64>()).prop_map(
                 |(secret, data, ts)| Message::Recovery(Envelope::seal(&Identity::from_secret(&secret), data, ts))
             ),
-            (peer(), lookup_msg()).prop_map(|(to, msg)| Message::Relay { to, msg }),
-            (peer(), lookup_msg()).prop_map(|(from, msg)| Message::Relayed { from, msg }),
+            (prop::collection::vec(peer(), 0..=2), prop::collection::vec(peer(), 0..=1), lookup_msg())
+                .prop_map(|(ahead, behind, msg)| Message::Relay { ahead, behind, msg: Relayed::Lookup(msg) }),
             (any::<u64>(), chunk(), prop::collection::vec(peer(), 0..MAX_ROUTE_HOPS))
                 .prop_map(|(id, chunk, path)| Message::Route { id, chunk, path }),
             (

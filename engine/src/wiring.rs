@@ -162,7 +162,12 @@ impl Outlet<ContentCore> for ContentWiring {
             Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
             Output::Heard(peers) => self.topology.do_send(In(topology::Input::Heard { peers })),
             Output::RefreshDone => self.topology.do_send(In(topology::Input::RefreshDone)),
-            Output::PeersFound { target, peers } => self.sync.do_send(In(sync::Input::Found { target, peers })),
+            Output::PeersFound { target, peers, relays } => {
+                self.sync.do_send(In(sync::Input::Found { target, peers, relays }))
+            }
+            Output::RelayedSync { from, relays, msg } => {
+                self.sync.do_send(In(sync::Input::Relayed { from, relays, msg }))
+            }
             Output::Done(done) => {
                 match &done {
                     ContentResult::Fetched { id, chunk, result } => {

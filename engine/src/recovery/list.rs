@@ -341,7 +341,8 @@ mod tests {
     fn a_finder_keeps_the_newest_list_of_its_user_and_follows_closer_peers() {
         let (owner, other) = (ident(1), ident(2));
         let seeds: Vec<PeerId> = (20..23).map(|i| ident(i).peer_id()).collect();
-        let mut f = ListFinder::new(&owner.user_id(), 0, seeds.clone(), LookupConfig { k: 3, alpha: 3 });
+        let mut f =
+            ListFinder::new(&owner.user_id(), 0, seeds.clone(), LookupConfig { k: 3, alpha: 3, await_stalled: true });
         let asked = f.next_queries(0, |_| true);
         assert_eq!(asked.len(), 3);
         let reply = |list: Option<Envelope>, closer: Vec<PeerId>| ListReply {
@@ -369,7 +370,7 @@ mod tests {
     fn a_silent_peer_fails_after_the_ask_timeout_and_the_search_moves_on() {
         let owner = ident(1);
         let seeds: Vec<PeerId> = (20..24).map(|i| ident(i).peer_id()).collect();
-        let mut f = ListFinder::new(&owner.user_id(), 0, seeds, LookupConfig { k: 3, alpha: 3 });
+        let mut f = ListFinder::new(&owner.user_id(), 0, seeds, LookupConfig { k: 3, alpha: 3, await_stalled: true });
         let asked = f.next_queries(1_000, |_| true);
         assert_eq!(asked.len(), 3);
         assert_eq!(f.next_expiry(), Some(1_000 + LIST_ASK_TIMEOUT_MS));

@@ -69,7 +69,7 @@ impl RecoveryCore {
     /// closest to it.
     pub(super) fn list_finder(&self, user: &str, region: u8) -> ListFinder {
         let seeds = self.list_targets(user, region, 4 * self.cfg.list_lookup_k);
-        let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha };
+        let cfg = LookupConfig { k: self.cfg.list_lookup_k, alpha: self.cfg.list_lookup_alpha, await_stalled: true };
         ListFinder::new(user, region, seeds, cfg)
     }
 

@@ -14,11 +14,16 @@ pub struct LookupConfig {
     pub k: usize,
     /// Questions in flight at once.
     pub alpha: usize,
+    /// Wait for a stalled question among the `k` closest before finishing. False: a stalled
+    /// peer is passed over (asked on, its late answer still taken while the lookup runs), for
+    /// lookups that want the live peers nearest a key soon, where a peer slow past its stall
+    /// time has most likely gone offline.
+    pub await_stalled: bool,
 }
 
 impl Default for LookupConfig {
     fn default() -> Self {
-        LookupConfig { k: 20, alpha: 3 }
+        LookupConfig { k: 20, alpha: 3, await_stalled: true }
     }
 }
 
@@ -91,7 +96,7 @@ impl Lookup {
         let picks: Vec<Distance> = self
             .peers
             .iter()
-            .filter(|(_, (_, s))| *s != State::Failed)
+            .filter(|(_, (_, s))| self.counts(s))
             .take(k)
             .filter(|(_, (_, s))| *s == State::Fresh)
             .take(room)
@@ -146,15 +151,19 @@ impl Lookup {
     }
 
     /// Done when nothing is in flight and the `k` closest peers not known to have failed have
-    /// all answered (a stalled one among them is still awaited).
+    /// all answered (a stalled one among them is still awaited, unless `await_stalled` is off).
     pub fn is_done(&self) -> bool {
         self.in_flight == 0
-            && self
-                .peers
-                .values()
-                .filter(|(_, s)| *s != State::Failed)
-                .take(self.cfg.k)
-                .all(|(_, s)| *s == State::Answered)
+            && self.peers.values().filter(|(_, s)| self.counts(s)).take(self.cfg.k).all(|(_, s)| *s == State::Answered)
+    }
+
+    /// Whether a candidate in this state may still be one of the `k` the lookup returns.
+    fn counts(&self, s: &State) -> bool {
+        match s {
+            State::Failed => false,
+            State::Stalled => self.cfg.await_stalled,
+            State::Fresh | State::Asked | State::Answered => true,
+        }
     }
 
     /// The closest peers that answered, nearest first (at most `k`).
@@ -208,7 +217,7 @@ mod tests {
             let target = Key(target);
             let stale = closest(&target, dead.iter().copied(), 2);
             let seeds = tables[&origin].closest(&target, 8).into_iter().chain(stale).chain(std::iter::once(origin));
-            let mut l = Lookup::new(target, seeds, LookupConfig { k, alpha: 3 });
+            let mut l = Lookup::new(target, seeds, LookupConfig { k, alpha: 3, await_stalled: true });
             let mut rounds = 0;
             while !l.is_done() {
                 rounds += 1;
@@ -231,7 +240,7 @@ mod tests {
     #[test]
     fn unasked_answers_and_failures_change_nothing() {
         let target = Key([0; 32]);
-        let mut l = Lookup::new(target, [peer(1), peer(2)], LookupConfig { k: 2, alpha: 1 });
+        let mut l = Lookup::new(target, [peer(1), peer(2)], LookupConfig { k: 2, alpha: 1, await_stalled: true });
         let q = l.next_queries();
         assert_eq!(q.len(), 1);
         let other = if q[0] == peer(1) { peer(2) } else { peer(1) };
@@ -247,5 +256,29 @@ mod tests {
         l.on_failure(&other);
         assert!(l.is_done());
         assert_eq!(l.result(), vec![q[0]]);
+    }
+
+    /// A stalled question among the `k` closest holds a lookup open only while `await_stalled`
+    /// is on; off, the lookup asks past it and finishes with the peers that answered.
+    #[test]
+    fn a_stalled_peer_is_awaited_only_when_asked_to() {
+        let target = Key([0; 32]);
+        for await_stalled in [true, false] {
+            let cfg = LookupConfig { k: 2, alpha: 2, await_stalled };
+            let mut l = Lookup::new(target, [peer(1), peer(2), peer(3)], cfg);
+            let q = l.next_queries();
+            assert_eq!(q.len(), 2);
+            l.on_stall(&q[0]);
+            l.on_answer(&q[1], []);
+            for p in l.next_queries() {
+                l.on_answer(&p, []);
+            }
+            assert_eq!(l.is_done(), !await_stalled, "await_stalled {await_stalled}");
+            // Awaiting it, the third peer is not asked; passing it over, it is.
+            assert_eq!(l.result().len(), if await_stalled { 1 } else { 2 });
+            // A late answer still counts while the lookup runs.
+            l.on_answer(&q[0], []);
+            assert!(l.is_done());
+        }
     }
 }

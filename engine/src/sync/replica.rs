@@ -259,14 +259,19 @@ impl ReplicaCore {
         if self.too_many(from, "digest entries", records.len(), self.cfg.max_digest_entries) {
             return;
         }
-        let differing: Vec<(RecordId, Vec<VersionId>)> = records
-            .into_iter()
-            .filter(|(r, d)| self.digest_of(r) != *d)
-            .map(|(r, _)| {
-                let ids = self.records.get(&r).map(|s| s.ids()).unwrap_or_default();
-                (r, ids)
-            })
-            .collect();
+        // A peer that holds none of a record (the empty digest: a reader, a new replica) gets our
+        // versions at once, a round trip sooner than through have and want.
+        let (mut push, mut differing) = (Vec::new(), Vec::new());
+        for (r, d) in records {
+            if self.digest_of(&r) == d {
+                continue;
+            }
+            match self.records.get(&r) {
+                Some(s) if d == Digest32([0; 32]) => push.extend(s.versions().cloned()),
+                held => differing.push((r, held.map(|s| s.ids()).unwrap_or_default())),
+            }
+        }
+        self.send_versions(from, push, |envelopes| SyncMessage::Versions { envelopes });
         self.send_id_lists(from, differing, |records| SyncMessage::Have { records });
     }
 

@@ -9,6 +9,7 @@ use super::config::SyncConfig;
 use super::placement::Placement;
 use super::queue::{QueueError, QueueInput, QueueOutput, SyncQueue};
 use super::record::{RecordError, RecordId};
+use super::relays::{relayable, Relays};
 use super::replica::{PeerError, PersistOp, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
 use super::store::{self, Restored};
 use super::view::RecordView;
@@ -71,10 +72,19 @@ pub enum Input {
     },
     /// What the tables held at start.
     Restore(Restored),
-    /// The answer to an `Output::Lookup`: the live peers closest to `target`, nearest first.
+    /// The answer to an `Output::Lookup`: the live peers closest to `target`, nearest first, and
+    /// for those not linked, the relays that reached them (the first linked to us).
     Found {
         target: Key,
         peers: Vec<PeerId>,
+        relays: crate::wire::RelayRoutes,
+    },
+    /// A sync message that came through relays from `from` (not proved by a link: only
+    /// reconciliation is taken, see [`super::relays`]), and the relays back to it.
+    Relayed {
+        from: PeerId,
+        relays: Vec<PeerId>,
+        msg: SyncMessage,
     },
 }
 
@@ -147,6 +157,10 @@ pub struct SyncCore {
     view: LinkView,
     table: TableView,
     placement: Placement,
+    relays: Relays,
+    /// The sender of the message being handled when it came through relays (unproved: its
+    /// faults are not reported against it).
+    unproved: Option<PeerId>,
     next_round: Option<Millis>,
     /// Reads waiting for replicas' answers, by deadline.
     reads: BTreeMap<(Millis, OpId), RecordId>,
@@ -175,6 +189,8 @@ impl SyncCore {
             replica: ReplicaCore::new(cfg.clone(), identity, verifier.clone(), unix_epoch_ms),
             queue: SyncQueue::new(cfg.clone(), verifier, unix_epoch_ms),
             placement: Placement::new(cfg.replica_lookup_ms, cfg.keeper_check_ms),
+            relays: Relays::default(),
+            unproved: None,
             cfg,
             view,
             table,
@@ -256,9 +272,15 @@ impl SyncCore {
         self.reads.insert((now + self.cfg.read_wait_ms + wait, op), record);
     }
 
-    /// The replica set of `record` for the debug trail of reads: each peer, 1 if linked.
+    /// The replica set of `record` for the debug trail of reads: each peer, `linked`, `relayed`
+    /// (a relay route reaches it) or `unreached`.
     fn traced_set(&self, record: &RecordId) -> Vec<String> {
-        self.replica_set(record).iter().map(|p| format!("{}:{}", p.short(), u8::from(self.view.contains(p)))).collect()
+        let reach = |p: &PeerId| match (self.view.contains(p), self.relays.reaches(p, &self.view)) {
+            (true, _) => "linked",
+            (false, true) => "relayed",
+            (false, false) => "unreached",
+        };
+        self.replica_set(record).iter().map(|p| format!("{}:{}", p.short(), reach(p))).collect()
     }
 
     /// Records of waiting reads that `peer` replicates (asked of it when its link comes up).
@@ -325,15 +347,21 @@ impl SyncCore {
             }
         }
         self.refresh_replicas(now);
-        let linked: BTreeSet<PeerId> = self.view.peers().into_iter().collect();
-        self.exchange(now, &linked, false);
+        // Replicas a lookup reached through relays take part in rounds as linked ones do (a
+        // replica no keeper is linked to would otherwise wait for a link to come up by chance).
+        let mut reached: BTreeSet<PeerId> = self.view.peers().into_iter().collect();
+        reached.extend(self.relays.routed(&self.view));
+        self.exchange(now, &reached, false);
         self.want_links();
     }
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         self.queue.handle(now, QueueInput::Link(ev));
         match ev {
-            LinkEvent::Up { peer, .. } => self.placement.up(&peer),
+            LinkEvent::Up { peer, .. } => {
+                self.placement.up(&peer);
+                self.relays.on_link(&peer, true);
+            }
             // Not attempted (no room, backing off): says nothing of the peer.
             LinkEvent::DialFailed { error: DialError::NoRoom | DialError::BackingOff, .. } => {}
             LinkEvent::DialFailed { peer, .. } => {
@@ -342,22 +370,24 @@ impl SyncCore {
                 self.refresh_replicas(now);
                 self.want_links();
             }
-            LinkEvent::Down { peer, clean: false } => {
-                // A replica lost: look the records it shared with us up again, so whoever
-                // takes its place is found and brought up to date.
-                let shared: Vec<RecordId> = self
-                    .replica
-                    .records()
-                    .map(|(r, _)| r)
-                    .filter(|r| self.placement.found(r).contains(&peer))
-                    .cloned()
-                    .collect();
-                for r in shared {
-                    self.placement.stale(&r);
-                    self.lookup(now, &r);
+            LinkEvent::Down { peer, clean } => {
+                self.relays.on_link(&peer, false);
+                if !clean {
+                    // A replica lost: look the records it shared with us up again, so whoever
+                    // takes its place is found and brought up to date.
+                    let shared: Vec<RecordId> = self
+                        .replica
+                        .records()
+                        .map(|(r, _)| r)
+                        .filter(|r| self.placement.found(r).contains(&peer))
+                        .cloned()
+                        .collect();
+                    for r in shared {
+                        self.placement.stale(&r);
+                        self.lookup(now, &r);
+                    }
                 }
             }
-            LinkEvent::Down { .. } => {}
         }
         if let LinkEvent::Up { peer, .. } = ev {
             // A new peer may enter replica sets; then reconcile what it shares with us, and what
@@ -380,6 +410,19 @@ impl SyncCore {
                 self.replica.handle(now, ReplicaInput::Exchange { peer, records: wanted });
             }
         }
+    }
+
+    /// A message through relays: reconciliation only, answered back along the same relays.
+    fn on_relayed(&mut self, now: Millis, from: PeerId, relays: Vec<PeerId>, msg: SyncMessage) {
+        if !relayable(&msg) {
+            let error = "writes and acknowledgements are not taken through relays".to_string();
+            return self.out.push_back(Output::Dropped { from: Some(from), error });
+        }
+        if !self.view.contains(&from) {
+            self.relays.learn(from, relays);
+        }
+        self.unproved = Some(from);
+        self.on_frame(now, from, msg);
     }
 
     fn on_frame(&mut self, now: Millis, from: PeerId, msg: SyncMessage) {
@@ -406,7 +449,8 @@ impl SyncCore {
                     self.out.push_back(Output::Store(store::record_ops(ops)))
                 }
                 ReplicaOutput::Invalid { from, error } => {
-                    if let PeerError::Version(RecordError::Signature(r)) = &error {
+                    let proved = self.unproved != Some(from);
+                    if let (true, PeerError::Version(RecordError::Signature(r))) = (proved, &error) {
                         let offence = Offence::InvalidEnvelope(*r);
                         self.out.push_back(Output::Effect(Effect::Report { peer: from, offence }));
                     }
@@ -451,7 +495,13 @@ impl SyncCore {
         }
     }
 
+    /// Over the link to `to`, or else along a relay route to it (reconciliation only).
     fn send(&mut self, to: PeerId, msg: SyncMessage) {
+        if !self.view.contains(&to) && relayable(&msg) {
+            if let Some((first, frame)) = self.relays.wrap(to, msg.clone(), &self.view) {
+                return self.out.push_back(Output::Effect(Effect::Send { to: first, msg: frame }));
+            }
+        }
         self.out.push_back(Output::Effect(Effect::Send { to, msg: Message::Sync(msg) }));
     }
 
@@ -464,6 +514,7 @@ impl SyncCore {
             self.drain();
         }
         self.changed_by = None;
+        self.unproved = None;
         if self.replica.is_empty() {
             self.next_round = None;
         } else if self.next_round.is_none() {
@@ -493,7 +544,15 @@ impl Core for SyncCore {
             Input::Write { op, record, value, grant } => self.write(now, op, record, value, grant),
             Input::Read { op, record } => self.read(now, op, record),
             Input::Conflicts { op } => self.conflicts(op),
-            Input::Found { target, peers } => self.on_found(now, target, peers),
+            Input::Found { target, peers, relays } => {
+                for (peer, route) in relays {
+                    if !self.view.contains(&peer) {
+                        self.relays.learn(peer, route);
+                    }
+                }
+                self.on_found(now, target, peers)
+            }
+            Input::Relayed { from, relays, msg } => self.on_relayed(now, from, relays, msg),
             Input::Restore(r) => {
                 self.replica.handle(now, ReplicaInput::Restore(r.versions));
                 self.queue.handle(now, QueueInput::Restore(r.queue));
@@ -525,6 +584,7 @@ impl Core for SyncCore {
         self.replica.check_invariants();
         self.queue.check_invariants();
         self.placement.check_invariants();
+        self.relays.check_invariants();
     }
 }
 

@@ -84,11 +84,11 @@ impl SyncCore {
         self.ask(now, record, set);
     }
 
-    /// Reconcile `record` with each of `set` (linked ones at once; links asked for to the others,
-    /// which reconcile it when they come up).
+    /// Reconcile `record` with each of `set` (linked ones, and ones a relay route reaches, at
+    /// once; links asked for to the others, which reconcile it when they come up).
     pub(super) fn ask(&mut self, now: Millis, record: &RecordId, set: Vec<PeerId>) {
         for peer in set.into_iter().filter(|p| *p != self.me) {
-            if self.view.contains(&peer) {
+            if self.relays.reaches(&peer, &self.view) {
                 self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
             } else {
                 self.out.push_back(Output::Want(peer));
@@ -101,11 +101,12 @@ impl SyncCore {
     pub(super) fn place(&mut self, now: Millis, record: &RecordId) {
         match self.tends(now, record) {
             Some(true) => {
-                // Linked replicas at once; the others when a link to them comes up (links
-                // are asked for by writes, reads and the queue, not by rounds: a node tending
-                // a few records would otherwise hold a link to each of their replicas).
+                // Replicas linked or reached by relays at once; the others when a link to them
+                // comes up (links are asked for by writes, reads and the queue, not by rounds:
+                // a node tending a few records would otherwise hold a link to each replica).
                 self.placement.tended(record);
-                let set: Vec<PeerId> = self.replica_set(record).into_iter().filter(|p| self.view.contains(p)).collect();
+                let set: Vec<PeerId> =
+                    self.replica_set(record).into_iter().filter(|p| self.relays.reaches(p, &self.view)).collect();
                 self.ask(now, record, set);
             }
             Some(false) => self.hand_off(now, record),
@@ -121,6 +122,7 @@ impl SyncCore {
 
     pub(super) fn lookup_within(&mut self, now: Millis, record: &RecordId, max_age_ms: Millis) {
         if let Some(key) = self.placement.want_lookup(now, record, max_age_ms) {
+            tracing::debug!(me = %self.me.short(), key = %hex::encode(&key.0[..4]), now, "lookup asked");
             self.out.push_back(Output::Lookup(key));
         }
     }
@@ -129,6 +131,7 @@ impl SyncCore {
     /// and a held record is placed (see [`SyncCore::place`]): a write acknowledged by peers that
     /// turn out not to be the replicas still reaches the replicas.
     pub(super) fn on_found(&mut self, now: Millis, target: Key, peers: Vec<PeerId>) {
+        tracing::debug!(me = %self.me.short(), key = %hex::encode(&target.0[..4]), now, found = peers.len(), "lookup found");
         let noted = peers.clone();
         let Some(record) = self.placement.on_found(now, &target, peers) else { return };
         let note = SyncNote::Found { record: record.clone(), peers: noted };
@@ -164,16 +167,17 @@ impl SyncCore {
         self.ask(now, record, linked);
     }
 
-    /// How much longer a read waits while links to some of `set` are being made.
+    /// How much longer a read waits while links to some of `set` (not reached by relays) are
+    /// being made.
     pub(super) fn link_wait(&self, set: &[PeerId]) -> Millis {
-        if set.iter().any(|p| *p != self.me && !self.view.contains(p)) {
+        if set.iter().any(|p| *p != self.me && !self.relays.reaches(p, &self.view)) {
             MAX_LINK_WAIT_MS
         } else {
             0
         }
     }
 
-    /// Reconcile with `peers` (linked) the records this node tends that each of them
+    /// Reconcile with `peers` (linked, or reached by relays) the records this node tends that each of them
     /// replicates; `new_links`: also the records it keeps without tending, to those of `peers`
     /// it handed them on to (the links asked for then). Records whose placement is undecided
     /// are looked up, unless this node handed them on before (kept, left until they change).
@@ -229,7 +233,7 @@ impl SyncCore {
             }
         }
         for (peer, records) in by_peer {
-            if self.view.contains(&peer) {
+            if self.relays.reaches(&peer, &self.view) {
                 self.replica.handle(now, ReplicaInput::Exchange { peer, records });
             } else {
                 // Reconciled when the link comes up (every shared record is, then).

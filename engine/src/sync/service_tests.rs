@@ -16,7 +16,7 @@ use crate::sync::tests::{identity, EPOCH};
 use crate::sync::{grant, RecordId, RecordView, SyncMessage};
 use crate::time::Millis;
 use crate::types::PeerId;
-use crate::wire::Message;
+use crate::wire::{Message, Relayed};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -193,7 +193,7 @@ fn a_read_waits_for_linked_replicas_and_returns_what_they_hold() {
     a.links.set(b.id, true);
     b.links.set(a.id, true);
     b.core.handle(100, Input::Read { op: 2, record: rec.clone() });
-    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id] });
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id], relays: Default::default() });
     settle(100, &mut [&mut a, &mut b]);
     assert!(b.events.is_empty(), "answered before the wait");
     assert_eq!(b.core.next_timeout(), Some(1_100));
@@ -235,7 +235,7 @@ fn a_read_with_no_replica_linked_asks_for_links_and_asks_them_when_they_come_up(
     // b knows a (its table) but holds no link to it: the read asks for one and waits.
     b.table.write().seen(a.id);
     b.core.handle(100, Input::Read { op: 3, record: rec.clone() });
-    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id] });
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id], relays: Default::default() });
     let mut wanted = Vec::new();
     while let Some(o) = b.core.poll_output() {
         if let Output::Want(p) = o {
@@ -271,7 +271,7 @@ fn a_replica_hands_a_pushed_write_on_to_its_other_linked_replicas_once_placed() 
     // b had no lookup of the record: it asks for one before it tends it (a node back from
     // offline cannot place a record by its own table), and hands the write on once it answers.
     assert!(c.core.replica().record(&rec).is_none(), "handed on before b knew its place");
-    b.core.handle(450, Input::Found { target: record_key(&rec), peers: vec![c.id, a.id] });
+    b.core.handle(450, Input::Found { target: record_key(&rec), peers: vec![c.id, a.id], relays: Default::default() });
     settle(450, &mut [&mut a, &mut b, &mut c]);
     assert_eq!(value(&view(&c, &rec)), "pushed", "b handed the write on without waiting for a round");
     assert!(c.core.next_timeout().is_some_and(|t| t > 400));
@@ -300,7 +300,7 @@ fn a_holder_a_lookup_places_far_from_the_key_hands_its_state_on_once_and_does_no
     settle(10, &mut [owner, &mut far]);
     far.core.handle(20, Input::Read { op: 1, record: rec.clone() });
     let found: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
-    far.core.handle(30, Input::Found { target: record_key(&rec), peers: found });
+    far.core.handle(30, Input::Found { target: record_key(&rec), peers: found, relays: Default::default() });
     settle(30, &mut [&mut peers[owner_at], &mut far]);
     far.core.handle_timeout(30 + 1_000 + 3_000);
     drain(&mut far);
@@ -320,7 +320,14 @@ fn a_holder_a_lookup_places_far_from_the_key_hands_its_state_on_once_and_does_no
         .filter(|(_, to, m)| *to == near.id && matches!(m, SyncMessage::Digest { .. }))
         .count();
     assert!(first <= 1);
-    far.core.handle(130_100, Input::Found { target: record_key(&rec), peers: peers.iter().map(|p| p.id).collect() });
+    far.core.handle(
+        130_100,
+        Input::Found {
+            target: record_key(&rec),
+            peers: peers.iter().map(|p| p.id).collect(),
+            relays: Default::default(),
+        },
+    );
     let again = drain(&mut far).into_iter().filter(|(_, _, m)| matches!(m, SyncMessage::Digest { .. })).count();
     assert_eq!(again, 0, "the same state was handed on twice");
 }
@@ -341,10 +348,69 @@ fn an_empty_lookup_answer_for_a_held_record_does_not_start_another_lookup() {
     assert!(a.core.replica().record(&rec).is_some(), "the read kept what it pulled");
     cut(6_000, &mut a, &mut b);
     drain(&mut a);
-    a.core.handle(6_100, Input::Found { target: record_key(&rec), peers: vec![] });
+    a.core.handle(6_100, Input::Found { target: record_key(&rec), peers: vec![], relays: Default::default() });
     let mut lookups = 0;
     while let Some(o) = a.core.poll_output() {
         lookups += usize::from(matches!(o, Output::Lookup(_)));
     }
     assert_eq!(lookups, 0, "an empty answer started another lookup");
+}
+
+/// Messages `p` sent along relay routes, as their destinations take them: (from, to, the relays
+/// from `to` back to `from`, message). The relays themselves are the content core's (tested there).
+fn relayed(p: &mut Peer) -> Vec<(PeerId, PeerId, Vec<PeerId>, SyncMessage)> {
+    let mut out = Vec::new();
+    while let Some(o) = p.core.poll_output() {
+        if let Output::Effect(Effect::Send { to: first, msg: Message::Relay { mut ahead, behind, msg } }) = o {
+            assert!(behind.is_empty());
+            let Relayed::Sync(m) = msg else { panic!("sync sent a lookup message") };
+            let to = ahead.pop().expect("a destination");
+            let mut back: Vec<PeerId> = std::iter::once(first).chain(ahead).collect();
+            back.reverse();
+            out.push((p.id, to, back, m));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_read_reaches_an_unlinked_replica_through_relays_and_relays_carry_no_writes() {
+    let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
+    let relay = identity(3).peer_id();
+    let rec = RecordId::new(a.id, "doc");
+    write(0, &mut a, &rec, "held by a", None).unwrap();
+    drain(&mut a);
+    // a and b are linked to the relay only; b's lookup met a through it.
+    a.links.set(relay, true);
+    b.links.set(relay, true);
+    b.core.handle(100, Input::Read { op: 4, record: rec.clone() });
+    drain(&mut b);
+    let relays = [(a.id, vec![relay])].into_iter().collect();
+    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id], relays });
+    let mut queue = relayed(&mut b);
+    assert!(!queue.is_empty(), "b asked a through the relay, without a link");
+    let mut hops = 0;
+    while let Some((from, to, back, msg)) = queue.pop() {
+        hops += 1;
+        assert!(hops < 20, "the exchange ends");
+        let p = if to == a.id { &mut a } else { &mut b };
+        p.core.handle(100, Input::Relayed { from, relays: back, msg });
+        queue.extend(relayed(p));
+    }
+    b.core.handle_timeout(1_100);
+    drain(&mut b);
+    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 4, view }) if value(&view) == "held by a"));
+    // A write pushed through relays is refused, and never acknowledged.
+    let pushed = a.core.replica().record(&rec).unwrap().versions().map(|v| v.envelope().clone()).collect();
+    b.core
+        .handle(200, Input::Relayed { from: a.id, relays: vec![relay], msg: SyncMessage::Push { envelopes: pushed } });
+    let mut outputs = Vec::new();
+    while let Some(o) = b.core.poll_output() {
+        outputs.push(o);
+    }
+    assert!(outputs.iter().any(|o| matches!(o, Output::Dropped { from: Some(f), .. } if *f == a.id)), "{outputs:?}");
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Effect(Effect::Send { .. }))),
+        "no acknowledgement: {outputs:?}"
+    );
 }

@@ -6,7 +6,7 @@ use super::clock::VectorClock;
 use super::config::SyncConfig;
 use super::merge::{RecordState, Standing};
 use super::record::{grant, RecordId, Version, VersionId};
-use super::replica::{PeerError, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
+use super::replica::{Digest32, PeerError, ReplicaCore, ReplicaInput, ReplicaOutput, SyncMessage};
 use crate::core::Core;
 use crate::identity::{Ed25519Verifier, Envelope, Identity};
 use crate::types::PeerId;
@@ -393,6 +393,32 @@ fn pushed_writes_are_acknowledged_and_forged_ones_reported() {
         .collect();
     assert_eq!(acked, vec![&vec![v.id()]], "the good write is acknowledged, the forged one is not");
     assert_eq!(b.record(&rec).unwrap().winner().unwrap().value(), b"hi");
+}
+
+/// A peer whose digest of a record is empty (it holds none of it) gets the versions at once; a
+/// peer holding a different state gets the ids first (have, then want).
+#[test]
+fn an_empty_digest_is_answered_with_the_versions() {
+    let w = writers();
+    let mut a = replica(&w, 1, 32);
+    let rec = RecordId::new(w.ids[0].peer_id(), "doc");
+    let v = a.write(0, rec.clone(), b"hi".to_vec(), w.grants[1].clone()).unwrap();
+    outputs(&mut a);
+    let from = w.ids[2].peer_id();
+    let empty = SyncMessage::Digest { records: vec![(rec.clone(), Digest32([0; 32]))] };
+    a.handle(5, ReplicaInput::Received { from, msg: empty });
+    let sent: Vec<SyncMessage> = outputs(&mut a)
+        .into_iter()
+        .filter_map(|o| match o {
+            ReplicaOutput::Send { to, msg } if to == from => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![SyncMessage::Versions { envelopes: vec![v.envelope().clone()] }]);
+    let other = SyncMessage::Digest { records: vec![(rec.clone(), Digest32([7; 32]))] };
+    a.handle(6, ReplicaInput::Received { from, msg: other });
+    let sent: Vec<ReplicaOutput> = outputs(&mut a);
+    assert!(matches!(sent.as_slice(), [ReplicaOutput::Send { msg: SyncMessage::Have { .. }, .. }]), "{sent:?}");
 }
 
 #[test]

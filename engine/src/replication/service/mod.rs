@@ -30,7 +30,7 @@ use crate::routing::{closest, Key, TableView};
 use crate::storage::{Op, Storage, Table};
 use crate::time::Millis;
 use crate::types::PeerId;
-use crate::wire::{LookupMsg, Message, NodeInfo, MAX_HOLDINGS};
+use crate::wire::{LookupMsg, Message, NodeInfo, Relayed, MAX_HOLDINGS};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod audits;
@@ -340,7 +340,9 @@ impl ContentCore {
         if !self.lookups.start(now, target, purpose, &self.links) {
             match purpose {
                 Purpose::Fetch(id) => self.finish_fetch(now, id, Err(())),
-                Purpose::Peers(target) => self.out.push_back(Output::PeersFound { target, peers: Vec::new() }),
+                Purpose::Peers(target) => {
+                    self.out.push_back(Output::PeersFound { target, peers: Vec::new(), relays: Default::default() })
+                }
                 Purpose::Check(_) | Purpose::Refresh => {}
             }
         }
@@ -353,7 +355,11 @@ impl ContentCore {
             while let Some(ask) = self.lookups.poll_ask() {
                 match ask {
                     Ask::Direct { to, msg } => self.send(to, Message::Lookup(msg)),
-                    Ask::Via { via, to, msg } => self.send(via, Message::Relay { to, msg }),
+                    Ask::Via { mut path, to, msg } => {
+                        let first = path.remove(0);
+                        path.push(to);
+                        self.send(first, Message::Relay { ahead: path, behind: Vec::new(), msg: Relayed::Lookup(msg) });
+                    }
                     Ask::Dial { to, msg } => {
                         if !self.send_to(now, to, Message::Lookup(msg)) {
                             self.lookups.peer_gone(now, &to, &self.links);
@@ -385,7 +391,10 @@ impl ContentCore {
                 }
                 Purpose::Fetch(id) => self.holders_found(now, id, f),
                 Purpose::Refresh => self.out.push_back(Output::RefreshDone),
-                Purpose::Peers(target) => self.out.push_back(Output::PeersFound { target, peers: f.result.clone() }),
+                Purpose::Peers(target) => {
+                    let relays = f.result.iter().filter_map(|p| Some((*p, f.paths.get(p)?.clone()))).collect();
+                    self.out.push_back(Output::PeersFound { target, peers: f.result.clone(), relays })
+                }
             }
         }
     }
@@ -483,19 +492,7 @@ impl ContentCore {
                 self.lookups.on_answer(now, from, query, &peers, &self.links);
                 self.drain_lookups(now);
             }
-            Message::Relay { to, msg } if to != from && self.links.contains(&to) => {
-                self.send(to, Message::Relayed { from, msg });
-            }
-            Message::Relayed { from: origin, msg } => match msg {
-                LookupMsg::FindNode { query, target } => {
-                    let answer = self.answer(target, query);
-                    self.send(from, Message::Relay { to: origin, msg: answer });
-                }
-                LookupMsg::Nodes { query, peers } => {
-                    self.lookups.on_answer(now, origin, query, &peers, &self.links);
-                    self.drain_lookups(now);
-                }
-            },
+            Message::Relay { ahead, behind, msg } => self.on_relay(now, from, ahead, behind, msg),
             Message::Route { id, chunk, path } => self.on_route(from, id, chunk, path),
             Message::RouteBack { id, chunk, path, hops, found, data } => {
                 self.on_route_back(now, from, id, chunk, path, hops, found.then_some(data))
@@ -503,6 +500,45 @@ impl ContentCore {
             _ => {}
         }
         self.drain_repl(now);
+    }
+
+    /// A message passed along a chain of links (see `Message::Relay`): passed on to the next peer
+    /// when it is linked, else taken as its destination. A chain that names a peer twice is a
+    /// loop and is dropped.
+    fn on_relay(&mut self, now: Millis, from: PeerId, mut ahead: Vec<PeerId>, mut behind: Vec<PeerId>, msg: Relayed) {
+        let mut chain: Vec<PeerId> = behind.iter().chain(&ahead).chain([&from, &self.me]).copied().collect();
+        chain.sort_unstable();
+        chain.dedup();
+        if chain.len() != behind.len() + ahead.len() + 2 {
+            return;
+        }
+        if !ahead.is_empty() {
+            let next = ahead.remove(0);
+            if self.links.contains(&next) {
+                behind.push(from);
+                self.send(next, Message::Relay { ahead, behind, msg });
+            }
+            return;
+        }
+        let origin = behind.first().copied().unwrap_or(from);
+        match msg {
+            Relayed::Lookup(LookupMsg::FindNode { query, target }) => {
+                let answer = self.answer(target, query);
+                // Back the way it came: the sender first, the origin last.
+                behind.reverse();
+                self.send(from, Message::Relay { ahead: behind, behind: Vec::new(), msg: Relayed::Lookup(answer) });
+            }
+            Relayed::Lookup(LookupMsg::Nodes { query, peers }) => {
+                self.lookups.on_answer(now, origin, query, &peers, &self.links);
+                self.drain_lookups(now);
+            }
+            Relayed::Sync(msg) => {
+                // The relays back to the origin, the sender first (the origin not included).
+                let mut relays = vec![from];
+                relays.extend(behind.iter().skip(1).rev());
+                self.out.push_back(Output::RelayedSync { from: origin, relays, msg });
+            }
+        }
     }
 
     /// Store a chunk published here: its bytes are written first unless it is held already.

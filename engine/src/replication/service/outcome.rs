@@ -55,6 +55,15 @@ pub enum Output {
     PeersFound {
         target: crate::routing::Key,
         peers: Vec<PeerId>,
+        /// For found peers not linked to us: the relays that reached them, the first linked.
+        relays: crate::wire::RelayRoutes,
+    },
+    /// A sync message relayed to us from `from` (see `wire::Relayed`), and the relays back to
+    /// it, the first linked to us: for the sync actor.
+    RelayedSync {
+        from: PeerId,
+        relays: Vec<PeerId>,
+        msg: crate::sync::SyncMessage,
     },
     /// A fetch, publish or reclaim that ended: for the node's host.
     Done(ContentResult),

@@ -26,6 +26,10 @@ struct Net {
     dials: Vec<(PeerId, PeerId)>,
     sent: Vec<(PeerId, PeerId, Message)>,
     fetched: Vec<(PeerId, u64, Result<Vec<u8>, FetchError>)>,
+    /// Replica-set lookups answered: (at, peers, relays to them).
+    found: Vec<(PeerId, Vec<PeerId>, crate::wire::RelayRoutes)>,
+    /// Sync messages relayed to a node: (at, from, relays back).
+    relayed_sync: Vec<(PeerId, PeerId, Vec<PeerId>)>,
 }
 
 impl Net {
@@ -46,8 +50,21 @@ impl Net {
         }
         let (dials, sent, fetched) = (vec![], vec![], vec![]);
         let (links_made, dialable) = (BTreeSet::new(), BTreeSet::new());
-        let mut net =
-            Net { cores, stores, link_tables, links: links_made, tables, dialable, now: 0, dials, sent, fetched };
+        let (found, relayed_sync) = (vec![], vec![]);
+        let mut net = Net {
+            cores,
+            stores,
+            link_tables,
+            links: links_made,
+            tables,
+            dialable,
+            now: 0,
+            dials,
+            sent,
+            fetched,
+            found,
+            relayed_sync,
+        };
         for &(a, b) in links {
             net.link(ids[a], ids[b]);
         }
@@ -100,6 +117,8 @@ impl Net {
                         self.cores.get_mut(&from).unwrap().handle(self.now, Input::Link(failed));
                     }
                     Output::Done(ContentResult::Fetched { id, result, .. }) => self.fetched.push((from, id, result)),
+                    Output::PeersFound { peers, relays, .. } => self.found.push((from, peers, relays)),
+                    Output::RelayedSync { from: origin, relays, .. } => self.relayed_sync.push((from, origin, relays)),
                     _ => {}
                 }
             }
@@ -289,4 +308,50 @@ fn a_fetch_asks_a_contact_that_fills_a_gap() {
     );
     assert!(net.dials.contains(&(a, c)), "A dialled the contact: {:?}", net.dials);
     assert!(net.dials.iter().all(|(from, _)| *from != b), "B never dials for A: {:?}", net.dials);
+}
+
+fn relays_sent(net: &Net, from: PeerId) -> usize {
+    net.sent.iter().filter(|(f, _, m)| *f == from && matches!(m, Message::Relay { .. })).count()
+}
+
+/// A chain A - B - C - D - E, every dial refused: A's replica-set lookup of E's key reaches E
+/// through three relays (each answer names the next peer, each question goes along the chain of
+/// answerers that led to it), and reports the relays with E. Before, a lookup asked only one relay
+/// away and stopped at C.
+#[test]
+fn a_replica_set_lookup_reaches_a_peer_three_links_away_through_relays() {
+    let id = ids(5);
+    let (a, b, c, d, e) = (id[0], id[1], id[2], id[3], id[4]);
+    let mut net = Net::new(&id, &[(0, 1), (1, 2), (2, 3), (3, 4)], &[]);
+    let target = Key::of_peer(&e);
+    net.input(a, Input::FindPeers { target });
+    net.run(5_000);
+    let [(who, peers, relays)] = net.found.as_slice() else { panic!("one answer: {:?}", net.found) };
+    assert_eq!(*who, a);
+    assert_eq!(peers.first(), Some(&e), "E, the peer nearest its own key, was found: {peers:?}");
+    assert_eq!(relays.get(&e), Some(&vec![b, c, d]), "and the relays that reach it");
+    assert!(net.dials.is_empty(), "no dial: {:?}", net.dials);
+    assert!(relays_sent(&net, b) > 0 && relays_sent(&net, c) > 0 && relays_sent(&net, d) > 0);
+}
+
+/// A relayed sync message goes along its chain and comes out at its destination as from its
+/// origin, with the relays back; a relay whose next hop is not linked, or is on the chain
+/// already, drops it.
+#[test]
+fn a_relayed_sync_message_reaches_its_destination_as_from_its_origin() {
+    use crate::sync::SyncMessage;
+    use crate::wire::Relayed;
+    let id = ids(4);
+    let (a, b, c, d) = (id[0], id[1], id[2], id[3]);
+    let mut net = Net::new(&id, &[(0, 1), (1, 2), (2, 3)], &[]);
+    let msg = || Relayed::Sync(SyncMessage::Digest { records: vec![] });
+    net.input(b, Input::Frame { from: a, msg: Message::Relay { ahead: vec![c, d], behind: vec![], msg: msg() } });
+    assert_eq!(net.relayed_sync, vec![(d, a, vec![c, b])]);
+    net.relayed_sync.clear();
+    net.sent.clear();
+    // B is not linked to D; and a chain that names a peer twice is a loop.
+    net.input(b, Input::Frame { from: a, msg: Message::Relay { ahead: vec![d], behind: vec![], msg: msg() } });
+    net.input(b, Input::Frame { from: c, msg: Message::Relay { ahead: vec![a, d], behind: vec![d], msg: msg() } });
+    net.input(b, Input::Frame { from: c, msg: Message::Relay { ahead: vec![c], behind: vec![], msg: msg() } });
+    assert!(net.relayed_sync.is_empty() && relays_sent(&net, b) == 0, "dropped: {:?}", net.sent);
 }
