@@ -14,6 +14,14 @@ mod feed;
 mod node;
 mod peers;
 
+/// mimalloc instead of the system allocator: a simulated run makes and drops millions of small
+/// buffers (frames, messages, actor envelopes) across the state of 1,000 nodes, and glibc's
+/// malloc and free were ~6% of churn-50's run thread; with mimalloc the run takes ~8% less CPU
+/// (BENCHMARKS, issue 12). Allocation order is invisible to the simulation, so traces are
+/// unchanged.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "swarm", version, about = "Simulation-first peer-to-peer swarm engine")]
 struct Cli {

@@ -615,6 +615,7 @@ impl Core for LinksCore {
     fn check_invariants(&self) {
         self.auth.check_invariants();
         self.dialer.check_invariants();
+        self.table.check_invariants();
         let view = self.table.view();
         debug_assert!(!view.contains(&self.me), "linked to ourselves");
         debug_assert!(self.dialer.dialing().all(|p| !view.contains(p)), "dialling a linked peer");
