@@ -16,9 +16,9 @@ mod peers;
 
 /// mimalloc instead of the system allocator: a simulated run makes and drops millions of small
 /// buffers (frames, messages, actor envelopes) across the state of 1,000 nodes, and glibc's
-/// malloc and free were ~6% of churn-50's run thread; with mimalloc the run takes ~8% less CPU
-/// (BENCHMARKS, issue 12). Allocation order is invisible to the simulation, so traces are
-/// unchanged.
+/// malloc and free were ~6% of churn-50's run thread; with mimalloc the whole run took 8-25% less
+/// CPU in same-hour pairs (BENCHMARKS, issue 12), at ~12-22% more peak memory. Allocation order
+/// is invisible to the simulation, so traces are unchanged.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -45,6 +45,12 @@ pub const KEEPERS_PER_RF: usize = 2;
 /// (guess: a dial and its handshake are a few round trips; one relayed over signaling more).
 pub const MAX_LINK_WAIT_MS: Millis = 3_000;
 
+/// A read waits this much longer when some of its record's replicas are reached only through
+/// relays (guess: a round trip along 3 relays crosses 8 links, ~0.4 s at the scenarios' 40 ms
+/// median and a few times that in the tail; at 1,000 nodes most divergent reads left were reads
+/// whose replicas were all relayed and that answered before their versions came back).
+pub const RELAY_WAIT_MS: Millis = 1_000;
+
 #[derive(Debug)]
 pub enum Input {
     /// A sync message from a proved link.

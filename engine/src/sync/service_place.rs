@@ -3,7 +3,7 @@
 //! rounds, on new links and after changes) or only hands its state on, and the lookups that
 //! decide it. See [`KEEPERS_PER_RF`] for why holders that are not keepers leave records alone.
 
-use super::{OpId, Output, SyncCore, KEEPERS_PER_RF, MAX_LINK_WAIT_MS};
+use super::{OpId, Output, SyncCore, KEEPERS_PER_RF, MAX_LINK_WAIT_MS, RELAY_WAIT_MS};
 use crate::core::{Core, Effect};
 use crate::observer::{Event, SyncNote};
 use crate::routing::{closest, Key};
@@ -168,10 +168,13 @@ impl SyncCore {
     }
 
     /// How much longer a read waits while links to some of `set` (not reached by relays) are
-    /// being made.
+    /// being made, or while its answers come along relays.
     pub(super) fn link_wait(&self, set: &[PeerId]) -> Millis {
-        if set.iter().any(|p| *p != self.me && !self.relays.reaches(p, &self.view)) {
+        let mut others = set.iter().filter(|p| **p != self.me);
+        if others.clone().any(|p| !self.relays.reaches(p, &self.view)) {
             MAX_LINK_WAIT_MS
+        } else if others.any(|p| !self.view.contains(p)) {
+            RELAY_WAIT_MS
         } else {
             0
         }

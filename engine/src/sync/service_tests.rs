@@ -397,7 +397,9 @@ fn a_read_reaches_an_unlinked_replica_through_relays_and_relays_carry_no_writes(
         p.core.handle(100, Input::Relayed { from, relays: back, msg });
         queue.extend(relayed(p));
     }
-    b.core.handle_timeout(1_100);
+    // Its replica reached only through a relay, the read waits `RELAY_WAIT_MS` longer.
+    assert_eq!(b.core.next_timeout(), Some(100 + 1_000 + crate::sync::service::RELAY_WAIT_MS));
+    b.core.handle_timeout(2_100);
     drain(&mut b);
     assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 4, view }) if value(&view) == "held by a"));
     // A write pushed through relays is refused, and never acknowledged.
