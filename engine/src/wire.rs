@@ -143,6 +143,19 @@ pub enum Relayed {
     Sync(crate::sync::SyncMessage),
 }
 
+impl Message {
+    /// The `Relay` frame that takes `msg` to `to` along `route` (the relays, the first linked to
+    /// us, the last linked to `to`; empty when `to` is linked), and the peer to send it to.
+    pub fn relay(route: &[PeerId], to: PeerId, msg: Relayed) -> (PeerId, Message) {
+        let Some((&first, rest)) = route.split_first() else {
+            return (to, Message::Relay { ahead: Vec::new(), behind: Vec::new(), msg });
+        };
+        let mut ahead = rest.to_vec();
+        ahead.push(to);
+        (first, Message::Relay { ahead, behind: Vec::new(), msg })
+    }
+}
+
 /// Peer -> the relays that reach it from this node (the first linked to us, the last linked to
 /// the peer), as lookups learn them: the `ahead` of a `Relay` to it, less the peer itself.
 pub type RelayRoutes = std::collections::BTreeMap<PeerId, Vec<PeerId>>;

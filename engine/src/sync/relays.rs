@@ -54,12 +54,12 @@ impl Relays {
 
     /// The relays to `peer` while the first of them is linked.
     pub fn route(&self, peer: &PeerId, view: &LinkView) -> Option<&[PeerId]> {
-        self.routes.get(peer).map(|(_, r)| r.as_slice()).filter(|r| r.first().is_some_and(|v| view.contains(v)))
+        self.routes.get(peer).map(|(_, r)| r.as_slice()).filter(|r| serves(r, view))
     }
 
     /// The peers a route reaches now.
     pub fn routed<'a>(&'a self, view: &'a LinkView) -> impl Iterator<Item = PeerId> + 'a {
-        self.routes.iter().filter(|(_, (_, r))| r.first().is_some_and(|v| view.contains(v))).map(|(p, _)| *p)
+        self.routes.iter().filter(|(_, (_, r))| serves(r, view)).map(|(p, _)| *p)
     }
 
     /// Can `peer` be reached, by a link or a route?
@@ -67,15 +67,13 @@ impl Relays {
         view.contains(peer) || self.route(peer, view).is_some()
     }
 
-    /// The frame that takes `msg` to `to` along its route, and the linked peer to send it to.
-    pub fn wrap(&self, to: PeerId, msg: SyncMessage, view: &LinkView) -> Option<(PeerId, Message)> {
-        if !relayable(&msg) {
-            return None;
+    /// The frame that takes `msg` to `to` along its route, and the linked peer to send it to;
+    /// `msg` back when it may not be relayed or no route serves.
+    pub fn wrap(&self, to: PeerId, msg: SyncMessage, view: &LinkView) -> Result<(PeerId, Message), SyncMessage> {
+        match self.route(&to, view) {
+            Some(route) if relayable(&msg) => Ok(Message::relay(route, to, Relayed::Sync(msg))),
+            _ => Err(msg),
         }
-        let route = self.route(&to, view)?;
-        let mut ahead: Vec<PeerId> = route[1..].to_vec();
-        ahead.push(to);
-        Some((route[0], Message::Relay { ahead, behind: Vec::new(), msg: Relayed::Sync(msg) }))
     }
 
     /// A link came up or went down: a linked peer needs no route, and routes through a lost link
@@ -99,6 +97,11 @@ impl Relays {
     }
 }
 
+/// A route serves while its first relay is linked.
+fn serves(route: &[PeerId], view: &LinkView) -> bool {
+    route.first().is_some_and(|v| view.contains(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,7 +122,7 @@ mod tests {
         let (first, frame) = r.wrap(p(9), digest.clone(), &view).expect("routed");
         assert_eq!(first, p(1));
         assert_eq!(frame, Message::Relay { ahead: vec![p(2), p(9)], behind: vec![], msg: Relayed::Sync(digest) });
-        assert!(r.wrap(p(9), SyncMessage::Ack { ids: vec![] }, &view).is_none(), "acks never go through relays");
+        assert!(r.wrap(p(9), SyncMessage::Ack { ids: vec![] }, &view).is_err(), "acks never go through relays");
         assert!(r.reaches(&p(9), &view));
         r.on_link(&p(1), false);
         assert!(!r.reaches(&p(9), &view), "the route through a lost link is gone");

@@ -503,12 +503,9 @@ impl SyncCore {
 
     /// Over the link to `to`, or else along a relay route to it (reconciliation only).
     fn send(&mut self, to: PeerId, msg: SyncMessage) {
-        if !self.view.contains(&to) && relayable(&msg) {
-            if let Some((first, frame)) = self.relays.wrap(to, msg.clone(), &self.view) {
-                return self.out.push_back(Output::Effect(Effect::Send { to: first, msg: frame }));
-            }
-        }
-        self.out.push_back(Output::Effect(Effect::Send { to, msg: Message::Sync(msg) }));
+        let relayed = if self.view.contains(&to) { Err(msg) } else { self.relays.wrap(to, msg, &self.view) };
+        let (to, msg) = relayed.unwrap_or_else(|msg| (to, Message::Sync(msg)));
+        self.out.push_back(Output::Effect(Effect::Send { to, msg }));
     }
 
     /// After every input: drain the parts, hand changes on, keep rounds going while records are

@@ -220,7 +220,8 @@ impl Lookups {
                     q.dials += 1;
                     Ask::Dial { to: p, msg }
                 } else {
-                    // No one-hop path to it (named by a peer we reached through a relay).
+                    // No path to it this lookup may take (a chain too long for its purpose, or
+                    // its first relay no longer linked).
                     q.lookup.on_failure(&p);
                     continue;
                 };

@@ -355,10 +355,9 @@ impl ContentCore {
             while let Some(ask) = self.lookups.poll_ask() {
                 match ask {
                     Ask::Direct { to, msg } => self.send(to, Message::Lookup(msg)),
-                    Ask::Via { mut path, to, msg } => {
-                        let first = path.remove(0);
-                        path.push(to);
-                        self.send(first, Message::Relay { ahead: path, behind: Vec::new(), msg: Relayed::Lookup(msg) });
+                    Ask::Via { path, to, msg } => {
+                        let (first, frame) = Message::relay(&path, to, Relayed::Lookup(msg));
+                        self.send(first, frame);
                     }
                     Ask::Dial { to, msg } => {
                         if !self.send_to(now, to, Message::Lookup(msg)) {
@@ -520,24 +519,23 @@ impl ContentCore {
             }
             return;
         }
+        // The origin, and the relays back to it: the sender first (none: the sender is the origin).
         let origin = behind.first().copied().unwrap_or(from);
+        let back: Vec<PeerId> = match behind.split_first() {
+            Some((_, passed)) => std::iter::once(from).chain(passed.iter().rev().copied()).collect(),
+            None => Vec::new(),
+        };
         match msg {
             Relayed::Lookup(LookupMsg::FindNode { query, target }) => {
                 let answer = self.answer(target, query);
-                // Back the way it came: the sender first, the origin last.
-                behind.reverse();
-                self.send(from, Message::Relay { ahead: behind, behind: Vec::new(), msg: Relayed::Lookup(answer) });
+                let (first, frame) = Message::relay(&back, origin, Relayed::Lookup(answer));
+                self.send(first, frame);
             }
             Relayed::Lookup(LookupMsg::Nodes { query, peers }) => {
                 self.lookups.on_answer(now, origin, query, &peers, &self.links);
                 self.drain_lookups(now);
             }
-            Relayed::Sync(msg) => {
-                // The relays back to the origin, the sender first (the origin not included).
-                let mut relays = vec![from];
-                relays.extend(behind.iter().skip(1).rev());
-                self.out.push_back(Output::RelayedSync { from: origin, relays, msg });
-            }
+            Relayed::Sync(msg) => self.out.push_back(Output::RelayedSync { from: origin, relays: back, msg }),
         }
     }
 
