@@ -227,9 +227,10 @@ fn variant(m: &Message) -> u8 {
         Message::Recovery(_) => 18,
         Message::Sync(_) => 19,
         Message::Feed(_) => 20,
+        Message::Probe { .. } => 21,
     }
 }
-const VARIANTS: u8 = 21;
+const VARIANTS: u8 = 22;
 
 /// Peer ids: the three in the test (so relays, `GetVia` and PEX name real links) or any.
 fn peer() -> impl Strategy<Value = PeerId> {
@@ -305,6 +306,7 @@ fn message() -> impl Strategy<Value = Message> {
         prop::collection::vec(peer(), 0..64).prop_map(|peers| Message::PexResponse { peers }),
         prop::collection::vec(rumor(), 0..4).prop_map(|rumors| Message::Gossip { rumors }),
         any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
+        any::<u64>().prop_map(|seq| Message::Probe { seq }),
         Just(Message::Bye),
         any::<bool>().prop_map(|keep| Message::Keep { keep }),
         prop::collection::vec(any::<u8>(), 0..=NONCE_BYTES).prop_map(|nonce| Message::Hello { nonce }),

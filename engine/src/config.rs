@@ -350,11 +350,18 @@ pub struct HealthConfig {
     pub heartbeat_interval_ms: u64,
     /// A connection silent for this long is declared dead and closed.
     pub heartbeat_timeout_ms: u64,
+    /// A peer some core found unresponsive (a lookup question unanswered in time) is probed; a
+    /// link on which nothing is heard within this long of the probe is declared dead at once.
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { heartbeat_interval_ms: 30_000, heartbeat_timeout_ms: 90_000 }
+        HealthConfig {
+            heartbeat_interval_ms: 30_000,
+            heartbeat_timeout_ms: 90_000,
+            probe_timeout_ms: 3_000, // guess: ~40 median round trips of the scenarios; a loaded real peer answers in 1 s
+        }
     }
 }
 
@@ -477,6 +484,11 @@ impl NodeConfig {
             h.heartbeat_timeout_ms > h.heartbeat_interval_ms,
             "health.heartbeat_timeout_ms",
             format!("must exceed heartbeat_interval_ms ({})", h.heartbeat_interval_ms),
+        )?;
+        check(
+            h.probe_timeout_ms >= 100 && h.probe_timeout_ms < h.heartbeat_timeout_ms,
+            "health.probe_timeout_ms",
+            format!("must be at least 100 ms and less than heartbeat_timeout_ms ({})", h.heartbeat_timeout_ms),
         )?;
         self.reputation.validate()?;
         self.sync.validate(self.replication.rf)?;

@@ -326,6 +326,7 @@ impl Node {
                 table.clone(),
                 view.clone(),
                 subsystem_rng(p.seed, STREAM_TOPOLOGY),
+                p.clock.now(),
             )
             .with_trust(trust.clone()),
             boxed(TopologyWiring { outbox: outbox.clone(), links: laddr.clone(), content: caddr.clone() }),

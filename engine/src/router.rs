@@ -145,6 +145,7 @@ impl Dispatch {
             | Message::Proof { .. }
             | Message::Bye
             | Message::Heartbeat { .. }
+            | Message::Probe { .. }
             | Message::Keep { .. } => {}
             msg @ (Message::Holdings { .. }
             | Message::Offer { .. }
@@ -203,6 +204,7 @@ impl Inbox {
             Message::Bye => return self.gate.mark_clean(&from),
             // A heartbeat's whole work is the stamp just made.
             Message::Heartbeat { .. } if proved => return,
+            Message::Probe { seq } if proved => links::Input::Probe { from, seq },
             Message::Keep { keep } if proved => links::Input::Keep { from, keep },
             msg if proved => return self.dispatch.frame(from, msg),
             msg => links::Input::Early { from, msg },

@@ -132,6 +132,9 @@ pub enum Message {
     /// Feeds: signed announcements of new posts and files, and a follower's question for the
     /// latest ones of the owners it follows. See `feeds::entry`.
     Feed(crate::feeds::FeedMessage),
+    /// Health: "are you there?", sent to a peer that left a question unanswered. Answered at
+    /// once with a `Heartbeat` of the same `seq` (any frame back counts as alive).
+    Probe { seq: u64 },
 }
 
 /// What a `Relay` carries: a lookup message, or a sync reconciliation message (a reader's
@@ -329,6 +332,7 @@ fn check_limits(msg: &Message) -> Result<(), WireError> {
         Message::Feed(m) => check_feed(m),
         Message::PexRequest { .. }
         | Message::Heartbeat { .. }
+        | Message::Probe { .. }
         | Message::Bye
         | Message::Keep { .. }
         | Message::Offer { .. }
@@ -411,6 +415,7 @@ mod tests {
             prop::collection::vec(peer(), 0..MAX_PEX_PEERS).prop_map(|peers| Message::PexResponse { peers }),
             prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
+            any::<u64>().prop_map(|seq| Message::Probe { seq }),
             Just(Message::Bye),
             any::<bool>().prop_map(|keep| Message::Keep { keep }),
             prop::collection::vec(any::<u8>(), 0..=NONCE_BYTES).prop_map(|nonce| Message::Hello { nonce }),

@@ -161,6 +161,7 @@ impl Outlet<ContentCore> for ContentWiring {
             }
             Output::Seen(peers) => self.topology.do_send(In(topology::Input::Seen { peers })),
             Output::Heard(peers) => self.topology.do_send(In(topology::Input::Heard { peers })),
+            Output::Unresponsive(peer) => self.links.do_send(In(links::Input::Suspect { peer })),
             Output::RefreshDone => self.topology.do_send(In(topology::Input::RefreshDone)),
             Output::PeersFound { target, peers, relays } => {
                 self.sync.do_send(In(sync::Input::Found { target, peers, relays }))

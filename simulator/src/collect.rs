@@ -9,6 +9,7 @@ use swarm_engine::files::{FileEvent, FilesHandle, OpId};
 use swarm_engine::links::{CloseReason, DialError, Purpose};
 use swarm_engine::observer::{Event, LinkChange, Observer, Offence, StoreCause};
 use swarm_engine::reputation::Standing;
+use swarm_engine::routing::Key;
 use swarm_engine::PeerId;
 
 use crate::trust::{Trust, TrustSummary};
@@ -348,6 +349,50 @@ impl Collector {
         }
         let sum: usize = live_slots.iter().map(|i| s.known.get(*i).copied().unwrap_or(0)).sum();
         sum as f64 / live_slots.len() as f64
+    }
+
+    /// How well live nodes are linked into their XOR neighbourhoods: for every live node, the
+    /// share of its `m` nearest live peers (by key distance) it holds a link to; returns the mean
+    /// of those shares and the share of live nodes linked to none of them. A lookup's answers
+    /// name linked peers, so a node none of its neighbours links to is one lookups near its key
+    /// do not find (None with fewer than `m + 1` live nodes).
+    pub fn neighbourhood_linked(&self, m: usize) -> Option<(f64, f64)> {
+        let s = self.st.borrow();
+        let mut keys: Vec<(Key, PeerId)> = s.slot_of.keys().map(|p| (Key::of_peer(p), *p)).collect();
+        if m == 0 || keys.len() <= m {
+            return None;
+        }
+        keys.sort_unstable();
+        // The keys sharing the first `d` bits with `k` are one run of the sorted list.
+        let block = |k: &Key, d: usize| {
+            let (mut lo, mut hi) = (k.0, k.0);
+            for bit in d..256 {
+                lo[bit / 8] &= !(0x80 >> (bit % 8));
+                hi[bit / 8] |= 0x80 >> (bit % 8);
+            }
+            keys.partition_point(|(x, _)| x.0 < lo)..keys.partition_point(|(x, _)| x.0 <= hi)
+        };
+        let (mut share_sum, mut none) = (0.0, 0usize);
+        for (k, p) in &keys {
+            // The longest shared prefix whose run still holds `m` others: every key outside it
+            // is farther than every key inside, so the `m` nearest are in it.
+            let (mut shallow, mut deep) = (0usize, 256usize);
+            while shallow < deep {
+                let mid = (shallow + deep).div_ceil(2);
+                if block(k, mid).len() > m {
+                    shallow = mid;
+                } else {
+                    deep = mid - 1;
+                }
+            }
+            let mut near: Vec<&(Key, PeerId)> = keys[block(k, shallow)].iter().filter(|(_, q)| q != p).collect();
+            near.sort_unstable_by_key(|(x, _)| k.distance(x));
+            let open = s.links.open.get(p);
+            let linked = near.iter().take(m).filter(|(_, q)| open.is_some_and(|o| o.contains_key(q))).count();
+            share_sum += linked as f64 / m as f64;
+            none += usize::from(linked == 0);
+        }
+        Some((share_sum / keys.len() as f64, none as f64 / keys.len() as f64))
     }
 
     /// Mean share of the other live nodes a rumour reached, over rumours originated no later than

@@ -23,6 +23,13 @@ pub struct Sample {
     /// (live, and offline ones' stored queues).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_pending: Option<usize>,
+    /// Mean over live nodes of the share of their `rf` nearest live peers (by XOR) they are
+    /// linked to, and the share of live nodes linked to none of them (see
+    /// `Collector::neighbourhood_linked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood_linked: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood_unlinked: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -89,6 +96,13 @@ pub struct Metrics {
     /// Links closed by a connection manager above its high watermark.
     #[serde(default)]
     pub links_trimmed: u64,
+    /// Over the samples after warm-up: the mean of `Sample::neighbourhood_linked` (how much of
+    /// its replica-set-sized XOR neighbourhood a live node is linked to), and the largest share
+    /// of live nodes linked to none of it.
+    #[serde(default)]
+    pub neighbourhood_linked_mean: Option<f64>,
+    #[serde(default)]
+    pub neighbourhood_unlinked_max: Option<f64>,
     /// With NATed nodes (`network.nat_share` > 0): the distinct live peers NATed nodes hold a
     /// supernode link to at the end (null without NAT).
     #[serde(default)]
@@ -291,6 +305,10 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
+        /// A metric that may be absent, to `p` decimals.
+        fn opt(v: Option<f64>, p: usize) -> String {
+            v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"))
+        }
         let m = &self.metrics;
         let rows: Vec<(&str, String)> = vec![
             ("scenario", self.scenario.clone()),
@@ -315,6 +333,8 @@ impl Report {
             ("dials per node per hour", format!("{:.1}", m.dials_per_node_per_hour)),
             ("link lifetime p50 (s)", format!("{:.0}", m.link_lifetime_p50_s)),
             ("links trimmed", m.links_trimmed.to_string()),
+            ("neighbourhood linked (mean)", opt(m.neighbourhood_linked_mean, 3)),
+            ("unlinked from neighbourhood (max)", opt(m.neighbourhood_unlinked_max, 4)),
             ("supernodes", m.supernodes.map_or("n/a (no NAT)".into(), |n| n.to_string())),
             ("offences reported", m.offences.to_string()),
             ("adversaries", m.adversaries.to_string()),
@@ -333,45 +353,42 @@ impl Report {
         ];
         let mut rows = rows;
         if let (Some(dealt), Some(isolated)) = (m.adversaries_dealt, m.adversaries_isolated) {
-            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
             rows.push(("adversaries dealt with / isolated", format!("{dealt} / {isolated}")));
             rows.push((
                 "isolation time p50 / p90 (s)",
-                format!("{} / {}", f(m.isolation_time_p50_s, 1), f(m.isolation_time_p90_s, 1)),
+                format!("{} / {}", opt(m.isolation_time_p50_s, 1), opt(m.isolation_time_p90_s, 1)),
             ));
             rows.push((
                 "detection time p50 / p90 (s)",
-                format!("{} / {}", f(m.detection_time_p50_s, 1), f(m.detection_time_p90_s, 1)),
+                format!("{} / {}", opt(m.detection_time_p50_s, 1), opt(m.detection_time_p90_s, 1)),
             ));
-            rows.push(("adversary link share final", f(m.adversary_link_share_final, 4)));
-            rows.push(("false positive share", f(m.false_positive_share, 4)));
+            rows.push(("adversary link share final", opt(m.adversary_link_share_final, 4)));
+            rows.push(("false positive share", opt(m.false_positive_share, 4)));
         }
         if let Some(acked) = m.writes_acknowledged {
-            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
             let lost = m.writes_acknowledged_lost.unwrap_or(0);
             rows.push(("writes acknowledged / lost", format!("{acked} / {lost}")));
             rows.push((
                 "convergence p50 / p99 (s)",
-                format!("{} / {}", f(m.convergence_p50_s, 2), f(m.convergence_p99_s, 2)),
+                format!("{} / {}", opt(m.convergence_p50_s, 2), opt(m.convergence_p99_s, 2)),
             ));
-            rows.push(("divergent read share", f(m.divergent_read_share, 5)));
+            rows.push(("divergent read share", opt(m.divergent_read_share, 5)));
             let (logged, truth) = (m.conflicts_logged.unwrap_or(0), m.conflicts_true.unwrap_or(0));
             rows.push(("conflicts logged / true", format!("{logged} / {truth}")));
         }
         if let Some(owners) = m.recovery_owners {
-            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
-            rows.push(("recovery owners / success share", format!("{owners} / {}", f(m.recovery_success_share, 4))));
+            rows.push(("recovery owners / success share", format!("{owners} / {}", opt(m.recovery_success_share, 4))));
             rows.push((
                 "recoverable owners / success share",
                 format!(
                     "{} / {}",
                     m.recovery_owners_recoverable.unwrap_or(0),
-                    f(m.recovery_success_share_recoverable, 4)
+                    opt(m.recovery_success_share_recoverable, 4)
                 ),
             ));
             rows.push((
                 "recovery time p50 / p99 (s)",
-                format!("{} / {}", f(m.recovery_time_p50_s, 2), f(m.recovery_time_p99_s, 2)),
+                format!("{} / {}", opt(m.recovery_time_p50_s, 2), opt(m.recovery_time_p99_s, 2)),
             ));
             rows.push((
                 "re-shares / wrong shares detected",
@@ -387,15 +404,13 @@ impl Report {
             ));
         }
         if let Some(posts) = m.feed_posts {
-            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
-            rows.push(("feed posts / reach share", format!("{posts} / {}", f(m.announce_reach_share, 4))));
+            rows.push(("feed posts / reach share", format!("{posts} / {}", opt(m.announce_reach_share, 4))));
             rows.push((
                 "announce delay p50 / p99 (s)",
-                format!("{} / {}", f(m.announce_delay_p50_s, 2), f(m.announce_delay_p99_s, 2)),
+                format!("{} / {}", opt(m.announce_delay_p50_s, 2), opt(m.announce_delay_p99_s, 2)),
             ));
         }
         if let Some(d) = m.durability {
-            let f = |v: Option<f64>, p: usize| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.p$}"));
             rows.push((
                 "chunks published / cut short / lost",
                 format!(
@@ -409,14 +424,14 @@ impl Report {
             if let Some(b) = m.durability_bound_no_repair {
                 rows.push(("durability bound, no repair", format!("{b:.4}")));
             }
-            rows.push(("availability min", f(m.availability_min, 4)));
-            rows.push(("availability final", f(m.availability_final, 4)));
+            rows.push(("availability min", opt(m.availability_min, 4)));
+            rows.push(("availability final", opt(m.availability_final, 4)));
             rows.push((
                 "fetch latency p50 / p99 (s)",
-                format!("{} / {}", f(m.fetch_latency_p50_s, 3), f(m.fetch_latency_p99_s, 3)),
+                format!("{} / {}", opt(m.fetch_latency_p50_s, 3), opt(m.fetch_latency_p99_s, 3)),
             ));
-            rows.push(("relayed share of fetches", f(m.relayed_share, 3)));
-            rows.push(("repair bytes per node per s", f(m.repair_bytes_per_node_per_s, 1)));
+            rows.push(("relayed share of fetches", opt(m.relayed_share, 3)));
+            rows.push(("repair bytes per node per s", opt(m.repair_bytes_per_node_per_s, 1)));
             if let Some(n) = m.files_published {
                 rows.push(("files published / failed", format!("{n} / {}", m.file_publishes_failed.unwrap_or(0))));
                 rows.push((
@@ -425,7 +440,7 @@ impl Report {
                 ));
                 rows.push((
                     "file fetch latency p50 / p99 (s)",
-                    format!("{} / {}", f(m.file_fetch_latency_p50_s, 3), f(m.file_fetch_latency_p99_s, 3)),
+                    format!("{} / {}", opt(m.file_fetch_latency_p50_s, 3), opt(m.file_fetch_latency_p99_s, 3)),
                 ));
             }
         }
@@ -555,6 +570,8 @@ mod tests {
                     departed: i as usize,
                     adversary_link_share: None,
                     sync_pending: None,
+                    neighbourhood_linked: Some(0.9),
+                    neighbourhood_unlinked: Some(0.01),
                 })
                 .collect(),
         }

@@ -532,6 +532,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
             Action::Sample => {
                 let (live, largest, mean_degree) = net.connectivity();
                 let live_slots = world.live_slots();
+                let hood = world.collector.neighbourhood_linked(sc.node.replication.rf);
                 samples.push(Sample {
                     t_s: at_ms as f64 / 1000.0,
                     live,
@@ -541,6 +542,8 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
                     departed: world.departed,
                     adversary_link_share: world.collector.adversary_link_share(),
                     sync_pending: world.sync_pending(),
+                    neighbourhood_linked: hood.map(|h| h.0),
+                    neighbourhood_unlinked: hood.map(|h| h.1),
                 });
                 progress.set(at_ms / 1000, &samples);
                 world.rediscover_isolated(at_ms);

@@ -388,6 +388,11 @@ impl SyncTruth {
         self.held.values().filter(|h| !h.is_empty()).count()
     }
 
+    /// The nodes that keep `id`.
+    pub fn holders_of<'a>(&'a self, id: &'a VersionId) -> impl Iterator<Item = PeerId> + 'a {
+        self.held.iter().filter(|(_, h)| h.contains(id)).map(|((p, _), _)| *p)
+    }
+
     /// Per record, the nodes that keep something of it (for the final checks).
     pub fn holders(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.held.keys().map(|(p, _)| *p)

@@ -49,3 +49,31 @@ proptest! {
         prop_assert_eq!(l.tick(now + 1, []), Tick::default(), "nothing before the next tick");
     }
 }
+
+/// A probe per suspect at a time, none to a peer heard within the timeout; at the deadline a
+/// peer heard from since its probe is alive, one not heard is dead, one whose link went is
+/// neither; a forgotten probe leaves nothing behind.
+#[test]
+fn probes_declare_dead_only_peers_silent_since_their_probe() {
+    let cfg = HealthConfig { probe_timeout_ms: 1_000, ..HealthConfig::default() };
+    let mut p = Probes::new(&cfg);
+    assert!(p.suspect(5_000, pid(1), 0));
+    assert!(!p.suspect(5_100, pid(1), 0), "one probe at a time");
+    assert!(!p.suspect(5_000, pid(2), 4_500), "heard within the timeout");
+    assert!(p.suspect(5_000, pid(2), 0));
+    assert!(p.suspect(5_000, pid(3), 0));
+    assert!(p.suspect(5_000, pid(4), 0));
+    p.forget(&pid(4));
+    p.check_invariants();
+    assert_eq!(p.next_timeout(), Some(6_000));
+    assert!(p.due(5_999, |_| Some(0)).is_empty());
+    let heard = |q: &PeerId| match q.0[0] {
+        1 => Some(0),     // silent since before its probe
+        2 => Some(5_500), // answered
+        _ => None,        // link gone meanwhile
+    };
+    assert_eq!(p.due(6_000, heard), vec![pid(1)]);
+    assert_eq!(p.next_timeout(), None);
+    p.check_invariants();
+    assert!(p.suspect(7_100, pid(1), 0), "probed again once the last probe is over");
+}

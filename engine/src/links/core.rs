@@ -23,7 +23,7 @@ use super::{CloseReason, DialError, Gate, LinkInfo, LinkTable, LinkView, Purpose
 use crate::auth::{self, AuthCore};
 use crate::config::{AuthConfig, HealthConfig, LinksConfig};
 use crate::core::{Core, Effect, LinkEvent, Outputs};
-use crate::health::Liveness;
+use crate::health::{Liveness, Probes};
 use crate::identity::{Identity, Verifier};
 use crate::observer::{Event, LinkChange};
 use crate::reputation::TrustView;
@@ -88,6 +88,16 @@ pub enum Input {
     Graylisted {
         peer: PeerId,
     },
+    /// A core asked `peer` something and got no answer in time: probe it (see
+    /// [`Probes`]); its link is dropped if nothing at all comes back.
+    Suspect {
+        peer: PeerId,
+    },
+    /// The peer probes us: answered at once (any frame back is the sign of life it waits for).
+    Probe {
+        from: PeerId,
+        seq: u64,
+    },
     /// The node is stopping: every link is closed with a goodbye.
     Shutdown,
 }
@@ -128,6 +138,7 @@ pub struct LinksCore {
     auth: AuthCore,
     gate: Rc<Gate>,
     liveness: Liveness,
+    probes: Probes,
     dialer: Dialer,
     table: LinkTable,
     /// Links we told the peer we protect.
@@ -157,6 +168,7 @@ impl LinksCore {
         table: LinkTable,
         mut rng: ChaCha8Rng,
     ) -> Self {
+        let probes = Probes::new(&health_cfg);
         let liveness = Liveness::new(health_cfg, &mut rng);
         let dialer = Dialer::new(DialerConfig {
             dial_timeout_ms: cfg.dial_timeout_ms,
@@ -174,6 +186,7 @@ impl LinksCore {
             cfg,
             gate,
             liveness,
+            probes,
             dialer,
             table,
             told_keep: BTreeSet::new(),
@@ -417,6 +430,7 @@ impl LinksCore {
         let info = self.table.view().get(&peer);
         self.table.remove(&peer);
         self.told_keep.remove(&peer);
+        self.probes.forget(&peer);
         let reason = self.closing.remove(&peer).unwrap_or(if clean { CloseReason::Bye } else { CloseReason::Lost });
         self.stats.closed += 1;
         let age_ms = info.map_or(0, |l| now.saturating_sub(l.opened_at));
@@ -522,6 +536,26 @@ impl LinksCore {
         }
     }
 
+    /// The link is dead (silent past the heartbeat timeout, or since a probe): dropped.
+    fn expire(&mut self, peer: PeerId) {
+        if self.table.view().contains(&peer) && !self.closing.contains_key(&peer) {
+            self.stats.expired += 1;
+            self.closing.insert(peer, CloseReason::Expired);
+            self.out.push_back(Output::Disconnect(peer));
+        }
+    }
+
+    /// Probe a linked peer that left a question unanswered, unless heard from lately.
+    fn suspect(&mut self, now: Millis, peer: PeerId) {
+        if self.closing.contains_key(&peer) {
+            return;
+        }
+        let Some((heard, _)) = self.gate.stamps(&peer) else { return };
+        if self.probes.suspect(now, peer, heard) {
+            self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::Probe { seq: now } }));
+        }
+    }
+
     fn tick(&mut self, now: Millis) {
         let stamps: Vec<(PeerId, Millis, Millis)> = self
             .table
@@ -532,12 +566,7 @@ impl LinksCore {
             .collect();
         let t = self.liveness.tick(now, stamps);
         for p in t.expired {
-            if self.closing.contains_key(&p) {
-                continue;
-            }
-            self.stats.expired += 1;
-            self.closing.insert(p, CloseReason::Expired);
-            self.out.push_back(Output::Disconnect(p));
+            self.expire(p);
         }
         if !t.beat.is_empty() {
             self.out
@@ -568,6 +597,10 @@ impl Core for LinksCore {
                 self.start_dials(now);
             }
             Input::Graylisted { peer } => self.graylisted(peer),
+            Input::Suspect { peer } => self.suspect(now, peer),
+            Input::Probe { from, seq } => {
+                self.out.push_back(Output::Effect(Effect::Send { to: from, msg: Message::Heartbeat { seq } }))
+            }
             Input::Shutdown => {
                 for p in self.table.view().peers() {
                     self.closing.insert(p, CloseReason::Shutdown);
@@ -593,15 +626,22 @@ impl Core for LinksCore {
         if now >= self.liveness.next_timeout() {
             self.tick(now);
         }
+        for p in self.probes.due(now, |p| self.gate.stamps(p).map(|(heard, _)| heard)) {
+            self.expire(p);
+        }
         self.start_dials(now);
     }
 
     fn next_timeout(&self) -> Option<Millis> {
         let mut t = self.liveness.next_timeout();
-        for d in
-            [self.auth.next_timeout(), self.dialer.next_timeout(), self.exchange_deadlines.first().map(|(d, _)| *d)]
-                .into_iter()
-                .flatten()
+        for d in [
+            self.auth.next_timeout(),
+            self.dialer.next_timeout(),
+            self.exchange_deadlines.first().map(|(d, _)| *d),
+            self.probes.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
         {
             t = t.min(d);
         }
@@ -615,6 +655,7 @@ impl Core for LinksCore {
     fn check_invariants(&self) {
         self.auth.check_invariants();
         self.dialer.check_invariants();
+        self.probes.check_invariants();
         self.table.check_invariants();
         let view = self.table.view();
         debug_assert!(!view.contains(&self.me), "linked to ourselves");

@@ -325,6 +325,56 @@ fn silent_links_expire_and_heartbeats_go_only_to_idle_links() {
     assert_eq!(m.core.stats().expired, 1);
 }
 
+/// A peer some core found unresponsive is probed, and its link dropped `probe_timeout_ms` later if
+/// nothing came back, long before the heartbeat timeout; a peer that answers keeps its link; a
+/// peer heard from lately is not probed at all; a probe from a peer is answered at once.
+#[test]
+fn a_suspected_peer_is_probed_and_dropped_only_if_silent() {
+    let h = HealthConfig::default();
+    let mut m = manager(LinksConfig::default());
+    for p in 1..=3 {
+        m.open(0, p, true);
+    }
+    m.take();
+    let probes = |out: &[Output]| -> Vec<PeerId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Effect(Effect::Send { to, msg: Message::Probe { .. } }) => Some(*to),
+                _ => None,
+            })
+            .collect()
+    };
+    // Peer 3 was heard from just now: no probe.
+    m.gate.heard(&pid(3), 9_500);
+    for p in 1..=3 {
+        m.input(10_000, Input::Suspect { peer: pid(p) });
+    }
+    m.input(10_100, Input::Suspect { peer: pid(1) });
+    assert_eq!(probes(&m.take()), vec![pid(1), pid(2)], "one probe each, none to a peer just heard");
+    // Peer 2 answers (any frame); peer 1 stays silent.
+    m.gate.heard(&pid(2), 10_080);
+    m.run_until(10_000 + h.probe_timeout_ms - 1);
+    assert!(closes_or_drops(&m.take()).is_empty(), "nothing dropped before the probe's time is up");
+    m.run_until(10_000 + h.probe_timeout_ms);
+    assert_eq!(closes_or_drops(&m.take()), vec![pid(1)], "the silent peer's link is dropped");
+    assert!(10_000 + h.probe_timeout_ms < h.heartbeat_timeout_ms);
+    assert_eq!(m.core.stats().expired, 1);
+    // A probe from a peer gets a heartbeat back.
+    m.input(20_000, Input::Probe { from: pid(2), seq: 7 });
+    assert!(m.take().iter().any(
+        |o| matches!(o, Output::Effect(Effect::Send { to, msg: Message::Heartbeat { seq: 7 } }) if *to == pid(2))
+    ));
+}
+
+fn closes_or_drops(out: &[Output]) -> Vec<PeerId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Disconnect(p) | Output::Close(p) => Some(*p),
+            _ => None,
+        })
+        .collect()
+}
+
 /// An outbound link the manager never dialled (a transport's reconnect of its own) is held to
 /// the hard cap like an inbound one: the case the policy proptest found (12 links under a cap
 /// of 8 + 3 dials in flight).

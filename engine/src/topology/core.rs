@@ -20,6 +20,13 @@
 //! that could not be reached is dropped from it (the next closest takes its place). Every
 //! `refresh_interval_ms` (jittered) the node looks itself up, and random keys in buckets the table
 //! has nobody in, through content routing (`Lookup`).
+//!
+//! - **Settling**: a self-lookup finds only the peers its answerers are linked to, so the first
+//!   one, made while the swarm around us is still random links, finds few real neighbours. While
+//!   a refresh finds the neighbourhood changed since the one before, or still empty, the next
+//!   comes soon (`SETTLE_FIRST_GAP_MS`, doubling up to the refresh interval) and looks only
+//!   ourselves up; once it is unchanged the interval is back. Without this, a swarm that started together was linked to 14% of its
+//!   nearest peers for the first two minutes, and to 90% only after ten (300 nodes).
 
 use crate::config::TopologyConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
@@ -36,6 +43,8 @@ use std::collections::{BTreeMap, BTreeSet};
 const MAINTAIN_MS: Millis = 10_000;
 /// The first look-around, once the node has had time to make its first links.
 const FIRST_REFRESH_MS: Millis = 5_000;
+/// While the neighbourhood is settling, the first gap between self-lookups (it doubles).
+const SETTLE_FIRST_GAP_MS: Millis = 10_000;
 /// How soon the neighbourhood is looked up again after a neighbour could not be reached.
 const NEIGHBOUR_GONE_REFRESH_MS: Millis = 1_000;
 /// Random-key lookups started per refresh to fill buckets with no known peer.
@@ -120,6 +129,10 @@ pub struct TopologyCore {
     /// Peers whose dial failed lately.
     unreachable: Unreachable,
     next_refresh: Millis,
+    /// The neighbourhood as the last refresh found it, the gap to the next refresh while it
+    /// keeps changing, and whether the next refresh is such a one (a self-lookup only: the
+    /// buckets are looked into on the regular schedule).
+    settling: (Vec<PeerId>, Millis, bool),
     next_maintain: Millis,
     /// The (table, links) versions the wants were last computed from: a maintenance round with
     /// neither changed has nothing to tell.
@@ -128,7 +141,16 @@ pub struct TopologyCore {
 }
 
 impl TopologyCore {
-    pub fn new(me: PeerId, cfg: TopologyConfig, table: TableView, links: LinkView, rng: ChaCha8Rng) -> Self {
+    /// A core started at `now` (a node joining or coming back mid-run counts its first
+    /// look-around from its own start).
+    pub fn new(
+        me: PeerId,
+        cfg: TopologyConfig,
+        table: TableView,
+        links: LinkView,
+        rng: ChaCha8Rng,
+        now: Millis,
+    ) -> Self {
         TopologyCore {
             me,
             my_key: Key::of_peer(&me),
@@ -139,8 +161,9 @@ impl TopologyCore {
             rng,
             told: BTreeMap::new(),
             unreachable: Unreachable::new(UNREACHABLE_MEMORY_MS, UNREACHABLE_MEMORY_MAX),
-            next_refresh: FIRST_REFRESH_MS,
-            next_maintain: MAINTAIN_MS,
+            next_refresh: now + FIRST_REFRESH_MS,
+            settling: (Vec::new(), SETTLE_FIRST_GAP_MS, false),
+            next_maintain: now + MAINTAIN_MS,
             computed_from: None,
             out: Outputs::new(),
         }
@@ -251,9 +274,13 @@ impl TopologyCore {
         }
     }
 
-    /// Look ourselves up (finding the neighbourhood) and a random key in each empty bucket.
-    fn refresh(&mut self) {
+    /// Look ourselves up (finding the neighbourhood), and with `buckets` a random key in each
+    /// empty bucket.
+    fn refresh(&mut self, buckets: bool) {
         self.out.push_back(Output::Lookup { target: self.my_key });
+        if !buckets {
+            return;
+        }
         let (_, lowest) = self.neighbourhood();
         let mut started = 0;
         // Farthest buckets first; those below the neighbourhood's are not looked into.
@@ -324,10 +351,23 @@ impl Core for TopologyCore {
 
     fn handle_timeout(&mut self, now: Millis) {
         if now >= self.next_refresh {
-            // Jittered (0.75x to 1.25x), or nodes started together refresh together for ever.
             let i = self.cfg.refresh_interval_ms;
-            self.next_refresh = now + i - i / 4 + self.rng.gen_range(0..=i / 2);
-            self.refresh();
+            let (hood, _) = self.neighbourhood();
+            let (last, gap, soon) = &mut self.settling;
+            let buckets_too = !*soon;
+            *soon = hood.is_empty() || hood != *last;
+            self.next_refresh = if !*soon {
+                // Settled. Jittered (0.75x to 1.25x), or nodes started together refresh
+                // together for ever.
+                *gap = SETTLE_FIRST_GAP_MS;
+                now + i - i / 4 + self.rng.gen_range(0..=i / 2)
+            } else {
+                let soon = now + (*gap).min(i);
+                *gap = gap.saturating_mul(2);
+                soon
+            };
+            *last = hood;
+            self.refresh(buckets_too);
         }
         if now >= self.next_maintain {
             self.next_maintain = now + MAINTAIN_MS;

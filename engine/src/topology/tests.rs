@@ -28,8 +28,14 @@ fn me() -> PeerId {
 fn topo() -> T {
     let links = LinkTable::default();
     let table = TableView::new(RoutingTable::new(&me(), TableConfig { k: 8, replacements: 4 }));
-    let core =
-        TopologyCore::new(me(), TopologyConfig::default(), table.clone(), links.view(), ChaCha8Rng::seed_from_u64(3));
+    let core = TopologyCore::new(
+        me(),
+        TopologyConfig::default(),
+        table.clone(),
+        links.view(),
+        ChaCha8Rng::seed_from_u64(3),
+        0,
+    );
     T { core, links, table, wanted: BTreeMap::new(), lookups: vec![] }
 }
 
@@ -131,6 +137,69 @@ fn an_unreachable_neighbour_is_replaced_and_looked_for_soon() {
     assert_eq!(t.lookups.first(), Some(&Key::of_peer(&me())), "it looks itself up");
 }
 
+impl T {
+    /// Runs the core's deadlines up to `until`; returns when it looked itself up.
+    fn self_lookups_until(&mut self, until: u64) -> Vec<u64> {
+        let mut at_times = vec![];
+        while let Some(at) = self.core.next_timeout().filter(|at| *at <= until) {
+            let before = self.lookups.len();
+            self.core.handle_timeout(at);
+            self.drain();
+            if self.lookups[before..].contains(&Key::of_peer(&me())) {
+                at_times.push(at);
+            }
+        }
+        at_times
+    }
+}
+
+/// A node whose self-lookups keep finding nearer peers looks again 10 s, 20 s, 40 s, 80 s later; once a
+/// refresh finds the neighbourhood unchanged, the next waits the refresh interval (jittered).
+/// (Before, the first self-lookup 5 s after start was the only one for five minutes.)
+#[test]
+fn self_lookups_come_soon_while_the_neighbourhood_changes() {
+    let mut t = topo();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut peers: Vec<PeerId> = (0..400).map(|_| peer(&mut rng)).collect();
+    let mine = Key::of_peer(&me());
+    peers.sort_by_key(|p| std::cmp::Reverse(mine.distance(&Key::of_peer(p))));
+    let nearest = peers.split_off(peers.len() - 3);
+    t.input(0, Input::Seen { peers });
+    assert_eq!(t.self_lookups_until(5_000), vec![5_000], "the first look-around");
+    let first = t.lookups.len();
+    // Each lookup meets a nearer peer: the neighbourhood is still settling.
+    let mut seen_at = vec![];
+    for (p, at) in nearest.iter().zip([5_500, 15_500, 35_500]) {
+        seen_at.extend(t.self_lookups_until(at));
+        t.input(at, Input::Seen { peers: vec![*p] });
+    }
+    assert_eq!(seen_at, vec![15_000, 35_000]);
+    // The third nearer peer came after 35 s: 80 s more; then unchanged, so the interval is back.
+    assert_eq!(t.self_lookups_until(155_000), vec![75_000, 155_000]);
+    assert!(t.lookups[first..].iter().all(|k| *k == Key::of_peer(&me())), "settling looks only itself up");
+    let i = TopologyConfig::default().refresh_interval_ms;
+    let next = t.self_lookups_until(155_000 + 2 * i);
+    assert!(next[0] >= 155_000 + i - i / 4 && next[0] <= 155_000 + i + i / 4, "{next:?}");
+}
+
+/// A node that starts (or comes back) mid-run looks itself up 5 s after its own start, not at
+/// once with no links; and while its neighbourhood is empty it keeps looking soon. (Before, a
+/// returning node's only self-lookup ran at its start and found nothing, and the next came five
+/// minutes later: traced as a replica its record's keepers could not find for minutes.)
+#[test]
+fn a_node_started_mid_run_looks_around_after_its_own_start_and_again_while_alone() {
+    let mut t = topo();
+    t.core = TopologyCore::new(
+        me(),
+        TopologyConfig::default(),
+        t.table.clone(),
+        t.links.view(),
+        ChaCha8Rng::seed_from_u64(3),
+        600_000,
+    );
+    assert_eq!(t.self_lookups_until(640_000), vec![605_000, 615_000, 635_000], "alone: again soon");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
     /// Whatever the table holds, the wanted sets are disjoint, never name us, never exceed one
@@ -162,7 +231,7 @@ proptest! {
 fn behind_nat() -> T {
     let mut t = topo();
     let cfg = TopologyConfig { reachable: false, ..TopologyConfig::default() };
-    t.core = TopologyCore::new(me(), cfg, t.table.clone(), t.links.view(), ChaCha8Rng::seed_from_u64(3));
+    t.core = TopologyCore::new(me(), cfg, t.table.clone(), t.links.view(), ChaCha8Rng::seed_from_u64(3), 0);
     t
 }
 

@@ -53,6 +53,8 @@ pub(super) fn build_report(
         dials_per_node_per_hour: links.dials as f64 / node_hours,
         link_lifetime_p50_s: percentile(&links.lifetimes_s, 50.0),
         links_trimmed: links.trimmed,
+        neighbourhood_linked_mean: mean_of(warm.iter().filter_map(|s| s.neighbourhood_linked)),
+        neighbourhood_unlinked_max: warm.iter().filter_map(|s| s.neighbourhood_unlinked).reduce(f64::max),
         ..Metrics::default()
     };
     let mut metrics = metrics;
@@ -241,4 +243,10 @@ fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metr
             m.durability.map_or("n/a".into(), |d| format!("{d:.4}"))
         ));
     }
+}
+
+/// The mean of some figures (None for none).
+fn mean_of(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let (n, sum) = xs.fold((0usize, 0.0), |(n, sum), x| (n + 1, sum + x));
+    (n > 0).then(|| sum / n as f64)
 }

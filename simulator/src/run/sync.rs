@@ -253,8 +253,23 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
     let mut drain: Vec<f64> =
         returned.iter().filter_map(|w| Some((w.acked_ms? - w.returned_ms?) as f64 / 1000.0)).collect();
     drain.sort_by(f64::total_cmp);
-    let truth = t.conflict_losers();
+    // A losing version still queued on its writer, offline at the end and never acknowledged,
+    // has reached no one: no replica can log it yet (it is logged once its writer is back).
     let logged = conflicts_logged(world, &kept);
+    let stranded = |id: &VersionId| {
+        let w = &t.versions[id];
+        w.acked_ms.is_none()
+            && !live.contains(&w.writer)
+            && t.holders_of(id).all(|p| p == w.writer)
+            && !logged.contains(id)
+    };
+    let (stranded, truth): (BTreeSet<VersionId>, BTreeSet<VersionId>) =
+        t.conflict_losers().into_iter().partition(|id| stranded(id));
+    for id in truth.difference(&logged) {
+        let w = &t.versions[id];
+        let holders: Vec<String> = t.holders_of(id).map(|p| p.short()).collect();
+        tracing::info!(target: "swarm_sim::sync", record = w.record, writer = %w.writer.short(), written_ms = w.written_ms, acked_ms = ?w.acked_ms, ?holders, "true conflict not logged");
+    }
     let p = |v: &[f64], q: f64| (!v.is_empty()).then(|| percentile(v, q));
     m.sync_writes = Some(t.versions.len());
     m.writes_acknowledged = Some(acked.len());
@@ -298,7 +313,7 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
         t.missed_by_age,
     ));
     notes.push(format!(
-        "sync reads: {} answered ({} unanswered: reader went offline), {} divergent (where the writes they missed were at their start: {:?}), {} showed more than one version; conflicts: {} true, {} logged ({} logged but not true, {} true but not logged), {} versions evicted from windows; queued writes whose writer went offline and came back: {}, drained {}; {} unknown acknowledgements",
+        "sync reads: {} answered ({} unanswered: reader went offline), {} divergent (where the writes they missed were at their start: {:?}), {} showed more than one version; conflicts: {} true, {} logged ({} logged but not true, {} true but not logged; {} more queued on writers offline at the end, not counted), {} versions evicted from windows; queued writes whose writer went offline and came back: {}, drained {}; {} unknown acknowledgements",
         t.reads_answered,
         t.reads_unanswered(),
         t.reads_divergent,
@@ -308,6 +323,7 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
         logged.len(),
         logged.difference(&truth).count(),
         truth.difference(&logged).count(),
+        stranded.len(),
         t.evicted,
         returned.len(),
         drain.len(),

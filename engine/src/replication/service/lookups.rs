@@ -39,6 +39,17 @@ pub(super) enum Purpose {
     Peers(Key),
 }
 
+impl Purpose {
+    /// Asks peers along chains of up to `MAX_RELAYS` relays: lookups that must end at the
+    /// peers nearest the key (a replica set; topology's own neighbourhood: a self-lookup that
+    /// stopped at two hops found a returning node's neighbours only after four rounds, 40 s).
+    /// Fetches and replica checks ask one relay away at most (their holders are named by the
+    /// answers before them).
+    fn relays_far(self) -> bool {
+        matches!(self, Purpose::Peers(_) | Purpose::Refresh)
+    }
+}
+
 /// What the answers said of a peer.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Info {
@@ -122,6 +133,8 @@ pub(super) struct Lookups {
     finished: VecDeque<Finished>,
     /// Questions asked so far (for the stats).
     pub questions: u64,
+    /// Linked peers that let a question stall since the last `take_unresponsive`.
+    unresponsive: Vec<PeerId>,
 }
 
 impl Lookups {
@@ -136,6 +149,7 @@ impl Lookups {
             asks: VecDeque::new(),
             finished: VecDeque::new(),
             questions: 0,
+            unresponsive: Vec::new(),
         }
     }
 
@@ -202,8 +216,7 @@ impl Lookups {
             for p in next {
                 let msg = LookupMsg::find(id, q.target);
                 let relays = q.paths.get(&p).filter(|path| {
-                    path.first().is_some_and(|v| links.contains(v))
-                        && (path.len() == 1 || matches!(q.purpose, Purpose::Peers(_)))
+                    path.first().is_some_and(|v| links.contains(v)) && (path.len() == 1 || q.purpose.relays_far())
                 });
                 let ask = if links.contains(&p) {
                     Ask::Direct { to: p, msg }
@@ -345,6 +358,9 @@ impl Lookups {
                     if let Some(q) = self.queries.get_mut(&id) {
                         q.lookup.on_stall(&peer);
                     }
+                    if links.contains(&peer) && !self.unresponsive.contains(&peer) {
+                        self.unresponsive.push(peer);
+                    }
                     self.advance(now, id, links);
                 }
                 Timer::Fail => {
@@ -361,6 +377,11 @@ impl Lookups {
 
     pub fn next_timeout(&self) -> Option<Millis> {
         self.timers.first().map(|(t, ..)| *t)
+    }
+
+    /// Linked peers that let a question stall (asked directly: no relay to blame).
+    pub fn take_unresponsive(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.unresponsive)
     }
 
     pub fn poll_ask(&mut self) -> Option<Ask> {

@@ -564,6 +564,9 @@ impl ContentCore {
     /// Deadlines: lookups' questions, routes, requests, exchange links, fetches.
     fn expire(&mut self, now: Millis) {
         self.lookups.handle_timeout(now, &self.links);
+        for peer in self.lookups.take_unresponsive() {
+            self.out.push_back(Output::Unresponsive(peer));
+        }
         self.drain_lookups(now);
         for (_, fetch) in self.routes.expired(now) {
             self.route_failed(now, fetch);

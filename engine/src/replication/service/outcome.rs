@@ -48,6 +48,9 @@ pub enum Output {
     Seen(Vec<PeerId>),
     /// Peers answers named as table contacts (unverified): for topology's table, where room is.
     Heard(Vec<PeerId>),
+    /// A linked peer left a lookup question unanswered past its stall time: the connection
+    /// manager probes it (a crashed peer's link is otherwise kept until the heartbeat timeout).
+    Unresponsive(PeerId),
     /// A lookup topology asked for (`Input::Refresh`) finished.
     RefreshDone,
     /// The live peers closest to a key sync asked for (`Input::FindPeers`), nearest first

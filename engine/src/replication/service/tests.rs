@@ -30,6 +30,12 @@ struct Net {
     found: Vec<(PeerId, Vec<PeerId>, crate::wire::RelayRoutes)>,
     /// Sync messages relayed to a node: (at, from, relays back).
     relayed_sync: Vec<(PeerId, PeerId, Vec<PeerId>)>,
+    /// Peers lookups met, for topology: (at, peers).
+    seen: Vec<(PeerId, Vec<PeerId>)>,
+    /// Linked peers reported unresponsive: (at, peer).
+    unresponsive: Vec<(PeerId, PeerId)>,
+    /// Nodes that take frames and never answer (crashed, their links not yet noticed).
+    silent: BTreeSet<PeerId>,
 }
 
 impl Net {
@@ -64,6 +70,9 @@ impl Net {
             fetched,
             found,
             relayed_sync,
+            seen: vec![],
+            unresponsive: vec![],
+            silent: BTreeSet::new(),
         };
         for &(a, b) in links {
             net.link(ids[a], ids[b]);
@@ -119,6 +128,8 @@ impl Net {
                     Output::Done(ContentResult::Fetched { id, result, .. }) => self.fetched.push((from, id, result)),
                     Output::PeersFound { peers, relays, .. } => self.found.push((from, peers, relays)),
                     Output::RelayedSync { from: origin, relays, .. } => self.relayed_sync.push((from, origin, relays)),
+                    Output::Seen(peers) => self.seen.push((from, peers)),
+                    Output::Unresponsive(peer) => self.unresponsive.push((from, peer)),
                     _ => {}
                 }
             }
@@ -127,7 +138,7 @@ impl Net {
     }
 
     fn deliver(&mut self, from: PeerId, to: PeerId, msg: Message) {
-        if self.links.contains(&(from, to)) {
+        if self.links.contains(&(from, to)) && !self.silent.contains(&to) {
             self.sent.push((from, to, msg.clone()));
             self.cores.get_mut(&to).unwrap().handle(self.now, Input::Frame { from, msg });
         }
@@ -332,6 +343,36 @@ fn a_replica_set_lookup_reaches_a_peer_three_links_away_through_relays() {
     assert_eq!(relays.get(&e), Some(&vec![b, c, d]), "and the relays that reach it");
     assert!(net.dials.is_empty(), "no dial: {:?}", net.dials);
     assert!(relays_sent(&net, b) > 0 && relays_sent(&net, c) > 0 && relays_sent(&net, d) > 0);
+}
+
+/// Topology's self-lookup also asks along chains of relays: on a line A - B - C - D - E, A's
+/// lookup of E's key meets E, three links away (a returning node's neighbours, before, were
+/// found only two links away per round: four rounds, 40 s).
+#[test]
+fn a_self_lookup_meets_peers_three_links_away() {
+    let id = ids(5);
+    let (a, e) = (id[0], id[4]);
+    let mut net = Net::new(&id, &[(0, 1), (1, 2), (2, 3), (3, 4)], &[]);
+    net.input(a, Input::Refresh { target: Key::of_peer(&e) });
+    net.run(5_000);
+    let met: Vec<PeerId> = net.seen.iter().filter(|(at, _)| *at == a).flat_map(|(_, p)| p.clone()).collect();
+    assert!(met.contains(&e), "E met: {met:?}");
+    assert!(net.dials.is_empty(), "no dial: {:?}", net.dials);
+}
+
+/// A linked peer that leaves a lookup's question unanswered past its stall time is reported
+/// (the connection manager probes it); one that answers is not, nor is a silent peer only
+/// relayed to.
+#[test]
+fn a_linked_peer_that_leaves_a_question_unanswered_is_reported() {
+    let id = ids(4);
+    let (a, b, c) = (id[0], id[1], id[2]);
+    let mut net = Net::new(&id, &[(0, 1), (0, 2), (1, 3)], &[]);
+    net.silent.insert(c);
+    net.input(a, Input::FindPeers { target: Key::of_peer(&c) });
+    net.run(3_000);
+    assert_eq!(net.unresponsive, vec![(a, c)]);
+    assert!(!net.unresponsive.iter().any(|(_, p)| *p == b));
 }
 
 /// A relayed sync message goes along its chain and comes out at its destination as from its
