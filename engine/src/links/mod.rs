@@ -13,6 +13,7 @@ pub mod actor;
 pub mod core;
 pub mod dialer;
 mod gate;
+mod messages;
 #[cfg(test)]
 mod tests;
 
