@@ -25,8 +25,9 @@
 //!   one, made while the swarm around us is still random links, finds few real neighbours. While
 //!   a refresh finds the neighbourhood changed since the one before, or still empty, the next
 //!   comes soon (`SETTLE_FIRST_GAP_MS`, doubling up to the refresh interval) and looks only
-//!   ourselves up; once it is unchanged the interval is back. Without this, a swarm that started together was linked to 14% of its
-//!   nearest peers for the first two minutes, and to 90% only after ten (300 nodes).
+//!   ourselves up; once it is unchanged the interval is back. Without this, a swarm that started
+//!   together was linked to 14% of its nearest peers for the first two minutes, and to 90% only
+//!   after ten (300 nodes).
 
 use crate::config::TopologyConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
