@@ -366,9 +366,11 @@ impl Collector {
         // The keys sharing the first `d` bits with `k` are one run of the sorted list.
         let block = |k: &Key, d: usize| {
             let (mut lo, mut hi) = (k.0, k.0);
-            for bit in d..256 {
-                lo[bit / 8] &= !(0x80 >> (bit % 8));
-                hi[bit / 8] |= 0x80 >> (bit % 8);
+            for (i, (l, h)) in lo.iter_mut().zip(hi.iter_mut()).enumerate().skip(d / 8) {
+                // The bits of byte `i` past the first `d` of the key.
+                let free = if i == d / 8 { 0xffu8 >> (d % 8) } else { 0xff };
+                *l &= !free;
+                *h |= free;
             }
             keys.partition_point(|(x, _)| x.0 < lo)..keys.partition_point(|(x, _)| x.0 <= hi)
         };

@@ -345,12 +345,7 @@ impl SyncTruth {
                     .collect();
                 let nearest: Vec<String> =
                     near.iter().map(|p| format!("{}:{}", &p.short()[..6], u8::from(self.covers(*p, &id)))).collect();
-                let holders: Vec<String> = self
-                    .held
-                    .iter()
-                    .filter(|((_, r), h)| *r == record && h.contains(&id))
-                    .map(|((p, _), _)| p.short()[..6].to_string())
-                    .collect();
+                let holders: Vec<String> = self.holders_of(&id).map(|p| p.short()[..6].to_string()).collect();
                 tracing::info!(target: "swarm_sim::sync", record, writer = %w.writer.short(), written_ms = w.written_ms, acked_ms = ?w.acked_ms, now_ms, ?lacking, ?nearest, ?holders, "slow convergence");
             }
         }
@@ -390,7 +385,8 @@ impl SyncTruth {
 
     /// The nodes that keep `id`.
     pub fn holders_of<'a>(&'a self, id: &'a VersionId) -> impl Iterator<Item = PeerId> + 'a {
-        self.held.iter().filter(|(_, h)| h.contains(id)).map(|((p, _), _)| *p)
+        let record = self.versions[id].record;
+        self.held.iter().filter(move |((_, r), h)| *r == record && h.contains(id)).map(|((p, _), _)| *p)
     }
 
     /// Per record, the nodes that keep something of it (for the final checks).

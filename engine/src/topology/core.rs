@@ -117,6 +117,34 @@ pub fn random_key_in_bucket(me: &Key, b: usize, rng: &mut ChaCha8Rng) -> Key {
     Key(k)
 }
 
+/// Self-lookups while the neighbourhood settles (see the module doc).
+struct Settling {
+    /// The neighbourhood as the last refresh found it.
+    last: Vec<PeerId>,
+    /// The gap to the next refresh while it keeps changing (it doubles).
+    gap: Millis,
+    /// The next refresh is a settling one: a self-lookup only (the buckets are looked into on
+    /// the regular schedule).
+    soon: bool,
+}
+
+impl Settling {
+    /// A refresh found `hood`: the gap to the next one while the neighbourhood is still settling
+    /// (changed since the last refresh, or empty), `None` once it held still.
+    fn on_refresh(&mut self, hood: Vec<PeerId>) -> Option<Millis> {
+        self.soon = hood.is_empty() || hood != self.last;
+        self.last = hood;
+        if self.soon {
+            let gap = self.gap;
+            self.gap = gap.saturating_mul(2);
+            Some(gap)
+        } else {
+            self.gap = SETTLE_FIRST_GAP_MS;
+            None
+        }
+    }
+}
+
 pub struct TopologyCore {
     me: PeerId,
     my_key: Key,
@@ -130,10 +158,7 @@ pub struct TopologyCore {
     /// Peers whose dial failed lately.
     unreachable: Unreachable,
     next_refresh: Millis,
-    /// The neighbourhood as the last refresh found it, the gap to the next refresh while it
-    /// keeps changing, and whether the next refresh is such a one (a self-lookup only: the
-    /// buckets are looked into on the regular schedule).
-    settling: (Vec<PeerId>, Millis, bool),
+    settling: Settling,
     next_maintain: Millis,
     /// The (table, links) versions the wants were last computed from: a maintenance round with
     /// neither changed has nothing to tell.
@@ -163,7 +188,7 @@ impl TopologyCore {
             told: BTreeMap::new(),
             unreachable: Unreachable::new(UNREACHABLE_MEMORY_MS, UNREACHABLE_MEMORY_MAX),
             next_refresh: now + FIRST_REFRESH_MS,
-            settling: (Vec::new(), SETTLE_FIRST_GAP_MS, false),
+            settling: Settling { last: Vec::new(), gap: SETTLE_FIRST_GAP_MS, soon: false },
             next_maintain: now + MAINTAIN_MS,
             computed_from: None,
             out: Outputs::new(),
@@ -275,14 +300,11 @@ impl TopologyCore {
         }
     }
 
-    /// Look ourselves up (finding the neighbourhood), and with `buckets` a random key in each
-    /// empty bucket.
-    fn refresh(&mut self, buckets: bool) {
+    /// Look ourselves up (finding the neighbourhood), and with `buckets_above` (the bucket of
+    /// the neighbourhood's farthest member) a random key in each empty bucket farther out.
+    fn refresh(&mut self, buckets_above: Option<usize>) {
         self.out.push_back(Output::Lookup { target: self.my_key });
-        if !buckets {
-            return;
-        }
-        let (_, lowest) = self.neighbourhood();
+        let Some(lowest) = buckets_above else { return };
         let mut started = 0;
         // Farthest buckets first; those below the neighbourhood's are not looked into.
         for b in ((lowest + 1)..256).rev() {
@@ -353,22 +375,15 @@ impl Core for TopologyCore {
     fn handle_timeout(&mut self, now: Millis) {
         if now >= self.next_refresh {
             let i = self.cfg.refresh_interval_ms;
-            let (hood, _) = self.neighbourhood();
-            let (last, gap, soon) = &mut self.settling;
-            let buckets_too = !*soon;
-            *soon = hood.is_empty() || hood != *last;
-            self.next_refresh = if !*soon {
+            let (hood, lowest) = self.neighbourhood();
+            let buckets = !self.settling.soon;
+            self.next_refresh = match self.settling.on_refresh(hood) {
+                Some(gap) => now + gap.min(i),
                 // Settled. Jittered (0.75x to 1.25x), or nodes started together refresh
                 // together for ever.
-                *gap = SETTLE_FIRST_GAP_MS;
-                now + i - i / 4 + self.rng.gen_range(0..=i / 2)
-            } else {
-                let soon = now + (*gap).min(i);
-                *gap = gap.saturating_mul(2);
-                soon
+                None => now + i - i / 4 + self.rng.gen_range(0..=i / 2),
             };
-            *last = hood;
-            self.refresh(buckets_too);
+            self.refresh(buckets.then_some(lowest));
         }
         if now >= self.next_maintain {
             self.next_maintain = now + MAINTAIN_MS;
