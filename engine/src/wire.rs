@@ -353,16 +353,22 @@ fn check_sync(m: &crate::sync::SyncMessage) -> Result<(), WireError> {
     use crate::sync::SyncMessage as S;
     match m {
         S::Digest { records } => limit("sync digest", records.len(), MAX_SYNC_RECORDS),
-        S::Have { records } | S::Want { records } => {
+        S::Have { records } | S::Want { records } | S::Ask { records } => {
             limit("sync records", records.len(), MAX_SYNC_RECORDS)?;
             limit("sync ids", records.iter().map(|(_, ids)| ids.len()).sum(), MAX_SYNC_IDS)
         }
-        S::Versions { envelopes } | S::Push { envelopes } => {
-            limit("sync versions", envelopes.len(), MAX_SYNC_VERSIONS)?;
-            envelopes.iter().try_for_each(|e| limit("sync signature", e.signature.len(), SIGNATURE_BYTES))
-        }
+        S::Versions { envelopes } | S::Push { envelopes } => check_versions(envelopes),
         S::Ack { ids } => limit("sync ids", ids.len(), MAX_SYNC_IDS),
+        S::Answer { records, envelopes } => {
+            limit("sync records", records.len(), MAX_SYNC_RECORDS)?;
+            check_versions(envelopes)
+        }
     }
+}
+
+fn check_versions(envelopes: &[Envelope]) -> Result<(), WireError> {
+    limit("sync versions", envelopes.len(), MAX_SYNC_VERSIONS)?;
+    envelopes.iter().try_for_each(|e| limit("sync signature", e.signature.len(), SIGNATURE_BYTES))
 }
 
 fn check_feed(m: &crate::feeds::FeedMessage) -> Result<(), WireError> {
@@ -480,8 +486,14 @@ mod tests {
             lists().prop_map(|records| S::Have { records }),
             lists().prop_map(|records| S::Want { records }),
             prop::collection::vec(env.clone(), 0..4).prop_map(|envelopes| S::Versions { envelopes }),
-            prop::collection::vec(env, 0..4).prop_map(|envelopes| S::Push { envelopes }),
+            prop::collection::vec(env.clone(), 0..4).prop_map(|envelopes| S::Push { envelopes }),
             prop::collection::vec(id(), 0..16).prop_map(|ids| S::Ack { ids }),
+            lists().prop_map(|records| S::Ask { records }),
+            (
+                prop::collection::vec((record(), any::<[u8; 32]>().prop_map(Digest32)), 0..4),
+                prop::collection::vec(env, 0..4)
+            )
+                .prop_map(|(records, envelopes)| S::Answer { records, envelopes }),
         ]
     }
 

@@ -345,7 +345,7 @@ impl Wiring<feeds::Output> for FeedsWiring {
 /// [`feeds::FEED_SYNC_OPS`]) go back to it, the rest to the node's sync listener.
 pub fn route_sync_results(feeds: Addr<feeds::FeedsActor>, mut listener: Option<SyncListener>) -> SyncListener {
     Box::new(move |ev: SyncEvent| match ev {
-        SyncEvent::Read { op, view } if op >= feeds::FEED_SYNC_OPS => {
+        SyncEvent::Read { op, view, .. } if op >= feeds::FEED_SYNC_OPS => {
             let winner = view.winner.map(|w| (w.writer, w.value));
             feeds.do_send(In(feeds::Input::FeedRead { owner: view.record.owner, winner }));
         }

@@ -212,6 +212,12 @@ pub struct Metrics {
     pub reads_answered: Option<usize>,
     #[serde(default)]
     pub divergent_read_share: Option<f64>,
+    /// From a read's start to its answer (a quorum of replicas answered, or the read's wait ran
+    /// out).
+    #[serde(default)]
+    pub read_latency_p50_s: Option<f64>,
+    #[serde(default)]
+    pub read_latency_p99_s: Option<f64>,
     #[serde(default)]
     pub conflicts_logged: Option<usize>,
     #[serde(default)]
@@ -373,6 +379,10 @@ impl Report {
                 format!("{} / {}", opt(m.convergence_p50_s, 2), opt(m.convergence_p99_s, 2)),
             ));
             rows.push(("divergent read share", opt(m.divergent_read_share, 5)));
+            rows.push((
+                "read latency p50 / p99 (s)",
+                format!("{} / {}", opt(m.read_latency_p50_s, 2), opt(m.read_latency_p99_s, 2)),
+            ));
             let (logged, truth) = (m.conflicts_logged.unwrap_or(0), m.conflicts_true.unwrap_or(0));
             rows.push(("conflicts logged / true", format!("{logged} / {truth}")));
         }

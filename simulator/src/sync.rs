@@ -124,6 +124,10 @@ pub struct SyncTruth {
     pub writes_skipped_offline: usize,
     pub reads_answered: usize,
     pub reads_divergent: usize,
+    /// Each answered read's time from its start to its answer, ms.
+    pub read_latency_ms: Vec<u64>,
+    /// Answered reads by how many replicas had answered (the reader counted when it is one).
+    pub reads_by_replicas: BTreeMap<usize, usize>,
     /// Reads that saw more than one version (winner and a conflict log).
     pub reads_multi: usize,
     /// Replica-set lookups answered and not yet compared with the truth: (record, answer).
@@ -278,9 +282,11 @@ impl SyncTruth {
 
     /// A read's answer, against the writes acknowledged before it started: divergent if one of
     /// them is neither among the versions shown (winner and conflict log) nor dominated by one.
-    pub fn on_read(&mut self, op: u64, view: RecordView) {
+    pub fn on_read(&mut self, op: u64, view: RecordView, replicas: usize, now_ms: u64) {
         let Some((record, started_ms, reach)) = self.reads.remove(&op) else { return };
         self.reads_answered += 1;
+        self.read_latency_ms.push(now_ms.saturating_sub(started_ms));
+        *self.reads_by_replicas.entry(replicas).or_default() += 1;
         let shown: Vec<VersionId> = view.winner.iter().chain(view.conflicts.iter()).map(|v| v.id).collect();
         self.reads_multi += usize::from(shown.len() > 1);
         let missed = self.by_record[record].iter().any(|id| {
@@ -293,7 +299,7 @@ impl SyncTruth {
         if missed {
             *self.divergent_by_reach.entry(reach).or_default() += 1;
             let holds = view.versions;
-            tracing::info!(target: "swarm_sim::sync", op, record, started_ms, holds, shown = shown.len(), ?reach, "divergent read");
+            tracing::info!(target: "swarm_sim::sync", op, record, started_ms, now_ms, holds, replicas, shown = shown.len(), ?reach, "divergent read");
         }
     }
 
@@ -355,12 +361,14 @@ impl SyncTruth {
     /// the same record did not see and was not seen by (equal clocks on different versions
     /// count as concurrent, as the engine counts them). This is what a replica holding every
     /// version lists in its conflict log, as long as no record's window evicted anything.
-    pub fn conflict_losers(&self) -> BTreeSet<VersionId> {
+    /// `reached(b)`: could a node have seen `b` (a version still queued on its writer, offline
+    /// at the end, has beaten nothing anyone holds).
+    pub fn conflict_losers(&self, reached: impl Fn(&VersionId) -> bool) -> BTreeSet<VersionId> {
         let mut out = BTreeSet::new();
         for ids in &self.by_record {
             for a in ids {
                 let wa = &self.versions[a];
-                let lost = ids.iter().any(|b| {
+                let lost = ids.iter().filter(|b| reached(b)).any(|b| {
                     let wb = &self.versions[b];
                     wb.order > wa.order
                         && match wa.clock.compare(&wb.clock) {

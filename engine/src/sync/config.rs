@@ -34,9 +34,13 @@ pub struct SyncConfig {
     /// with this node (links coming up start a round with that peer at once).
     pub anti_entropy_interval_ms: u64,
     /// A read asks the record's replicas for what they hold (links to them asked for, and a
-    /// lookup of them if none is recent) and answers after this long, or this long after the
-    /// lookup answers (at once when no replica is known at all).
+    /// lookup of them if none is recent) and answers once `read_quorum` of them have answered,
+    /// or at the latest this long after it started or its lookup answered (at once when no
+    /// replica is known at all).
     pub read_wait_ms: u64,
+    /// Replicas (this node counted when it is one) whose answers a read waits for; with
+    /// `read_quorum + ack_quorum > rf` one of them holds every acknowledged write.
+    pub read_quorum: usize,
     /// A record's replica set found by a lookup (the live peers closest to its key) is trusted
     /// this long; writing, reading or replicating the record after that looks it up again.
     /// Unreachable peers are left out of replica sets for as long.
@@ -63,6 +67,7 @@ impl Default for SyncConfig {
             resend_after_ms: 5_000,           // guess: a few round trips through relays
             anti_entropy_interval_ms: 30_000, // guess: a digest per shared record twice a minute
             read_wait_ms: 1_000,              // guess: three round trips on a loaded link
+            read_quorum: 2,                   // rf 3 and ack_quorum 2: the sets overlap
             replica_lookup_ms: 60_000,        // guess: sessions last minutes; a lookup is a few queries
             // measured (sync-sessions-50 at 300 nodes): checking each kept record each minute made
             // ~10 lookups per node a minute, and their links held the degree at the hard cap
@@ -92,6 +97,11 @@ impl SyncConfig {
             "sync.ack_quorum",
             format!("must be within 1..=replication.rf ({rf})"),
         )?;
+        check(
+            (1..=rf).contains(&s.read_quorum),
+            "sync.read_quorum",
+            format!("must be within 1..=replication.rf ({rf})"),
+        )?;
         check(s.resend_after_ms >= 100, "sync.resend_after_ms", "must be at least 100 ms")?;
         check(s.batch_delay_ms < s.resend_after_ms, "sync.batch_delay_ms", "must be below resend_after_ms")?;
         check(s.anti_entropy_interval_ms >= 1_000, "sync.anti_entropy_interval_ms", "must be at least 1000 ms")?;
@@ -118,6 +128,11 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "sync.ack_quorum");
         c.sync.ack_quorum = 0;
         assert_eq!(c.validate().unwrap_err().field, "sync.ack_quorum");
+        let mut c = NodeConfig::default();
+        c.sync.read_quorum = 0;
+        assert_eq!(c.validate().unwrap_err().field, "sync.read_quorum");
+        c.sync.read_quorum = c.replication.rf + 1;
+        assert_eq!(c.validate().unwrap_err().field, "sync.read_quorum");
         let mut c = NodeConfig::default();
         c.sync.max_message_bytes = 1000;
         assert_eq!(c.validate().unwrap_err().field, "sync.max_message_bytes");

@@ -7,7 +7,8 @@
 //! Pure cores only: `now` comes in, storage writes and messages go out. Parts: [`clock`] (vector
 //! clocks), [`record`] (signed versions and grants), [`merge`] (one record's replica state and
 //! its laws), [`replica`] (the record store and anti-entropy), [`queue`] (the sync queue),
-//! `relays` (reaching unlinked replicas through chains of links),
+//! `relays` (reaching unlinked replicas through chains of links), `reads` (reads waiting for a
+//! quorum of replicas),
 //! [`config`] (the `[node.sync]` section), [`service`] (the core a node runs: both of them, replica
 //! sets, rounds and reads behind one input), [`view`] (what readers are shown) and [`store`] (the
 //! tables, applied by the wiring).
@@ -19,6 +20,7 @@ pub mod placement;
 pub mod queue;
 #[cfg(test)]
 mod queue_tests;
+mod reads;
 pub mod record;
 mod relays;
 pub mod replica;

@@ -23,7 +23,9 @@ pub fn relayable(msg: &SyncMessage) -> bool {
         SyncMessage::Digest { .. }
         | SyncMessage::Have { .. }
         | SyncMessage::Want { .. }
-        | SyncMessage::Versions { .. } => true,
+        | SyncMessage::Versions { .. }
+        | SyncMessage::Ask { .. }
+        | SyncMessage::Answer { .. } => true,
         SyncMessage::Push { .. } | SyncMessage::Ack { .. } => false,
     }
 }

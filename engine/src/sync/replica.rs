@@ -8,6 +8,16 @@
 //! B -> A  Versions  what A wanted
 //! ```
 //!
+//! A read asks differently, so that it learns when a replica has answered even when nothing
+//! differs (a digest that matches gets no reply):
+//!
+//! ```text
+//! R -> B  Ask       per record, the version ids R keeps
+//! B -> R  Answer    the records asked and B's digests, with the versions R lacks (earlier
+//!                   batches as Versions);
+//!                   B -> R  Want: what B lacks (read repair)
+//! ```
+//!
 //! Local writes are signed here (the clock: every kept clock merged, plus one for this writer).
 //! Writes pushed by a peer's sync queue (`Push`) are acknowledged once held. Storage is an effect:
 //! each change goes out as [`PersistOp`]s; the store comes back in at start as `Restore`.
@@ -46,6 +56,17 @@ pub enum SyncMessage {
     Ack {
         ids: Vec<VersionId>,
     },
+    /// A reader's question: per record, the version ids it keeps. Always answered (`Answer`).
+    Ask {
+        records: Vec<(RecordId, Vec<VersionId>)>,
+    },
+    /// The answer to `Ask`: the records asked with the digest of the state this node held of
+    /// each (zeros: nothing), and the last batch of the versions the asker lacked (earlier
+    /// batches came as `Versions` before it).
+    Answer {
+        records: Vec<(RecordId, Digest32)>,
+        envelopes: Vec<Envelope>,
+    },
 }
 
 /// A state digest ([`RecordState::digest`]).
@@ -67,6 +88,11 @@ pub enum PeerError {
 pub enum ReplicaInput {
     /// Start a reconciliation with `peer` over these records (the ones it replicates with us).
     Exchange {
+        peer: PeerId,
+        records: Vec<RecordId>,
+    },
+    /// Ask `peer` what it holds of these records, for a read (answered with `Answer`).
+    Ask {
         peer: PeerId,
         records: Vec<RecordId>,
     },
@@ -108,6 +134,12 @@ pub enum ReplicaOutput {
     /// A record's state changed (new winner or new conflict): readers and feeds may look.
     Changed {
         record: RecordId,
+    },
+    /// `from` answered a read's question, holding versions of these records (its versions were
+    /// taken first; records it holds nothing of are left out).
+    Answered {
+        from: PeerId,
+        records: Vec<RecordId>,
     },
     /// A peer sent something invalid (for reputation: a bad signature is proven malice).
     Invalid {
@@ -276,17 +308,48 @@ impl ReplicaCore {
     }
 
     fn on_have(&mut self, from: PeerId, records: Vec<(RecordId, Vec<VersionId>)>) {
+        if let Some((push, want)) = self.compare(from, "have", records) {
+            self.send_versions(from, push, |envelopes| SyncMessage::Versions { envelopes });
+            self.send_id_lists(from, want, |records| SyncMessage::Want { records });
+        }
+    }
+
+    /// A read's question: like `Have`, and answered even when nothing differs.
+    fn on_ask(&mut self, from: PeerId, records: Vec<(RecordId, Vec<VersionId>)>) {
+        let asked: Vec<(RecordId, Digest32)> = records.iter().map(|(r, _)| (r.clone(), self.digest_of(r))).collect();
+        let Some((push, want)) = self.compare(from, "ask", records) else { return };
+        let mut batches = self.batches(push);
+        let last = batches.pop().unwrap_or_default();
+        for envelopes in batches {
+            self.out.push_back(ReplicaOutput::Send { to: from, msg: SyncMessage::Versions { envelopes } });
+        }
+        self.send_id_lists(from, want, |records| SyncMessage::Want { records });
+        let msg = SyncMessage::Answer { records: asked, envelopes: last };
+        self.out.push_back(ReplicaOutput::Send { to: from, msg });
+    }
+
+    /// A peer's version ids per record against ours: the versions it lacks and, per record, the
+    /// ids we lack (`None`: the message is over its bounds, reported).
+    #[allow(clippy::type_complexity)]
+    fn compare(
+        &mut self,
+        from: PeerId,
+        what: &'static str,
+        records: Vec<(RecordId, Vec<VersionId>)>,
+    ) -> Option<(Vec<Version>, Vec<(RecordId, Vec<VersionId>)>)> {
         let ids: usize = records.iter().map(|(_, ids)| ids.len()).sum();
-        if self.too_many(from, "have records", records.len(), self.cfg.max_digest_entries)
-            || self.too_many(from, "have ids", ids, self.cfg.max_ids_per_message)
+        if self.too_many(from, what, records.len(), self.cfg.max_digest_entries)
+            || self.too_many(from, what, ids, self.cfg.max_ids_per_message)
         {
-            return;
+            return None;
         }
         let (mut push, mut want) = (Vec::new(), Vec::new());
         for (record, theirs) in records {
             let theirs: BTreeSet<VersionId> = theirs.into_iter().collect();
             let Some(state) = self.records.get(&record) else {
-                want.push((record, theirs.into_iter().collect()));
+                if !theirs.is_empty() {
+                    want.push((record, theirs.into_iter().collect()));
+                }
                 continue;
             };
             push.extend(state.versions().filter(|v| !theirs.contains(&v.id())).cloned());
@@ -295,8 +358,7 @@ impl ReplicaCore {
                 want.push((record, missing));
             }
         }
-        self.send_versions(from, push, |envelopes| SyncMessage::Versions { envelopes });
-        self.send_id_lists(from, want, |records| SyncMessage::Want { records });
+        Some((push, want))
     }
 
     fn on_want(&mut self, from: PeerId, records: Vec<(RecordId, Vec<VersionId>)>) {
@@ -314,21 +376,29 @@ impl ReplicaCore {
 
     /// Versions split into messages within the count and byte bounds.
     fn send_versions(&mut self, to: PeerId, versions: Vec<Version>, wrap: impl Fn(Vec<Envelope>) -> SyncMessage) {
-        let (mut batch, mut bytes) = (Vec::new(), 0);
+        for batch in self.batches(versions) {
+            self.out.push_back(ReplicaOutput::Send { to, msg: wrap(batch) });
+        }
+    }
+
+    /// Versions in batches within the count and byte bounds of a message.
+    fn batches(&self, versions: Vec<Version>) -> Vec<Vec<Envelope>> {
+        let (mut batches, mut batch, mut bytes) = (Vec::new(), Vec::new(), 0);
         for v in versions {
             let size = v.size_bytes();
             if !batch.is_empty()
                 && (batch.len() >= self.cfg.max_versions_per_message || bytes + size > self.cfg.max_message_bytes)
             {
-                self.out.push_back(ReplicaOutput::Send { to, msg: wrap(std::mem::take(&mut batch)) });
+                batches.push(std::mem::take(&mut batch));
                 bytes = 0;
             }
             bytes += size;
             batch.push(v.envelope().clone());
         }
         if !batch.is_empty() {
-            self.out.push_back(ReplicaOutput::Send { to, msg: wrap(batch) });
+            batches.push(batch);
         }
+        batches
     }
 
     /// Per-record id lists split into messages within the record and id bounds.
@@ -376,10 +446,30 @@ impl Core for ReplicaCore {
                     self.out.push_back(ReplicaOutput::Send { to: peer, msg });
                 }
             }
+            ReplicaInput::Ask { peer, records } => {
+                let lists: Vec<(RecordId, Vec<VersionId>)> = records
+                    .into_iter()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .map(|r| {
+                        let ids = self.records.get(&r).map(|s| s.ids()).unwrap_or_default();
+                        (r, ids)
+                    })
+                    .collect();
+                self.send_id_lists(peer, lists, |records| SyncMessage::Ask { records });
+            }
             ReplicaInput::Received { from, msg } => match msg {
                 SyncMessage::Digest { records } => self.on_digest(from, records),
                 SyncMessage::Have { records } => self.on_have(from, records),
                 SyncMessage::Want { records } => self.on_want(from, records),
+                SyncMessage::Ask { records } => self.on_ask(from, records),
+                SyncMessage::Answer { records, envelopes } => {
+                    if !self.too_many(from, "answer records", records.len(), self.cfg.max_digest_entries) {
+                        self.take(now, from, envelopes);
+                        let held = records.into_iter().filter(|(_, d)| *d != Digest32([0; 32])).map(|(r, _)| r);
+                        self.out.push_back(ReplicaOutput::Answered { from, records: held.collect() });
+                    }
+                }
                 SyncMessage::Versions { envelopes } => {
                     self.take(now, from, envelopes);
                 }

@@ -3,7 +3,7 @@
 //! rounds, on new links and after changes) or only hands its state on, and the lookups that
 //! decide it. See [`KEEPERS_PER_RF`] for why holders that are not keepers leave records alone.
 
-use super::{OpId, Output, SyncCore, KEEPERS_PER_RF, MAX_LINK_WAIT_MS, RELAY_WAIT_MS};
+use super::{Output, SyncCore, KEEPERS_PER_RF, MAX_LINK_WAIT_MS, RELAY_WAIT_MS};
 use crate::core::{Core, Effect};
 use crate::observer::{Event, SyncNote};
 use crate::routing::{closest, Key};
@@ -81,15 +81,19 @@ impl SyncCore {
             .filter(|p| dial || self.view.contains(p))
             .copied()
             .collect();
-        self.ask(now, record, set);
+        self.reach(now, record, set, false);
     }
 
     /// Reconcile `record` with each of `set` (linked ones, and ones a relay route reaches, at
-    /// once; links asked for to the others, which reconcile it when they come up).
-    pub(super) fn ask(&mut self, now: Millis, record: &RecordId, set: Vec<PeerId>) {
+    /// once; links asked for to the others, which reconcile it when they come up); `read`: ask
+    /// them as a read does (always answered).
+    pub(super) fn reach(&mut self, now: Millis, record: &RecordId, set: Vec<PeerId>, read: bool) {
         for peer in set.into_iter().filter(|p| *p != self.me) {
             if self.relays.reaches(&peer, &self.view) {
-                self.replica.handle(now, ReplicaInput::Exchange { peer, records: vec![record.clone()] });
+                let records = vec![record.clone()];
+                let input =
+                    if read { ReplicaInput::Ask { peer, records } } else { ReplicaInput::Exchange { peer, records } };
+                self.replica.handle(now, input);
             } else {
                 self.out.push_back(Output::Want(peer));
             }
@@ -107,7 +111,7 @@ impl SyncCore {
                 self.placement.tended(record);
                 let set: Vec<PeerId> =
                     self.replica_set(record).into_iter().filter(|p| self.relays.reaches(p, &self.view)).collect();
-                self.ask(now, record, set);
+                self.reach(now, record, set, false);
             }
             Some(false) => self.hand_off(now, record),
             None => self.lookup(now, record),
@@ -142,14 +146,16 @@ impl SyncCore {
         // Reads of it ask the replicas just found and wait `read_wait_ms` from now, and
         // `MAX_LINK_WAIT_MS` more while links to some of them are being made.
         let at = now + self.cfg.read_wait_ms + self.link_wait(&set);
-        let waiting: Vec<(Millis, OpId)> = self.reads.iter().filter(|(_, r)| **r == record).map(|(k, _)| *k).collect();
-        for (old, op) in &waiting {
-            if let Some(r) = self.reads.remove(&(*old, *op)) {
-                self.reads.insert((at, *op), r);
-            }
+        let waiting = self.reads.of(&record);
+        for op in &waiting {
+            self.reads.set_due(*op, at);
         }
         if !waiting.is_empty() {
             self.ask_for_read(now, &record, set);
+            // Answers heard before the lookup may already make a quorum of the set found.
+            for op in waiting {
+                self.answer_if_ready(op);
+            }
         }
         // An empty answer (no links yet) places nothing: looking up again at once would loop.
         if !self.placement.found(&record).is_empty() && self.replica.record(&record).is_some() {
@@ -158,18 +164,26 @@ impl SyncCore {
     }
 
     /// A read asks `set` (the replicas), and the record's other keepers a lookup found (the
-    /// `KEEPERS_PER_RF * rf` nearest) that are linked, at the cost of a digest each: a keeper
-    /// that was a replica before the set moved holds what the replicas held then.
+    /// `KEEPERS_PER_RF * rf` nearest) that are linked or reached through relays: a keeper that
+    /// was a replica before the set moved holds what the replicas held then.
     pub(super) fn ask_for_read(&mut self, now: Millis, record: &RecordId, set: Vec<PeerId>) {
-        let keepers = self.placement.found(record).iter().take(KEEPERS_PER_RF * self.rf);
-        let linked: Vec<PeerId> = keepers.filter(|p| self.view.contains(p) && !set.contains(p)).copied().collect();
-        self.ask(now, record, set);
-        self.ask(now, record, linked);
+        let others: Vec<PeerId> =
+            self.keepers(record).filter(|p| !set.contains(p) && self.relays.reaches(p, &self.view)).copied().collect();
+        self.reach(now, record, set, true);
+        self.reach(now, record, others, true);
+    }
+
+    /// The record's keepers a lookup found: the `KEEPERS_PER_RF * rf` nearest its key.
+    pub(super) fn keepers(&self, record: &RecordId) -> impl Iterator<Item = &PeerId> {
+        self.placement.found(record).iter().take(KEEPERS_PER_RF * self.rf)
     }
 
     /// How much longer a read waits while links to some of `set` (not reached by relays) are
-    /// being made, or while its answers come along relays.
+    /// being made (or this node's first links), or while its answers come along relays.
     pub(super) fn link_wait(&self, set: &[PeerId]) -> Millis {
+        if !self.joined {
+            return MAX_LINK_WAIT_MS; // still joining: its first links are being made
+        }
         let mut others = set.iter().filter(|p| **p != self.me);
         if others.clone().any(|p| !self.relays.reaches(p, &self.view)) {
             MAX_LINK_WAIT_MS

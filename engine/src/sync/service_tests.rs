@@ -1,6 +1,6 @@
 //! The sync core as a node runs it: writes made while the replica set is unreachable wait, go out
 //! when a link comes up and leave the queue once acknowledged; two writers cut off from each other
-//! converge on one winner and both log the conflict; reads wait for linked replicas; a writer
+//! converge on one winner and both log the conflict; reads answer once a quorum of replicas did; a writer
 //! other than the owner needs a grant once; a restart from the stored tables keeps records and
 //! queue. Messages are carried by hand between cores (no actors, no timers but the cores').
 
@@ -179,27 +179,123 @@ fn two_writers_cut_off_from_each_other_converge_and_both_log_the_conflict() {
     assert!(matches!(a.events.pop(), Some(SyncEvent::Conflicts { op: 9, records }) if records == vec![va]));
 }
 
+/// A record of `identity(1)` whose owner is among the three of `identity(1..=4)` nearest its
+/// key: those three started (nearest first), and the fourth (the reader).
+fn three_replicas_and_a_reader() -> (Vec<Peer>, Peer, RecordId) {
+    let owner = identity(1).peer_id();
+    let ids: Vec<PeerId> = (1..=4).map(|i| identity(i).peer_id()).collect();
+    let farthest = |r: &RecordId| ids.iter().max_by_key(|p| Key::of_peer(p).distance(&record_key(r))).copied();
+    let rec = (0..).map(|i| RecordId::new(owner, format!("doc{i}"))).find(|r| farthest(r) != Some(owner)).unwrap();
+    let (mut peers, rec) = by_distance(4, |_| rec.clone());
+    let reader = peers.pop().unwrap();
+    (peers, reader, rec)
+}
+
 #[test]
-fn a_read_waits_for_linked_replicas_and_returns_what_they_hold() {
+fn a_read_answers_once_a_quorum_of_replicas_answered_and_waits_while_fewer_did() {
+    let (mut reps, mut r, rec) = three_replicas_and_a_reader();
+    let owner_at = reps.iter().position(|p| p.id == rec.owner).unwrap();
+    // The owner writes with both other replicas linked: they hold the write.
+    let (left, right) = reps.split_at_mut(1);
+    let (x, rest) = right.split_at_mut(1);
+    let (p0, p1, p2) = (&mut left[0], &mut x[0], &mut rest[0]);
+    link(0, p0, p1);
+    link(0, p0, p2);
+    link(0, p1, p2);
+    let owner: &mut Peer = [&mut *p0, &mut *p1, &mut *p2].into_iter().nth(owner_at).unwrap();
+    write(0, owner, &rec, "v1", None).unwrap();
+    owner.core.handle_timeout(300);
+    settle(300, &mut [&mut *p0, &mut *p1, &mut *p2]);
+    for p in [&*p0, &*p1, &*p2] {
+        assert_eq!(value(&view(p, &rec)), "v1");
+    }
+    // Linked to all three, the reader asks them once its lookup answers, and answers as soon as
+    // two have answered: no timer runs out first.
+    for p in [&mut *p0, &mut *p1, &mut *p2] {
+        link(1_000, p, &mut r);
+    }
+    settle(1_000, &mut [&mut *p0, &mut *p1, &mut *p2, &mut r]);
+    r.core.handle(1_000, Input::Read { op: 1, record: rec.clone() });
+    let found = vec![p0.id, p1.id, p2.id];
+    r.core.handle(1_000, Input::Found { target: record_key(&rec), peers: found, relays: Default::default() });
+    settle(1_000, &mut [&mut *p0, &mut *p1, &mut *p2, &mut r]);
+    assert!(
+        matches!(r.events.pop(), Some(SyncEvent::Read { op: 1, view, replicas }) if value(&view) == "v1" && replicas >= 2),
+        "answered at once by a quorum"
+    );
+    // With two of the replicas cut off, one answer is not enough: the read waits
+    // `read_wait_ms` and `MAX_LINK_WAIT_MS` (links to the others are asked for), looks its
+    // replicas up once more and asks again, and then answers with what it has.
+    cut(2_000, p1, &mut r);
+    cut(2_000, p2, &mut r);
+    drain(&mut r);
+    let (a, b) = (r.core.replica().record(&rec).unwrap().ids(), p0.core.replica().record(&rec).unwrap().ids());
+    assert_eq!(a, b);
+    r.core.handle(2_000, Input::Read { op: 2, record: rec.clone() });
+    // (Links to replicas lost: their records are looked up again.)
+    let found = vec![p0.id, p1.id, p2.id];
+    r.core.handle(2_000, Input::Found { target: record_key(&rec), peers: found, relays: Default::default() });
+    settle(2_000, &mut [&mut *p0, &mut r]);
+    assert!(r.events.is_empty(), "answered with one replica of three heard: {:?}", r.events);
+    assert_eq!(r.core.next_timeout(), Some(2_000 + 1_000 + crate::sync::service::MAX_LINK_WAIT_MS));
+    r.core.handle_timeout(6_000);
+    let lookups = std::iter::from_fn(|| r.core.poll_output()).filter(|o| matches!(o, Output::Lookup(_))).count();
+    assert_eq!((lookups, r.events.len()), (1, 0), "the read looks its replicas up again");
+    let found = vec![p0.id, p1.id, p2.id];
+    r.core.handle(6_100, Input::Found { target: record_key(&rec), peers: found, relays: Default::default() });
+    settle(6_100, &mut [&mut *p0, &mut r]);
+    assert_eq!(r.core.next_timeout(), Some(6_100 + 1_000 + crate::sync::service::MAX_LINK_WAIT_MS));
+    r.core.handle_timeout(10_100);
+    drain(&mut r);
+    assert!(matches!(r.events.pop(), Some(SyncEvent::Read { op: 2, view, replicas: 1 }) if value(&view) == "v1"));
+}
+
+#[test]
+fn a_node_still_joining_waits_for_its_first_links_and_one_offline_answers_at_once() {
     let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
     let rec = RecordId::new(a.id, "doc");
     write(0, &mut a, &rec, "held by a", None).unwrap();
-    // b does not hold the record; with no replica linked it answers at once with nothing.
+    // b has had no link yet: its read waits (the lookup answers empty: no links).
     b.core.handle(0, Input::Read { op: 1, record: rec.clone() });
+    b.core.handle(0, Input::Found { target: record_key(&rec), peers: vec![], relays: Default::default() });
     drain(&mut b);
-    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 1, view }) if view.winner.is_none()));
-    // Linked (and the link-up exchange lost), a read looks the replicas up, asks them once the
-    // lookup answers, and answers `read_wait_ms` after that.
-    a.links.set(b.id, true);
-    b.links.set(a.id, true);
-    b.core.handle(100, Input::Read { op: 2, record: rec.clone() });
-    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id], relays: Default::default() });
-    settle(100, &mut [&mut a, &mut b]);
-    assert!(b.events.is_empty(), "answered before the wait");
-    assert_eq!(b.core.next_timeout(), Some(1_100));
-    b.core.handle_timeout(1_100);
+    assert!(b.events.is_empty(), "a joining node answered before it had links");
+    // Its first link comes up: the read looks the replicas up again, asks, and answers.
+    link(500, &mut a, &mut b);
+    let lookups = std::iter::from_fn(|| b.core.poll_output()).filter(|o| matches!(o, Output::Lookup(_))).count();
+    assert_eq!(lookups, 1, "the read's replicas are looked up once links exist");
+    b.core.handle(600, Input::Found { target: record_key(&rec), peers: vec![a.id], relays: Default::default() });
+    settle(600, &mut [&mut a, &mut b]);
+    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 1, view, .. }) if value(&view) == "held by a"));
+    // Every link lost: b is offline and answers from its store at once.
+    cut(700, &mut a, &mut b);
+    b.core.handle(800, Input::Read { op: 2, record: rec.clone() });
     drain(&mut b);
-    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 2, view }) if value(&view) == "held by a"));
+    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 2, view, .. }) if value(&view) == "held by a"));
+}
+
+#[test]
+fn a_replica_answers_a_read_even_when_it_holds_the_same() {
+    let (mut a, mut b) = (start(identity(1), None), start(identity(2), None));
+    let rec = RecordId::new(a.id, "doc");
+    let other = RecordId::new(a.id, "never written");
+    write(0, &mut a, &rec, "v1", None).unwrap();
+    link(10, &mut a, &mut b);
+    settle(10, &mut [&mut a, &mut b]);
+    a.core.handle_timeout(300);
+    settle(300, &mut [&mut a, &mut b]);
+    assert_eq!(value(&view(&b, &rec)), "v1");
+    // Same state, and a record neither holds: a digest would get no reply, a question does.
+    let ids = b.core.replica().record(&rec).unwrap().ids();
+    let ask = SyncMessage::Ask { records: vec![(rec.clone(), ids), (other.clone(), vec![])] };
+    a.core.handle(400, Input::Frame { from: b.id, msg: ask });
+    let sent = drain(&mut a);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        matches!(&sent[0].2, SyncMessage::Answer { records, envelopes }
+            if records.iter().map(|(r, _)| r).eq([&rec, &other]) && records[0].1 != records[1].1 && envelopes.is_empty()),
+        "{sent:?}"
+    );
 }
 
 #[test]
@@ -244,15 +340,13 @@ fn a_read_with_no_replica_linked_asks_for_links_and_asks_them_when_they_come_up(
     }
     wanted.dedup();
     assert_eq!(wanted, vec![a.id], "a link to the replica is asked for");
-    // The link comes up at 400: the read waits `read_wait_ms` from then for a's answer.
+    // The link comes up at 400: the read asks a then, and answers once a has answered (a and
+    // b are the whole replica set, and b held nothing: a's answer is all there is to hear).
     link(400, &mut a, &mut b);
     settle(400, &mut [&mut a, &mut b]);
-    b.core.handle_timeout(1_100);
-    drain(&mut b);
-    assert!(b.events.is_empty(), "answered before a had `read_wait_ms` to answer");
-    b.core.handle_timeout(1_400);
-    drain(&mut b);
-    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 3, view }) if value(&view) == "held by a"));
+    assert!(
+        matches!(b.events.pop(), Some(SyncEvent::Read { op: 3, view, replicas: 1 }) if value(&view) == "held by a")
+    );
 }
 
 #[test]
@@ -300,11 +394,15 @@ fn a_holder_a_lookup_places_far_from_the_key_hands_its_state_on_once_and_does_no
     settle(10, &mut [owner, &mut far]);
     far.core.handle(20, Input::Read { op: 1, record: rec.clone() });
     let found: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
-    far.core.handle(30, Input::Found { target: record_key(&rec), peers: found, relays: Default::default() });
+    far.core.handle(30, Input::Found { target: record_key(&rec), peers: found.clone(), relays: Default::default() });
     settle(30, &mut [&mut peers[owner_at], &mut far]);
+    // One replica linked of three: the read looks them up once more, then answers.
     far.core.handle_timeout(30 + 1_000 + 3_000);
+    far.core.handle(4_100, Input::Found { target: record_key(&rec), peers: found, relays: Default::default() });
+    settle(4_100, &mut [&mut peers[owner_at], &mut far]);
+    far.core.handle_timeout(4_100 + 1_000 + 3_000);
     drain(&mut far);
-    assert!(matches!(far.events.pop(), Some(SyncEvent::Read { op: 1, view }) if value(&view) == "v1"));
+    assert!(matches!(far.events.pop(), Some(SyncEvent::Read { op: 1, view, .. }) if value(&view) == "v1"));
     // Its anti-entropy rounds leave the record alone: no digest of it goes out.
     for t in [40_000, 80_000, 120_000] {
         far.core.handle_timeout(t);
@@ -368,6 +466,8 @@ fn relayed(p: &mut Peer) -> Vec<(PeerId, PeerId, Vec<PeerId>, SyncMessage)> {
             let mut back: Vec<PeerId> = std::iter::once(first).chain(ahead).collect();
             back.reverse();
             out.push((p.id, to, back, m));
+        } else if let Output::Done(ev) = o {
+            p.events.push(ev);
         }
     }
     out
@@ -383,25 +483,40 @@ fn a_read_reaches_an_unlinked_replica_through_relays_and_relays_carry_no_writes(
     // a and b are linked to the relay only; b's lookup met a through it.
     a.links.set(relay, true);
     b.links.set(relay, true);
+    b.core.handle(50, Input::Link(LinkEvent::Up { peer: relay, outbound: true }));
     b.core.handle(100, Input::Read { op: 4, record: rec.clone() });
     drain(&mut b);
-    let relays = [(a.id, vec![relay])].into_iter().collect();
-    b.core.handle(100, Input::Found { target: record_key(&rec), peers: vec![a.id], relays });
-    let mut queue = relayed(&mut b);
-    assert!(!queue.is_empty(), "b asked a through the relay, without a link");
-    let mut hops = 0;
-    while let Some((from, to, back, msg)) = queue.pop() {
-        hops += 1;
-        assert!(hops < 20, "the exchange ends");
-        let p = if to == a.id { &mut a } else { &mut b };
-        p.core.handle(100, Input::Relayed { from, relays: back, msg });
-        queue.extend(relayed(p));
-    }
-    // Its replica reached only through a relay, the read waits `RELAY_WAIT_MS` longer.
-    assert_eq!(b.core.next_timeout(), Some(100 + 1_000 + crate::sync::service::RELAY_WAIT_MS));
-    b.core.handle_timeout(2_100);
+    // The lookup answers (at `now`) with a reached through the relay; b asks a along it.
+    let found = |now: Millis, a: &mut Peer, b: &mut Peer| {
+        let relays = [(a.id, vec![relay])].into_iter().collect();
+        b.core.handle(now, Input::Found { target: record_key(&rec), peers: vec![a.id], relays });
+        let mut queue = relayed(b);
+        assert!(!queue.is_empty(), "b asked a through the relay, without a link");
+        let mut hops = 0;
+        while let Some((from, to, back, msg)) = queue.pop() {
+            hops += 1;
+            assert!(hops < 20, "the exchange ends");
+            let p = if to == a.id { &mut *a } else { &mut *b };
+            p.core.handle(now, Input::Relayed { from, relays: back, msg });
+            queue.extend(relayed(p));
+        }
+    };
+    found(100, &mut a, &mut b);
+    // The replica's answer came back along the relays; the relay, linked to b, counts as one of
+    // the three nearest and holds nothing, so the read waits out its time (`RELAY_WAIT_MS`
+    // longer, its replica being reached through a relay), looks the replicas up and asks once
+    // more, and answers with a's versions.
+    assert!(b.events.is_empty());
+    let wait = 1_000 + crate::sync::service::RELAY_WAIT_MS;
+    assert_eq!(b.core.next_timeout(), Some(100 + wait));
+    b.core.handle_timeout(100 + wait);
+    found(2_200, &mut a, &mut b);
+    assert!(b.events.is_empty());
+    b.core.handle_timeout(2_200 + wait);
     drain(&mut b);
-    assert!(matches!(b.events.pop(), Some(SyncEvent::Read { op: 4, view }) if value(&view) == "held by a"));
+    assert!(
+        matches!(b.events.pop(), Some(SyncEvent::Read { op: 4, view, replicas: 1 }) if value(&view) == "held by a")
+    );
     // A write pushed through relays is refused, and never acknowledged.
     let pushed = a.core.replica().record(&rec).unwrap().versions().map(|v| v.envelope().clone()).collect();
     b.core

@@ -128,7 +128,7 @@ impl SyncRun {
             SyncEvent::Written { op, result } => {
                 truth.borrow_mut().on_written(op, result.map_err(|e| e.to_string()), clock.now())
             }
-            SyncEvent::Read { op, view } => truth.borrow_mut().on_read(op, view),
+            SyncEvent::Read { op, view, replicas } => truth.borrow_mut().on_read(op, view, replicas, clock.now()),
             SyncEvent::Conflicts { .. } => {}
         })
     }
@@ -253,8 +253,9 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
     let mut drain: Vec<f64> =
         returned.iter().filter_map(|w| Some((w.acked_ms? - w.returned_ms?) as f64 / 1000.0)).collect();
     drain.sort_by(f64::total_cmp);
-    // A losing version still queued on its writer, offline at the end and never acknowledged,
-    // has reached no one: no replica can log it yet (it is logged once its writer is back).
+    // A version still queued on its writer, offline at the end and never acknowledged, has
+    // reached no one: no replica can log it yet if it lost, nor log what it beat (both are
+    // logged once its writer is back).
     let logged = conflicts_logged(world, &kept);
     let stranded = |id: &VersionId| {
         let w = &t.versions[id];
@@ -263,8 +264,10 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
             && t.holders_of(id).all(|p| p == w.writer)
             && !logged.contains(id)
     };
-    let (stranded, truth): (BTreeSet<VersionId>, BTreeSet<VersionId>) =
-        t.conflict_losers().into_iter().partition(|id| stranded(id));
+    let unseen: BTreeSet<VersionId> = t.versions.keys().filter(|id| stranded(id)).copied().collect();
+    let truth: BTreeSet<VersionId> =
+        t.conflict_losers(|b| !unseen.contains(b)).into_iter().filter(|id| !unseen.contains(id)).collect();
+    let stranded: BTreeSet<VersionId> = t.conflict_losers(|_| true).difference(&truth).copied().collect();
     for id in truth.difference(&logged) {
         let w = &t.versions[id];
         let holders: Vec<String> = t.holders_of(id).map(|p| p.short()).collect();
@@ -280,6 +283,10 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
     m.convergence_max_s = conv.last().copied();
     m.reads_answered = Some(t.reads_answered);
     m.divergent_read_share = (t.reads_answered > 0).then(|| t.reads_divergent as f64 / t.reads_answered as f64);
+    let mut reads: Vec<f64> = t.read_latency_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
+    reads.sort_by(f64::total_cmp);
+    m.read_latency_p50_s = p(&reads, 50.0);
+    m.read_latency_p99_s = p(&reads, 99.0);
     m.conflicts_true = Some(truth.len());
     m.conflicts_logged = Some(logged.len());
     m.queued_writes_returned = Some(returned.len());
@@ -313,9 +320,10 @@ pub(super) fn sync_metrics(world: &World, samples: &[Sample], m: &mut Metrics, n
         t.missed_by_age,
     ));
     notes.push(format!(
-        "sync reads: {} answered ({} unanswered: reader went offline), {} divergent (where the writes they missed were at their start: {:?}), {} showed more than one version; conflicts: {} true, {} logged ({} logged but not true, {} true but not logged; {} more queued on writers offline at the end, not counted), {} versions evicted from windows; queued writes whose writer went offline and came back: {}, drained {}; {} unknown acknowledgements",
+        "sync reads: {} answered ({} unanswered: reader went offline; by replicas answered, the reader counted when it is one: {:?}), {} divergent (where the writes they missed were at their start: {:?}), {} showed more than one version; conflicts: {} true, {} logged ({} logged but not true, {} true but not logged; {} more not counted: queued on writers offline at the end, or beaten only by such a version), {} versions evicted from windows; queued writes whose writer went offline and came back: {}, drained {}; {} unknown acknowledgements",
         t.reads_answered,
         t.reads_unanswered(),
+        t.reads_by_replicas,
         t.reads_divergent,
         t.divergent_by_reach,
         t.reads_multi,
