@@ -9,6 +9,7 @@ use crate::routing::Key;
 use crate::types::PeerId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Hard limit of one frame, checked before decoding.
@@ -58,7 +59,7 @@ pub enum Message {
     /// Discovery: answer to a PEX request.
     PexResponse { peers: Vec<PeerId> },
     /// Gossip: a batch of rumours (own announcement and relays).
-    Gossip { rumors: Vec<Rumor> },
+    Gossip { rumors: Rumors },
     /// Health: liveness beacon, one per heartbeat interval per connection.
     Heartbeat { seq: u64 },
     /// The sender is closing this link on purpose (the last frame on it): not a failure, so
@@ -203,6 +204,37 @@ pub struct NodeInfo {
 pub struct Rumor {
     pub ttl: u8,
     pub envelope: Envelope,
+}
+
+/// The rumours of one gossip frame, behind one shared pointer: a frame decoded once can be handed
+/// to every receiver of a broadcast without copying it ([`crate::router::FrameMemo`]), and a
+/// message clone (encoding clones it) copies no rumour. On the wire, a list as a `Vec` is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rumors(Arc<[Rumor]>);
+
+impl std::ops::Deref for Rumors {
+    type Target = [Rumor];
+    fn deref(&self) -> &[Rumor] {
+        &self.0
+    }
+}
+
+impl From<Vec<Rumor>> for Rumors {
+    fn from(v: Vec<Rumor>) -> Self {
+        Rumors(v.into())
+    }
+}
+
+impl Serialize for Rumors {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rumors {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Rumor>::deserialize(d).map(Rumors::from)
+    }
 }
 
 /// What the origin of a rumour signs.
@@ -413,7 +445,7 @@ mod tests {
         prop_oneof![
             any::<u16>().prop_map(|max| Message::PexRequest { max }),
             prop::collection::vec(peer(), 0..MAX_PEX_PEERS).prop_map(|peers| Message::PexResponse { peers }),
-            prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
+            prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors: rumors.into() }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
             any::<u64>().prop_map(|seq| Message::Probe { seq }),
             Just(Message::Bye),
