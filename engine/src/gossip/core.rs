@@ -208,14 +208,15 @@ impl GossipCore {
         if !self.links.contains(&from) || !self.trust.allows_gossip(&from) {
             return;
         }
-        for r in rumors.iter() {
+        for (i, r) in rumors.iter().enumerate() {
             let origin = r.origin();
             let id = rumor_id(r);
             if origin == self.me || id.is_some_and(|id| self.seen.contains(&id)) {
                 self.duplicates += 1;
                 continue;
             }
-            let Ok(body) = r.body() else {
+            // Decoded once for every receiver of this frame (see `Rumors`).
+            let Ok(body) = rumors.body(i) else {
                 self.reject(from, origin, Rejection::Malformed);
                 continue;
             };
