@@ -20,6 +20,7 @@ use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Ed25519Verifier, Envelope, Identity};
 use swarm_engine::node::{Node, NodeParams};
 use swarm_engine::observer::{Event, Observer};
+use swarm_engine::router::FrameMemo;
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::sync::replica::Digest32;
 use swarm_engine::sync::{RecordId, SyncMessage, VectorClock, Version, VersionId};
@@ -105,6 +106,7 @@ fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
         peer_store: None,
         identity,
         verifier: Rc::new(Ed25519Verifier),
+        frame_memo: Some(Rc::new(FrameMemo::default())),
         config,
         seed: 7,
         bootstrap: Vec::new(),
@@ -304,7 +306,7 @@ fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         any::<u16>().prop_map(|max| Message::PexRequest { max }),
         prop::collection::vec(peer(), 0..64).prop_map(|peers| Message::PexResponse { peers }),
-        prop::collection::vec(rumor(), 0..4).prop_map(|rumors| Message::Gossip { rumors }),
+        prop::collection::vec(rumor(), 0..4).prop_map(|rumors| Message::Gossip { rumors: rumors.into() }),
         any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
         any::<u64>().prop_map(|seq| Message::Probe { seq }),
         Just(Message::Bye),

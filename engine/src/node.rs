@@ -16,7 +16,7 @@ use crate::recovery::store::ShardStore;
 use crate::recovery::{self, RecoveryActor, RecoveryCore};
 use crate::replication::{ContentActor, ContentCore, ContentFaults, ContentInput, ContentListener, ContentResult};
 use crate::reputation::{self, ReputationActor, ReputationCore, ReputationStore, StoredRecord, TrustView};
-use crate::router::{Dispatch, Inbox, Outbox};
+use crate::router::{Dispatch, FrameMemo, Inbox, Outbox};
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::Storage;
 use crate::sync::{self, store::SyncStore, RecordId, SyncActor, SyncCore};
@@ -70,6 +70,9 @@ pub struct NodeParams {
     pub identity: Rc<Identity>,
     /// How signatures are checked (the simulator shares a memoising verifier among its nodes).
     pub verifier: Rc<dyn Verifier>,
+    /// Gossip frames decoded once for all the nodes that receive the same buffer (the
+    /// simulator's nodes share one); `None` for real nodes.
+    pub frame_memo: Option<Rc<FrameMemo>>,
     pub config: NodeConfig,
     /// Seed of this node's RNG streams (the simulator derives it from the scenario seed).
     pub seed: u64,
@@ -383,7 +386,7 @@ impl Node {
             listener: p.recovery_listener,
         };
         let recovery = Shell::new(recovery_core, boxed(recovery_wiring), p.clock);
-        let inbox = Inbox::new(laddr, gate, dispatch, outbox, p.clock);
+        let inbox = Inbox::new(laddr, gate, dispatch, outbox, p.clock).with_memo(p.frame_memo);
         let node = Node {
             id,
             links: lctx.run(links),

@@ -22,8 +22,12 @@ use crate::time::Clock;
 use crate::topology::{self, TopologyActor};
 use crate::transport::{EventSink, Transport, TransportEvent};
 use crate::types::PeerId;
-use crate::wire::{self, Message};
+use crate::wire::{self, Message, WireError};
 use actix::Addr;
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 #[derive(Clone)]
@@ -173,6 +177,54 @@ impl Dispatch {
     }
 }
 
+/// Gossip frames kept by [`FrameMemo`], at most (guess: a broadcast's copies all arrive within a
+/// few hundred ms, while a 1,000-node swarm starts ~17 gossip rounds a second).
+pub const MAX_MEMO_FRAMES: usize = 256;
+
+/// Decoded gossip frames by the buffer they arrived in, for a transport that hands one buffer to
+/// many receivers (the simulator's: a broadcast is encoded once and its ~20 copies share the
+/// bytes). Decoding is a pure function of the bytes, and an entry holds its buffer, so no other
+/// buffer can take its address while it is kept: a buffer found here has these very bytes, and
+/// the receivers share one decode (and, [`wire::Rumors`] being shared, one copy of the rumours).
+/// Only gossip frames are kept; the oldest goes first past [`MAX_MEMO_FRAMES`]. Lookups only:
+/// nothing iterates the map.
+#[derive(Default)]
+pub struct FrameMemo {
+    frames: RefCell<FxHashMap<(usize, usize), (Bytes, Message)>>,
+    order: RefCell<VecDeque<(usize, usize)>>,
+}
+
+impl FrameMemo {
+    /// What [`wire::decode`] makes of `bytes`.
+    pub fn decode(&self, bytes: &Bytes) -> Result<Message, WireError> {
+        let key = (bytes.as_ptr() as usize, bytes.len());
+        if let Some((_, msg)) = self.frames.borrow().get(&key) {
+            return Ok(msg.clone());
+        }
+        let msg = wire::decode(bytes)?;
+        if matches!(msg, Message::Gossip { .. }) && !bytes.is_empty() {
+            let mut order = self.order.borrow_mut();
+            let mut frames = self.frames.borrow_mut();
+            if order.len() >= MAX_MEMO_FRAMES {
+                if let Some(old) = order.pop_front() {
+                    frames.remove(&old);
+                }
+            }
+            order.push_back(key);
+            frames.insert(key, (bytes.clone(), msg.clone()));
+        }
+        Ok(msg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.borrow().is_empty()
+    }
+}
+
 /// Inbound: transport events through the authentication gate to the actors that handle them.
 #[derive(Clone)]
 pub struct Inbox {
@@ -181,15 +233,28 @@ pub struct Inbox {
     dispatch: Dispatch,
     outbox: Outbox,
     clock: Clock,
+    /// Decodes shared with other nodes of this process (the simulator's); `None`: each frame
+    /// decoded here.
+    memo: Option<Rc<FrameMemo>>,
 }
 
 impl Inbox {
     pub fn new(links: Addr<LinksActor>, gate: Rc<Gate>, dispatch: Dispatch, outbox: Outbox, clock: Clock) -> Self {
-        Inbox { links, gate, dispatch, outbox, clock }
+        Inbox { links, gate, dispatch, outbox, clock, memo: None }
     }
 
-    fn frame(&self, from: PeerId, bytes: &[u8]) {
-        let msg = match wire::decode(bytes) {
+    /// Decode gossip frames through `memo`, shared with the other nodes that receive the same buffers.
+    pub fn with_memo(mut self, memo: Option<Rc<FrameMemo>>) -> Self {
+        self.memo = memo;
+        self
+    }
+
+    fn frame(&self, from: PeerId, bytes: &Bytes) {
+        let decoded = match &self.memo {
+            Some(memo) => memo.decode(bytes),
+            None => wire::decode(bytes),
+        };
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
                 self.outbox.apply(Effect::Event(Event::BadFrame { from, error: e.to_string() }));
@@ -227,5 +292,65 @@ impl EventSink for Inbox {
             TransportEvent::DialFailed { peer } => links::Input::TransportDialFailed { peer },
         };
         self.links.do_send(In(input));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::wire::{Rumor, RumorBody};
+
+    fn gossip_frame(seq: u64) -> Bytes {
+        let id = Identity::from_secret(&[7; 32]);
+        let body = RumorBody { seq, peers: vec![PeerId([seq as u8; 32])] };
+        let rumor = Rumor::seal(&id, &body, 3, 1_000 + seq).expect("small body");
+        wire::encode(&Message::Gossip { rumors: vec![rumor.clone(), rumor].into() }).expect("small frame")
+    }
+
+    fn rumors_of(msg: &Message) -> &[Rumor] {
+        match msg {
+            Message::Gossip { rumors } => rumors,
+            other => panic!("not gossip: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn copies_of_one_buffer_share_one_decode() {
+        let memo = FrameMemo::default();
+        let frame = gossip_frame(1);
+        let first = memo.decode(&frame).expect("decodes");
+        assert_eq!(first, wire::decode(&frame).expect("decodes"));
+        let again = memo.decode(&frame.clone()).expect("decodes");
+        assert_eq!(again, first);
+        assert_eq!(rumors_of(&again).as_ptr(), rumors_of(&first).as_ptr(), "the rumours are shared");
+        assert_eq!(memo.len(), 1);
+        // The same bytes in another buffer are decoded on their own, to the same message.
+        let copy = Bytes::copy_from_slice(&frame);
+        let other = memo.decode(&copy).expect("decodes");
+        assert_eq!(other, first);
+        assert_ne!(rumors_of(&other).as_ptr(), rumors_of(&first).as_ptr());
+        assert_eq!(memo.len(), 2);
+    }
+
+    #[test]
+    fn keeps_gossip_only_and_within_its_bound() {
+        let memo = FrameMemo::default();
+        let beat = wire::encode(&Message::Heartbeat { seq: 3 }).expect("small frame");
+        assert_eq!(memo.decode(&beat), wire::decode(&beat));
+        let garbage = Bytes::from_static(&[0xc1, 0x00, 0x13]);
+        assert_eq!(memo.decode(&garbage), wire::decode(&garbage));
+        assert!(memo.decode(&garbage).is_err());
+        assert!(memo.is_empty());
+        let frames: Vec<Bytes> = (0..MAX_MEMO_FRAMES as u64 + 10).map(gossip_frame).collect();
+        for f in &frames {
+            assert_eq!(memo.decode(f), wire::decode(f));
+        }
+        assert_eq!(memo.len(), MAX_MEMO_FRAMES);
+        // The oldest went first; the newest are still shared.
+        let last = frames.last().expect("frames");
+        let (a, b) = (memo.decode(last).expect("decodes"), memo.decode(last).expect("decodes"));
+        assert_eq!(rumors_of(&a).as_ptr(), rumors_of(&b).as_ptr());
+        assert_eq!(memo.len(), MAX_MEMO_FRAMES);
     }
 }

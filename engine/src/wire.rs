@@ -9,6 +9,7 @@ use crate::routing::Key;
 use crate::types::PeerId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Hard limit of one frame, checked before decoding.
@@ -58,7 +59,7 @@ pub enum Message {
     /// Discovery: answer to a PEX request.
     PexResponse { peers: Vec<PeerId> },
     /// Gossip: a batch of rumours (own announcement and relays).
-    Gossip { rumors: Vec<Rumor> },
+    Gossip { rumors: Rumors },
     /// Health: liveness beacon, one per heartbeat interval per connection.
     Heartbeat { seq: u64 },
     /// The sender is closing this link on purpose (the last frame on it): not a failure, so
@@ -203,6 +204,66 @@ pub struct NodeInfo {
 pub struct Rumor {
     pub ttl: u8,
     pub envelope: Envelope,
+}
+
+/// The rumours of one gossip frame, behind one shared pointer: a frame decoded once can be handed
+/// to every receiver of a broadcast without copying it ([`crate::router::FrameMemo`]), and a
+/// message clone (encoding clones it) copies no rumour. Their signed bodies are decoded once for
+/// all the holders too ([`Rumors::body`]): nothing can change a rumour behind the shared pointer,
+/// so a decode made by one holder is the one every other would make. On the wire, a list as a
+/// `Vec` is.
+#[derive(Clone, Debug)]
+pub struct Rumors {
+    rumors: Arc<[Rumor]>,
+    bodies: Arc<[OnceLock<Result<RumorBody, WireError>>]>,
+}
+
+impl Rumors {
+    /// What `self[i].body()` gives, decoded at the first asking by any holder. Panics if `i` is
+    /// out of range, as `self[i]` does.
+    pub fn body(&self, i: usize) -> Result<&RumorBody, &WireError> {
+        self.bodies[i].get_or_init(|| self.rumors[i].body()).as_ref()
+    }
+}
+
+impl PartialEq for Rumors {
+    fn eq(&self, other: &Self) -> bool {
+        self.rumors == other.rumors
+    }
+}
+
+impl Eq for Rumors {}
+
+impl Default for Rumors {
+    fn default() -> Self {
+        Vec::new().into()
+    }
+}
+
+impl std::ops::Deref for Rumors {
+    type Target = [Rumor];
+    fn deref(&self) -> &[Rumor] {
+        &self.rumors
+    }
+}
+
+impl From<Vec<Rumor>> for Rumors {
+    fn from(v: Vec<Rumor>) -> Self {
+        let bodies = v.iter().map(|_| OnceLock::new()).collect();
+        Rumors { rumors: v.into(), bodies }
+    }
+}
+
+impl Serialize for Rumors {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.rumors.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rumors {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Rumor>::deserialize(d).map(Rumors::from)
+    }
 }
 
 /// What the origin of a rumour signs.
@@ -419,7 +480,7 @@ mod tests {
         prop_oneof![
             any::<u16>().prop_map(|max| Message::PexRequest { max }),
             prop::collection::vec(peer(), 0..MAX_PEX_PEERS).prop_map(|peers| Message::PexResponse { peers }),
-            prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors }),
+            prop::collection::vec(rumor(), 0..8).prop_map(|rumors| Message::Gossip { rumors: rumors.into() }),
             any::<u64>().prop_map(|seq| Message::Heartbeat { seq }),
             any::<u64>().prop_map(|seq| Message::Probe { seq }),
             Just(Message::Bye),
@@ -536,6 +597,25 @@ mod tests {
         assert_eq!(r.origin(), id.peer_id());
         let over = Rumor::seal(&id, &RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS + 1] }, 3, 0);
         assert!(matches!(over.unwrap().body(), Err(WireError::Limit { what: "rumor", .. })));
+    }
+
+    #[test]
+    fn shared_rumours_decode_each_body_once_for_all_holders() {
+        let id = Identity::from_secret(&[3; 32]);
+        let body = RumorBody { seq: 4, peers: vec![PeerId([5; 32])] };
+        let good = Rumor::seal(&id, &body, 3, 1_000).unwrap();
+        let mut bad = good.clone();
+        bad.envelope.data = vec![0xc1];
+        let rumors = Rumors::from(vec![good.clone(), bad.clone()]);
+        let holder = rumors.clone();
+        assert_eq!(rumors.body(0), good.body().as_ref());
+        assert_eq!(rumors.body(1), bad.body().as_ref());
+        assert!(rumors.body(1).is_err());
+        // The other holder gets the very decode the first made.
+        assert!(std::ptr::eq(holder.body(0).unwrap(), rumors.body(0).unwrap()));
+        // Bodies decoded or not, the rumours are what they compare and encode as.
+        assert_eq!(holder, Rumors::from(vec![good.clone(), bad.clone()]));
+        assert_eq!(rmp_serde::to_vec(&holder).unwrap(), rmp_serde::to_vec(&vec![good, bad]).unwrap());
     }
 
     #[test]

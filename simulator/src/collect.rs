@@ -375,18 +375,10 @@ impl Collector {
             keys.partition_point(|(x, _)| x.0 < lo)..keys.partition_point(|(x, _)| x.0 <= hi)
         };
         let (mut share_sum, mut none) = (0.0, 0usize);
-        for (k, p) in &keys {
+        for (i, (k, p)) in keys.iter().enumerate() {
             // The longest shared prefix whose run still holds `m` others: every key outside it
             // is farther than every key inside, so the `m` nearest are in it.
-            let (mut shallow, mut deep) = (0usize, 256usize);
-            while shallow < deep {
-                let mid = (shallow + deep).div_ceil(2);
-                if block(k, mid).len() > m {
-                    shallow = mid;
-                } else {
-                    deep = mid - 1;
-                }
-            }
+            let shallow = mth_longest_prefix(&keys, i, m);
             let mut near: Vec<&(Key, PeerId)> = keys[block(k, shallow)].iter().filter(|(_, q)| q != p).collect();
             near.sort_unstable_by_key(|(x, _)| k.distance(x));
             let open = s.links.open.get(p);
@@ -637,6 +629,93 @@ impl Observer for Collector {
                         p.1 += 1;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Leading bits `a` and `b` share.
+fn shared_bits(a: &Key, b: &Key) -> usize {
+    for (i, (x, y)) in a.0.iter().zip(&b.0).enumerate() {
+        if x != y {
+            return i * 8 + (x ^ y).leading_zeros() as usize;
+        }
+    }
+    256
+}
+
+/// The longest prefix (in bits) of `keys[i]` whose run of the sorted `keys` holds `m` others
+/// (`m` < `keys.len()`). Along a sorted list the prefix shared with `keys[i]` never grows moving
+/// away from `i`, so the `m` others sharing most are the first `m` met walking outwards, always
+/// on the side that shares more; the last one met shares exactly that prefix.
+fn mth_longest_prefix(keys: &[(Key, PeerId)], i: usize, m: usize) -> usize {
+    let k = &keys[i].0;
+    let (mut lo, mut hi) = (i, i + 1);
+    let mut shared = 256;
+    for _ in 0..m {
+        let left = lo.checked_sub(1).map(|j| shared_bits(k, &keys[j].0));
+        let right = keys.get(hi).map(|(x, _)| shared_bits(k, x));
+        shared = match (left, right) {
+            (Some(l), Some(r)) if l >= r => {
+                lo -= 1;
+                l
+            }
+            (_, Some(r)) => {
+                hi += 1;
+                r
+            }
+            (Some(l), None) => {
+                lo -= 1;
+                l
+            }
+            (None, None) => break,
+        };
+    }
+    shared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn bit(k: &Key, b: usize) -> bool {
+        k.0[b / 8] & (0x80 >> (b % 8)) != 0
+    }
+
+    /// The same by definition: the largest `d` such that `m` other keys agree with `keys[i]` on
+    /// their first `d` bits, bit by bit.
+    fn by_definition(keys: &[(Key, PeerId)], i: usize, m: usize) -> usize {
+        let k = &keys[i].0;
+        (0..=256)
+            .rev()
+            .find(|&d| {
+                keys.iter().enumerate().filter(|(j, (x, _))| *j != i && (0..d).all(|b| bit(x, b) == bit(k, b))).count()
+                    >= m
+            })
+            .expect("d = 0 holds with m < keys.len()")
+    }
+
+    #[test]
+    fn walking_outwards_finds_the_prefix_of_the_mth_nearest() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // Random keys, and clusters sharing long prefixes (a few differing bits at the end).
+        let mut keys: Vec<(Key, PeerId)> = Vec::new();
+        for c in 0..12u8 {
+            let base: [u8; 32] = rng.gen();
+            for _ in 0..rng.gen_range(1..8) {
+                let mut k = base;
+                let byte = if c % 2 == 0 { rng.gen_range(0..32) } else { 31 };
+                k[byte] ^= rng.gen::<u8>() >> rng.gen_range(0..8);
+                keys.push((Key(k), PeerId(k)));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        for m in [1, 2, 5, 8, keys.len() - 1] {
+            for i in 0..keys.len() {
+                assert_eq!(mth_longest_prefix(&keys, i, m), by_definition(&keys, i, m), "key {i}, m {m}");
             }
         }
     }

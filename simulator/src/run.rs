@@ -17,6 +17,7 @@ use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::links::Purpose;
 use swarm_engine::node::{Node, NodeParams};
 use swarm_engine::replication::ContentFaults;
+use swarm_engine::router::FrameMemo;
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::time::Clock;
 use swarm_engine::PeerId;
@@ -108,6 +109,8 @@ struct World {
     ident_rng: ChaCha8Rng,
     /// One signature verifier for the whole run: a rumour many nodes receive is verified once.
     verifier: Rc<MemoVerifier>,
+    /// One decode of each gossip frame for all its receivers (a broadcast's copies share a buffer).
+    frame_memo: Rc<FrameMemo>,
     boot_rng: ChaCha8Rng,
     /// Answers to nodes that ask the rendezvous point again (their own stream: a run where no
     /// node is ever isolated draws nothing from it).
@@ -259,6 +262,7 @@ impl World {
             reputation_store: None,
             identity,
             verifier: self.verifier.clone(),
+            frame_memo: Some(self.frame_memo.clone()),
             config,
             seed,
             bootstrap,
@@ -396,6 +400,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         verifier: Rc::new(
             MemoVerifier::with_lookahead(VERIFIER_MEMO).unwrap_or_else(|_| MemoVerifier::new(VERIFIER_MEMO)),
         ),
+        frame_memo: Rc::default(),
         boot_rng: stream(sc.seed, STREAM_BOOTSTRAP),
         rediscover_rng: stream(sc.seed, STREAM_REDISCOVER),
         rediscoveries: 0,

@@ -170,6 +170,7 @@ pub fn run(a: NodeArgs) -> Result<()> {
         let params = NodeParams {
             identity: id.clone(),
             verifier: Rc::new(Ed25519Verifier),
+            frame_memo: None,
             config,
             seed,
             bootstrap,

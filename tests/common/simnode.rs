@@ -39,6 +39,7 @@ pub fn params(net: &SimNet, clock: Clock, slot: u32, id: Rc<Identity>, bootstrap
     NodeParams {
         identity: id,
         verifier: Rc::new(Ed25519Verifier),
+        frame_memo: None,
         config: NodeConfig::default(),
         seed: u64::from(slot),
         bootstrap,

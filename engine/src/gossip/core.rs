@@ -19,7 +19,7 @@ use crate::observer::{Event, Offence};
 use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
-use crate::wire::{Message, Rumor, RumorBody, MAX_RUMORS, MAX_RUMOR_PEERS};
+use crate::wire::{Message, Rumor, RumorBody, Rumors, MAX_RUMORS, MAX_RUMOR_PEERS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashSet;
@@ -36,7 +36,7 @@ pub enum Input {
     Link(LinkEvent),
     Frame {
         from: PeerId,
-        rumors: Vec<Rumor>,
+        rumors: Rumors,
     },
     /// Discovery's answer to our request for the peers to announce.
     TopPeers(Vec<PeerId>),
@@ -204,18 +204,19 @@ impl GossipCore {
         self
     }
 
-    fn on_frame(&mut self, now: Millis, from: PeerId, rumors: Vec<Rumor>) {
+    fn on_frame(&mut self, now: Millis, from: PeerId, rumors: Rumors) {
         if !self.links.contains(&from) || !self.trust.allows_gossip(&from) {
             return;
         }
-        for mut r in rumors {
+        for (i, r) in rumors.iter().enumerate() {
             let origin = r.origin();
-            let id = rumor_id(&r);
+            let id = rumor_id(r);
             if origin == self.me || id.is_some_and(|id| self.seen.contains(&id)) {
                 self.duplicates += 1;
                 continue;
             }
-            let Ok(body) = r.body() else {
+            // Decoded once for every receiver of this frame (see `Rumors`).
+            let Ok(body) = rumors.body(i) else {
                 self.reject(from, origin, Rejection::Malformed);
                 continue;
             };
@@ -239,8 +240,7 @@ impl GossipCore {
             // A peer cannot make a rumour travel further than our own policy allows.
             let ttl = r.ttl.min(self.cfg.ttl);
             if ttl > 1 {
-                r.ttl = ttl - 1;
-                self.queue_relay(r);
+                self.queue_relay(r, ttl - 1);
             }
         }
     }
@@ -251,20 +251,22 @@ impl GossipCore {
         self.out.push_back(Output::Effect(Effect::Report { peer: from, offence: Offence::InvalidEnvelope(reason) }));
     }
 
-    /// Keep the freshest rumours (highest TTL, then earliest queued) within the relay bound.
-    fn queue_relay(&mut self, r: Rumor) {
+    /// Keep the freshest rumours (highest TTL, then earliest queued) within the relay bound. `r`
+    /// is shared with the frame's other receivers: copied, with `ttl`, only if it is kept.
+    fn queue_relay(&mut self, r: &Rumor, ttl: u8) {
         let cap = self.relay_cap();
         if cap == 0 {
             return;
         }
+        let copy = || Rumor { ttl, envelope: r.envelope.clone() };
         if self.relay.len() < cap {
-            self.relay.push(r);
+            self.relay.push(copy());
             return;
         }
         // Replace the stalest (lowest TTL; the latest queued among equals) if the new one is fresher.
         if let Some((i, worst)) = self.relay.iter().enumerate().rev().min_by_key(|(_, x)| x.ttl) {
-            if worst.ttl < r.ttl {
-                self.relay[i] = r;
+            if worst.ttl < ttl {
+                self.relay[i] = copy();
             }
         }
     }
@@ -307,7 +309,7 @@ impl GossipCore {
         }
         let mut to: Vec<PeerId> = self.links.peers();
         to.retain(|p| self.trust.allows_gossip(p));
-        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }));
+        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors: rumors.into() } }));
     }
 }
 

@@ -88,7 +88,7 @@ fn round(c: &mut GossipCore, now: u64) -> Option<(Vec<PeerId>, Vec<Rumor>)> {
     }
     c.handle(now, Input::TopPeers(vec![pid(50), pid(51)]));
     drain(c).into_iter().find_map(|o| match o {
-        Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }) => Some((to, rumors)),
+        Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }) => Some((to, rumors.to_vec())),
         _ => None,
     })
 }
@@ -112,8 +112,8 @@ fn duplicate_rumour_is_delivered_once() {
     let mut c = core(GossipConfig::default());
     connect(&mut c, &[1, 2]);
     drain(&mut c);
-    c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(9, 1, 3)] });
-    c.handle(0, Input::Frame { from: pid(2), rumors: vec![rumor(9, 1, 3)] });
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(9, 1, 3)].into() });
+    c.handle(0, Input::Frame { from: pid(2), rumors: vec![rumor(9, 1, 3)].into() });
     let out = drain(&mut c);
     let received =
         out.iter().filter(|o| matches!(o, Output::Effect(Effect::Event(Event::RumorReceived { .. })))).count();
@@ -132,7 +132,7 @@ fn duplicate_rumour_is_delivered_once() {
 fn relays_decrement_ttl_and_stop_at_one() {
     let mut c = core(GossipConfig::default());
     connect(&mut c, &[1, 2]);
-    c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3), rumor(9, 1, 1)] });
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3), rumor(9, 1, 1)].into() });
     let (to, rumors) = round(&mut c, 0).expect("a round with connections broadcasts");
     assert_eq!(to, vec![pid(1), pid(2)]);
     assert_eq!(rumors[0].origin(), origin(0), "own rumour first");
@@ -151,7 +151,7 @@ fn relays_decrement_ttl_and_stop_at_one() {
 fn no_round_without_connections_and_frames_from_strangers_ignored() {
     let mut c = core(GossipConfig::default());
     assert!(round(&mut c, 0).is_none());
-    c.handle(0, Input::Frame { from: pid(3), rumors: vec![rumor(9, 1, 3)] });
+    c.handle(0, Input::Frame { from: pid(3), rumors: vec![rumor(9, 1, 3)].into() });
     assert!(drain(&mut c).is_empty());
 }
 
@@ -173,7 +173,7 @@ fn forged_tampered_and_stale_rumours_are_rejected_and_reported() {
     unsigned.envelope.signature.clear();
     let stale = rumor_at(9, 4, 3, 0);
     let future = rumor_at(9, 5, 3, 10 * 60_000);
-    c.handle(T, Input::Frame { from: pid(1), rumors: vec![tampered, forged, unsigned, stale, future] });
+    c.handle(T, Input::Frame { from: pid(1), rumors: vec![tampered, forged, unsigned, stale, future].into() });
     let out = drain(&mut c);
     let reasons: Vec<Rejection> = events(&out)
         .into_iter()
@@ -193,7 +193,7 @@ fn forged_tampered_and_stale_rumours_are_rejected_and_reported() {
     assert!(!events(&out).iter().any(|e| matches!(e, Event::RumorReceived { .. })), "nothing believed");
     assert_eq!(c.rejected(), 5);
     // A forgery does not pre-empt the real rumour with the same id.
-    c.handle(T, Input::Frame { from: pid(2), rumors: vec![rumor_at(9, 1, 3, T)] });
+    c.handle(T, Input::Frame { from: pid(2), rumors: vec![rumor_at(9, 1, 3, T)].into() });
     let ev = events(&drain(&mut c));
     assert!(ev.contains(&Event::RumorReceived { origin: origin(9), seq: 1, from: pid(2) }), "{ev:?}");
 }
@@ -206,13 +206,13 @@ fn copies_are_taken_once_and_a_restarted_origin_is_heard_again() {
     connect(&mut c, &[1, 2]);
     drain(&mut c);
     let first = rumor_at(9, 1, 3, 1_000);
-    c.handle(1_000, Input::Frame { from: pid(1), rumors: vec![first.clone()] });
-    c.handle(1_000, Input::Frame { from: pid(2), rumors: vec![first] });
+    c.handle(1_000, Input::Frame { from: pid(1), rumors: vec![first.clone()].into() });
+    c.handle(1_000, Input::Frame { from: pid(2), rumors: vec![first].into() });
     let received = |out: &[Output]| events(out).iter().filter(|e| matches!(e, Event::RumorReceived { .. })).count();
     assert_eq!(received(&drain(&mut c)), 1, "the second copy is a duplicate");
     assert_eq!(c.duplicates(), 1);
     // Same origin and sequence number, signed anew a little later.
-    c.handle(2_000, Input::Frame { from: pid(2), rumors: vec![rumor_at(9, 1, 3, 2_000)] });
+    c.handle(2_000, Input::Frame { from: pid(2), rumors: vec![rumor_at(9, 1, 3, 2_000)].into() });
     assert_eq!(received(&drain(&mut c)), 1, "a new signature is a new rumour");
 }
 
@@ -220,7 +220,7 @@ fn copies_are_taken_once_and_a_restarted_origin_is_heard_again() {
 fn a_faulty_node_sends_only_broken_signatures() {
     let mut bad = core_with(GossipConfig::default(), Faults { corrupt_signatures: true });
     connect(&mut bad, &[1]);
-    bad.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3)] });
+    bad.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3)].into() });
     let (_, rumors) = round(&mut bad, 0).unwrap();
     assert_eq!(rumors.len(), 2);
     assert!(rumors.iter().all(|r| r.envelope.verify() == Err(Rejection::BadSignature)));
@@ -245,7 +245,7 @@ proptest! {
             let rumors: Vec<Rumor> = rs.into_iter().map(|(o, s, t)| rumor_at(o, s, t, now)).collect();
             let stamp: std::collections::BTreeMap<(PeerId, u64), u64> =
                 rumors.iter().map(|r| ((r.origin(), r.body().unwrap().seq), r.envelope.timestamp_ms)).collect();
-            c.handle(now, Input::Frame { from: pid(from), rumors: rumors.clone() });
+            c.handle(now, Input::Frame { from: pid(from), rumors: rumors.clone().into() });
             c.check_invariants();
             for o in drain(&mut c) {
                 if let Output::Effect(Effect::Event(Event::RumorReceived { origin, seq, .. })) = o {
