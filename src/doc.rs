@@ -26,7 +26,7 @@ pub enum DocCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Print the record KEY: its value and its conflicts (merged with linked replicas').
+    /// Print the record KEY: its value and its conflicts (merged with what a quorum of its replicas hold).
     Get {
         key: String,
         /// The record's owner (user id or peer id); this node's own record by default.

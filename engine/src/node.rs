@@ -530,7 +530,7 @@ impl Node {
         self.sync.do_send(In(sync::Input::Write { op, record, value, grant }));
     }
 
-    /// Read `record` as this node and its linked replicas hold it.
+    /// Read `record` as this node and a quorum of its replicas hold it.
     pub fn doc_read(&self, op: u64, record: RecordId) {
         self.sync.do_send(In(sync::Input::Read { op, record }));
     }

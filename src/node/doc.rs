@@ -1,6 +1,6 @@
 //! Mutable records through the control API: `POST /doc/set` (write a record: this node's own, or
 //! another owner's under the owner's grant), `GET /doc/get?key=K&owner=O` (the winning value and
-//! the conflict log, merged with what linked replicas hold), `GET /doc/conflicts` (every held
+//! the conflict log, merged with what a quorum of its replicas hold), `GET /doc/conflicts` (every held
 //! record with conflicts) and `POST /doc/grant` (sign a grant letting a writer write this node's
 //! records). The JSON shapes are shared with the CLI; answers come from the sync actor by op id.
 
@@ -196,7 +196,7 @@ impl Host {
         self.node.doc_read(op, RecordId::new(owner, key.clone()));
         match rx.await.map_err(|_| gone())? {
             SyncEvent::Read { view, .. } if view.winner.is_none() => Err(ApiError::not_found(format!(
-                "no record `{key}` of {owner} here or on its linked replicas",
+                "no record `{key}` of {owner} here or on the replicas that answered",
                 owner = user_id(&owner)
             ))),
             SyncEvent::Read { view, .. } => Ok(doc(&view)),
