@@ -324,20 +324,20 @@ impl SyncCore {
 
     fn answer_reads(&mut self, now: Millis) {
         while let Some(op) = self.reads.first_due(now) {
-            if !self.retry(now, op) {
-                self.answer(op);
+            let (heard, need) = self.heard_replicas(op);
+            if heard >= need || !self.retry(now, op) {
+                self.answer(op, heard);
             }
         }
     }
 
     /// A read whose time ran out before a quorum answered looks its replicas up once more and
-    /// asks again (the lookup's answer sets its new deadline); true if it does. Why: at 1,000
+    /// asks again (the lookup's answer sets its new deadline); true if it does (once a read). Why: at 1,000
     /// nodes most reads left that missed a write had asked all their replicas through one
     /// relay that went offline as the questions reached it (its links still up on the other
     /// side), and no answer came back.
     fn retry(&mut self, now: Millis, op: OpId) -> bool {
-        let (heard, need) = self.heard_replicas(op);
-        if heard >= need || !self.reads.retry(op) {
+        if !self.reads.retry(op) {
             return false;
         }
         let Some(record) = self.reads.record(op).cloned() else { return false };
@@ -371,12 +371,12 @@ impl SyncCore {
         let (heard, need) = self.heard_replicas(op);
         let placed = !self.placement.looking(record) && !self.placement.found(record).is_empty();
         if heard >= need && need > 0 && placed {
-            self.answer(op);
+            self.answer(op, heard);
         }
     }
 
-    fn answer(&mut self, op: OpId) {
-        let (replicas, _) = self.heard_replicas(op);
+    /// Answer a read with what this node holds now; `replicas`: how many had answered.
+    fn answer(&mut self, op: OpId, replicas: usize) {
         let Some(record) = self.reads.finish(op) else { return };
         let view = self.view_of(&record);
         if tracing::enabled!(tracing::Level::DEBUG) {
