@@ -117,7 +117,7 @@ fn stored_scores(s: &HeedStorage) -> Result<std::collections::BTreeMap<PeerId, S
             .with_context(|| format!("reputation record {} in the peer registry", hex::encode(&key)))?;
         let r = stored.to_record(0, now_ms(), &cfg);
         let score = r.score(0, &cfg);
-        let parts = ["uptime", "churn", "availability", "deficit", "rtt", "malice", "violation", "noise"];
+        let parts = ["uptime", "churn", "availability", "deficit", "rtt", "malice", "violation", "noise", "hearsay"];
         let parts: Vec<String> = parts
             .iter()
             .zip(r.components(&cfg))

@@ -263,7 +263,7 @@ fn lookup() -> impl Strategy<Value = LookupMsg> {
 fn rumor() -> impl Strategy<Value = Rumor> {
     let sealed = (any::<[u8; 32]>(), any::<u64>(), any::<u8>(), prop::collection::vec(peer(), 0..8), 0u64..120_000)
         .prop_map(|(secret, seq, ttl, peers, age_ms)| {
-            let body = RumorBody { seq, peers };
+            let body = RumorBody { seq, peers, warnings: vec![] };
             Rumor::seal(&Identity::from_secret(&secret), &body, ttl, UNIX_EPOCH_MS - age_ms).expect("a small body")
         });
     let junk = (any::<u8>(), prop::collection::vec(any::<u8>(), 0..128), prop::collection::vec(any::<u8>(), 0..=64))

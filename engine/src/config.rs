@@ -293,6 +293,10 @@ pub struct DiscoveryConfig {
     pub dial_retry_after_ms: u64,
     /// Recency half-life used by the reliability score.
     pub recency_half_life_ms: u64,
+    /// A PEX answer names, after this node's links, only known peers it was linked to within
+    /// this long (and that did not fail a dial since): peers a node vouches for are alive as far
+    /// as it knows, so a source whose peers mostly fail stands out (see `discovery::vouchers`).
+    pub pex_fresh_ms: u64,
     /// Stored peers not seen for this many days are pruned when a node starts.
     pub forget_after_days: u64,
 }
@@ -308,6 +312,7 @@ impl Default for DiscoveryConfig {
             max_pending_dials: 8,
             dial_retry_after_ms: 60_000,
             recency_half_life_ms: 600_000,
+            pex_fresh_ms: 600_000, // guess: a few link lifetimes under heavy churn
             forget_after_days: 14,
         }
     }
@@ -328,6 +333,16 @@ pub struct GossipConfig {
     pub seen_cache_max: usize,
     /// A rumour dated further than this in the future is refused (clocks of peers differ).
     pub max_clock_skew_ms: u64,
+    /// Hops a new warning (a peer this node graylisted on its own evidence) is pushed.
+    pub warning_hops: u8,
+    /// Links each node pushes a new warning to (push gossip reaches all but about e^-fanout of
+    /// the nodes).
+    pub warning_fanout: usize,
+    /// This node's own warnings kept (the newest), sent to each new link.
+    pub max_warnings: usize,
+    /// A warning is dropped this long after it was made (or when the peer is no longer
+    /// graylisted here).
+    pub warning_ttl_ms: u64,
 }
 
 impl Default for GossipConfig {
@@ -339,6 +354,11 @@ impl Default for GossipConfig {
             max_rumors_per_frame: 4,
             seen_cache_max: 4096,
             max_clock_skew_ms: 60_000,
+            // log_5(1,000) is ~4.3: six hops leave slack for links that lead back.
+            warning_hops: 6,
+            warning_fanout: 5,
+            max_warnings: crate::wire::MAX_RUMOR_WARNINGS,
+            warning_ttl_ms: 3_600_000, // guess: an adversary's session; warnings repeat per link
         }
     }
 }
@@ -417,6 +437,13 @@ impl NodeConfig {
         let g = &self.gossip;
         check(g.interval_ms >= 100, "gossip.interval_ms", "must be at least 100 ms")?;
         check(g.ttl >= 1, "gossip.ttl", "must be at least 1")?;
+        check(g.warning_hops >= 1, "gossip.warning_hops", "must be at least 1")?;
+        check(
+            g.max_warnings <= crate::wire::MAX_RUMOR_WARNINGS,
+            "gossip.max_warnings",
+            format!("must be at most {} (one rumour carries them all)", crate::wire::MAX_RUMOR_WARNINGS),
+        )?;
+        check(g.warning_ttl_ms >= 1_000, "gossip.warning_ttl_ms", "must be at least 1000 ms")?;
         check(g.max_rumors_per_frame >= 1, "gossip.max_rumors_per_frame", "must be at least 1")?;
         check(g.seen_cache_max >= 16, "gossip.seen_cache_max", "must be at least 16")?;
         let r = &self.replication;

@@ -210,6 +210,7 @@ impl Node {
             boxed(ReputationWiring {
                 outbox: outbox.clone(),
                 links: laddr.clone(),
+                gossip: gaddr.clone(),
                 trust: trust.clone(),
                 store: reputation_store,
             }),
@@ -238,7 +239,9 @@ impl Node {
             subsystem_rng(p.seed, STREAM_DISCOVERY),
             &p.bootstrap,
         )
-        .with_trust(trust.clone());
+        .with_trust(trust.clone())
+        .with_poisoned_pex(p.content_faults.poison_pex);
+        let awaited = core.awaited();
         let discovery = Shell::new(
             match &p.peer_store {
                 Some((_, restored)) => core.with_persistence(restored),
@@ -262,8 +265,9 @@ impl Node {
                 view.clone(),
                 subsystem_rng(p.seed, STREAM_GOSSIP),
             )
-            .with_trust(trust.clone()),
-            boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone() }),
+            .with_trust(trust.clone())
+            .with_awaited(awaited),
+            boxed(GossipWiring { outbox: outbox.clone(), discovery: daddr.clone(), reputation: raddr.clone() }),
             p.clock,
         );
         let mut sync_core = SyncCore::new(
@@ -548,7 +552,7 @@ impl Node {
     /// Peers learned outside the swarm (a rendezvous server's answer, an operator's hint): into
     /// the registry, dialled as discovery sees fit.
     pub fn learn(&self, peers: Vec<PeerId>) {
-        self.discovery.do_send(In(crate::discovery::Input::Learned { peers }));
+        self.discovery.do_send(In(crate::discovery::Input::Learned { peers, heard: Vec::new() }));
     }
 
     /// An operator wants a link to `peer` (kept, like topology's links, until the node stops).

@@ -30,6 +30,9 @@ pub enum Event {
     RequestFailed { peer: PeerId, answered: bool },
     /// Reputation moved a peer to another standing.
     Standing { peer: PeerId, standing: crate::reputation::Standing },
+    /// Reputation shuns the peer on other nodes' warnings (links refused both ways, no replicas)
+    /// or stops doing so.
+    Shunned { peer: PeerId, shunned: bool },
     /// A signed envelope was refused; `from` is the neighbour that sent it.
     EnvelopeRejected { origin: PeerId, from: PeerId, reason: Rejection },
     /// This node stored a chunk.
@@ -100,6 +103,9 @@ pub enum Offence {
     BadChunk,
     /// Released a recovery share that fails its owner's signed commitments (a lying holder).
     BadShare,
+    /// Answered peer exchange naming peers of which most are mentioned nowhere else (dead or
+    /// invented ids: see `discovery::vouchers`).
+    BadPex,
 }
 
 pub trait Observer {

@@ -303,7 +303,7 @@ mod tests {
 
     fn gossip_frame(seq: u64) -> Bytes {
         let id = Identity::from_secret(&[7; 32]);
-        let body = RumorBody { seq, peers: vec![PeerId([seq as u8; 32])] };
+        let body = RumorBody { seq, peers: vec![PeerId([seq as u8; 32])], warnings: Vec::new() };
         let rumor = Rumor::seal(&id, &body, 3, 1_000 + seq).expect("small body");
         wire::encode(&Message::Gossip { rumors: vec![rumor.clone(), rumor].into() }).expect("small frame")
     }

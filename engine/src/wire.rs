@@ -20,6 +20,8 @@ pub const MAX_PEX_PEERS: usize = 256;
 pub const MAX_RUMORS: usize = 64;
 /// Most peers one rumour may carry.
 pub const MAX_RUMOR_PEERS: usize = 64;
+/// Warnings one rumour carries at most.
+pub const MAX_RUMOR_WARNINGS: usize = 32;
 /// Largest signed rumour body (64 peers fit in well under half of it).
 pub const MAX_RUMOR_BODY_BYTES: usize = 4096;
 /// Length of an authentication challenge.
@@ -271,6 +273,10 @@ impl<'de> Deserialize<'de> for Rumors {
 pub struct RumorBody {
     pub seq: u64,
     pub peers: Vec<PeerId>,
+    /// Peers the origin graylisted on its own evidence (see `reputation`): others take this as
+    /// hearsay, never as a verdict. Absent in rumours of nodes before it (decodes as empty).
+    #[serde(default)]
+    pub warnings: Vec<PeerId>,
 }
 
 impl Rumor {
@@ -289,6 +295,7 @@ impl Rumor {
         let body: RumorBody = rmp_serde::from_slice(&self.envelope.data)
             .map_err(|e| WireError::Malformed(format!("rumour body: {e}")))?;
         limit("rumor", body.peers.len(), MAX_RUMOR_PEERS)?;
+        limit("rumor warnings", body.warnings.len(), MAX_RUMOR_WARNINGS)?;
         Ok(body)
     }
 }
@@ -472,7 +479,8 @@ mod tests {
     fn rumor() -> impl Strategy<Value = Rumor> {
         (any::<[u8; 32]>(), any::<u64>(), any::<u8>(), prop::collection::vec(peer(), 0..MAX_RUMOR_PEERS), any::<u64>())
             .prop_map(|(secret, seq, ttl, peers, ts)| {
-                Rumor::seal(&Identity::from_secret(&secret), &RumorBody { seq, peers }, ttl, ts).unwrap()
+                Rumor::seal(&Identity::from_secret(&secret), &RumorBody { seq, peers, warnings: vec![] }, ttl, ts)
+                    .unwrap()
             })
     }
 
@@ -590,19 +598,24 @@ mod tests {
     #[test]
     fn rumour_body_round_trips_and_its_limit_holds() {
         let id = Identity::from_secret(&[3; 32]);
-        let body = RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS] };
+        let body = RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS], warnings: vec![] };
         let r = Rumor::seal(&id, &body, 3, 1_000).unwrap();
         assert!(r.envelope.data.len() <= MAX_RUMOR_BODY_BYTES);
         assert_eq!(r.body().unwrap(), body);
         assert_eq!(r.origin(), id.peer_id());
-        let over = Rumor::seal(&id, &RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS + 1] }, 3, 0);
+        let over = Rumor::seal(
+            &id,
+            &RumorBody { seq: 9, peers: vec![PeerId([1; 32]); MAX_RUMOR_PEERS + 1], warnings: vec![] },
+            3,
+            0,
+        );
         assert!(matches!(over.unwrap().body(), Err(WireError::Limit { what: "rumor", .. })));
     }
 
     #[test]
     fn shared_rumours_decode_each_body_once_for_all_holders() {
         let id = Identity::from_secret(&[3; 32]);
-        let body = RumorBody { seq: 4, peers: vec![PeerId([5; 32])] };
+        let body = RumorBody { seq: 4, peers: vec![PeerId([5; 32])], warnings: Vec::new() };
         let good = Rumor::seal(&id, &body, 3, 1_000).unwrap();
         let mut bad = good.clone();
         bad.envelope.data = vec![0xc1];

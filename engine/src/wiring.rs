@@ -12,7 +12,7 @@ use crate::observer::Event;
 use crate::recovery::{self, store::ShardStore, RecoveryEvent};
 use crate::replication::service::{apply, Output as ContentOutput};
 use crate::replication::{ContentActor, ContentCore, ContentInput, ContentListener, ContentResult};
-use crate::reputation::{self, ReputationActor, ReputationStore, Standing, TrustView};
+use crate::reputation::{self, ReputationActor, ReputationStore, TrustView};
 use crate::router::{Dispatch, Outbox};
 use crate::storage::Storage;
 use crate::sync::{self, store::SyncStore, SyncEvent, SyncStats};
@@ -72,6 +72,7 @@ impl Wiring<discovery::Output> for DiscoveryWiring {
 pub struct GossipWiring {
     pub outbox: Outbox,
     pub discovery: Addr<DiscoveryActor>,
+    pub reputation: Addr<ReputationActor>,
 }
 
 impl Wiring<gossip::Output> for GossipWiring {
@@ -80,7 +81,10 @@ impl Wiring<gossip::Output> for GossipWiring {
         match output {
             Output::Effect(e) => self.outbox.apply(e),
             Output::RequestTopPeers(n) => self.discovery.do_send(In(discovery::Input::TopPeersRequest { n })),
-            Output::Learned(peers) => self.discovery.do_send(In(discovery::Input::Learned { peers })),
+            Output::Learned { peers, heard } => self.discovery.do_send(In(discovery::Input::Learned { peers, heard })),
+            Output::Warned { accuser, accused } => {
+                self.reputation.do_send(In(reputation::Input::Warned { accuser, accused }))
+            }
         }
     }
 }
@@ -105,6 +109,8 @@ impl Wiring<topology::Output> for TopologyWiring {
 pub struct ReputationWiring {
     pub outbox: Outbox,
     pub links: Addr<LinksActor>,
+    /// Carries this node's warnings (peers it graylisted on its own evidence) to the others.
+    pub gossip: Addr<GossipActor>,
     /// The standings every other core reads (this wiring is their only writer).
     pub trust: TrustView,
     /// Where records are stored (real nodes); `None` in simulations.
@@ -119,10 +125,18 @@ impl Wiring<reputation::Output> for ReputationWiring {
                 tracing::debug!(peer = %peer.short(), ?standing, score, "standing changed");
                 self.trust.set(peer, standing);
                 self.outbox.observe(Event::Standing { peer, standing });
-                if standing == Standing::Graylisted {
-                    self.links.do_send(In(links::Input::Graylisted { peer }));
+                if standing.is_graylisted() {
+                    self.links.do_send(In(links::Input::Distrusted { peer }));
                 }
             }
+            Output::Shunned { peer, shunned } => {
+                self.trust.set_shunned(peer, shunned);
+                self.outbox.observe(Event::Shunned { peer, shunned });
+                if shunned {
+                    self.links.do_send(In(links::Input::Distrusted { peer }));
+                }
+            }
+            Output::Warn { peer, spread } => self.gossip.do_send(In(gossip::Input::Warn { peer, spread })),
             Output::Persist(batch) => {
                 if let Some(store) = &self.store {
                     // A failed write costs this batch only: the records stay in memory and

@@ -24,6 +24,9 @@ pub struct AdversarySpec {
     /// Share of nodes whose recovery holder releases wrong shares (their content service is
     /// honest): a lying holder, which the recovering device must catch and report.
     pub lying_holder: f64,
+    /// Share of nodes that answer peer exchange with dead or invented ids (their content
+    /// service is honest).
+    pub pex_poison: f64,
     pub slow_ms: u64,
     pub covert_after_s: u64,
 }
@@ -37,6 +40,7 @@ impl Default for AdversarySpec {
             slow: 0.0,
             covert: 0.0,
             lying_holder: 0.0,
+            pex_poison: 0.0,
             slow_ms: 3_000,      // past `reputation.late_after_ms`, within a request's timeout
             covert_after_s: 900, // long enough to earn a good score first
         }
@@ -51,6 +55,7 @@ pub enum ContentAdversary {
     Slow,
     Covert,
     LyingHolder,
+    PexPoison,
 }
 
 impl ContentAdversary {
@@ -61,19 +66,21 @@ impl ContentAdversary {
             ContentAdversary::Slow => "slow",
             ContentAdversary::Covert => "covert",
             ContentAdversary::LyingHolder => "lying_holder",
+            ContentAdversary::PexPoison => "pex_poison",
         }
     }
 }
 
 impl AdversarySpec {
     /// The content kinds with their shares, in a fixed order (the draw is made in it).
-    pub fn content_shares(&self) -> [(ContentAdversary, f64); 5] {
+    pub fn content_shares(&self) -> [(ContentAdversary, f64); 6] {
         [
             (ContentAdversary::Withhold, self.withhold),
             (ContentAdversary::Corrupt, self.corrupt),
             (ContentAdversary::Slow, self.slow),
             (ContentAdversary::Covert, self.covert),
             (ContentAdversary::LyingHolder, self.lying_holder),
+            (ContentAdversary::PexPoison, self.pex_poison),
         ]
     }
 }
@@ -98,6 +105,7 @@ impl AdversarySpec {
                 ..ContentFaults::default()
             },
             ContentAdversary::LyingHolder => ContentFaults { lie_shares: true, ..ContentFaults::default() },
+            ContentAdversary::PexPoison => ContentFaults { poison_pex: true, ..ContentFaults::default() },
         };
         Some((kind, faults))
     }

@@ -101,6 +101,9 @@ struct Content {
     index: FxHashMap<ChunkId, usize>,
     live_holders: Vec<u32>,
     max_holders: Vec<u32>,
+    /// Whether an adversary published it: availability probes fetch honest nodes' data only
+    /// (what an isolated adversary published is not the swarm's to keep).
+    by_adversary: Vec<bool>,
     lost: Vec<bool>,
     /// Chunks lost while their author held the only copy (it crashed before any replica).
     lost_unreplicated: u64,
@@ -205,6 +208,7 @@ impl Collector {
         let mut s = self.st.borrow_mut();
         s.slot_of.remove(peer);
         let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
+        s.trust.left(*peer, now_ms);
         let l = &mut s.links;
         if let Some(open) = l.open.remove(peer) {
             l.lifetimes_ms.extend(open.into_values().map(|at| now_ms.saturating_sub(at)));
@@ -233,7 +237,7 @@ impl Collector {
         let s = self.st.borrow();
         let c = &s.content;
         let n = c.published.partition_point(|(_, at)| *at <= ms);
-        (0..n).filter(|i| c.max_holders[*i] >= 2).map(|i| c.published[i].0).collect()
+        (0..n).filter(|i| c.max_holders[*i] >= 2 && !c.by_adversary[*i]).map(|i| c.published[i].0).collect()
     }
 
     /// A new availability probe; returns its number (fetch ids carry it in their high bits).
@@ -556,6 +560,9 @@ impl Observer for Collector {
                 s.offences += 1;
                 s.bad_shares += u64::from(offence == Offence::BadShare);
                 let now_ms = Self::now_ms(&s);
+                if !s.trust.is_adversary(&peer) && !s.trust.is_adversary(&node) {
+                    tracing::debug!(target: "swarm_sim::honest_offence", t_s = now_ms / 1000, node = %node.short(), peer = %peer.short(), ?offence);
+                }
                 s.trust.dealt(node, peer, now_ms);
             }
             // A timeout alone is no dealing: a crashed peer times out too.
@@ -569,16 +576,24 @@ impl Observer for Collector {
                 s.trust.graylisted(node, peer, now_ms);
             }
             Event::Standing { .. } => {}
+            // Shunned on warnings: cut off as a graylisted peer is (links refused both ways).
+            Event::Shunned { peer, shunned: true } => {
+                let now_ms = Self::now_ms(&s);
+                s.trust.shunned(node, peer, now_ms);
+            }
+            Event::Shunned { .. } => {}
             Event::EnvelopeRejected { from, .. } => {
                 let bad = s.trust.is_forger(&from);
                 s.envelopes[usize::from(bad)].1 += 1;
             }
             Event::ChunkStored { chunk, bytes, cause } => {
                 let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
+                let by_adversary = s.trust.is_adversary(&node);
                 let c = &mut s.content;
                 let i = match c.index.get(&chunk) {
                     Some(i) => *i,
                     None if cause == StoreCause::Published => {
+                        c.by_adversary.push(by_adversary);
                         c.published.push((chunk, now_ms));
                         c.live_holders.push(0);
                         c.max_holders.push(0);

@@ -61,13 +61,20 @@ pub struct Metrics {
     /// envelopes_invalid_rejected / all invalid received (target 1.0); null without adversaries.
     pub invalid_rejected_share: Option<f64>,
     /// Reputation against the ground truth (null without adversaries). An adversary is
-    /// isolated when 90% of the honest nodes that met a failure or offence of it (and were up
-    /// at the end, or graylisted it before they left) graylist it; the time runs from the first
-    /// such failure or offence. Percentiles over the isolated adversaries.
+    /// isolated at the first instant at which at least 90% of the honest nodes that had met a
+    /// failure or offence of it so far (leaving out those that left without a verdict) had
+    /// graylisted or shunned it; the time runs from the first such failure or offence.
+    /// Percentiles over the isolated adversaries.
     #[serde(default)]
     pub isolation_time_p50_s: Option<f64>,
     #[serde(default)]
     pub isolation_time_p90_s: Option<f64>,
+    /// The whole-run reading: until 90% of every honest node that met a failure or offence of
+    /// it during the whole run (up at the end, or graylisted it before it left) graylisted it.
+    /// It waits for the last newcomers that meet a live adversary, so it tracks the adversary's
+    /// life more than the swarm's reaction.
+    #[serde(default)]
+    pub isolation_time_all_dealers_p90_s: Option<f64>,
     /// How fast one honest node graylists an adversary it deals with (see
     /// `simulator::trust::TrustSummary::detection_times_s`).
     #[serde(default)]
@@ -364,6 +371,7 @@ impl Report {
                 "isolation time p50 / p90 (s)",
                 format!("{} / {}", opt(m.isolation_time_p50_s, 1), opt(m.isolation_time_p90_s, 1)),
             ));
+            rows.push(("isolation time, all dealers of the run, p90 (s)", opt(m.isolation_time_all_dealers_p90_s, 1)));
             rows.push((
                 "detection time p50 / p90 (s)",
                 format!("{} / {}", opt(m.detection_time_p50_s, 1), opt(m.detection_time_p90_s, 1)),

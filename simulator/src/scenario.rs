@@ -325,7 +325,7 @@ impl Scenario {
         ensure(
             sum <= 1.0,
             "adversary",
-            format!("withhold + corrupt + slow + covert + lying_holder must be at most 1, got {sum}"),
+            format!("withhold + corrupt + slow + covert + lying_holder + pex_poison must be at most 1, got {sum}"),
         )?;
         let c = &self.content;
         ensure(

@@ -15,6 +15,9 @@ pub struct Trust {
     /// Of those, the ones that sign wrongly (`adversary.invalid_signatures`).
     forgers: FxHashSet<PeerId>,
     dealt: FxHashMap<PeerId, FxHashMap<PeerId, (u64, Option<u64>)>>,
+    /// Honest nodes that left the run -> when (a dealer that left before it graylisted stops
+    /// counting against the adversary's isolation from then on).
+    left: FxHashMap<PeerId, u64>,
     /// Honest peers graylisted by at least one honest node.
     false_positives: FxHashSet<PeerId>,
 }
@@ -24,12 +27,18 @@ pub struct Trust {
 pub struct TrustSummary {
     /// Adversaries some honest node dealt with.
     pub dealt: usize,
-    /// ...of which 90% of the honest nodes that dealt with it (and were still up, or had
-    /// graylisted it before they left) graylisted it.
+    /// ...of which, at some instant, at least 90% of the honest nodes that had dealt with it so
+    /// far (leaving out those that left without graylisting it) had graylisted it.
     pub isolated: usize,
     /// Time from an isolated adversary's first failure or offence seen by an honest node until
-    /// that 90% (s), sorted.
+    /// that instant (s), sorted: how long the nodes that met it took to shut it out. Nodes that
+    /// meet it later decide on their own (see `detection_times_s`), or never meet it once warned.
     pub isolation_times_s: Vec<f64>,
+    /// The stricter, whole-run reading: until 90% of every honest node that dealt with it over
+    /// the whole run (and was up at the end, or graylisted it before it left) graylisted it (s),
+    /// sorted. A live adversary is met by newcomers all hour, so this tracks when the last of
+    /// them first met it rather than how fast the swarm reacts.
+    pub isolation_times_all_dealers_s: Vec<f64>,
     /// Per honest node and adversary it graylisted: time from its own first failure or offence
     /// of the adversary to its graylisting (s), sorted. Isolation also waits for nodes that meet
     /// the adversary late; this is how fast one node decides.
@@ -75,13 +84,43 @@ impl Trust {
         }
     }
 
-    /// `node` graylisted `peer` (counted for honest nodes only).
-    pub fn graylisted(&mut self, node: PeerId, peer: PeerId, now_ms: u64) {
+    /// `node` left the run at `now_ms`.
+    pub fn left(&mut self, node: PeerId, now_ms: u64) {
+        if !self.is_adversary(&node) {
+            self.left.insert(node, now_ms);
+        }
+    }
+
+    /// Whether a verdict of `node` against `peer` is an honest node's on an adversary (the ones
+    /// isolation counts); one on an honest peer is counted as a false positive here.
+    fn verdict_on_adversary(&mut self, node: PeerId, peer: PeerId, now_ms: u64, how: &str) -> bool {
         if self.is_adversary(&node) {
-            return;
+            return false;
         }
         if !self.is_adversary(&peer) {
+            tracing::info!(target: "swarm_sim::false_positive", t_s = now_ms / 1000, node = %node.short(), peer = %peer.short(), how);
             self.false_positives.insert(peer);
+            return false;
+        }
+        true
+    }
+
+    /// `node` shunned `peer` on other nodes' warnings: it refuses its links as it would a
+    /// graylisted peer's, so for a node that dealt with it this is its verdict. A node that
+    /// shuns an adversary it never dealt with does not become one of its dealers (hearsay is
+    /// not dealing); shunning an honest peer is a false positive like graylisting it.
+    pub fn shunned(&mut self, node: PeerId, peer: PeerId, now_ms: u64) {
+        if !self.verdict_on_adversary(node, peer, now_ms, "shunned") {
+            return;
+        }
+        if let Some(e) = self.dealt.get_mut(&peer).and_then(|d| d.get_mut(&node)) {
+            e.1.get_or_insert(now_ms);
+        }
+    }
+
+    /// `node` graylisted `peer` (counted for honest nodes only).
+    pub fn graylisted(&mut self, node: PeerId, peer: PeerId, now_ms: u64) {
+        if !self.verdict_on_adversary(node, peer, now_ms, "graylisted") {
             return;
         }
         let e = self.dealt.entry(peer).or_default().entry(node).or_insert((now_ms, None));
@@ -116,6 +155,57 @@ impl Trust {
         by.into_iter().map(|(k, (n, l))| (k, n, l)).collect()
     }
 
+    /// The first instant at which at least 90% of the honest nodes that had dealt with an
+    /// adversary so far had graylisted it, and the instant from which that held to the end of
+    /// the run (`None` if never / not at the end). A dealer counts from its first dealing until
+    /// it graylists (then for good) or leaves without having graylisted (then no more).
+    fn isolated_from(&self, nodes: &FxHashMap<PeerId, (u64, Option<u64>)>) -> (Option<u64>, Option<u64>) {
+        // (time, change in dealers, change in graylisters), applied in time order.
+        let mut steps: Vec<(u64, i64, i64)> = Vec::with_capacity(nodes.len() * 2);
+        for (node, (dealt, gray)) in nodes {
+            match gray {
+                // Graylisting counts as dealing too (a node may graylist at its first offence).
+                Some(g) => {
+                    steps.push(((*dealt).min(*g), 1, 0));
+                    steps.push((*g, 0, 1));
+                }
+                None => {
+                    steps.push((*dealt, 1, 0));
+                    if let Some(l) = self.left.get(node).filter(|l| **l >= *dealt) {
+                        steps.push((*l, -1, 0));
+                    }
+                }
+            }
+        }
+        steps.sort_unstable();
+        let (mut dealers, mut gray) = (0i64, 0i64);
+        let mut from = None;
+        let mut first = None;
+        let mut i = 0;
+        while i < steps.len() {
+            let t = steps[i].0;
+            while i < steps.len() && steps[i].0 == t {
+                dealers += steps[i].1;
+                gray += steps[i].2;
+                i += 1;
+            }
+            if dealers == 0 {
+                // Every dealer so far left without a verdict: nothing to judge by until another deals.
+                continue;
+            }
+            let isolated = gray * 10 >= dealers * 9;
+            if isolated {
+                first.get_or_insert(t);
+            }
+            match (isolated, from) {
+                (true, None) => from = Some(t),
+                (false, Some(_)) => from = None,
+                _ => {}
+            }
+        }
+        (first, from)
+    }
+
     /// `alive`: whether a node is up at the end (one that left before it graylisted an
     /// adversary no longer counts against that adversary's isolation).
     pub fn summary(&self, alive: impl Fn(&PeerId) -> bool) -> TrustSummary {
@@ -127,8 +217,22 @@ impl Trust {
             .filter_map(|(t, g)| g.map(|g| g.saturating_sub(*t) as f64 / 1000.0))
             .collect();
         detection.sort_by(f64::total_cmp);
-        for nodes in self.dealt.values() {
+        let mut times_all = Vec::new();
+        for (adversary, nodes) in &self.dealt {
             let first = nodes.values().map(|(t, _)| *t).min().unwrap_or(0);
+            let (reached, from) = self.isolated_from(nodes);
+            if let Some(t) = reached {
+                times.push(t.saturating_sub(first) as f64 / 1000.0);
+            }
+            if tracing::enabled!(target: "swarm_sim::isolation", tracing::Level::DEBUG) {
+                let kind = self.kind(adversary).unwrap_or("?");
+                let never: Vec<String> = nodes
+                    .iter()
+                    .filter(|(n, (_, g))| g.is_none() && !self.left.contains_key(*n))
+                    .map(|(n, (t, _))| format!("{}@{}", n.short(), t / 1000))
+                    .collect();
+                tracing::debug!(target: "swarm_sim::isolation", adversary = %adversary.short(), kind, first_s = first / 1000, reached_s = ?reached.map(|t| t / 1000), from_s = ?from.map(|t| t / 1000), dealers = nodes.len(), ?never, "adversary");
+            }
             let mut at: Vec<Option<u64>> =
                 nodes.iter().filter(|(n, (_, g))| g.is_some() || alive(n)).map(|(_, (_, g))| *g).collect();
             if at.is_empty() {
@@ -138,14 +242,16 @@ impl Trust {
             at.sort_by_key(|g| g.map_or(u64::MAX, |t| t));
             let k = (at.len() * 9).div_ceil(10);
             if let Some(t) = at[k - 1] {
-                times.push(t.saturating_sub(first) as f64 / 1000.0);
+                times_all.push(t.saturating_sub(first) as f64 / 1000.0);
             }
         }
         times.sort_by(f64::total_cmp);
+        times_all.sort_by(f64::total_cmp);
         TrustSummary {
             dealt: self.dealt.len(),
             isolated: times.len(),
             isolation_times_s: times,
+            isolation_times_all_dealers_s: times_all,
             detection_times_s: detection,
             false_positives: self.false_positives.len(),
         }

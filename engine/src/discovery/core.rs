@@ -5,10 +5,11 @@
 
 use super::persist::StoredPeer;
 use super::registry::{Entry, Registry};
+use super::vouchers::{Awaited, Vouchers};
 use crate::config::DiscoveryConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::{DialError, LinkView};
-use crate::observer::Event;
+use crate::observer::{Event, Offence};
 use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
@@ -33,9 +34,12 @@ pub enum Input {
         from: PeerId,
         peers: Vec<PeerId>,
     },
-    /// Peers heard of through gossip.
+    /// Peers heard of through gossip: some to learn (`peers`, bounded per round), and every one
+    /// mentioned this round (`heard`: rumours' origins and peer lists), which vouches for what
+    /// peer exchange names.
     Learned {
         peers: Vec<PeerId>,
+        heard: Vec<PeerId>,
     },
     /// Gossip asks for the best `n` peers for its next announcement.
     TopPeersRequest {
@@ -65,8 +69,8 @@ pub struct DiscoveryCore {
     low_watermark: usize,
     registry: Registry,
     links: LinkView,
-    /// Standings: peer exchange only from peers at or above the gossip threshold; graylisted
-    /// peers are not dialled.
+    /// Standings: peer exchange only from peers at or above the gossip threshold; peers the
+    /// connection manager would refuse are not asked for.
     trust: TrustView,
     /// Random links asked for and not answered yet -> when.
     asked: BTreeMap<PeerId, Millis>,
@@ -74,6 +78,10 @@ pub struct DiscoveryCore {
     /// not asked for again within `dial_retry_after_ms`. Without this, a refusal answered by a
     /// top-up that picks the same peer is a loop that never lets time pass.
     refused: BTreeMap<PeerId, Millis>,
+    /// Which peer-exchange source named each peer first, and how its peers fared.
+    vouchers: Vouchers,
+    /// An adversary's fault (simulator): answer peer exchange with dead or invented ids.
+    poison_pex: bool,
     started: bool,
     next_rescan: Millis,
     persist: bool,
@@ -103,6 +111,8 @@ impl DiscoveryCore {
             trust: TrustView::default(),
             asked: BTreeMap::new(),
             refused: BTreeMap::new(),
+            vouchers: Vouchers::default(),
+            poison_pex: false,
             started: false,
             next_rescan: 0,
             persist: false,
@@ -113,6 +123,17 @@ impl DiscoveryCore {
     /// Decide by these standings (see the field).
     pub fn with_trust(mut self, trust: TrustView) -> Self {
         self.trust = trust;
+        self
+    }
+
+    /// The named peers waiting for a mention, for gossip to pass their mentions on.
+    pub fn awaited(&self) -> Awaited {
+        self.vouchers.awaited()
+    }
+
+    /// Answer peer exchange with dead or invented ids (a simulator adversary).
+    pub fn with_poisoned_pex(mut self, poison: bool) -> Self {
+        self.poison_pex = poison;
         self
     }
 
@@ -161,7 +182,7 @@ impl DiscoveryCore {
         self.registry
             .ranked(now)
             .into_iter()
-            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p) && !self.trust.is_graylisted(p))
+            .filter(|(p, _)| !self.links.contains(p) && !self.asked.contains_key(p) && self.trust.allows_link(p))
             .filter(|(p, _)| self.refused.get(p).is_none_or(|t| now.saturating_sub(*t) >= self.cfg.dial_retry_after_ms))
             .filter(|(p, _)| {
                 let failed = self.registry.get(p).and_then(|e| e.last_failure);
@@ -234,25 +255,60 @@ impl DiscoveryCore {
         }
     }
 
-    /// A PEX answer: connected peers first (they are alive now), then a random sample of the rest.
-    fn pex_answer(&mut self, from: PeerId, max: u16) -> Vec<PeerId> {
+    /// A PEX answer: connected peers first (they are alive now), then a random sample of the
+    /// known peers this node was linked to within `pex_fresh_ms` and that failed no dial since:
+    /// a node vouches only for peers alive as far as it knows.
+    fn pex_answer(&mut self, now: Millis, from: PeerId, max: u16) -> Vec<PeerId> {
         let max = usize::from(max).min(self.cfg.pex_max_peers);
+        if self.poison_pex {
+            return self.poisoned_answer(from, max);
+        }
         let mut live: Vec<PeerId> = self.links.peers().into_iter().filter(|p| *p != from).collect();
         live.shuffle(&mut self.rng);
         live.truncate(max);
         if live.len() < max {
-            let mut rest: Vec<PeerId> =
-                self.registry.iter().map(|(p, _)| *p).filter(|p| *p != from && !self.links.contains(p)).collect();
+            let fresh = self.cfg.pex_fresh_ms;
+            let mut rest: Vec<PeerId> = self
+                .registry
+                .iter()
+                .filter(|(p, e)| **p != from && !self.links.contains(p) && e.fresh(now, fresh))
+                .map(|(p, _)| *p)
+                .collect();
             rest.shuffle(&mut self.rng);
             live.extend(rest.into_iter().take(max - live.len()));
         }
         live
     }
 
+    /// A poisoner's PEX answer: known peers that failed a dial (dead, or full when dialled),
+    /// then invented ids.
+    fn poisoned_answer(&mut self, from: PeerId, max: usize) -> Vec<PeerId> {
+        let mut dead: Vec<PeerId> = self
+            .registry
+            .iter()
+            .filter(|(p, e)| **p != from && e.last_failure.is_some() && !self.links.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        dead.shuffle(&mut self.rng);
+        dead.truncate(max / 2);
+        while dead.len() < max {
+            dead.push(PeerId(self.rng.gen()));
+        }
+        dead
+    }
+
+    /// Report the sources whose answers, checked now, named peers heard of nowhere else.
+    fn check_answers(&mut self, now: Millis) {
+        for source in self.vouchers.check(now) {
+            self.out.push_back(Output::Effect(Effect::Report { peer: source, offence: Offence::BadPex }));
+        }
+    }
+
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
         match ev {
             LinkEvent::Up { peer, .. } => {
                 self.asked.remove(&peer);
+                self.vouchers.heard(&[peer]);
                 self.registry.record_success(peer, now, Self::in_use(&self.links, &self.asked));
                 let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
                 self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::PexRequest { max } }));
@@ -284,7 +340,7 @@ impl Core for DiscoveryCore {
             Input::Link(ev) => self.on_link(now, ev),
             Input::PexRequest { from, max } => {
                 if self.links.contains(&from) {
-                    let peers = self.pex_answer(from, max);
+                    let peers = self.pex_answer(now, from, max);
                     self.out.push_back(Output::Effect(Effect::Send { to: from, msg: Message::PexResponse { peers } }));
                 }
             }
@@ -293,11 +349,16 @@ impl Core for DiscoveryCore {
                 // would ask for.
                 if self.links.contains(&from) && self.trust.allows_gossip(&from) {
                     let n = peers.len().min(self.cfg.pex_max_peers);
+                    let fresh = self.cfg.pex_fresh_ms;
+                    let (links, registry) = (&self.links, &self.registry);
+                    let alive = |p: &PeerId| links.contains(p) || registry.get(p).is_some_and(|e| e.fresh(now, fresh));
+                    self.vouchers.answered(now, from, &peers[..n], alive);
                     self.learn_all(now, &peers[..n]);
                     self.top_up(now);
                 }
             }
-            Input::Learned { peers } => {
+            Input::Learned { peers, heard } => {
+                self.vouchers.heard(&heard);
                 self.learn_all(now, &peers);
                 self.top_up(now);
             }
@@ -320,6 +381,7 @@ impl Core for DiscoveryCore {
             self.next_rescan = now + self.cfg.rescan_interval_ms;
             return;
         }
+        self.check_answers(now);
         if now >= self.next_rescan {
             self.asked.retain(|_, at| now.saturating_sub(*at) < ASK_STALE_MS);
             let retry = self.cfg.dial_retry_after_ms;
@@ -332,7 +394,7 @@ impl Core for DiscoveryCore {
     }
 
     fn next_timeout(&self) -> Option<Millis> {
-        Some(self.next_rescan)
+        Some(self.vouchers.next_check().map_or(self.next_rescan, |t| t.min(self.next_rescan)))
     }
 
     fn poll_output(&mut self) -> Option<Output> {
@@ -343,5 +405,6 @@ impl Core for DiscoveryCore {
         debug_assert!(self.asked.len() <= self.cfg.max_pending_dials, "too many links asked for");
         debug_assert!(self.registry.len() <= self.cfg.registry_max_peers, "registry over its bound");
         debug_assert!(!self.registry.contains(&self.me) && !self.links.contains(&self.me), "self in registry");
+        self.vouchers.check_invariants();
     }
 }

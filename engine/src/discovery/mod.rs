@@ -6,6 +6,7 @@ pub mod persist;
 pub mod registry;
 #[cfg(test)]
 mod tests;
+pub mod vouchers;
 
 pub use self::core::{DiscoveryCore, Input, Output};
 pub use actor::DiscoveryActor;

@@ -28,6 +28,11 @@ impl Entry {
         };
         rate + recency
     }
+
+    /// Linked within `within_ms` and no dial failed since: alive as far as this node knows.
+    pub fn fresh(&self, now: Millis, within_ms: u64) -> bool {
+        self.last_seen.is_some_and(|s| now.saturating_sub(s) < within_ms && self.last_failure.is_none_or(|f| f < s))
+    }
 }
 
 /// Known peers, keyed by id (BTreeMap: iteration order is part of determinism).

@@ -89,6 +89,11 @@ fn new_connection_triggers_pex_and_answers_are_bounded() {
     let mut c = core(&boot);
     c.handle_timeout(0);
     drain(&mut c);
+    // Peers 2..=70 were linked a moment ago (alive as far as this node knows); 71..=90 never.
+    for i in 2..=70 {
+        c.link(5, LinkEvent::Up { peer: pid(i), outbound: true });
+        c.link(6, LinkEvent::Down { peer: pid(i), clean: true });
+    }
     c.link(10, LinkEvent::Up { peer: pid(1), outbound: true });
     let out = drain(&mut c);
     assert!(out.contains(&Output::Effect(Effect::Send { to: pid(1), msg: Message::PexRequest { max: 50 } })));
@@ -100,6 +105,7 @@ fn new_connection_triggers_pex_and_answers_are_bounded() {
     assert_eq!(*to, pid(1));
     assert_eq!(peers.len(), 50, "capped at pex_max_peers");
     assert!(!peers.contains(&pid(1)), "requester not sent to itself");
+    assert!(peers.iter().all(|p| (2..=70).map(pid).any(|q| q == *p)), "only peers seen alive lately: {peers:?}");
     // A request from a peer we are not connected to is ignored.
     c.handle(30, Input::PexRequest { from: pid(77), max: 10 });
     assert!(drain(&mut c).is_empty());
@@ -195,7 +201,7 @@ fn a_refused_peer_is_not_asked_for_again_at_once() {
     let mut c = core(&[pid(1)]);
     c.handle_timeout(0);
     assert_eq!(dials(&drain(&mut c)), vec![pid(1)]);
-    for (i, error) in [DialError::BackingOff, DialError::NoRoom, DialError::Graylisted].into_iter().enumerate() {
+    for (i, error) in [DialError::BackingOff, DialError::NoRoom, DialError::Distrusted].into_iter().enumerate() {
         let now = 10 + i as u64;
         c.link(now, LinkEvent::DialFailed { peer: pid(1), error });
         assert!(dials(&drain(&mut c)).is_empty(), "asked again at once after {error:?}");
@@ -209,4 +215,87 @@ fn a_refused_peer_is_not_asked_for_again_at_once() {
         later = dials(&drain(&mut c));
     }
     assert_eq!(later, vec![pid(1)], "asked again once the pause is over");
+}
+
+/// A PEX answer names, beside the links, only known peers linked within `pex_fresh_ms` that
+/// failed no dial since: never one only heard of, one seen long ago, or one that failed since.
+#[test]
+fn a_pex_answer_vouches_only_for_peers_seen_alive_lately() {
+    let boot: Vec<PeerId> = (1..=10).map(pid).collect();
+    let mut c = core(&boot);
+    c.handle_timeout(0);
+    drain(&mut c);
+    let fresh = DiscoveryConfig::default().pex_fresh_ms;
+    let t0 = 1_000;
+    for i in [2, 3, 4] {
+        c.link(t0, LinkEvent::Up { peer: pid(i), outbound: true });
+        c.link(t0 + 1, LinkEvent::Down { peer: pid(i), clean: false });
+    }
+    // pid(4) failed a dial after it was seen.
+    c.link(t0 + 2, LinkEvent::DialFailed { peer: pid(4), error: DialError::Unreachable });
+    c.link(t0 + 3, LinkEvent::Up { peer: pid(1), outbound: true });
+    let answer = |c: &mut Node, now| {
+        c.handle(now, Input::PexRequest { from: pid(1), max: 50 });
+        match drain(c).into_iter().find_map(|o| match o {
+            Output::Effect(Effect::Send { msg: Message::PexResponse { peers }, .. }) => Some(peers),
+            _ => None,
+        }) {
+            Some(mut p) => {
+                p.sort();
+                p
+            }
+            None => panic!("no answer"),
+        }
+    };
+    assert_eq!(answer(&mut c, t0 + 10), vec![pid(2), pid(3)]);
+    assert!(answer(&mut c, t0 + fresh + 10).is_empty(), "seen too long ago");
+}
+
+/// A source whose named peers nobody else mentions is reported (`Offence::BadPex`) at the
+/// answer's check; one whose named peers gossip also mentions is not; and a poisoner's own
+/// answer names no peer it is linked to.
+#[test]
+fn a_source_naming_peers_nobody_else_mentions_is_reported_for_poisoning_pex() {
+    use crate::discovery::vouchers::CHECK_AFTER_MS;
+    use crate::observer::Offence;
+    let reports = |out: &[Output]| -> Vec<PeerId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Effect(Effect::Report { peer, offence: Offence::BadPex }) => Some(*peer),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut c = core(&[pid(1), pid(2)]);
+    c.handle_timeout(0);
+    drain(&mut c);
+    c.link(10, LinkEvent::Up { peer: pid(1), outbound: true });
+    c.link(10, LinkEvent::Up { peer: pid(2), outbound: true });
+    drain(&mut c);
+    c.handle(20, Input::PexResponse { from: pid(1), peers: (100..120).map(pid).collect() });
+    c.handle(20, Input::PexResponse { from: pid(2), peers: (200..220).map(pid).collect() });
+    c.handle(60_000, Input::Learned { peers: vec![], heard: (200..216).map(pid).collect() });
+    let mut got = reports(&drain(&mut c));
+    let mut now = 60_000;
+    while let Some(t) = c.next_timeout().filter(|t| *t <= 20 + CHECK_AFTER_MS) {
+        now = t.max(now);
+        c.handle_timeout(now);
+        got.extend(reports(&drain(&mut c)));
+    }
+    assert_eq!(got, vec![pid(1)], "the poisoner, once");
+
+    // The poisoner's side: its answer names nothing it is linked to.
+    let links = LinkTable::default();
+    let mut p =
+        DiscoveryCore::new(me(), DiscoveryConfig::default(), LOW, links.view(), ChaCha8Rng::seed_from_u64(5), &[])
+            .with_poisoned_pex(true);
+    links.set(pid(7), true);
+    links.set(pid(8), true);
+    p.handle(0, Input::PexRequest { from: pid(7), max: 50 });
+    let out = drain(&mut p);
+    let Some(Output::Effect(Effect::Send { msg: Message::PexResponse { peers }, .. })) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(peers.len(), 50);
+    assert!(!peers.contains(&pid(8)), "no live link named");
 }

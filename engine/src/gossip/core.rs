@@ -7,29 +7,40 @@
 //! `max_rumors_per_frame`), encoded once for all connections. The message count per node is then
 //! O(degree / interval) whatever the TTL, at the price of up to one interval of delay per hop.
 //!
+//! Warnings ride rumours of their own, with no peers: when reputation graylists a peer on this
+//! node's own evidence, a rumour naming it is pushed at once to `warning_fanout` random links
+//! and forwarded the same way on receipt for `warning_hops` hops (push gossip: all but about
+//! e^-fanout of the nodes hear it within seconds, not rounds). Each new link is sent one rumour
+//! with all of this node's current warnings, so nodes that join later hear them too. Receivers
+//! hand warnings to reputation, which weighs them as hearsay.
+//!
 //! Rumours are signed envelopes: a receiver checks the timestamp and the origin's signature before
 //! it believes or relays one, and reports the neighbour that sent a bad one (honest nodes relay
 //! only what they verified, so a bad envelope is the sender's doing).
 
 use crate::config::GossipConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
+use crate::discovery::vouchers::Awaited;
 use crate::identity::{Identity, Rejection, Verifier};
 use crate::links::LinkView;
 use crate::observer::{Event, Offence};
 use crate::reputation::TrustView;
 use crate::time::Millis;
 use crate::types::PeerId;
-use crate::wire::{Message, Rumor, RumorBody, Rumors, MAX_RUMORS, MAX_RUMOR_PEERS};
+use crate::wire::{Message, Rumor, RumorBody, Rumors, MAX_RUMORS, MAX_RUMOR_PEERS, MAX_RUMOR_WARNINGS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashSet;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 /// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
 /// sorted out once per round, far cheaper than keeping a set up to date per rumour). The
 /// registry they feed holds about 100 peers, so a few hundred per round is plenty.
 pub const MAX_PENDING_LEARNED: usize = 256;
+/// Mentions of watched peers passed on in one round, at most (discovery checks peer-exchange
+/// answers against them; see `discovery::vouchers`).
+pub const MAX_HEARD: usize = 1_024;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
@@ -40,6 +51,12 @@ pub enum Input {
     },
     /// Discovery's answer to our request for the peers to announce.
     TopPeers(Vec<PeerId>),
+    /// Reputation graylisted `peer` on this node's own evidence; `spread`: push the warning
+    /// through the swarm now (else new links only hear it).
+    Warn {
+        peer: PeerId,
+        spread: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -47,8 +64,19 @@ pub enum Output {
     Effect(Effect),
     /// Ask discovery for the best `n` peers (answered with `Input::TopPeers`).
     RequestTopPeers(usize),
-    /// Peers heard of since the last round, for discovery (sorted, distinct).
-    Learned(Vec<PeerId>),
+    /// Peers heard of since the last round, for discovery (each list sorted, distinct).
+    Learned {
+        /// Peers to learn (at most `MAX_PENDING_LEARNED` a round).
+        peers: Vec<PeerId>,
+        /// Peers on discovery's watch list mentioned this round (as origins or in peer lists; at
+        /// most `MAX_HEARD` a round).
+        heard: Vec<PeerId>,
+    },
+    /// A verified rumour of `accuser` warns of these peers (never this node), for reputation.
+    Warned {
+        accuser: PeerId,
+        accused: Vec<PeerId>,
+    },
 }
 
 /// Rumour ids already seen, bounded in count and in age (a rumour cannot still be travelling
@@ -137,9 +165,21 @@ pub struct GossipCore {
     relay: Vec<Rumor>,
     /// Peers heard of since the last round, unsorted (bounded by MAX_PENDING_LEARNED).
     learned: Vec<PeerId>,
+    /// Watched peers mentioned since the last round (bounded by `MAX_HEARD`).
+    heard: Vec<PeerId>,
+    /// The peers discovery waits to hear of (named in peer exchange, not known yet).
+    awaited: Awaited,
     seq: u64,
     next_round: Millis,
     awaiting_top: bool,
+    rng: ChaCha8Rng,
+    /// This node's warnings: peer -> when made (at most `max_warnings`, the newest).
+    warnings: BTreeMap<PeerId, Millis>,
+    /// The rumour carrying all of them for new links, with when it was sealed (sealed again
+    /// after a change, or before it would be refused as stale).
+    warnings_rumor: Option<(Rumor, Millis)>,
+    /// Warnings to push that found no link yet (bounded by `max_warnings`).
+    unpushed: Vec<PeerId>,
     duplicates: u64,
     rejected: u64,
     out: Outputs<Output>,
@@ -170,9 +210,15 @@ impl GossipCore {
             trust: TrustView::default(),
             relay: Vec::new(),
             learned: Vec::new(),
+            heard: Vec::new(),
+            awaited: Awaited::default(),
             seq: 0,
             next_round: first,
             awaiting_top: false,
+            rng,
+            warnings: BTreeMap::new(),
+            warnings_rumor: None,
+            unpushed: Vec::new(),
             duplicates: 0,
             rejected: 0,
             out: Outputs::new(),
@@ -195,6 +241,12 @@ impl GossipCore {
     /// How long a rumour can still be travelling: one hop per round, plus slack.
     fn horizon_ms(&self) -> Millis {
         (u64::from(self.cfg.ttl) + 2) * self.cfg.interval_ms
+    }
+
+    /// Pass on mentions of the peers on this watch list (discovery's).
+    pub fn with_awaited(mut self, awaited: Awaited) -> Self {
+        self.awaited = awaited;
+        self
     }
 
     /// Send no gossip to, and take none from, peers these standings put below the gossip
@@ -237,12 +289,143 @@ impl GossipCore {
             let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
             let me = self.me;
             self.learned.extend(body.peers.iter().chain(std::iter::once(&origin)).filter(|p| **p != me).take(room));
+            if !self.awaited.is_empty() {
+                let room = MAX_HEARD.saturating_sub(self.heard.len());
+                let watched = body.peers.iter().chain(std::iter::once(&origin)).filter(|p| self.awaited.contains(p));
+                self.heard.extend(watched.take(room));
+            }
+            if !body.warnings.is_empty() {
+                let accused: Vec<PeerId> = body.warnings.iter().copied().filter(|p| *p != me).collect();
+                if !accused.is_empty() {
+                    self.out.push_back(Output::Warned { accuser: origin, accused });
+                }
+            }
+            if body.peers.is_empty() && !body.warnings.is_empty() {
+                // A warning: pushed on at once rather than on the next round.
+                let ttl = r.ttl.min(self.cfg.warning_hops);
+                if ttl > 1 {
+                    self.push(from, Rumor { ttl: ttl - 1, envelope: r.envelope.clone() });
+                }
+                continue;
+            }
             // A peer cannot make a rumour travel further than our own policy allows.
             let ttl = r.ttl.min(self.cfg.ttl);
             if ttl > 1 {
                 self.queue_relay(r, ttl - 1);
             }
         }
+    }
+
+    /// Seal a rumour of this node's (counted as sent; `None` only on a bug: the bodies are
+    /// bounded by construction).
+    fn seal(&mut self, now: Millis, body: RumorBody, ttl: u8) -> Option<Rumor> {
+        match Rumor::seal(&self.identity, &body, ttl, self.unix_epoch_ms + now) {
+            Ok(r) => {
+                r.envelope.announce_to(&*self.verifier);
+                if let Some(id) = rumor_id(&r) {
+                    self.seen.insert(id, now);
+                }
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not seal own rumour");
+                None
+            }
+        }
+    }
+
+    /// Send rumours to these peers (with the simulator's faults applied).
+    fn send(&mut self, to: Vec<PeerId>, mut rumors: Vec<Rumor>) {
+        if to.is_empty() {
+            return;
+        }
+        if self.faults.corrupt_signatures {
+            for r in &mut rumors {
+                if let Some(b) = r.envelope.signature.first_mut() {
+                    *b ^= 0x01;
+                }
+            }
+        }
+        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors: rumors.into() } }));
+    }
+
+    /// Push a warning rumour to `warning_fanout` random links in good standing other than
+    /// `except`.
+    fn push(&mut self, except: PeerId, r: Rumor) {
+        let mut to: Vec<PeerId> = self.links.peers();
+        to.retain(|p| *p != except && self.trust.allows_gossip(p));
+        let k = self.cfg.warning_fanout.min(to.len());
+        let picked: Vec<PeerId> =
+            rand::seq::index::sample(&mut self.rng, to.len(), k).into_iter().map(|i| to[i]).collect();
+        self.send(picked, vec![r]);
+    }
+
+    /// Drop warnings past their time or about peers no longer graylisted here.
+    fn prune_warnings(&mut self, now: Millis) {
+        let (ttl, trust) = (self.cfg.warning_ttl_ms, &self.trust);
+        let before = self.warnings.len();
+        self.warnings.retain(|p, t| now.saturating_sub(*t) < ttl && trust.is_graylisted(p));
+        if self.warnings.len() != before {
+            self.warnings_rumor = None;
+        }
+    }
+
+    fn warn(&mut self, now: Millis, peer: PeerId, spread: bool) {
+        self.warnings.insert(peer, now);
+        while self.warnings.len() > self.cfg.max_warnings {
+            let oldest = self.warnings.iter().min_by_key(|(p, t)| (**t, **p)).map(|(p, _)| *p);
+            if let Some(p) = oldest {
+                self.warnings.remove(&p);
+            }
+        }
+        self.warnings_rumor = None;
+        if spread {
+            if self.unpushed.len() >= self.cfg.max_warnings {
+                self.unpushed.remove(0);
+            }
+            self.unpushed.push(peer);
+            self.push_warnings(now);
+        }
+    }
+
+    /// Push the warnings not pushed yet, if there is a link to push them to (a node can lose its
+    /// last link as it decides: they go at the next one).
+    fn push_warnings(&mut self, now: Millis) {
+        if self.unpushed.is_empty() || self.links.is_empty() {
+            return;
+        }
+        let mut warnings = std::mem::take(&mut self.unpushed);
+        warnings.sort_unstable();
+        warnings.dedup();
+        warnings.truncate(MAX_RUMOR_WARNINGS);
+        self.seq += 1;
+        let body = RumorBody { seq: self.seq, peers: Vec::new(), warnings };
+        if let Some(r) = self.seal(now, body, self.cfg.warning_hops) {
+            self.push(self.me, r);
+        }
+    }
+
+    /// A new link hears all of this node's warnings (one rumour, not forwarded).
+    fn on_link_up(&mut self, now: Millis, peer: PeerId) {
+        self.push_warnings(now);
+        self.prune_warnings(now);
+        if self.warnings.is_empty() || !self.trust.allows_gossip(&peer) {
+            return;
+        }
+        // Sealed again before a receiver would take it for stale.
+        let fresh_for = self.horizon_ms() / 2;
+        let rumor = match &self.warnings_rumor {
+            Some((r, at)) if now.saturating_sub(*at) < fresh_for => r.clone(),
+            _ => {
+                self.seq += 1;
+                let body =
+                    RumorBody { seq: self.seq, peers: Vec::new(), warnings: self.warnings.keys().copied().collect() };
+                let Some(r) = self.seal(now, body, 1) else { return };
+                self.warnings_rumor = Some((r.clone(), now));
+                r
+            }
+        };
+        self.send(vec![peer], vec![rumor]);
     }
 
     fn reject(&mut self, from: PeerId, origin: PeerId, reason: Rejection) {
@@ -281,35 +464,17 @@ impl GossipCore {
         let mut peers = peers;
         peers.retain(|p| *p != self.me);
         peers.truncate(self.cfg.top_peers.min(MAX_RUMOR_PEERS));
-        let body = RumorBody { seq: self.seq, peers };
-        let own = match Rumor::seal(&self.identity, &body, self.cfg.ttl, self.unix_epoch_ms + now) {
-            Ok(r) => r,
-            Err(e) => {
-                // Bounded by construction (<= MAX_RUMOR_PEERS ids); reaching this is a bug.
-                tracing::error!(error = %e, "could not seal own rumour");
-                return;
-            }
-        };
-        own.envelope.announce_to(&*self.verifier);
-        if let Some(id) = rumor_id(&own) {
-            self.seen.insert(id, now);
-        }
+        let body = RumorBody { seq: self.seq, peers, warnings: Vec::new() };
+        let Some(own) = self.seal(now, body, self.cfg.ttl) else { return };
         self.out.push_back(Output::Effect(Effect::Event(Event::RumorOriginated { origin: self.me, seq: self.seq })));
         let mut rumors = Vec::with_capacity(1 + self.relay.len());
         rumors.push(own);
         // Freshest first; the sort is stable so equal TTLs keep arrival order.
         self.relay.sort_by_key(|r| std::cmp::Reverse(r.ttl));
         rumors.append(&mut self.relay);
-        if self.faults.corrupt_signatures {
-            for r in &mut rumors {
-                if let Some(b) = r.envelope.signature.first_mut() {
-                    *b ^= 0x01;
-                }
-            }
-        }
         let mut to: Vec<PeerId> = self.links.peers();
         to.retain(|p| self.trust.allows_gossip(p));
-        self.out.push_back(Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors: rumors.into() } }));
+        self.send(to, rumors);
     }
 }
 
@@ -320,7 +485,9 @@ impl Core for GossipCore {
     fn handle(&mut self, now: Millis, input: Input) {
         match input {
             // The link set is read from the connection manager's view.
+            Input::Link(LinkEvent::Up { peer, .. }) => self.on_link_up(now, peer),
             Input::Link(_) => {}
+            Input::Warn { peer, spread } => self.warn(now, peer, spread),
             Input::Frame { from, rumors } => self.on_frame(now, from, rumors),
             Input::TopPeers(peers) => {
                 if self.awaiting_top {
@@ -339,7 +506,10 @@ impl Core for GossipCore {
                 let mut learned = std::mem::take(&mut self.learned);
                 learned.sort_unstable();
                 learned.dedup();
-                self.out.push_back(Output::Learned(learned));
+                let mut heard = std::mem::take(&mut self.heard);
+                heard.sort_unstable();
+                heard.dedup();
+                self.out.push_back(Output::Learned { peers: learned, heard });
             }
             if !self.links.is_empty() {
                 self.awaiting_top = true;
@@ -360,6 +530,9 @@ impl Core for GossipCore {
         debug_assert!(self.relay.len() <= self.relay_cap(), "relay queue over its bound");
         debug_assert!(self.relay.iter().all(|r| r.ttl >= 1 && r.ttl < self.cfg.ttl), "relayed ttl out of range");
         debug_assert!(self.learned.len() <= MAX_PENDING_LEARNED, "learned batch over its bound");
+        debug_assert!(self.heard.len() <= MAX_HEARD, "heard batch over its bound");
         debug_assert!(self.seen.len() <= self.cfg.seen_cache_max, "seen cache over its bound");
+        debug_assert!(self.warnings.len() <= self.cfg.max_warnings, "warnings over their bound");
+        debug_assert!(self.unpushed.len() <= self.cfg.max_warnings, "unpushed warnings over their bound");
     }
 }

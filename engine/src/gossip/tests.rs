@@ -1,4 +1,5 @@
-//! Gossip core laws: de-duplication, TTL decrement and expiry, bounded frames, no echo of own rumours.
+//! Gossip core laws: de-duplication, TTL decrement and expiry, bounded frames, no echo of own
+//! rumours; warnings pushed to a fanout, handed to reputation, and sent to each new link.
 
 use super::core::{Faults, GossipCore, Input, Output};
 use crate::config::GossipConfig;
@@ -95,7 +96,7 @@ fn round(c: &mut GossipCore, now: u64) -> Option<(Vec<PeerId>, Vec<Rumor>)> {
 
 /// A rumour by origin `o`, signed at test time `at` ms.
 fn rumor_at(o: u8, seq: u64, ttl: u8, at: u64) -> Rumor {
-    let body = RumorBody { seq, peers: vec![pid(o.wrapping_add(100))] };
+    let body = RumorBody { seq, peers: vec![pid(o.wrapping_add(100))], warnings: vec![] };
     Rumor::seal(&ident(o), &body, ttl, UNIX0 + at).unwrap()
 }
 
@@ -122,10 +123,14 @@ fn duplicate_rumour_is_delivered_once() {
     // What was learned reaches discovery once, at the next round, sorted and de-duplicated.
     let t = c.next_timeout().unwrap();
     c.handle_timeout(t);
-    let learned: Vec<Output> = drain(&mut c).into_iter().filter(|o| matches!(o, Output::Learned(_))).collect();
+    let learned: Vec<Output> = drain(&mut c).into_iter().filter(|o| matches!(o, Output::Learned { .. })).collect();
     let mut expect = vec![origin(9), pid(109)];
     expect.sort();
-    assert_eq!(learned, vec![Output::Learned(expect)]);
+    assert_eq!(
+        learned,
+        vec![Output::Learned { peers: expect, heard: vec![] }],
+        "no peer on the watch list: no mention passed on"
+    );
 }
 
 #[test]
@@ -268,4 +273,99 @@ proptest! {
             }
         }
     }
+}
+
+/// Broadcasts out of a batch of outputs: (to, rumours).
+fn sends(out: &[Output]) -> Vec<(Vec<PeerId>, Vec<Rumor>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Effect(Effect::Broadcast { to, msg: Message::Gossip { rumors } }) => {
+                Some((to.clone(), rumors.to_vec()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A node with links 1..=8 whose reputation graylisted `pid(60)` and `pid(61)`.
+fn warning_node() -> Node {
+    let trust = crate::reputation::TrustView::default();
+    trust.set(pid(60), crate::reputation::Standing::Graylisted);
+    trust.set(pid(61), crate::reputation::Standing::Graylisted);
+    let Node { core: plain, links } = core(GossipConfig::default());
+    let mut c = Node { core: plain.with_trust(trust), links };
+    connect(&mut c, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    drain(&mut c);
+    c
+}
+
+/// A new warning is pushed at once to `warning_fanout` links, carrying only the warning, with
+/// the warning hop budget; one not to be spread is only kept for new links.
+#[test]
+fn a_new_warning_is_pushed_to_a_fanout_of_links() {
+    let cfg = GossipConfig::default();
+    let mut c = warning_node();
+    c.handle(1_000, Input::Warn { peer: pid(60), spread: true });
+    let out = sends(&drain(&mut c));
+    assert_eq!(out.len(), 1);
+    let (to, rumors) = &out[0];
+    assert_eq!(to.len(), cfg.warning_fanout);
+    let mut distinct = to.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), to.len());
+    assert_eq!(rumors.len(), 1);
+    assert_eq!(rumors[0].ttl, cfg.warning_hops);
+    let body = rumors[0].body().unwrap();
+    assert_eq!((body.peers.len(), body.warnings.clone()), (0, vec![pid(60)]));
+    c.handle(2_000, Input::Warn { peer: pid(61), spread: false });
+    assert!(sends(&drain(&mut c)).is_empty(), "kept for new links only");
+}
+
+/// A received warning goes to reputation with its signer as the accuser and is pushed on at
+/// once (never back to the sender) with one hop less; at its last hop it stops; a copy is
+/// taken once; a warning about this node itself is not handed on as one.
+#[test]
+fn a_received_warning_reaches_reputation_and_is_pushed_on() {
+    let mut c = warning_node();
+    let body = RumorBody { seq: 1, peers: vec![], warnings: vec![pid(70), origin(0)] };
+    let r = Rumor::seal(&ident(9), &body, 4, UNIX0).unwrap();
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![r.clone()].into() });
+    let out = drain(&mut c);
+    assert!(out.contains(&Output::Warned { accuser: origin(9), accused: vec![pid(70)] }));
+    let pushed = sends(&out);
+    assert_eq!(pushed.len(), 1);
+    assert!(!pushed[0].0.contains(&pid(1)), "not back to the sender");
+    assert_eq!(pushed[0].1[0].ttl, 3);
+    c.handle(0, Input::Frame { from: pid(2), rumors: vec![r].into() });
+    assert!(drain(&mut c).iter().all(|o| !matches!(o, Output::Warned { .. })), "a copy is taken once");
+    let last =
+        Rumor::seal(&ident(10), &RumorBody { seq: 1, peers: vec![], warnings: vec![pid(71)] }, 1, UNIX0).unwrap();
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![last].into() });
+    let out = drain(&mut c);
+    assert!(out.contains(&Output::Warned { accuser: origin(10), accused: vec![pid(71)] }));
+    assert!(sends(&out).is_empty(), "at its last hop");
+    // Nor is it queued for the next round.
+    let (_, rumors) = round(&mut c, 60_000).expect("a round");
+    assert_eq!(rumors.len(), 1, "only our own rumour: {:?}", rumors.len());
+}
+
+/// Each new link is sent one rumour with all of this node's warnings still in force (a peer no
+/// longer graylisted here is left out); without warnings, nothing.
+#[test]
+fn a_new_link_hears_every_warning_in_force() {
+    let mut c = warning_node();
+    c.handle(0, Input::Link(LinkEvent::Up { peer: pid(20), outbound: false }));
+    assert!(sends(&drain(&mut c)).is_empty(), "no warnings yet");
+    c.handle(1_000, Input::Warn { peer: pid(60), spread: false });
+    c.handle(1_000, Input::Warn { peer: pid(61), spread: false });
+    c.handle(1_000, Input::Warn { peer: pid(62), spread: false }); // not graylisted (any more)
+    drain(&mut c);
+    c.links.set(pid(21), true);
+    c.handle(2_000, Input::Link(LinkEvent::Up { peer: pid(21), outbound: false }));
+    let out = sends(&drain(&mut c));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, vec![pid(21)]);
+    assert_eq!(out[0].1[0].ttl, 1, "not forwarded");
+    assert_eq!(out[0].1[0].body().unwrap().warnings, vec![pid(60), pid(61)]);
 }

@@ -54,7 +54,7 @@ pub struct LinksCore {
     exchange_deadlines: BTreeSet<(Millis, PeerId)>,
     /// Links we are closing (or dropping), and why: the reason their `Down` is reported with.
     closing: BTreeMap<PeerId, CloseReason>,
-    /// Standings: graylisted peers get no link.
+    /// Standings: peers below the publish threshold get no link.
     trust: TrustView,
     stats: LinksStats,
     out: Outputs<Output>,
@@ -105,7 +105,7 @@ impl LinksCore {
         }
     }
 
-    /// Refuse links to the peers these standings graylist.
+    /// Refuse links to the peers these standings put below the publish threshold.
     pub fn with_trust(mut self, trust: TrustView) -> Self {
         self.trust = trust;
         self
@@ -211,8 +211,8 @@ impl LinksCore {
         if self.dialer.is_target(&peer) {
             return;
         }
-        if self.trust.is_graylisted(&peer) {
-            return self.refuse(peer, DialError::Graylisted);
+        if !self.trust.allows_link(&peer) {
+            return self.refuse(peer, DialError::Distrusted);
         }
         let degree = self.degree() + self.dialer.in_flight();
         let room = match purpose {
@@ -268,7 +268,7 @@ impl LinksCore {
         // inbound one is. Found by the policy proptest: 12 links under a cap of 8 + 3 dials.
         let ours = outbound && self.dialer.is_dialing(&peer);
         let full = !ours && self.degree() + self.auth.pending() >= self.cfg.max_connections;
-        if full || self.trust.is_graylisted(&peer) {
+        if full || !self.trust.allows_link(&peer) {
             self.stats.refused += 1;
             self.event(LinkChange::Refused { peer });
             self.out.push_back(Output::Disconnect(peer));
@@ -311,9 +311,9 @@ impl LinksCore {
     fn on_up(&mut self, now: Millis, peer: PeerId, outbound: bool) {
         self.dialer.connected(&peer);
         self.closing.remove(&peer);
-        if self.trust.is_graylisted(&peer) {
-            // Graylisted while the handshake ran: closed as soon as it is open.
-            self.closing.insert(peer, CloseReason::Graylisted);
+        if !self.trust.allows_link(&peer) {
+            // Distrusted while the handshake ran: closed as soon as it is open.
+            self.closing.insert(peer, CloseReason::Distrusted);
             self.out.push_back(Output::Disconnect(peer));
         }
         let purposes = self.wanted(&peer);
@@ -403,18 +403,18 @@ impl LinksCore {
         }
     }
 
-    /// Dial a protected want again (after its backoff), unless it is graylisted now.
+    /// Dial a protected want again (after its backoff), unless it is distrusted now.
     fn retarget(&mut self, peer: PeerId, now: Millis) {
-        if !self.trust.is_graylisted(&peer) {
+        if self.trust.allows_link(&peer) {
             self.dialer.target(peer, now);
         }
     }
 
     /// Close the peer's link (a goodbye: it is not lost, it is refused) and stop dialling it.
-    fn graylisted(&mut self, peer: PeerId) {
+    fn distrusted(&mut self, peer: PeerId) {
         self.dialer.untarget(&peer);
         if self.table.view().contains(&peer) && !self.closing.contains_key(&peer) {
-            self.closing.insert(peer, CloseReason::Graylisted);
+            self.closing.insert(peer, CloseReason::Distrusted);
             self.out.push_back(Output::Close(peer));
         }
     }
@@ -426,10 +426,7 @@ impl LinksCore {
             .wants
             .iter()
             .filter(|(p, w)| {
-                w.protects()
-                    && !self.dialer.is_target(p)
-                    && !self.table.view().contains(p)
-                    && !self.trust.is_graylisted(p)
+                w.protects() && !self.dialer.is_target(p) && !self.table.view().contains(p) && self.trust.allows_link(p)
             })
             .map(|(p, _)| *p)
             .collect();
@@ -500,7 +497,7 @@ impl Core for LinksCore {
                 self.set_wanted(now, purpose, peers);
                 self.start_dials(now);
             }
-            Input::Graylisted { peer } => self.graylisted(peer),
+            Input::Distrusted { peer } => self.distrusted(peer),
             Input::Suspect { peer } => self.suspect(now, peer),
             Input::Probe { from, seq } => {
                 self.out.push_back(Output::Effect(Effect::Send { to: from, msg: Message::Heartbeat { seq } }))

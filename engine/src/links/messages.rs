@@ -55,9 +55,10 @@ pub enum Input {
         purpose: Purpose,
         peers: Vec<PeerId>,
     },
-    /// Reputation graylisted the peer: its link, if any, is closed, and no link to it is made
-    /// or accepted while the standing lasts (read from the [`TrustView`]).
-    Graylisted {
+    /// Reputation put the peer below the publish threshold (graylisted, or warned of by others
+    /// and not vouched for by our own evidence): its link, if any, is closed, and no link to it
+    /// is made or accepted while the standing lasts (read from the [`TrustView`]).
+    Distrusted {
         peer: PeerId,
     },
     /// A core asked `peer` something and got no answer in time: probe it (see

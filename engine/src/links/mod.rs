@@ -292,8 +292,8 @@ pub enum CloseReason {
     Full,
     /// Our node is stopping.
     Shutdown,
-    /// Reputation graylisted the peer.
-    Graylisted,
+    /// Reputation distrusts the peer (below the publish threshold, see [`crate::reputation::TrustView::allows_link`]).
+    Distrusted,
 }
 
 /// Why a dial failed.
@@ -309,6 +309,6 @@ pub enum DialError {
     /// Not attempted: at the high watermark for this purpose, or at the hard cap, or too many
     /// dials in flight.
     NoRoom,
-    /// Not attempted: reputation graylisted the peer.
-    Graylisted,
+    /// Not attempted: reputation distrusts the peer.
+    Distrusted,
 }

@@ -472,34 +472,40 @@ proptest! {
     }
 }
 
-/// A graylisted peer loses its link (closed with a goodbye), is not dialled for any purpose and
-/// its inbound links are refused before any handshake, until its standing recovers.
+/// A distrusted peer (graylisted, or shunned: below the publish threshold on a quorum of other
+/// nodes' warnings) loses its link (closed with a goodbye), is not dialled for any purpose and its
+/// inbound links are refused before any handshake, until its standing recovers. A peer below the
+/// publish threshold on this node's evidence alone keeps its link.
 #[test]
-fn a_graylisted_peer_is_closed_refused_and_not_dialled() {
+fn a_distrusted_peer_is_closed_refused_and_not_dialled() {
     use crate::reputation::{Standing, TrustView};
-    let trust = TrustView::default();
-    let mut m = manager(LinksConfig::default());
-    m.core = std::mem::replace(&mut m.core, manager(LinksConfig::default()).core).with_trust(trust.clone());
-    m.want(0, 1, Purpose::Neighbourhood);
-    m.open(10, 1, true);
-    assert!(m.linked().contains(&pid(1)));
-    m.take();
-    trust.set(pid(1), Standing::Graylisted);
-    m.input(20, Input::Graylisted { peer: pid(1) });
-    assert_eq!(closes(&m.take()), vec![pid(1)], "its link is closed");
-    m.close(30, 1, true);
-    m.run_until(10 * 60_000);
-    assert!(dials(&m.take()).is_empty(), "a protected want does not redial a graylisted peer");
-    m.want(700_000, 1, Purpose::Manual);
-    assert_eq!(failed(&m.take()), vec![(pid(1), DialError::Graylisted)]);
-    let generation = m.gate.open(pid(1), 710_000);
-    m.input(710_000, Input::Connected { peer: pid(1), outbound: false, generation });
-    let out = m.take();
-    assert!(out.iter().any(|o| matches!(o, Output::Disconnect(p) if *p == pid(1))), "inbound refused: {out:?}");
-    assert!(!m.linked().contains(&pid(1)));
-    trust.set(pid(1), Standing::Acceptable);
-    m.want(720_000, 1, Purpose::Manual);
-    assert_eq!(dials(&m.take()), vec![pid(1)], "dialled again once forgiven");
+    for (standing, shunned) in [(Standing::Graylisted, false), (Standing::NoPublish, true)] {
+        let trust = TrustView::default();
+        let mut m = manager(LinksConfig::default());
+        m.core = std::mem::replace(&mut m.core, manager(LinksConfig::default()).core).with_trust(trust.clone());
+        m.want(0, 1, Purpose::Neighbourhood);
+        m.open(10, 1, true);
+        assert!(m.linked().contains(&pid(1)));
+        m.take();
+        trust.set(pid(1), standing);
+        trust.set_shunned(pid(1), shunned);
+        m.input(20, Input::Distrusted { peer: pid(1) });
+        assert_eq!(closes(&m.take()), vec![pid(1)], "its link is closed ({standing:?})");
+        m.close(30, 1, true);
+        m.run_until(10 * 60_000);
+        assert!(dials(&m.take()).is_empty(), "a protected want does not redial a {standing:?} peer");
+        m.want(700_000, 1, Purpose::Manual);
+        assert_eq!(failed(&m.take()), vec![(pid(1), DialError::Distrusted)]);
+        let generation = m.gate.open(pid(1), 710_000);
+        m.input(710_000, Input::Connected { peer: pid(1), outbound: false, generation });
+        let out = m.take();
+        assert!(out.iter().any(|o| matches!(o, Output::Disconnect(p) if *p == pid(1))), "inbound refused: {out:?}");
+        assert!(!m.linked().contains(&pid(1)));
+        trust.set(pid(1), Standing::NoPublish);
+        trust.set_shunned(pid(1), false);
+        m.want(720_000, 1, Purpose::Manual);
+        assert_eq!(dials(&m.take()), vec![pid(1)], "dialled again once only our own evidence is against it");
+    }
 }
 
 /// A peer graylisted while its handshake ran is dropped as soon as the link opens, and its
@@ -537,5 +543,5 @@ fn a_peer_graylisted_during_its_handshake_is_dropped_with_that_reason() {
             _ => None,
         })
         .collect();
-    assert_eq!(closed, vec![CloseReason::Graylisted]);
+    assert_eq!(closed, vec![CloseReason::Distrusted]);
 }

@@ -58,6 +58,15 @@ pub struct ReputationConfig {
     pub noise_weight: f64,
     pub noise_allowance: f64,
     pub noise_half_life_ms: u64,
+    /// Most taken for warnings from other nodes (each graylisted the peer on its own
+    /// evidence): `hearsay_weight * min(1, warned / hearsay_quorum)^3`.
+    pub hearsay_weight: f64,
+    /// Distinct accusers (within a half-life) that take the whole `hearsay_weight`.
+    pub hearsay_quorum: f64,
+    pub hearsay_half_life_ms: u64,
+    /// Requests a peer served (decayed, more than it failed) that make this node ignore
+    /// warnings about it.
+    pub hearsay_exempt_served: f64,
     /// Below this score no gossip is sent to or taken from the peer (negative).
     pub gossip_threshold: f64,
     /// Below this score nothing is published to the peer (<= gossip_threshold).
@@ -118,6 +127,16 @@ impl Default for ReputationConfig {
             noise_weight: 0.5,
             noise_allowance: 30.0,
             noise_half_life_ms: 5 * MINUTE_MS,
+            // Hearsay alone never graylists: two accusers put a peer this node has no evidence
+            // of at -48, below the publish threshold and shunned (no link, no replica, see
+            // `links`), and any failure of it here then graylists it (a late answer costs 4); one
+            // accuser (an honest node's rare mistake) costs 6. Accusers must be in good standing
+            // here, and a peer that serves this node well is exempt. A quorum of 3 was tried: the
+            // third accuser of a slow peer often came tens of minutes later (200-node runs).
+            hearsay_weight: 48.0,
+            hearsay_quorum: 2.0,
+            hearsay_half_life_ms: 2 * HOUR_MS, // guess: warnings repeat while they hold
+            hearsay_exempt_served: 2.0,
             // gossipsub v1.1 thresholds in the ratio deployments use (Filecoin: -500 / -1000 /
             // -2500, accept PX 1000), scaled to our [-100, 100] range.
             gossip_threshold: -10.0,
@@ -150,6 +169,8 @@ impl ReputationConfig {
             ("reputation.noise_allowance", p.noise_allowance),
             ("reputation.rank_rtt_weight", p.rank_rtt_weight),
             ("reputation.rank_availability_weight", p.rank_availability_weight),
+            ("reputation.hearsay_weight", p.hearsay_weight),
+            ("reputation.hearsay_exempt_served", p.hearsay_exempt_served),
         ] {
             check(w.is_finite() && w >= 0.0, field, format!("must be a finite number >= 0 (got {w})"))?;
         }
@@ -157,6 +178,7 @@ impl ReputationConfig {
             ("reputation.availability_prior", p.availability_prior),
             ("reputation.rtt_confidence", p.rtt_confidence),
             ("reputation.deficit_confidence", p.deficit_confidence),
+            ("reputation.hearsay_quorum", p.hearsay_quorum),
         ] {
             check(v.is_finite() && v > 0.0, field, format!("must be a finite number > 0 (got {v})"))?;
         }
@@ -168,6 +190,7 @@ impl ReputationConfig {
             ("reputation.malice_half_life_ms", p.malice_half_life_ms),
             ("reputation.violation_half_life_ms", p.violation_half_life_ms),
             ("reputation.noise_half_life_ms", p.noise_half_life_ms),
+            ("reputation.hearsay_half_life_ms", p.hearsay_half_life_ms),
         ] {
             check(ms >= 1_000, field, "must be at least 1000 ms")?;
         }

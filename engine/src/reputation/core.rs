@@ -26,7 +26,15 @@ pub enum Input {
     },
     /// Records read back from storage at start (merged into any already kept).
     Restore(Vec<StoredRecord>),
+    /// `accuser` says it graylisted these peers on its own evidence (a signed rumour).
+    Warned {
+        accuser: PeerId,
+        accused: Vec<PeerId>,
+    },
 }
+
+/// Accusers remembered per peer (the quorum is 3: more only refresh the count).
+pub const MAX_ACCUSERS: usize = 8;
 
 /// A write for the storage the wiring owns (keyed by peer id).
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +51,12 @@ pub enum Output {
     Standing { peer: PeerId, standing: Standing, score: f64 },
     /// One batch of writes, applied atomically by the wiring.
     Persist(Vec<PersistOp>),
+    /// `peer` became shunned, or stopped being (see [`crate::reputation::TrustView::allows_link`]).
+    Shunned { peer: PeerId, shunned: bool },
+    /// This node graylisted `peer` on its own evidence (hearsay left out): warn the others;
+    /// `spread`: push it through the swarm now (fewer than a quorum have warned of it yet),
+    /// else only tell new links.
+    Warn { peer: PeerId, spread: bool },
 }
 
 /// Which records go first when the bound is reached: nearest neutral by standing, then least
@@ -59,12 +73,28 @@ fn evict_rank(s: Standing) -> u8 {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Accuser {
+    peer: PeerId,
+    at: Millis,
+    counted: bool,
+}
+
 struct Entry {
     record: Record,
     /// The standing last reported (Acceptable, the neutral band, until a change is reported).
     standing: Standing,
     /// When decay alone will change the standing, if it will.
     recheck: Option<Millis>,
+    /// Who warned of the peer, when, and whether it is counted yet (each counts once per
+    /// hearsay half-life; not while the peer serves this node well, but as soon as it stops).
+    accusers: Vec<Accuser>,
+    /// Graylisted on this node's own evidence and said so ([`Output::Warn`]), until the
+    /// standing lifts.
+    vouched: bool,
+    /// Below the publish threshold with at least half the hearsay weight behind it (as last
+    /// reported; looked at again at each input and each change of standing).
+    shunned: bool,
 }
 
 impl Entry {
@@ -161,7 +191,14 @@ impl ReputationCore {
             if self.peers.len() >= self.cfg.max_peers_scored {
                 self.evict(now);
             }
-            let e = Entry { record: Record::new(now), standing: Standing::Acceptable, recheck: None };
+            let e = Entry {
+                record: Record::new(now),
+                standing: Standing::Acceptable,
+                recheck: None,
+                accusers: Vec::new(),
+                vouched: false,
+                shunned: false,
+            };
             self.by_eviction.insert(e.evict_key(peer));
             self.peers.insert(peer, e);
             self.deleted.remove(&peer);
@@ -178,6 +215,9 @@ impl ReputationCore {
         }
         if e.standing != Standing::Acceptable {
             self.out.push_back(Output::Standing { peer, standing: Standing::Acceptable, score: 0.0 });
+        }
+        if e.shunned {
+            self.out.push_back(Output::Shunned { peer, shunned: false });
         }
         self.dirty.remove(&peer);
         if self.persists {
@@ -217,11 +257,70 @@ impl ReputationCore {
             e.standing = standing;
             self.out.push_back(Output::Standing { peer, standing, score });
         }
+        let shunned = !standing.may_publish() && e.record.at(now, &self.cfg).hearsay(&self.cfg) >= 0.5;
+        if shunned != e.shunned {
+            e.shunned = shunned;
+            self.out.push_back(Output::Shunned { peer, shunned });
+        }
+        if !standing.is_graylisted() {
+            e.vouched = false;
+        } else if !e.vouched && e.record.first_hand_score(now, &self.cfg) < self.cfg.graylist_threshold {
+            e.vouched = true;
+            let window = self.cfg.hearsay_half_life_ms;
+            let heard = e.accusers.iter().filter(|a| now.saturating_sub(a.at) < window).count();
+            let spread = (heard as f64) < self.cfg.hearsay_quorum;
+            self.out.push_back(Output::Warn { peer, spread });
+        }
         e.recheck = e.record.next_change(now, &self.cfg);
         if let Some(t) = e.recheck {
             self.rechecks.insert((t, peer));
         }
         self.by_eviction.insert(e.evict_key(peer));
+    }
+
+    /// Take a warning only from an accuser this node knows first-hand for good (a positive
+    /// score on its own evidence: time linked, requests served) and that nobody has warned of,
+    /// once per accuser and half-life; it counts once the peer does not serve this node well (at
+    /// once, or later). Strangers' and accused accusers' warnings are not heard: at 1,000 nodes
+    /// every honest peer shunned by mistake had only adversaries among its accusers (a peer the
+    /// swarm cuts off finds honest nodes refusing it, and warns of them in turn).
+    fn warned(&mut self, now: Millis, accuser: PeerId, accused: Vec<PeerId>) {
+        let window = self.cfg.hearsay_half_life_ms;
+        let Some(known) = self.peers.get(&accuser) else { return };
+        let accused_itself = known.accusers.iter().any(|a| now.saturating_sub(a.at) < window);
+        if accused_itself || known.record.first_hand_score(now, &self.cfg) <= 0.0 {
+            return;
+        }
+        for peer in accused {
+            if peer == accuser {
+                continue;
+            }
+            let e = self.entry(peer, now);
+            e.accusers.retain(|a| now.saturating_sub(a.at) < window);
+            if e.accusers.len() >= MAX_ACCUSERS || e.accusers.iter().any(|a| a.peer == accuser) {
+                continue;
+            }
+            e.accusers.push(Accuser { peer: accuser, at: now, counted: false });
+            self.count_hearsay(peer, now);
+        }
+    }
+
+    /// Count the warnings about `peer` not counted yet, unless it serves this node well.
+    fn count_hearsay(&mut self, peer: PeerId, now: Millis) {
+        let Some(e) = self.peers.get_mut(&peer) else { return };
+        if e.accusers.iter().all(|a| a.counted) || e.record.at(now, &self.cfg).serves_well(&self.cfg) {
+            return;
+        }
+        let mut n = 0;
+        for a in e.accusers.iter_mut().filter(|a| !a.counted) {
+            a.counted = true;
+            n += 1;
+        }
+        self.update(peer, now, false, |r, cfg| {
+            for _ in 0..n {
+                r.warned(now, cfg);
+            }
+        });
     }
 
     fn schedule_persist(&mut self, now: Millis) {
@@ -294,6 +393,7 @@ impl Record {
         self.counts.malice += o.counts.malice;
         self.counts.violation += o.counts.violation;
         self.counts.noise += o.counts.noise;
+        self.counts.warned += o.counts.warned;
     }
 }
 
@@ -309,9 +409,16 @@ impl Core for ReputationCore {
             }
             // A dial that failed says more about NATs and paths than about the peer.
             Input::Link(LinkEvent::DialFailed { .. }) => {}
-            Input::Request { peer, outcome } => self.update(peer, now, true, |r, cfg| r.request(now, outcome, cfg)),
-            Input::Offence { peer, kind } => self.update(peer, now, true, |r, cfg| r.offence(now, kind, cfg)),
+            Input::Request { peer, outcome } => {
+                self.update(peer, now, true, |r, cfg| r.request(now, outcome, cfg));
+                self.count_hearsay(peer, now);
+            }
+            Input::Offence { peer, kind } => {
+                self.update(peer, now, true, |r, cfg| r.offence(now, kind, cfg));
+                self.count_hearsay(peer, now);
+            }
             Input::Restore(stored) => self.restore(now, stored),
+            Input::Warned { accuser, accused } => self.warned(now, accuser, accused),
         }
     }
 
@@ -341,6 +448,7 @@ impl Core for ReputationCore {
 
     fn check_invariants(&self) {
         debug_assert!(self.peers.len() <= self.cfg.max_peers_scored, "record bound exceeded");
+        debug_assert!(self.peers.values().all(|e| e.accusers.len() <= MAX_ACCUSERS), "accusers over their bound");
         debug_assert_eq!(self.by_eviction.len(), self.peers.len(), "eviction index drifted");
         debug_assert_eq!(
             self.rechecks.len(),

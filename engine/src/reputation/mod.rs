@@ -8,10 +8,18 @@
 //! values deployments use; the numbers live in [`crate::config::ReputationConfig`], each with its
 //! source. Failed requests weigh in a served/asked ratio, not as offences, so loss at any rate
 //! never graylists a peer that serves.
+//!
+//! Nodes share verdicts, not scores: a node that graylists a peer on its own evidence warns the
+//! swarm (gossip), and others weigh the warning as hearsay ([`score::HEARSAY`]): a quorum of
+//! distinct accusers in good standing puts a peer they have no evidence of below the publish
+//! threshold (no link, no replica) but never graylists it alone; a peer that serves a node well
+//! is exempt there; and a node warns only on its own evidence, so hearsay never feeds itself.
 
 pub mod actor;
 pub mod config;
 pub mod core;
+#[cfg(test)]
+mod hearsay_tests;
 pub mod persist;
 pub mod score;
 #[cfg(test)]

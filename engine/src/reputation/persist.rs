@@ -93,6 +93,7 @@ impl StoredRecord {
             ("malice", c.malice),
             ("violation", c.violation),
             ("noise", c.noise),
+            ("warned", c.warned),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(DecodeError::Field { field, value });

@@ -107,6 +107,8 @@ pub enum OffenceKind {
     InvalidEnvelope,
     /// More frames or requests than a limit allows.
     Flood,
+    /// Peer exchange naming peers most of which nobody else mentions (dead or invented ids).
+    BadPex,
     /// A frame that does not decode (truncation, a peer on another version).
     MalformedFrame,
     /// No identity proof within the handshake timeout.
@@ -119,7 +121,10 @@ impl OffenceKind {
     pub fn class(self) -> OffenceClass {
         use OffenceKind::*;
         match self {
-            BadSignature | AuthFailed | BadChunk | FailedVerification => OffenceClass::Malice,
+            // A poisoned peer exchange answer is judged on many peers at once (most of at least
+            // 8 named peers mentioned nowhere else within minutes), which an honest answer of
+            // live peers does not come near: weighed as proof.
+            BadSignature | AuthFailed | BadChunk | FailedVerification | BadPex => OffenceClass::Malice,
             Unauthenticated | InvalidEnvelope | Flood => OffenceClass::Violation,
             MalformedFrame | AuthTimeout | StaleEnvelope => OffenceClass::Noise,
         }
@@ -135,6 +140,7 @@ impl From<Offence> for OffenceKind {
             Offence::Unauthenticated => OffenceKind::Unauthenticated,
             Offence::BadChunk => OffenceKind::BadChunk,
             Offence::BadShare => OffenceKind::FailedVerification,
+            Offence::BadPex => OffenceKind::BadPex,
             Offence::InvalidEnvelope(r) => match r {
                 Rejection::BadSignature => OffenceKind::BadSignature,
                 Rejection::Unsigned | Rejection::TooLarge { .. } | Rejection::Malformed => OffenceKind::InvalidEnvelope,
@@ -158,8 +164,12 @@ pub enum Outcome {
 }
 
 /// The components of a score, each already weighted; their sum, clamped, is the score.
-/// Each is monotone in time between two inputs.
-pub type Components = [f64; 8];
+/// Each is monotone in time between two inputs. The last, [`HEARSAY`], is what other nodes
+/// said; the others are this node's own evidence.
+pub type Components = [f64; 9];
+
+/// The index of the hearsay component in [`Components`].
+pub const HEARSAY: usize = 8;
 
 /// The decaying counts of a record (stored as they are).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -176,6 +186,10 @@ pub struct Counts {
     pub malice: f64,
     pub violation: f64,
     pub noise: f64,
+    /// Distinct credible peers that warned of this one (each counted once per
+    /// `hearsay_half_life_ms`; see [`Record::warned`]).
+    #[serde(default)]
+    pub warned: f64,
 }
 
 /// What a node knows of one peer. Counts are decayed to `stamp`.
@@ -225,6 +239,7 @@ impl Record {
         self.counts.malice *= factor(dt, cfg.malice_half_life_ms);
         self.counts.violation *= factor(dt, cfg.violation_half_life_ms);
         self.counts.noise *= factor(dt, cfg.noise_half_life_ms);
+        self.counts.warned *= factor(dt, cfg.hearsay_half_life_ms);
         self.stamp = now;
     }
 
@@ -282,6 +297,35 @@ impl Record {
         }
     }
 
+    /// Another node warned that it graylisted this peer on its own evidence (the core counts each
+    /// accuser once per half-life).
+    pub fn warned(&mut self, now: Millis, cfg: &ReputationConfig) {
+        self.advance(now, cfg);
+        self.counts.warned += 1.0;
+    }
+
+    /// Whether this node's own evidence says the peer serves well: warnings about it are then
+    /// not taken (first-hand beats hearsay, so a few slanderers cannot cut a peer off from the
+    /// nodes it serves).
+    pub fn serves_well(&self, cfg: &ReputationConfig) -> bool {
+        self.counts.served >= cfg.hearsay_exempt_served && self.availability(cfg) > 0.0
+    }
+
+    /// The hearsay share in [0, 1]: `(warned / quorum)^3`, capped at 1. At a quorum of 2 one
+    /// accuser costs 1/8 of the weight, a quorum all of it.
+    pub fn hearsay(&self, cfg: &ReputationConfig) -> f64 {
+        let q = cfg.hearsay_quorum.max(1.0);
+        let x = (self.counts.warned / q).min(1.0);
+        x * x * x
+    }
+
+    /// The score on this node's own evidence only (the hearsay component left out): a node
+    /// warns others of a peer only on this, so hearsay never feeds itself.
+    pub fn first_hand_score(&self, now: Millis, cfg: &ReputationConfig) -> f64 {
+        let c = self.at(now, cfg).components(cfg);
+        clamp(c.iter().sum::<f64>() - c[HEARSAY])
+    }
+
     /// Served against asked, in [-1, 1], pulled toward 0 by a neutral prior (one answer is not a
     /// verdict). Not decayed as a ratio: its counts share a half-life, so decay only lets the
     /// prior pull it toward 0.
@@ -325,6 +369,7 @@ impl Record {
             -cfg.malice_weight * self.counts.malice,
             -cfg.violation_weight * self.counts.violation,
             -cfg.noise_weight * noise * noise,
+            -cfg.hearsay_weight * self.hearsay(cfg),
         ]
     }
 
@@ -359,6 +404,7 @@ impl Record {
             cfg.malice_half_life_ms,
             cfg.violation_half_life_ms,
             cfg.noise_half_life_ms,
+            cfg.hearsay_half_life_ms,
         ]
         .into_iter()
         .max()

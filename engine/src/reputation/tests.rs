@@ -116,7 +116,7 @@ fn standings(log: &[(Millis, Output)]) -> Vec<(Millis, PeerId, Standing)> {
     log.iter()
         .filter_map(|(t, o)| match o {
             Output::Standing { peer, standing, .. } => Some((*t, *peer, *standing)),
-            Output::Persist(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -384,7 +384,7 @@ fn records_are_stored_in_batches_at_most_once_per_interval() {
         .iter()
         .filter_map(|(t, o)| match o {
             Output::Persist(ops) => Some((*t, ops.clone())),
-            Output::Standing { .. } => None,
+            _ => None,
         })
         .collect();
     let times: Vec<Millis> = batches.iter().map(|(t, _)| *t).collect();

@@ -67,6 +67,8 @@ pub(super) fn build_report(
         let p = |q: f64| (!t.isolation_times_s.is_empty()).then(|| percentile(&t.isolation_times_s, q));
         metrics.isolation_time_p50_s = p(50.0);
         metrics.isolation_time_p90_s = p(90.0);
+        metrics.isolation_time_all_dealers_p90_s =
+            (!t.isolation_times_all_dealers_s.is_empty()).then(|| percentile(&t.isolation_times_all_dealers_s, 90.0));
         let d = |q: f64| (!t.detection_times_s.is_empty()).then(|| percentile(&t.detection_times_s, q));
         metrics.detection_time_p50_s = d(50.0);
         metrics.detection_time_p90_s = d(90.0);

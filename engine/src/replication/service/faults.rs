@@ -19,6 +19,8 @@ pub struct ContentFaults {
     /// Not content: the node's recovery holder releases a wrong share (a lying holder). Carried
     /// here so the node's adversarial faults come in one place.
     pub lie_shares: bool,
+    /// Not content either: discovery answers peer exchange with dead or invented ids.
+    pub poison_pex: bool,
 }
 
 impl ContentFaults {
