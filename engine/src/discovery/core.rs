@@ -309,7 +309,13 @@ impl DiscoveryCore {
             LinkEvent::Up { peer, .. } => {
                 self.asked.remove(&peer);
                 self.vouchers.heard(&[peer]);
+                let known = self.registry.len();
                 self.registry.record_success(peer, now, Self::in_use(&self.links, &self.asked));
+                // A peer that linked before anyone named it is known from now on: say so (PEX
+                // answers name only fresh peers, so they may never add it).
+                if self.registry.len() != known {
+                    self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
+                }
                 let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
                 self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::PexRequest { max } }));
             }
