@@ -295,7 +295,8 @@ pub struct DiscoveryConfig {
     pub recency_half_life_ms: u64,
     /// A PEX answer names, after this node's links, only known peers it was linked to within
     /// this long (and that did not fail a dial since): peers a node vouches for are alive as far
-    /// as it knows, so a source whose peers mostly fail stands out (see `discovery::vouchers`).
+    /// as it knows, so a source whose peers nobody else mentions stands out (see
+    /// `discovery::vouchers`).
     pub pex_fresh_ms: u64,
     /// Stored peers not seen for this many days are pruned when a node starts.
     pub forget_after_days: u64,

@@ -156,10 +156,9 @@ impl Trust {
     }
 
     /// The first instant at which at least 90% of the honest nodes that had dealt with an
-    /// adversary so far had graylisted it, and the instant from which that held to the end of
-    /// the run (`None` if never / not at the end). A dealer counts from its first dealing until
-    /// it graylists (then for good) or leaves without having graylisted (then no more).
-    fn isolated_from(&self, nodes: &FxHashMap<PeerId, (u64, Option<u64>)>) -> (Option<u64>, Option<u64>) {
+    /// adversary so far had graylisted (or shunned) it, if any. A dealer counts from its first
+    /// dealing until it decides (then for good) or leaves without a verdict (then no more).
+    fn isolated_at(&self, nodes: &FxHashMap<PeerId, (u64, Option<u64>)>) -> Option<u64> {
         // (time, change in dealers, change in graylisters), applied in time order.
         let mut steps: Vec<(u64, i64, i64)> = Vec::with_capacity(nodes.len() * 2);
         for (node, (dealt, gray)) in nodes {
@@ -179,8 +178,6 @@ impl Trust {
         }
         steps.sort_unstable();
         let (mut dealers, mut gray) = (0i64, 0i64);
-        let mut from = None;
-        let mut first = None;
         let mut i = 0;
         while i < steps.len() {
             let t = steps[i].0;
@@ -189,21 +186,12 @@ impl Trust {
                 gray += steps[i].2;
                 i += 1;
             }
-            if dealers == 0 {
-                // Every dealer so far left without a verdict: nothing to judge by until another deals.
-                continue;
-            }
-            let isolated = gray * 10 >= dealers * 9;
-            if isolated {
-                first.get_or_insert(t);
-            }
-            match (isolated, from) {
-                (true, None) => from = Some(t),
-                (false, Some(_)) => from = None,
-                _ => {}
+            // With no dealer left (all left without a verdict) there is nothing to judge by.
+            if dealers > 0 && gray * 10 >= dealers * 9 {
+                return Some(t);
             }
         }
-        (first, from)
+        None
     }
 
     /// `alive`: whether a node is up at the end (one that left before it graylisted an
@@ -220,7 +208,7 @@ impl Trust {
         let mut times_all = Vec::new();
         for (adversary, nodes) in &self.dealt {
             let first = nodes.values().map(|(t, _)| *t).min().unwrap_or(0);
-            let (reached, from) = self.isolated_from(nodes);
+            let reached = self.isolated_at(nodes);
             if let Some(t) = reached {
                 times.push(t.saturating_sub(first) as f64 / 1000.0);
             }
@@ -231,7 +219,7 @@ impl Trust {
                     .filter(|(n, (_, g))| g.is_none() && !self.left.contains_key(*n))
                     .map(|(n, (t, _))| format!("{}@{}", n.short(), t / 1000))
                     .collect();
-                tracing::debug!(target: "swarm_sim::isolation", adversary = %adversary.short(), kind, first_s = first / 1000, reached_s = ?reached.map(|t| t / 1000), from_s = ?from.map(|t| t / 1000), dealers = nodes.len(), ?never, "adversary");
+                tracing::debug!(target: "swarm_sim::isolation", adversary = %adversary.short(), kind, first_s = first / 1000, reached_s = ?reached.map(|t| t / 1000), dealers = nodes.len(), ?never, "adversary");
             }
             let mut at: Vec<Option<u64>> =
                 nodes.iter().filter(|(n, (_, g))| g.is_some() || alive(n)).map(|(_, (_, g))| *g).collect();

@@ -34,9 +34,9 @@ pub enum Input {
         from: PeerId,
         peers: Vec<PeerId>,
     },
-    /// Peers heard of through gossip: some to learn (`peers`, bounded per round), and every one
-    /// mentioned this round (`heard`: rumours' origins and peer lists), which vouches for what
-    /// peer exchange names.
+    /// Peers heard of through gossip: some to learn (`peers`, bounded per round), and the
+    /// watched ones mentioned this round (`heard`: as rumours' origins or in their peer lists),
+    /// which vouch for what peer exchange named.
     Learned {
         peers: Vec<PeerId>,
         heard: Vec<PeerId>,
@@ -78,7 +78,7 @@ pub struct DiscoveryCore {
     /// not asked for again within `dial_retry_after_ms`. Without this, a refusal answered by a
     /// top-up that picks the same peer is a loop that never lets time pass.
     refused: BTreeMap<PeerId, Millis>,
-    /// Which peer-exchange source named each peer first, and how its peers fared.
+    /// Peer-exchange answers waiting for their named peers to be mentioned elsewhere.
     vouchers: Vouchers,
     /// An adversary's fault (simulator): answer peer exchange with dead or invented ids.
     poison_pex: bool,

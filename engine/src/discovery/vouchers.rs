@@ -31,14 +31,18 @@ fn key(p: &PeerId) -> u64 {
     u64::from_le_bytes(p.0[..8].try_into().expect("8 bytes"))
 }
 
-/// The named peers waiting for a mention (shared: discovery writes, gossip reads).
+/// An answer waiting for its check: (due, source).
+type Due = (Millis, PeerId);
+
+/// The named peers waiting for a mention, each with the answers (due, source) that wait for it
+/// (shared: discovery writes, gossip reads the keys).
 #[derive(Clone, Default)]
-pub struct Awaited(Rc<RefCell<BTreeSet<u64>>>);
+pub struct Awaited(Rc<RefCell<BTreeMap<u64, Vec<Due>>>>);
 
 impl Awaited {
     pub fn contains(&self, peer: &PeerId) -> bool {
-        let set = self.0.borrow();
-        !set.is_empty() && set.contains(&key(peer))
+        let map = self.0.borrow();
+        !map.is_empty() && map.contains_key(&key(peer))
     }
 
     pub fn len(&self) -> usize {
@@ -59,10 +63,9 @@ struct Answer {
 
 #[derive(Clone, Default)]
 pub struct Vouchers {
+    /// Named peer -> the answers still waiting for a mention of it.
     awaited: Awaited,
-    /// Named peer -> the answers (due, source) still waiting for a mention of it.
-    waiting: BTreeMap<u64, Vec<(Millis, PeerId)>>,
-    pending: BTreeMap<(Millis, PeerId), Answer>,
+    pending: BTreeMap<Due, Answer>,
 }
 
 impl Vouchers {
@@ -73,19 +76,17 @@ impl Vouchers {
 
     /// Mentions of `peer` by anyone but `source` (`None`: gossip or a link of ours).
     fn mention(&mut self, peer: u64, source: Option<&PeerId>) {
-        let Some(answers) = self.waiting.get_mut(&peer) else { return };
-        let mut heard = Vec::new();
-        answers.retain(|a| {
-            let other = source != Some(&a.1);
-            if other {
-                heard.push(*a);
+        let heard: Vec<Due> = {
+            let mut waiting = self.awaited.0.borrow_mut();
+            let Some(answers) = waiting.get_mut(&peer) else { return };
+            let (heard, still): (Vec<Due>, Vec<Due>) = answers.drain(..).partition(|a| source != Some(&a.1));
+            if still.is_empty() {
+                waiting.remove(&peer);
+            } else {
+                *answers = still;
             }
-            !other
-        });
-        if answers.is_empty() {
-            self.waiting.remove(&peer);
-            self.awaited.0.borrow_mut().remove(&peer);
-        }
+            heard
+        };
         for a in heard {
             if let Some(answer) = self.pending.get_mut(&a) {
                 answer.unheard.remove(&peer);
@@ -108,7 +109,7 @@ impl Vouchers {
         // this one.
         let mut others: BTreeSet<u64> = BTreeSet::new();
         for k in &keys {
-            if self.waiting.get(k).is_some_and(|a| a.iter().any(|(_, s)| *s != source)) {
+            if self.awaited.0.borrow().get(k).is_some_and(|a| a.iter().any(|(_, s)| *s != source)) {
                 others.insert(*k);
             }
             self.mention(*k, Some(&source));
@@ -123,10 +124,11 @@ impl Vouchers {
         let known: BTreeSet<u64> = named.iter().filter(|p| known(p)).map(key).collect();
         let unheard: BTreeSet<u64> =
             keys.iter().copied().filter(|k| !known.contains(k) && !others.contains(k)).collect();
+        let mut waiting = self.awaited.0.borrow_mut();
         for k in &unheard {
-            self.waiting.entry(*k).or_default().push(due);
-            self.awaited.0.borrow_mut().insert(*k);
+            waiting.entry(*k).or_default().push(due);
         }
+        drop(waiting);
         self.pending.insert(due, Answer { named: keys.len(), unheard });
         while self.pending.len() > MAX_PENDING {
             let Some((&oldest, _)) = self.pending.first_key_value() else { break };
@@ -135,17 +137,18 @@ impl Vouchers {
     }
 
     /// Drop an answer and its waits.
-    fn forget(&mut self, at: (Millis, PeerId)) -> Option<Answer> {
+    fn forget(&mut self, at: Due) -> Option<Answer> {
         let answer = self.pending.remove(&at)?;
+        let mut waiting = self.awaited.0.borrow_mut();
         for k in &answer.unheard {
-            if let Some(answers) = self.waiting.get_mut(k) {
+            if let Some(answers) = waiting.get_mut(k) {
                 answers.retain(|a| *a != at);
                 if answers.is_empty() {
-                    self.waiting.remove(k);
-                    self.awaited.0.borrow_mut().remove(k);
+                    waiting.remove(k);
                 }
             }
         }
+        drop(waiting);
         Some(answer)
     }
 
@@ -174,7 +177,6 @@ impl Vouchers {
 
     pub fn check_invariants(&self) {
         debug_assert!(self.pending.len() <= MAX_PENDING);
-        debug_assert_eq!(self.awaited.len(), self.waiting.len(), "watch list drifted");
     }
 }
 

@@ -33,7 +33,8 @@ pub enum Input {
     },
 }
 
-/// Accusers remembered per peer (the quorum is 3: more only refresh the count).
+/// Accusers remembered per peer (the quorum, `hearsay_quorum`, is 2: more only refresh the
+/// count).
 pub const MAX_ACCUSERS: usize = 8;
 
 /// A write for the storage the wiring owns (keyed by peer id).
