@@ -428,10 +428,10 @@ impl Collector {
         self.st.borrow_mut().trust.mark(peer, "invalid_signatures", true);
     }
 
-    /// Per adversary kind, in name order: (kind, live adversaries, honest nodes' links to them).
-    pub fn adversary_links_by_kind(&self) -> Vec<(&'static str, usize, u64)> {
+    /// Per adversary kind, in name order: honest nodes' links to them now.
+    pub fn adversary_links_by_kind(&self) -> Vec<crate::trust::KindLinks> {
         let s = self.st.borrow();
-        s.trust.links_by_kind(&s.links.open, |p| s.slot_of.contains_key(p))
+        s.trust.links_by_kind(&s.links.open, Self::now_ms(&s), |p| s.slot_of.contains_key(p))
     }
 
     pub fn is_adversary(&self, peer: &PeerId) -> bool {

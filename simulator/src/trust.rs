@@ -50,6 +50,17 @@ pub struct TrustSummary {
 /// Open links: node -> peer -> opened at (ms), as the collector keeps them.
 pub type OpenLinks = FxHashMap<PeerId, FxHashMap<PeerId, u64>>;
 
+/// Honest nodes' links to one kind of adversary.
+pub struct KindLinks {
+    pub kind: &'static str,
+    /// Live adversaries of the kind.
+    pub live: usize,
+    /// Honest nodes' links to them.
+    pub links: usize,
+    /// The median age of those links (s).
+    pub age_p50_s: Option<f64>,
+}
+
 impl Trust {
     pub fn mark(&mut self, peer: PeerId, kind: &'static str, forger: bool) {
         self.kinds.insert(peer, kind);
@@ -141,18 +152,25 @@ impl Trust {
         (all > 0).then(|| bad as f64 / all as f64)
     }
 
-    /// Per adversary kind, in name order: (kind, live adversaries, honest nodes' links to them).
-    pub fn links_by_kind(&self, open: &OpenLinks, alive: impl Fn(&PeerId) -> bool) -> Vec<(&'static str, usize, u64)> {
-        let mut by: std::collections::BTreeMap<&'static str, (usize, u64)> = Default::default();
+    /// Per adversary kind, in name order: (kind, live adversaries, honest nodes' links to them,
+    /// the median age in seconds of those links at `now`).
+    pub fn links_by_kind(&self, open: &OpenLinks, now: u64, alive: impl Fn(&PeerId) -> bool) -> Vec<KindLinks> {
+        let mut by: std::collections::BTreeMap<&'static str, (usize, Vec<f64>)> = Default::default();
         for (_, k) in self.kinds.iter().filter(|(p, _)| alive(p)) {
             by.entry(k).or_default().0 += 1;
         }
         for (_, peers) in open.iter().filter(|(n, _)| !self.is_adversary(n)) {
-            for k in peers.keys().filter_map(|p| self.kinds.get(p)) {
-                by.entry(k).or_default().1 += 1;
+            for (k, since) in peers.iter().filter_map(|(p, t)| self.kinds.get(p).map(|k| (k, t))) {
+                by.entry(k).or_default().1.push(now.saturating_sub(*since) as f64 / 1000.0);
             }
         }
-        by.into_iter().map(|(k, (n, l))| (k, n, l)).collect()
+        by.into_iter()
+            .map(|(kind, (live, mut ages))| {
+                ages.sort_unstable_by(f64::total_cmp);
+                let age_p50_s = (!ages.is_empty()).then(|| crate::report::percentile(&ages, 50.0));
+                KindLinks { kind, live, links: ages.len(), age_p50_s }
+            })
+            .collect()
     }
 
     /// The first instant at which at least 90% of the honest nodes that had dealt with an

@@ -5,7 +5,7 @@
 
 use super::persist::StoredPeer;
 use super::registry::{Entry, Registry};
-use super::vouchers::{Awaited, Vouchers};
+use super::vouchers::{Awaited, Verdict, Vouchers};
 use crate::config::DiscoveryConfig;
 use crate::core::{Core, Effect, LinkEvent, Outputs};
 use crate::links::{DialError, LinkView};
@@ -297,11 +297,24 @@ impl DiscoveryCore {
         dead
     }
 
-    /// Report the sources whose answers, checked now, named peers heard of nowhere else.
+    /// Report the sources whose answers, checked now, named peers heard of nowhere else; ask
+    /// the suspect ones again (if still linked).
     fn check_answers(&mut self, now: Millis) {
-        for source in self.vouchers.check(now) {
-            self.out.push_back(Output::Effect(Effect::Report { peer: source, offence: Offence::BadPex }));
+        for verdict in self.vouchers.check(now) {
+            let effect = match verdict {
+                Verdict::Poisoned(source) => Effect::Report { peer: source, offence: Offence::BadPex },
+                Verdict::Suspect(source) if self.links.contains(&source) => {
+                    Effect::Send { to: source, msg: Message::PexRequest { max: self.pex_ask() } }
+                }
+                Verdict::Suspect(_) => continue,
+            };
+            self.out.push_back(Output::Effect(effect));
         }
+    }
+
+    /// How many peers a PEX request asks for.
+    fn pex_ask(&self) -> u16 {
+        u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX)
     }
 
     fn on_link(&mut self, now: Millis, ev: LinkEvent) {
@@ -316,8 +329,10 @@ impl DiscoveryCore {
                 if self.registry.len() != known {
                     self.out.push_back(Output::Effect(Effect::Event(Event::KnownPeers(self.registry.len()))));
                 }
-                let max = u16::try_from(self.cfg.pex_max_peers).unwrap_or(u16::MAX);
-                self.out.push_back(Output::Effect(Effect::Send { to: peer, msg: Message::PexRequest { max } }));
+                self.out.push_back(Output::Effect(Effect::Send {
+                    to: peer,
+                    msg: Message::PexRequest { max: self.pex_ask() },
+                }));
             }
             LinkEvent::Down { peer, .. } => {
                 self.registry.seen(peer, now, Self::in_use(&self.links, &self.asked));

@@ -251,6 +251,18 @@ fn a_pex_answer_vouches_only_for_peers_seen_alive_lately() {
     assert!(answer(&mut c, t0 + fresh + 10).is_empty(), "seen too long ago");
 }
 
+/// A started node linked to pid(1), pid(2) and pid(3), its outputs so far drained.
+fn linked_to_three() -> Node {
+    let mut c = core(&[pid(1), pid(2), pid(3)]);
+    c.handle_timeout(0);
+    drain(&mut c);
+    for i in 1..=3 {
+        c.link(10, LinkEvent::Up { peer: pid(i), outbound: true });
+    }
+    drain(&mut c);
+    c
+}
+
 /// A source whose named peers nobody else mentions is reported (`Offence::BadPex`) at the
 /// answer's check; one whose named peers gossip also mentions is not; and a poisoner's own
 /// answer names no peer it is linked to.
@@ -266,15 +278,11 @@ fn a_source_naming_peers_nobody_else_mentions_is_reported_for_poisoning_pex() {
             })
             .collect()
     };
-    let mut c = core(&[pid(1), pid(2)]);
-    c.handle_timeout(0);
-    drain(&mut c);
-    c.link(10, LinkEvent::Up { peer: pid(1), outbound: true });
-    c.link(10, LinkEvent::Up { peer: pid(2), outbound: true });
-    drain(&mut c);
+    let mut c = linked_to_three();
     c.handle(20, Input::PexResponse { from: pid(1), peers: (100..120).map(pid).collect() });
     c.handle(20, Input::PexResponse { from: pid(2), peers: (200..220).map(pid).collect() });
-    c.handle(60_000, Input::Learned { peers: vec![], heard: (200..216).map(pid).collect() });
+    c.handle(20, Input::PexResponse { from: pid(3), peers: (300..320).map(pid).collect() });
+    c.handle(60_000, Input::Learned { peers: vec![], heard: (200..216).chain(300..320).map(pid).collect() });
     let mut got = reports(&drain(&mut c));
     let mut now = 60_000;
     while let Some(t) = c.next_timeout().filter(|t| *t <= 20 + CHECK_AFTER_MS) {
@@ -298,4 +306,45 @@ fn a_source_naming_peers_nobody_else_mentions_is_reported_for_poisoning_pex() {
     };
     assert_eq!(peers.len(), 50);
     assert!(!peers.contains(&pid(8)), "no live link named");
+}
+
+/// A source whose answer is suspect (much of it unmentioned, not most) is asked again, while
+/// it is linked; its third suspect answer in a row is reported.
+#[test]
+fn a_suspect_source_is_asked_again_and_reported_at_its_third_suspect_answer() {
+    use crate::discovery::vouchers::{CHECK_AFTER_MS, MAX_SUSPECT_ANSWERS};
+    use crate::observer::Offence;
+    let mut c = linked_to_three();
+    let (mut now, mut asked_again, mut reported) = (10, 0, 0);
+    for round in 0..MAX_SUSPECT_ANSWERS {
+        // 20 named, half mentioned by gossip; pid(2) and pid(3) answer cleanly (this node hears).
+        let named: Vec<PeerId> = (0..60).map(|i| pid(1_000 + u16::from(round) * 60 + i)).collect();
+        c.handle(now, Input::PexResponse { from: pid(1), peers: named[..20].to_vec() });
+        c.handle(now, Input::PexResponse { from: pid(2), peers: named[20..40].to_vec() });
+        c.handle(now, Input::PexResponse { from: pid(3), peers: named[40..].to_vec() });
+        c.handle(now + 1, Input::Learned { peers: vec![], heard: named[10..].to_vec() });
+        now += CHECK_AFTER_MS;
+        c.handle_timeout(now);
+        for o in drain(&mut c) {
+            match o {
+                Output::Effect(Effect::Send { to, msg: Message::PexRequest { .. } }) if to == pid(1) => {
+                    asked_again += 1
+                }
+                Output::Effect(Effect::Report { peer, offence: Offence::BadPex }) if peer == pid(1) => reported += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((asked_again, reported), (MAX_SUSPECT_ANSWERS - 1, 1));
+
+    // A suspect no longer linked is not asked.
+    c.handle(now, Input::PexResponse { from: pid(1), peers: (3_000..3_020).map(pid).collect() });
+    c.link(now + 1, LinkEvent::Down { peer: pid(1), clean: false });
+    c.handle(now + 2, Input::Learned { peers: vec![], heard: (3_010..3_020).map(pid).collect() });
+    c.handle_timeout(now + CHECK_AFTER_MS);
+    let out = drain(&mut c);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Effect(Effect::Send { msg: Message::PexRequest { .. }, .. }))),
+        "{out:?}"
+    );
 }

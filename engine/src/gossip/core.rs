@@ -9,8 +9,8 @@
 //!
 //! Warnings ride rumours of their own, with no peers: when reputation graylists a peer on this
 //! node's own evidence, a rumour naming it is pushed at once to `warning_fanout` random links
-//! and forwarded the same way on receipt for `warning_hops` hops (push gossip: all but about
-//! e^-fanout of the nodes hear it within seconds, not rounds). Each new link is sent one rumour
+//! and forwarded the same way on receipt for `warning_hops` hops (push gossip: the ~150 nodes
+//! within three hops hear it within seconds, not rounds). Each new link is sent one rumour
 //! with all of this node's current warnings, so nodes that join later hear them too. Receivers
 //! hand warnings to reputation, which weighs them as hearsay.
 //!
@@ -286,16 +286,18 @@ impl GossipCore {
                 self.seen.insert(id, now);
             }
             self.out.push_back(Output::Effect(Effect::Event(Event::RumorReceived { origin, seq: body.seq, from })));
-            let room = MAX_PENDING_LEARNED.saturating_sub(self.learned.len());
-            let me = self.me;
-            self.learned.extend(body.peers.iter().chain(std::iter::once(&origin)).filter(|p| **p != me).take(room));
-            if !self.awaited.is_empty() {
-                let room = MAX_HEARD.saturating_sub(self.heard.len());
-                let watched = body.peers.iter().chain(std::iter::once(&origin)).filter(|p| self.awaited.contains(p));
-                self.heard.extend(watched.take(room));
+            // The peers it mentions: learned, and passed on to discovery if it waits for them.
+            let watching = !self.awaited.is_empty();
+            for p in body.peers.iter().chain(std::iter::once(&origin)) {
+                if *p != self.me && self.learned.len() < MAX_PENDING_LEARNED {
+                    self.learned.push(*p);
+                }
+                if watching && self.heard.len() < MAX_HEARD && self.awaited.contains(p) {
+                    self.heard.push(*p);
+                }
             }
             if !body.warnings.is_empty() {
-                let accused: Vec<PeerId> = body.warnings.iter().copied().filter(|p| *p != me).collect();
+                let accused: Vec<PeerId> = body.warnings.iter().copied().filter(|p| *p != self.me).collect();
                 if !accused.is_empty() {
                     self.out.push_back(Output::Warned { accuser: origin, accused });
                 }

@@ -328,15 +328,18 @@ fn a_new_warning_is_pushed_to_a_fanout_of_links() {
 #[test]
 fn a_received_warning_reaches_reputation_and_is_pushed_on() {
     let mut c = warning_node();
+    let hops = GossipConfig::default().warning_hops;
+    assert!(hops >= 2, "a warning is pushed on at least once");
     let body = RumorBody { seq: 1, peers: vec![], warnings: vec![pid(70), origin(0)] };
-    let r = Rumor::seal(&ident(9), &body, 4, UNIX0).unwrap();
+    // A sender asking for more hops than this node's policy gets the policy's.
+    let r = Rumor::seal(&ident(9), &body, hops + 1, UNIX0).unwrap();
     c.handle(0, Input::Frame { from: pid(1), rumors: vec![r.clone()].into() });
     let out = drain(&mut c);
     assert!(out.contains(&Output::Warned { accuser: origin(9), accused: vec![pid(70)] }));
     let pushed = sends(&out);
     assert_eq!(pushed.len(), 1);
     assert!(!pushed[0].0.contains(&pid(1)), "not back to the sender");
-    assert_eq!(pushed[0].1[0].ttl, 3);
+    assert_eq!(pushed[0].1[0].ttl, hops - 1);
     c.handle(0, Input::Frame { from: pid(2), rumors: vec![r].into() });
     assert!(drain(&mut c).iter().all(|o| !matches!(o, Output::Warned { .. })), "a copy is taken once");
     let last =

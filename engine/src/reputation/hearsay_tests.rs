@@ -27,11 +27,19 @@ fn feed(c: &mut ReputationCore, now: Millis, input: Input) -> Vec<Output> {
     std::iter::from_fn(|| c.poll_output()).collect()
 }
 
-/// A warning from `accuser`, which this node first comes to know first-hand (it served one
-/// request) unless it has a record already: strangers are not heard.
+/// `peer` serves this node well: it answered the requests that take (see `serves_well`).
+fn serve(c: &mut ReputationCore, now: Millis, peer: u8) {
+    let n = ReputationConfig::default().hearsay_exempt_served.ceil() as usize;
+    for _ in 0..n {
+        feed(c, now, Input::Request { peer: pid(peer), outcome: Outcome::Served { rtt_ms: 50 } });
+    }
+}
+
+/// A warning from `accuser`, which this node first comes to know first-hand (it serves this
+/// node well) unless it has a record already: strangers are not heard.
 fn warn(c: &mut ReputationCore, now: Millis, accuser: u8, accused: u8) -> Vec<Output> {
     if c.record(&pid(accuser)).is_none() {
-        feed(c, now, Input::Request { peer: pid(accuser), outcome: Outcome::Served { rtt_ms: 50 } });
+        serve(c, now, accuser);
     }
     feed(c, now, Input::Warned { accuser: pid(accuser), accused: vec![pid(accused)] })
 }
@@ -173,8 +181,8 @@ fn an_accused_accuser_is_not_heard() {
     let mut c = core();
     let (a, b, victim) = (51u8, 52u8, 60u8);
     for p in [a, b] {
-        // Known first-hand for good, so only being accused can silence them.
-        feed(&mut c, 0, Input::Request { peer: pid(p), outcome: Outcome::Served { rtt_ms: 50 } });
+        // They serve this node well, so only being accused can silence them.
+        serve(&mut c, 0, p);
     }
     warn(&mut c, SECOND, 1, a);
     warn(&mut c, SECOND, 2, b);
@@ -186,6 +194,28 @@ fn an_accused_accuser_is_not_heard() {
     warn(&mut c, 3 * SECOND, 3, victim);
     warn(&mut c, 3 * SECOND, 4, victim);
     assert_eq!(c.standing(&pid(victim), 3 * SECOND), Standing::NoPublish);
+}
+
+/// Accusers this node is linked to but asked nothing of (adversaries the swarm cut off among
+/// them) are not heard; once they serve it well, they are.
+#[test]
+fn merely_linked_accusers_are_not_heard() {
+    use crate::core::LinkEvent;
+    let mut c = core();
+    for a in [1u8, 2] {
+        feed(&mut c, 0, Input::Link(LinkEvent::Up { peer: pid(a), outbound: true }));
+    }
+    let later = 600 * SECOND;
+    for a in [1u8, 2] {
+        assert!(c.record(&pid(a)).is_some_and(|r| r.first_hand_score(later, &ReputationConfig::default()) > 0.0));
+        feed(&mut c, later, Input::Warned { accuser: pid(a), accused: vec![pid(60)] });
+    }
+    assert_eq!(c.score(&pid(60), later), 0.0, "linked for 10 minutes, asked nothing: not heard");
+    for a in [1u8, 2] {
+        serve(&mut c, later, a);
+        feed(&mut c, later, Input::Warned { accuser: pid(a), accused: vec![pid(60)] });
+    }
+    assert_eq!(c.standing(&pid(60), later), Standing::NoPublish, "serving well: heard");
 }
 
 /// Warnings from strangers (no first-hand evidence here) are not heard, however many.

@@ -78,7 +78,10 @@ pub(super) fn build_report(
             .collector
             .adversary_links_by_kind()
             .into_iter()
-            .map(|(k, n, l)| format!("{k}: {n} live, {l} honest links to them"))
+            .map(|k| {
+                let age = k.age_p50_s.map_or(String::new(), |a| format!(" (age p50 {a:.0} s)"));
+                format!("{}: {} live, {} honest links to them{age}", k.kind, k.live, k.links)
+            })
             .collect();
         notes_after.push(format!("adversaries at the end by kind: {}", by_kind.join("; ")));
     }
