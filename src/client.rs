@@ -2,11 +2,13 @@
 //! side of a running node's control API.
 
 use crate::node::api::{
-    ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, Status, MAX_UPLOAD_BYTES,
+    ApiErrorBody, ConnectRequest, Connected, Peers, PostRequest, PostView, Published, ReputationView, Status,
+    MAX_UPLOAD_BYTES,
 };
 use crate::node::recovery::{BackupRequest, BackupView, RecoverRequest, Recovered};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use swarm_engine::reputation::COMPONENT_NAMES;
 
 /// Default address of a node's control API.
 pub const DEFAULT_API: &str = "127.0.0.1:7700";
@@ -103,17 +105,43 @@ pub fn status(api: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn peers(api: &str, json: bool) -> Result<()> {
-    let p: Peers = get_json(api, "/peers")?;
+/// `all`: every peer with a live reputation record too (`GET /peers?all=true`).
+pub fn peers(api: &str, json: bool, all: bool) -> Result<()> {
+    let p: Peers = if all { get_query(api, "/peers", &[("all", "true")])? } else { get_json(api, "/peers")? };
     if json {
         println!("{}", serde_json::to_string_pretty(&p)?);
         return Ok(());
     }
     for v in &p.connected {
-        println!("{} {} {:>6} s {}", v.peer_id, if v.outbound { "out" } else { "in " }, v.connected_s, v.standing);
+        let dir = if v.outbound { "out" } else { "in " };
+        println!("{} {dir} {:>6} s {}", v.peer_id, v.connected_s, reputation_column(&v.reputation));
     }
     println!("{} connected, {} known", p.connected.len(), p.known_peers);
+    if let Some(scored) = &p.scored {
+        let unlinked: Vec<_> = scored.iter().filter(|s| !s.connected).collect();
+        for s in &unlinked {
+            println!("{} not linked {}", s.peer_id, reputation_column(&s.reputation));
+        }
+        println!("{} scored, {} of them not linked", scored.len(), unlinked.len());
+    }
     Ok(())
+}
+
+/// `Acceptable score=  3.21 uptime=1.10 availability=2.00`: the standing, the live score and its
+/// parts, those exactly 0 left out (`no record`: the peer is neutral, never scored).
+fn reputation_column(r: &ReputationView) -> String {
+    let head = format!("{:<10} score={:>7.2}", r.standing, r.score);
+    let Some(parts) = &r.parts else { return format!("{head} (no record)") };
+    // Known parts in the score's order, then any a newer node adds.
+    let known = COMPONENT_NAMES.iter().filter_map(|n| parts.get_key_value(*n));
+    let newer = parts.iter().filter(|(n, _)| !COMPONENT_NAMES.contains(&n.as_str()));
+    let shown: Vec<String> =
+        known.chain(newer).filter(|(_, v)| **v != 0.0).map(|(n, v)| format!("{n}={v:.2}")).collect();
+    if shown.is_empty() {
+        format!("{head} (all parts 0)")
+    } else {
+        format!("{head} {}", shown.join(" "))
+    }
 }
 
 pub fn connect(api: &str, peer: &str, timeout_ms: u64) -> Result<()> {

@@ -44,7 +44,8 @@ enum Cmd {
     Rendezvous(RendezvousArgs),
     /// A running node's status (peer id, connections, known peers, pending sync writes).
     Status(ApiArgs),
-    /// A running node's links (with --api), or the persisted registry of a data directory.
+    /// A running node's links with each peer's live score and its parts (without a subcommand),
+    /// or the persisted registry of a data directory.
     Peers {
         #[command(subcommand)]
         cmd: Option<peers::PeersCmd>,
@@ -57,6 +58,9 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Without a subcommand: also every peer the node holds a reputation record of, linked or not.
+        #[arg(long)]
+        all: bool,
     },
     /// Ask a running node to connect to a peer id, waiting for the link.
     Connect {
@@ -328,7 +332,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Node(a) => node::check_namespace(&a.namespace).and_then(|()| node::run(a)),
         Cmd::Rendezvous(a) => rendezvous(a),
         Cmd::Status(a) => client::status(&a.api, a.json),
-        Cmd::Peers { cmd: None, api, json, .. } => client::peers(&api, json),
+        Cmd::Peers { cmd: None, api, json, all, .. } => client::peers(&api, json, all),
         Cmd::Peers { cmd: Some(cmd), data, .. } => peers::run(&data, cmd),
         Cmd::Connect { peer_id, api, timeout_ms } => client::connect(&api, &peer_id, timeout_ms),
         Cmd::Put { file, post, api } => client::put(&api, file.as_deref(), post),

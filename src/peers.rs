@@ -108,7 +108,7 @@ pub fn run(data: &Path, cmd: PeersCmd) -> Result<()> {
 /// and its parts (default weights: a node's own `[reputation]` overrides are not in its
 /// directory).
 fn stored_scores(s: &HeedStorage) -> Result<std::collections::BTreeMap<PeerId, String>> {
-    use swarm_engine::reputation::{Standing, StoredRecord};
+    use swarm_engine::reputation::{Standing, StoredRecord, COMPONENT_NAMES};
     use swarm_engine::storage::{Storage, Table};
     let cfg = swarm_engine::NodeConfig::default().reputation;
     let mut out = std::collections::BTreeMap::new();
@@ -117,8 +117,7 @@ fn stored_scores(s: &HeedStorage) -> Result<std::collections::BTreeMap<PeerId, S
             .with_context(|| format!("reputation record {} in the peer registry", hex::encode(&key)))?;
         let r = stored.to_record(0, now_ms(), &cfg);
         let score = r.score(0, &cfg);
-        let parts = ["uptime", "churn", "availability", "deficit", "rtt", "malice", "violation", "noise", "hearsay"];
-        let parts: Vec<String> = parts
+        let parts: Vec<String> = COMPONENT_NAMES
             .iter()
             .zip(r.components(&cfg))
             .map(|(n, v)| format!("{n}={:.1}", if v == 0.0 { 0.0 } else { v }))

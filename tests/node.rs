@@ -131,3 +131,53 @@ fn a_loopback_swarm_connects_moves_content_grows_without_rendezvous_and_heals() 
         assert!(st.success(), "node {i} exit status {st}");
     }
 }
+
+/// `GET /peers` (and `swarm peers`) give each linked peer its live score and the parts it sums,
+/// by name, beside its standing; `?all=true` lists every scored peer, saying which are linked.
+#[test]
+fn peers_show_each_links_live_score_and_its_parts() {
+    use common::http::{call, host_port};
+    const PARTS: [&str; 9] =
+        ["uptime", "churn", "availability", "deficit", "responsiveness", "malice", "violation", "noise", "hearsay"];
+    let t = tempfile::tempdir().unwrap();
+    let log_guard = Logs::new(t.path().join("logs"));
+    let logs = log_guard.dir.clone();
+    let (_rdv, url) = rendezvous("127.0.0.1", &logs, None);
+    let a = start_node("a", NodeOpts::new(t.path().join("a"), std::slice::from_ref(&url)), &logs);
+    let b = start_node("b", NodeOpts::new(t.path().join("b"), &[url]), &logs);
+    wait_until("a and b linked", Duration::from_secs(60), || degree_reached(&[&a, &b], 1));
+    let addr = host_port(&a.api);
+
+    let peers = call(&addr, "GET", "/peers", &[], b"").json();
+    let connected = peers["connected"].as_array().unwrap();
+    let v = connected.iter().find(|p| p["peer_id"] == b.peer_id.as_str()).unwrap_or_else(|| panic!("{peers}"));
+    assert!(["Trusted", "Acceptable"].contains(&v["standing"].as_str().unwrap()), "{v}");
+    let score = v["score"].as_f64().unwrap_or_else(|| panic!("no score in {v}"));
+    let parts = v["parts"].as_object().unwrap_or_else(|| panic!("no parts in {v}"));
+    let mut names: Vec<&str> = parts.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut want = PARTS.to_vec();
+    want.sort_unstable();
+    assert_eq!(names, want, "{v}");
+    let sum: f64 = parts.values().map(|p| p.as_f64().unwrap()).sum();
+    assert!((score - sum.clamp(-100.0, 100.0)).abs() < 1e-9, "the score is not the sum of its parts: {v}");
+    assert!(parts["uptime"].as_f64().unwrap() > 0.0, "a linked peer earns uptime: {v}");
+    for offence in ["malice", "violation", "hearsay"] {
+        assert_eq!(parts[offence].as_f64().unwrap(), 0.0, "an honest peer has no {offence}: {v}");
+    }
+    assert!(peers.get("scored").is_none(), "scored peers are listed only when asked: {peers}");
+
+    let all = call(&addr, "GET", "/peers?all=true", &[], b"").json();
+    let scored = all["scored"].as_array().unwrap_or_else(|| panic!("no scored list in {all}"));
+    let s = scored.iter().find(|p| p["peer_id"] == b.peer_id.as_str()).unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(s["connected"], true, "{s}");
+    assert!(s["score"].is_f64() && s["parts"]["malice"].is_f64(), "{s}");
+    let e = call(&addr, "GET", "/peers?all=maybe", &[], b"").error(400);
+    assert!(e.contains("all"), "{e}");
+
+    let text = ok(&a.cli(&["peers"]), "swarm peers");
+    let line = text.lines().find(|l| l.starts_with(&b.peer_id)).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("score=") && line.contains("uptime="), "{line}");
+    let text = ok(&a.cli(&["peers", "--all"]), "swarm peers --all");
+    assert!(text.contains("1 scored, 0 of them not linked"), "{text}");
+}

@@ -90,6 +90,17 @@ impl<C: Core, W: Outlet<C>> Shell<C, W> {
         Shell { core, wiring, clock, timer: None }
     }
 
+    /// The core, for questions its actor answers without an input (a reading for the operator:
+    /// read only, so the shell stays the core's one writer).
+    pub fn core(&self) -> &C {
+        &self.core
+    }
+
+    /// The clock's `now`, as inputs are stamped.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
         self.core.check_invariants();
         let mut answers = 0;

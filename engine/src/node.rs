@@ -15,7 +15,9 @@ use crate::recovery::messages::OwnerRef;
 use crate::recovery::store::ShardStore;
 use crate::recovery::{self, RecoveryActor, RecoveryCore};
 use crate::replication::{ContentActor, ContentCore, ContentFaults, ContentInput, ContentListener, ContentResult};
-use crate::reputation::{self, ReputationActor, ReputationCore, ReputationStore, StoredRecord, TrustView};
+use crate::reputation::{
+    self, ReadScores, ReputationActor, ReputationCore, ReputationStore, ScoreQuery, StoredRecord, TrustView,
+};
 use crate::router::{Dispatch, FrameMemo, Inbox, Outbox};
 use crate::routing::{RoutingTable, TableConfig, TableView};
 use crate::storage::Storage;
@@ -568,6 +570,12 @@ impl Node {
     /// Standings other than neutral, as reputation reports them.
     pub fn trust(&self) -> &TrustView {
         &self.trust
+    }
+
+    /// Live scores and their parts, read by the reputation actor at the node's clock (for the
+    /// operator; the node decides by the standings of [`Node::trust`]). Fails once the node stopped.
+    pub fn scores(&self, query: ScoreQuery) -> actix::dev::Request<ReputationActor, ReadScores> {
+        self.reputation.send(ReadScores(query))
     }
 
     /// Close every link with a goodbye (a clean stop: peers do not treat us as lost).

@@ -17,8 +17,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use swarm_engine::reputation::{PeerScore, Standing, COMPONENT_NAMES};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
@@ -33,7 +35,7 @@ pub const MAX_CONCURRENT_FETCHES: usize = 4;
 /// Body frames of an upload read ahead of the host.
 const UPLOAD_QUEUE_FRAMES: usize = 4;
 /// What the API serves, for the error an unknown route gets.
-pub const ROUTES: &str = "GET /status, GET /peers, POST /connect, POST /publish/file?name=N, \
+pub const ROUTES: &str = "GET /status, GET /peers[?all=true], POST /connect, POST /publish/file?name=N, \
 POST /publish/post, GET /fetch/LINK, POST /identity/backup, GET /identity/backup, POST /identity/recover, \
 POST /doc/set, GET /doc/get?key=K&owner=O, GET /doc/conflicts, POST /doc/grant, POST /feed/follow, \
 POST /feed/unfollow, GET /feed?limit=N";
@@ -72,20 +74,70 @@ pub struct RendezvousState {
     pub connected: bool,
 }
 
+/// What reputation makes of a peer now (the fields `standing`, `score` and `parts` of a peer in
+/// `GET /peers`; `score` and `parts` default when an older node leaves them out).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReputationView {
+    /// The standing the node acts on: Trusted, Acceptable, NoGossip, NoPublish or Graylisted.
+    pub standing: String,
+    /// The live score in [-100, 100] (the one the standing comes from, read at the node's
+    /// clock); 0, neutral, for a peer reputation holds no record of.
+    #[serde(default)]
+    pub score: f64,
+    /// The parts the score sums (clamped), by name (uptime, churn, availability, deficit,
+    /// responsiveness, malice, violation, noise, hearsay: see `COMPONENT_NAMES`); `null` for a
+    /// peer with no record (neutral, nothing to break down).
+    #[serde(default)]
+    pub parts: Option<BTreeMap<String, f64>>,
+}
+
+impl ReputationView {
+    /// `standing` as the node acts on it, with the live reading of the peer's score (`None`: no
+    /// record).
+    pub fn new(standing: Standing, read: Option<&PeerScore>) -> Self {
+        // -0.0 (a penalty of nothing) is shown as 0.
+        let tidy = |v: f64| if v == 0.0 { 0.0 } else { v };
+        let parts = read
+            .and_then(|r| r.parts)
+            .map(|parts| COMPONENT_NAMES.iter().zip(parts).map(|(name, v)| (name.to_string(), tidy(v))).collect());
+        ReputationView { standing: format!("{standing:?}"), score: read.map_or(0.0, |r| tidy(r.score)), parts }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerView {
     pub peer_id: String,
     pub outbound: bool,
     pub connected_s: u64,
-    /// What reputation makes of the peer now: Trusted, Acceptable, NoGossip, NoPublish or
-    /// Graylisted (`swarm peers list --data DIR` shows the stored score and its parts).
-    pub standing: String,
+    #[serde(flatten)]
+    pub reputation: ReputationView,
+}
+
+/// A peer reputation holds a record of (`GET /peers?all=true`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScoredPeer {
+    pub peer_id: String,
+    /// A link to it is open now.
+    pub connected: bool,
+    #[serde(flatten)]
+    pub reputation: ReputationView,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Peers {
     pub connected: Vec<PeerView>,
     pub known_peers: usize,
+    /// With `?all=true`: every peer with a live reputation record, linked or not, in id order
+    /// (at most `reputation.max_peers_scored`); left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<Vec<ScoredPeer>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PeersQuery {
+    /// List every scored peer too (`scored`).
+    #[serde(default)]
+    pub all: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -155,7 +207,7 @@ pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 #[derive(Debug)]
 pub enum Request {
     Status(Reply<Status>),
-    Peers(Reply<Peers>),
+    Peers { all: bool, reply: Reply<Peers> },
     Connect { peer: String, timeout_ms: u64, reply: Reply<Connected> },
     PublishFile { name: String, body: mpsc::Receiver<UploadPiece>, reply: Reply<Published> },
     PublishPost { text: String, reply: Reply<Published> },
@@ -201,8 +253,8 @@ async fn status(State(a): State<Api>) -> Result<Json<Status>, ApiError> {
     ask(&a.host, Request::Status).await.map(Json)
 }
 
-async fn peers(State(a): State<Api>) -> Result<Json<Peers>, ApiError> {
-    ask(&a.host, Request::Peers).await.map(Json)
+async fn peers(State(a): State<Api>, Query(q): Query<PeersQuery>) -> Result<Json<Peers>, ApiError> {
+    ask(&a.host, |reply| Request::Peers { all: q.all, reply }).await.map(Json)
 }
 
 async fn connect(State(a): State<Api>, ApiJson(r): ApiJson<ConnectRequest>) -> Result<Json<Connected>, ApiError> {
@@ -327,7 +379,7 @@ async fn feed(State(a): State<Api>, Query(query): Query<FeedQuery>) -> Result<Js
     ask(&a.host, |reply| Request::Feed { query, reply }).await.map(Json)
 }
 
-/// The routes: `GET /status`, `GET /peers`, `POST /connect`, `POST /publish/file?name=N` (raw
+/// The routes: `GET /status`, `GET /peers[?all=true]`, `POST /connect`, `POST /publish/file?name=N` (raw
 /// body, Content-Length required), `POST /publish/post`, `GET /fetch/LINK`; every error is JSON.
 pub fn router(host: Host) -> Router {
     let state = Api {

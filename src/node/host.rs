@@ -4,7 +4,10 @@
 //! ways: an upload is handed to the files actor a piece at a time, each once the last was taken;
 //! a download is handed to the API a piece at a time, each taken before the next is asked for.
 
-use super::api::{self, ApiError, Fetched, PeerView, Peers, PostView, Published, Request, Status, UploadPiece};
+use super::api::{
+    self, ApiError, Fetched, PeerView, Peers, PostView, Published, ReputationView, Request, ScoredPeer, Status,
+    UploadPiece,
+};
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
@@ -16,6 +19,7 @@ use swarm_engine::content::{ShareLink, MAX_CHUNK_BYTES};
 use swarm_engine::files::{FileError, FileEvent, FileListener, OpId, PublishedFile, RootInfo};
 use swarm_engine::identity::{user_id, Identity};
 use swarm_engine::observer::{Event, Observer};
+use swarm_engine::reputation::{PeerScore, ScoreQuery};
 use swarm_engine::transport::{EventSink, TransportEvent};
 use swarm_engine::{Node, PeerId};
 use tokio::sync::{mpsc, oneshot};
@@ -207,7 +211,7 @@ impl Host {
     async fn handle(&self, r: Request) {
         match r {
             Request::Status(reply) => drop(reply.send(Ok(self.status()))),
-            Request::Peers(reply) => drop(reply.send(Ok(self.peers()))),
+            Request::Peers { all, reply } => drop(reply.send(self.peers(all).await)),
             Request::Connect { peer, timeout_ms, reply } => drop(reply.send(self.connect(&peer, timeout_ms).await)),
             Request::PublishFile { name, body, reply } => drop(reply.send(self.publish_file(&name, body).await)),
             Request::PublishPost { text, reply } => drop(reply.send(self.publish_post(text).await)),
@@ -249,20 +253,33 @@ impl Host {
         }
     }
 
-    fn peers(&self) -> Peers {
-        let connected = self
-            .shared
-            .links
-            .borrow()
+    /// The open links with each peer's standing, live score and its parts, read from the
+    /// reputation actor; `all`: every scored peer too.
+    async fn peers(&self, all: bool) -> Result<Peers, ApiError> {
+        let links: Vec<(PeerId, bool, u64)> =
+            self.shared.links.borrow().iter().map(|(p, (out, since))| (*p, *out, since.elapsed().as_secs())).collect();
+        let query = if all { ScoreQuery::All } else { ScoreQuery::Peers(links.iter().map(|l| l.0).collect()) };
+        let read = self.node.scores(query).await.map_err(|_| ApiError::internal("the node is shutting down"))?;
+        let read: BTreeMap<PeerId, PeerScore> = read.into_iter().map(|r| (r.peer, r)).collect();
+        let trust = self.node.trust();
+        let view = |p: &PeerId| ReputationView::new(trust.standing(p), read.get(p));
+        let connected = links
             .iter()
-            .map(|(p, (outbound, since))| PeerView {
+            .map(|(p, outbound, connected_s)| PeerView {
                 peer_id: p.to_string(),
                 outbound: *outbound,
-                connected_s: since.elapsed().as_secs(),
-                standing: format!("{:?}", self.node.trust().standing(p)),
+                connected_s: *connected_s,
+                reputation: view(p),
             })
             .collect();
-        Peers { connected, known_peers: self.shared.known_peers.get() }
+        // `links` is in id order (taken from a BTreeMap).
+        let linked = |p: &PeerId| links.binary_search_by_key(p, |l| l.0).is_ok();
+        let scored = all.then(|| {
+            read.keys()
+                .map(|p| ScoredPeer { peer_id: p.to_string(), connected: linked(p), reputation: view(p) })
+                .collect()
+        });
+        Ok(Peers { connected, known_peers: self.shared.known_peers.get(), scored })
     }
 
     async fn connect(&self, peer: &str, timeout_ms: u64) -> Result<api::Connected, ApiError> {

@@ -22,6 +22,7 @@ pub mod core;
 mod hearsay_tests;
 pub mod persist;
 pub mod score;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 pub mod view;
@@ -29,5 +30,8 @@ pub mod view;
 pub use self::actor::ReputationActor;
 pub use self::core::{Input, Output, PersistOp, ReputationCore};
 pub use persist::{DecodeError, ReputationStore, StoredRecord};
-pub use score::{Counts, OffenceClass, OffenceKind, Outcome, Record, Standing, SCORE_MAX, SCORE_MIN};
+pub use score::{
+    Components, Counts, OffenceClass, OffenceKind, Outcome, Record, Standing, COMPONENT_NAMES, SCORE_MAX, SCORE_MIN,
+};
+pub use snapshot::{PeerScore, ReadScores, ScoreQuery};
 pub use view::TrustView;

@@ -171,6 +171,11 @@ pub type Components = [f64; 9];
 /// The index of the hearsay component in [`Components`].
 pub const HEARSAY: usize = 8;
 
+/// What each of the [`Components`] is called, in their order (`swarm peers` and the node's API
+/// name the parts of a score by these).
+pub const COMPONENT_NAMES: [&str; 9] =
+    ["uptime", "churn", "availability", "deficit", "responsiveness", "malice", "violation", "noise", "hearsay"];
+
 /// The decaying counts of a record (stored as they are).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
