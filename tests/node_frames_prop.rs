@@ -4,7 +4,8 @@
 //! (`Hello`/`Proof` over `transcript`) and then sends valid frames of every `wire::Message`
 //! variant, mutated and truncated ones, and garbage. The node must never panic (its cores'
 //! `debug_assert!` invariants are on in this repo's release builds) and must still serve an
-//! honest peer afterwards: a fresh peer handshakes and fetches a chunk the node holds.
+//! honest peer afterwards: a fresh peer handshakes and fetches a chunk the node holds. And a
+//! flood of valid frames: what is over the link's budgets never reaches a subsystem.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -19,7 +20,7 @@ use swarm_engine::feeds::{Announcement, EntryKind, FeedEntry, FeedMessage, Follo
 use swarm_engine::gossip::Faults;
 use swarm_engine::identity::{Ed25519Verifier, Envelope, Identity};
 use swarm_engine::node::{Node, NodeParams};
-use swarm_engine::observer::{Event, Observer};
+use swarm_engine::observer::{Event, Observer, Offence};
 use swarm_engine::router::FrameMemo;
 use swarm_engine::storage::memory::MemoryStorage;
 use swarm_engine::sync::replica::Digest32;
@@ -93,9 +94,19 @@ impl Observer for Quiet {
     fn on_event(&self, _node: PeerId, _event: Event) {}
 }
 
+/// The node's events, for the test to read.
+#[derive(Default)]
+struct Events(RefCell<Vec<Event>>);
+
+impl Observer for Events {
+    fn on_event(&self, _node: PeerId, event: Event) {
+        self.0.borrow_mut().push(event);
+    }
+}
+
 /// The node under test, started as the simulator starts one (`simulator/src/run.rs`). The one
 /// place to adapt when the engine's Node API changes.
-fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
+fn start_node(net: &SimNet, slot: u32, clock: Clock, observer: Rc<dyn Observer>) -> Node {
     let identity = Rc::new(Identity::from_secret(&NODE_SECRET));
     let config = NodeConfig::default();
     let port = net.add_node(slot, identity.peer_id(), config.links.max_connections);
@@ -111,7 +122,7 @@ fn start_node(net: &SimNet, slot: u32, clock: Clock) -> Node {
         seed: 7,
         bootstrap: Vec::new(),
         transport: Rc::new(port),
-        observer: Rc::new(Quiet),
+        observer,
         clock,
         content_store: Box::new(MemoryStorage::new()),
         content_listener: None,
@@ -170,6 +181,22 @@ impl RawPeer {
         // Only a proved link reaches the subsystems, which greet it (PEX request, holdings).
         let up = got.iter().any(|m| !matches!(m, Message::Hello { .. } | Message::Proof { .. }));
         assert!(up, "the node took the link up after our proof: {got:?}");
+    }
+
+    /// Wait `secs` s as a live peer does: the node's lookup questions answered (those among
+    /// the frames received from the `read`-th on), a heartbeat a second.
+    async fn linger(&self, node: PeerId, secs: u64, read: &mut usize) {
+        for _ in 0..secs {
+            sleep(Duration::from_secs(1)).await;
+            let got = self.rec.messages();
+            for m in &got[(*read).min(got.len())..] {
+                if let Message::Lookup(LookupMsg::FindNode { query, .. }) = m {
+                    self.send(node, &Message::Lookup(LookupMsg::Nodes { query: *query, peers: vec![] }));
+                }
+            }
+            *read = got.len();
+            self.send(node, &Message::Heartbeat { seq: 0 });
+        }
     }
 }
 
@@ -442,7 +469,7 @@ fn run_case(frames: &[Frame], gaps_ms: &[u8]) -> bool {
         let net_cfg = NetConfig { latency: Latency::Constant { ms: 5.0 }, loss: 0.0, connect_timeout_ms: 2_000 };
         let net = SimNet::new(net_cfg, 11, epoch, 1);
         actix::spawn(net.clone().pump());
-        let node = start_node(&net, 0, Clock::with_epoch(epoch, UNIX_EPOCH_MS));
+        let node = start_node(&net, 0, Clock::with_epoch(epoch, UNIX_EPOCH_MS), Rc::new(Quiet));
         node.publish(chunk_data());
         // The node follows the hostile peer, so its announcements reach the follower's paths.
         node.follow(0, Followee::of(id(&HOSTILE_SECRET)));
@@ -507,4 +534,65 @@ fn an_honest_peer_fetches_the_chunk_with_no_hostile_frames() {
     let before = PANICS.load(Ordering::SeqCst);
     assert!(run_case(&[], &[]), "the honest fetch works on a quiet node");
     assert_eq!(PANICS.load(Ordering::SeqCst), before);
+}
+
+/// A flood of valid frames through the real path (issue 13): what is over the link's budgets is
+/// dropped before any subsystem sees it, and the link reported once per window. 25 rumours of
+/// the hostile peer's own, each in a frame of its own (the budget holds 20), then 700 lookup
+/// questions (it holds 600): 20 rumours taken, 600 questions answered, one `Flood` offence. About
+/// 32 s later the budget has refilled ~320 questions: of 400 more, that many are answered and the
+/// link is reported again.
+#[test]
+fn a_flood_is_dropped_before_any_subsystem_and_reported_once_per_window() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+    actix::System::with_tokio_rt(move || rt).block_on(async move {
+        let epoch = Instant::now();
+        let net_cfg = NetConfig { latency: Latency::Constant { ms: 5.0 }, loss: 0.0, connect_timeout_ms: 2_000 };
+        let net = SimNet::new(net_cfg, 11, epoch, 1);
+        actix::spawn(net.clone().pump());
+        let events = Rc::new(Events::default());
+        let node = start_node(&net, 0, Clock::with_epoch(epoch, UNIX_EPOCH_MS), events.clone());
+        let hostile = RawPeer::new(&net, 1, &HOSTILE_SECRET);
+        let me = hostile.identity.peer_id();
+        hostile.handshake(node.id).await;
+        let unix_now = UNIX_EPOCH_MS + epoch.elapsed().as_millis() as u64;
+        for seq in 1..=25 {
+            let body = RumorBody { seq, peers: vec![], warnings: vec![] };
+            let rumor = Rumor::seal(&hostile.identity, &body, 3, unix_now).expect("a small body");
+            hostile.send(node.id, &Message::Gossip { rumors: vec![rumor].into() });
+        }
+        let ask = |queries: std::ops::Range<u64>| {
+            for query in queries {
+                hostile.send(node.id, &Message::Lookup(LookupMsg::FindNode { query, target: [7; 32] }));
+            }
+        };
+        ask(0..700);
+        let mut read = 0;
+        hostile.linger(node.id, 1, &mut read).await;
+        let answers = |range: std::ops::Range<u64>| {
+            let got = hostile.rec.messages();
+            got.iter()
+                .filter(|m| matches!(m, Message::Lookup(LookupMsg::Nodes { query, .. }) if range.contains(query)))
+                .count()
+        };
+        let taken = |events: &Events| {
+            let got = events.0.borrow();
+            let rumors =
+                got.iter().filter(|e| matches!(e, Event::RumorReceived { origin, .. } if *origin == me)).count();
+            let floods = got
+                .iter()
+                .filter(|e| matches!(e, Event::Offence { peer, offence: Offence::Flood } if *peer == me))
+                .count();
+            (rumors, floods)
+        };
+        assert_eq!(taken(&events), (20, 1), "20 rumours taken, the link reported once");
+        assert_eq!(answers(0..700), 600, "600 questions answered, the rest dropped unprocessed");
+        hostile.linger(node.id, 31, &mut read).await;
+        ask(1_000..1_400);
+        hostile.linger(node.id, 1, &mut read).await;
+        let refilled = answers(1_000..1_400);
+        assert!((310..=330).contains(&refilled), "{refilled} answered after ~32 s at 10 a second");
+        assert_eq!(taken(&events), (20, 2), "reported again, a window later");
+        node.stop();
+    });
 }

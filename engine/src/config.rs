@@ -38,6 +38,7 @@ pub struct NodeConfig {
     pub sync: SyncConfig,
     pub recovery: crate::recovery::RecoveryConfig,
     pub feeds: crate::feeds::FeedsConfig,
+    pub flood: crate::flood::FloodConfig,
 }
 
 /// Whole files: publications streamed in and fetches streamed out, each holding a bounded
@@ -525,6 +526,7 @@ impl NodeConfig {
         self.sync.validate(self.replication.rf)?;
         self.recovery.validate()?;
         self.feeds.validate()?;
+        self.flood.validate()?;
         Ok(())
     }
 }

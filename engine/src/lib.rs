@@ -10,6 +10,7 @@ pub mod core;
 pub mod discovery;
 pub mod feeds;
 pub mod files;
+pub mod flood;
 pub mod gossip;
 pub mod health;
 pub mod identity;

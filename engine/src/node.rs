@@ -164,7 +164,7 @@ impl Node {
         let opened = crate::files::store::open(p.content_store, cfg.replication.capacity_bytes)?;
         // The content core keeps the index of what is held; its wiring, the store.
         let (index, chunks) = opened.inventory.into_parts();
-        let gate = Rc::new(Gate::default());
+        let gate = Rc::new(Gate::new(cfg.flood.clone()));
         let link_table = LinkTable::default();
         let view = link_table.view();
         let table =
@@ -262,7 +262,7 @@ impl Node {
                 p.identity.clone(),
                 p.verifier.clone(),
                 p.clock.unix_epoch_ms(),
-                p.faults,
+                Faults { flood_rumors: p.content_faults.flood_rumors, ..p.faults },
                 cfg.gossip.clone(),
                 view.clone(),
                 subsystem_rng(p.seed, STREAM_GOSSIP),

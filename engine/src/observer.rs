@@ -106,6 +106,9 @@ pub enum Offence {
     /// Answered peer exchange naming peers of which most are mentioned nowhere else (dead or
     /// invented ids: see `discovery::vouchers`).
     BadPex,
+    /// Sent more rumours of its own or more requests than its link's budget allows (see
+    /// `flood`): reported at most once per `flood.report_interval_ms` per link.
+    Flood,
 }
 
 pub trait Observer {

@@ -3,7 +3,9 @@
 //! Inbound, the [`Inbox`] decodes each frame and hands it straight to the one actor it is for,
 //! once the link's peer has proved its identity (see [`crate::auth`]); link events, handshake
 //! frames and frames of unproved links go to the connection manager ([`crate::links`]).
-//! Heartbeats stop here: the gate's stamp of what was heard is all they are for.
+//! Heartbeats stop here: the gate's stamp of what was heard is all they are for. A proved
+//! link's frames are charged against its inbound budgets first ([`crate::flood`]): one over
+//! budget is dropped here, unprocessed, and the link reported.
 //!
 //! The router is a pair of handles rather than an actor of its own: a frame then costs one
 //! mailbox hop (transport -> subsystem actor) instead of three, the main lever on simulator speed.
@@ -11,6 +13,7 @@
 use crate::core::{Effect, In, LinkEvent};
 use crate::discovery::{self, DiscoveryActor};
 use crate::feeds::{self, FeedsActor};
+use crate::flood::{Admit, Charge};
 use crate::gossip::{self, GossipActor};
 use crate::links::{self, Gate, LinksActor};
 use crate::observer::{Event, Observer, Offence};
@@ -262,7 +265,8 @@ impl Inbox {
                 return;
             }
         };
-        let proved = self.gate.heard(&from, self.clock.now());
+        let now = self.clock.now();
+        let proved = self.gate.heard(&from, now);
         let input = match msg {
             Message::Hello { nonce } => links::Input::Hello { from, nonce },
             Message::Proof { signature } => links::Input::Proof { from, signature },
@@ -271,7 +275,14 @@ impl Inbox {
             Message::Heartbeat { .. } if proved => return,
             Message::Probe { seq } if proved => links::Input::Probe { from, seq },
             Message::Keep { keep } if proved => links::Input::Keep { from, keep },
-            msg if proved => return self.dispatch.frame(from, msg),
+            msg if proved => {
+                match self.gate.admit(&from, now, Charge::of(&from, &msg)) {
+                    Admit::Pass => self.dispatch.frame(from, msg),
+                    Admit::Drop => {}
+                    Admit::Report => self.outbox.apply(Effect::Report { peer: from, offence: Offence::Flood }),
+                }
+                return;
+            }
             msg => links::Input::Early { from, msg },
         };
         self.links.do_send(In(input));

@@ -27,8 +27,14 @@ pub struct AdversarySpec {
     /// Share of nodes that answer peer exchange with dead or invented ids (their content
     /// service is honest).
     pub pex_poison: f64,
+    /// Share of flooders: nodes that send `flood_rumors` more rumours of their own every gossip
+    /// round and `flood_lookups` lookup questions to every link every 5 s (their content service
+    /// is honest).
+    pub flood: f64,
     pub slow_ms: u64,
     pub covert_after_s: u64,
+    pub flood_rumors: usize,
+    pub flood_lookups: usize,
 }
 
 impl Default for AdversarySpec {
@@ -41,8 +47,15 @@ impl Default for AdversarySpec {
             covert: 0.0,
             lying_holder: 0.0,
             pex_poison: 0.0,
+            flood: 0.0,
             slow_ms: 3_000,      // past `reputation.late_after_ms`, within a request's timeout
             covert_after_s: 900, // long enough to earn a good score first
+            // A flooder's own rumours, 31 a minute, are past the default budget of 20 at once
+            // (`node.flood`) and 8x the most one link was measured to carry in a minute (4); its
+            // questions, 20 a second on each link, twice the budget's rate and 3x the busiest
+            // link's peak over a minute (369).
+            flood_rumors: 30,
+            flood_lookups: 100,
         }
     }
 }
@@ -56,6 +69,7 @@ pub enum ContentAdversary {
     Covert,
     LyingHolder,
     PexPoison,
+    Flood,
 }
 
 impl ContentAdversary {
@@ -67,13 +81,14 @@ impl ContentAdversary {
             ContentAdversary::Covert => "covert",
             ContentAdversary::LyingHolder => "lying_holder",
             ContentAdversary::PexPoison => "pex_poison",
+            ContentAdversary::Flood => "flood",
         }
     }
 }
 
 impl AdversarySpec {
     /// The content kinds with their shares, in a fixed order (the draw is made in it).
-    pub fn content_shares(&self) -> [(ContentAdversary, f64); 6] {
+    pub fn content_shares(&self) -> [(ContentAdversary, f64); 7] {
         [
             (ContentAdversary::Withhold, self.withhold),
             (ContentAdversary::Corrupt, self.corrupt),
@@ -81,6 +96,7 @@ impl AdversarySpec {
             (ContentAdversary::Covert, self.covert),
             (ContentAdversary::LyingHolder, self.lying_holder),
             (ContentAdversary::PexPoison, self.pex_poison),
+            (ContentAdversary::Flood, self.flood),
         ]
     }
 }
@@ -106,6 +122,11 @@ impl AdversarySpec {
             },
             ContentAdversary::LyingHolder => ContentFaults { lie_shares: true, ..ContentFaults::default() },
             ContentAdversary::PexPoison => ContentFaults { poison_pex: true, ..ContentFaults::default() },
+            ContentAdversary::Flood => ContentFaults {
+                flood_rumors: self.flood_rumors,
+                flood_lookups: self.flood_lookups,
+                ..ContentFaults::default()
+            },
         };
         Some((kind, faults))
     }

@@ -33,6 +33,8 @@ struct State {
     reconnect_gave_up: u64,
     authenticated: u64,
     offences: u64,
+    /// `Flood` offences reported against [honest, adversarial] peers.
+    floods: [u64; 2],
     /// Recovery shares that failed their owner's commitments (lying holders caught).
     bad_shares: u64,
     /// Envelopes (accepted, rejected) by sender: [honest or other adversary, forger].
@@ -179,6 +181,7 @@ impl Collector {
             reconnect_gave_up: 0,
             authenticated: 0,
             offences: 0,
+            floods: [0; 2],
             bad_shares: 0,
             envelopes: [(0, 0); 2],
             content: Content::default(),
@@ -453,12 +456,17 @@ impl Collector {
         self.st.borrow().envelopes
     }
 
-    /// Links whose peer proved its identity, and offences reported, over the run.
     /// Wrong recovery shares detected (each reported to reputation as `Offence::BadShare`).
     pub fn bad_shares(&self) -> u64 {
         self.st.borrow().bad_shares
     }
 
+    /// `Flood` offences reported against [honest, adversarial] peers.
+    pub fn floods(&self) -> [u64; 2] {
+        self.st.borrow().floods
+    }
+
+    /// Links whose peer proved its identity, and offences reported, over the run.
     pub fn auth_counts(&self) -> (u64, u64) {
         let s = self.st.borrow();
         (s.authenticated, s.offences)
@@ -559,6 +567,10 @@ impl Observer for Collector {
             Event::Offence { peer, offence } => {
                 s.offences += 1;
                 s.bad_shares += u64::from(offence == Offence::BadShare);
+                if offence == Offence::Flood {
+                    let i = usize::from(s.trust.is_adversary(&peer));
+                    s.floods[i] += 1;
+                }
                 let now_ms = Self::now_ms(&s);
                 if !s.trust.is_adversary(&peer) && !s.trust.is_adversary(&node) {
                     tracing::debug!(target: "swarm_sim::honest_offence", t_s = now_ms / 1000, node = %node.short(), peer = %peer.short(), ?offence);

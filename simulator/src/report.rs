@@ -50,6 +50,12 @@ pub struct Metrics {
     pub links_authenticated: u64,
     /// Misbehaviour reports (the reputation hook's input), all kinds.
     pub offences: u64,
+    /// Of those, `Flood` offences (a link over its inbound budget) against honest peers and
+    /// against adversaries.
+    #[serde(default)]
+    pub flood_offences_honest: u64,
+    #[serde(default)]
+    pub flood_offences_adversarial: u64,
     /// Nodes the scenario made send broken signatures.
     pub adversaries: usize,
     /// Signed envelopes received from honest senders: accepted, rejected.
@@ -350,6 +356,10 @@ impl Report {
             ("unlinked from neighbourhood (max)", opt(m.neighbourhood_unlinked_max, 4)),
             ("supernodes", m.supernodes.map_or("n/a (no NAT)".into(), |n| n.to_string())),
             ("offences reported", m.offences.to_string()),
+            (
+                "flood offences on honest / adv",
+                format!("{} / {}", m.flood_offences_honest, m.flood_offences_adversarial),
+            ),
             ("adversaries", m.adversaries.to_string()),
             (
                 "envelopes honest acc / rej",

@@ -256,7 +256,7 @@ impl World {
         }
         let (content_store, sync_params) = self.stores_for(slot, &identity);
         let params = NodeParams {
-            faults: Faults { corrupt_signatures: corrupt },
+            faults: Faults { corrupt_signatures: corrupt, ..Faults::default() },
             content_faults,
             peer_store: None,
             reputation_store: None,

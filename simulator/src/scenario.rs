@@ -314,7 +314,9 @@ impl Scenario {
             format!("must be a share within 0..=1, got {bad}"),
         )?;
         let mut sum = 0.0;
+        let mut kinds = Vec::new();
         for (kind, share) in self.adversary.content_shares() {
+            kinds.push(kind.name());
             ensure(
                 share.is_finite() && (0.0..=1.0).contains(&share),
                 &format!("adversary.{}", kind.name()),
@@ -322,11 +324,7 @@ impl Scenario {
             )?;
             sum += share;
         }
-        ensure(
-            sum <= 1.0,
-            "adversary",
-            format!("withhold + corrupt + slow + covert + lying_holder + pex_poison must be at most 1, got {sum}"),
-        )?;
+        ensure(sum <= 1.0, "adversary", format!("{} must be at most 1, got {sum}", kinds.join(" + ")))?;
         let c = &self.content;
         ensure(
             c.publishes_per_node_per_hour.is_finite() && (0.0..=3600.0).contains(&c.publishes_per_node_per_hour),

@@ -142,10 +142,14 @@ fn rumor_id(r: &Rumor) -> Option<u64> {
 }
 
 /// Deliberate misbehaviour, for the simulator's adversarial peers only (a real node never sets
-/// it): every rumour this node sends, its own and the ones it relays, carries a broken signature.
+/// any).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
+    /// Every rumour this node sends, its own and the ones it relays, carries a broken signature.
     pub corrupt_signatures: bool,
+    /// A flooder: every round, this many more rumours of its own (valid, signed, empty), each
+    /// in a frame of its own, to every link.
+    pub flood_rumors: usize,
 }
 
 pub struct GossipCore {
@@ -476,7 +480,19 @@ impl GossipCore {
         rumors.append(&mut self.relay);
         let mut to: Vec<PeerId> = self.links.peers();
         to.retain(|p| self.trust.allows_gossip(p));
+        self.flood(now, &to);
         self.send(to, rumors);
+    }
+
+    /// A flooder's extra rumours (see [`Faults::flood_rumors`]).
+    fn flood(&mut self, now: Millis, to: &[PeerId]) {
+        for _ in 0..self.faults.flood_rumors {
+            self.seq += 1;
+            let body = RumorBody { seq: self.seq, peers: Vec::new(), warnings: Vec::new() };
+            if let Some(r) = self.seal(now, body, self.cfg.ttl) {
+                self.send(to.to_vec(), vec![r]);
+            }
+        }
     }
 }
 

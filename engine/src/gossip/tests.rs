@@ -223,7 +223,7 @@ fn copies_are_taken_once_and_a_restarted_origin_is_heard_again() {
 
 #[test]
 fn a_faulty_node_sends_only_broken_signatures() {
-    let mut bad = core_with(GossipConfig::default(), Faults { corrupt_signatures: true });
+    let mut bad = core_with(GossipConfig::default(), Faults { corrupt_signatures: true, ..Faults::default() });
     connect(&mut bad, &[1]);
     bad.handle(0, Input::Frame { from: pid(1), rumors: vec![rumor(8, 1, 3)].into() });
     let (_, rumors) = round(&mut bad, 0).unwrap();

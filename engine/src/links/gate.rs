@@ -4,8 +4,11 @@
 //! reports them (so a replaced link never inherits its predecessor's proof) and stamps what it
 //! hears; the outbox stamps what it sends; the connection manager marks a generation proved and
 //! reads the stamps for liveness (any frame is a sign of life, so heartbeats go only where a link
-//! is otherwise idle). Lookups only: nothing iterates it.
+//! is otherwise idle). Each link also carries its inbound budgets ([`crate::flood`]), which the
+//! inbox charges every frame of a proved link against: a new link starts with full ones. Lookups
+//! only: nothing iterates it.
 
+use crate::flood::{Admit, Budget, Charge, FloodConfig};
 use crate::time::Millis;
 use crate::types::PeerId;
 use rustc_hash::FxHashMap;
@@ -18,20 +21,33 @@ struct Entry {
     clean: bool,
     heard_ms: Millis,
     sent_ms: Millis,
+    budget: Budget,
 }
 
-#[derive(Default)]
 pub struct Gate {
     links: RefCell<FxHashMap<PeerId, Entry>>,
     next: Cell<u64>,
+    limits: FloodConfig,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new(FloodConfig::default())
+    }
 }
 
 impl Gate {
+    /// Links get these inbound budgets.
+    pub fn new(limits: FloodConfig) -> Self {
+        Gate { links: RefCell::default(), next: Cell::default(), limits }
+    }
+
     /// A new link to `peer`, unproved; returns its generation.
     pub fn open(&self, peer: PeerId, now: Millis) -> u64 {
         let g = self.next.get() + 1;
         self.next.set(g);
-        let e = Entry { generation: g, proved: false, clean: false, heard_ms: now, sent_ms: now };
+        let budget = Budget::new(&self.limits, now);
+        let e = Entry { generation: g, proved: false, clean: false, heard_ms: now, sent_ms: now, budget };
         self.links.borrow_mut().insert(peer, e);
         g
     }
@@ -71,6 +87,15 @@ impl Gate {
                 e.proved
             }
             None => false,
+        }
+    }
+
+    /// Charge a frame from `peer` at `now` against its link's budgets (`Pass` for a peer with
+    /// no link here: the inbox charges the frames of proved links only).
+    pub fn admit(&self, peer: &PeerId, now: Millis, charge: Charge) -> Admit {
+        match self.links.borrow_mut().get_mut(peer) {
+            Some(e) => e.budget.admit(&self.limits, now, charge),
+            None => Admit::Pass,
         }
     }
 

@@ -141,6 +141,7 @@ impl From<Offence> for OffenceKind {
             Offence::BadChunk => OffenceKind::BadChunk,
             Offence::BadShare => OffenceKind::FailedVerification,
             Offence::BadPex => OffenceKind::BadPex,
+            Offence::Flood => OffenceKind::Flood,
             Offence::InvalidEnvelope(r) => match r {
                 Rejection::BadSignature => OffenceKind::BadSignature,
                 Rejection::Unsigned | Rejection::TooLarge { .. } | Rejection::Malformed => OffenceKind::InvalidEnvelope,

@@ -28,6 +28,7 @@ pub(super) fn build_report(
     let links = world.collector.link_summary(sc.duration_s * 1000);
     let node_hours = node_seconds / 3600.0;
     let [honest, invalid] = world.collector.envelopes();
+    let [floods_honest, floods_adversarial] = world.collector.floods();
     let metrics = Metrics {
         connectivity_min,
         connectivity_final,
@@ -44,6 +45,8 @@ pub(super) fn build_report(
         bad_frames: world.collector.bad_frames(),
         links_authenticated: authenticated,
         offences,
+        flood_offences_honest: floods_honest,
+        flood_offences_adversarial: floods_adversarial,
         adversaries: world.collector.adversaries(),
         envelopes_honest_accepted: honest.0,
         envelopes_honest_rejected: honest.1,

@@ -1,7 +1,8 @@
 //! Deliberate misbehaviour of a content service, for the simulator's adversaries only (a real
 //! node never sets any): holding replicas and never serving them, serving wrong bytes, answering
 //! late. Applied where the service answers from its store, so the rest of the node (announcing
-//! holdings, accepting replicas, relaying) stays as an honest node's.
+//! holdings, accepting replicas, relaying) stays as an honest node's. A flooder's bursts of
+//! lookup questions are sent from here too.
 
 use super::*;
 
@@ -21,7 +22,16 @@ pub struct ContentFaults {
     pub lie_shares: bool,
     /// Not content either: discovery answers peer exchange with dead or invented ids.
     pub poison_pex: bool,
+    /// A flooder: every [`FLOOD_INTERVAL_MS`], this many lookup questions (for made-up keys) to
+    /// every link...
+    pub flood_lookups: usize,
+    /// ...and every gossip round this many more rumours of its own (the gossip core's
+    /// `Faults::flood_rumors`; carried here so the node's adversarial faults come in one place).
+    pub flood_rumors: usize,
 }
+
+/// How often a flooder sends its burst of lookup questions.
+pub const FLOOD_INTERVAL_MS: Millis = 5_000;
 
 impl ContentFaults {
     /// The content service is honest (`lie_shares` is the recovery holder's).
@@ -65,6 +75,31 @@ impl ContentCore {
         } else {
             self.send(to, msg);
         }
+    }
+
+    /// The flooder's burst of lookup questions, when due: the same made-up question to every
+    /// link, `flood_lookups` times (answers to unknown queries are ignored).
+    pub(super) fn flood(&mut self, now: Millis) {
+        if self.faults.flood_lookups == 0 || now < self.flood_next_ms {
+            return;
+        }
+        self.flood_next_ms = now + FLOOD_INTERVAL_MS;
+        let to = self.links.peers();
+        if to.is_empty() {
+            return;
+        }
+        for i in 0..self.faults.flood_lookups as u64 {
+            // Query ids far from the node's own lookups' (counted up from 0).
+            let query = u64::MAX / 2 + now.saturating_mul(1_000) + i;
+            let mut target = [0u8; 32];
+            target[..8].copy_from_slice(&query.to_le_bytes());
+            let msg = Message::Lookup(LookupMsg::FindNode { query, target });
+            self.effect(Effect::Broadcast { to: to.clone(), msg });
+        }
+    }
+
+    pub(super) fn flood_timeout(&self) -> Option<Millis> {
+        (self.faults.flood_lookups > 0).then_some(self.flood_next_ms)
     }
 
     /// Delayed answers now due (their link may be gone: then they are dropped).

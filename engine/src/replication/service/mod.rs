@@ -145,6 +145,8 @@ pub struct ContentCore {
     audit_interval_ms: Millis,
     /// Answers the slow fault holds back, in the order they are due.
     delayed: std::collections::VecDeque<(Millis, PeerId, Message)>,
+    /// When the flood fault's next burst is due.
+    flood_next_ms: Millis,
     out: Outputs<Output>,
 }
 
@@ -191,6 +193,7 @@ impl ContentCore {
             audits: Audits::default(),
             audit_interval_ms: 0,
             delayed: std::collections::VecDeque::new(),
+            flood_next_ms: 0,
             out: Outputs::new(),
         };
         core.start_audits(audit_interval_ms);
@@ -612,6 +615,7 @@ impl Core for ContentCore {
 
     fn handle_timeout(&mut self, now: Millis) {
         self.expire(now);
+        self.flood(now);
         if self.repl.next_timeout().is_some_and(|t| t <= now) {
             self.repl.handle_timeout(now);
             self.drain_repl(now);
@@ -628,6 +632,7 @@ impl Core for ContentCore {
             self.fetches.next_timeout(),
             self.delayed.front().map(|(d, _, _)| *d),
             self.audits.next_timeout(),
+            self.flood_timeout(),
         ]
         .into_iter()
         .flatten()
