@@ -10,7 +10,7 @@
 use crate::time::Millis;
 use crate::types::PeerId;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 /// How long after an answer its named peers are checked. Mentions of live peers arrive within
@@ -32,15 +32,6 @@ pub const SUSPECT_SHARE: f64 = 0.4;
 /// A source suspect this many answers in a row is poisoning too: it names about as many peers
 /// nobody mentions as it names live ones, every time.
 pub const MAX_SUSPECT_ANSWERS: u8 = 3;
-/// Answers whose unheard shares tell whether this node hears its peers at all (the latest).
-pub const HEARING_WINDOW: usize = 16;
-/// Answers are judged only while the median unheard share of the latest ones is at most this.
-/// A node that hears little (one that lost most of its links, or that honest nodes shun) finds
-/// much of every answer unmentioned: it cannot tell a poisoner from its own deafness. In
-/// churn-50 an honest answer's unheard share is p50 0 and p90 0.14 at its check.
-pub const DEAF_SHARE: f64 = 0.25;
-/// Answers checked before this node judges any.
-pub const MIN_HEARD_ANSWERS: usize = 3;
 /// Answers waiting for their check (the oldest is dropped first), and sources under suspicion.
 pub const MAX_PENDING: usize = 64;
 
@@ -96,8 +87,6 @@ pub struct Vouchers {
     pending: BTreeMap<Due, Answer>,
     /// Sources whose last answers were suspect -> how many in a row.
     suspects: BTreeMap<PeerId, u8>,
-    /// The unheard shares of the latest answers checked (at most `HEARING_WINDOW`).
-    latest: VecDeque<f64>,
 }
 
 impl Vouchers {
@@ -184,8 +173,7 @@ impl Vouchers {
         Some(answer)
     }
 
-    /// The verdicts on the answers due by now (clean answers say nothing; none while this node
-    /// is deaf).
+    /// The verdicts on the answers due by now (clean answers say nothing).
     pub fn check(&mut self, now: Millis) -> Vec<Verdict> {
         let mut due = Vec::new();
         while let Some((&at, _)) = self.pending.first_key_value() {
@@ -195,14 +183,7 @@ impl Vouchers {
             let Some(answer) = self.forget(at) else { break };
             let share = answer.unheard.len() as f64 / answer.named as f64;
             tracing::trace!(source = %at.1.short(), share, named = answer.named, "peer exchange answer checked");
-            if self.latest.len() == HEARING_WINDOW {
-                self.latest.pop_front();
-            }
-            self.latest.push_back(share);
             due.push((at.1, share));
-        }
-        if due.is_empty() || !self.hears() {
-            return Vec::new();
         }
         let mut verdicts = Vec::new();
         for (source, share) in due {
@@ -230,17 +211,6 @@ impl Vouchers {
         verdicts
     }
 
-    /// Whether this node hears its peers: enough answers checked, and the median unheard share
-    /// of the latest low.
-    fn hears(&self) -> bool {
-        if self.latest.len() < MIN_HEARD_ANSWERS {
-            return false;
-        }
-        let mut shares: Vec<f64> = self.latest.iter().copied().collect();
-        shares.sort_unstable_by(f64::total_cmp);
-        shares[shares.len() / 2] <= DEAF_SHARE
-    }
-
     /// When the next answer is due for its check.
     pub fn next_check(&self) -> Option<Millis> {
         self.pending.keys().next().map(|(t, _)| *t)
@@ -250,7 +220,6 @@ impl Vouchers {
         debug_assert!(self.pending.len() <= MAX_PENDING);
         debug_assert!(self.suspects.len() <= MAX_PENDING);
         debug_assert!(self.suspects.values().all(|n| (1..MAX_SUSPECT_ANSWERS).contains(n)));
-        debug_assert!(self.latest.len() <= HEARING_WINDOW);
     }
 }
 
@@ -264,22 +233,11 @@ mod tests {
         PeerId(b)
     }
 
-    /// `answers` clean answers checked (every named peer mentioned): the node hears.
-    fn hearing(v: &mut Vouchers, answers: u16) {
-        for s in 0..answers {
-            let named: Vec<PeerId> = (0..10).map(|i| pid(9_000 + s * 10 + i)).collect();
-            v.answered(0, pid(8_000 + s), &named, |_| false);
-            v.heard(&named);
-        }
-        assert!(v.check(CHECK_AFTER_MS).is_empty());
-    }
-
     /// An answer whose named peers gossip also mentions passes; one naming peers mentioned
     /// nowhere else (or only by the source itself) is reported once, at its check.
     #[test]
     fn an_answer_naming_peers_nobody_else_mentions_is_poisoned() {
         let mut v = Vouchers::default();
-        hearing(&mut v, 3);
         let (honest, liar) = (pid(1), pid(2));
         let live: Vec<PeerId> = (100..120).map(pid).collect();
         let invented: Vec<PeerId> = (500..520).map(pid).collect();
@@ -304,7 +262,6 @@ mod tests {
     #[test]
     fn known_peers_and_other_sources_vouch() {
         let mut v = Vouchers::default();
-        hearing(&mut v, 3);
         let named: Vec<PeerId> = (100..110).map(pid).collect();
         v.answered(0, pid(2), &named, |p| *p < pid(107));
         let few: Vec<PeerId> = (200..200 + MIN_NAMED as u16 - 1).map(pid).collect();
@@ -321,7 +278,6 @@ mod tests {
     #[test]
     fn a_source_suspect_three_times_in_a_row_is_poisoned() {
         let mut v = Vouchers::default();
-        hearing(&mut v, 8);
         let (shady, unlucky) = (pid(2), pid(3));
         let mut next = 1_000u16;
         // 20 named, 10 of them (50%) never mentioned: suspect, under the poisoned share.
@@ -339,26 +295,6 @@ mod tests {
         assert_eq!(answer(&mut v, 4, shady, 11), vec![Verdict::Poisoned(shady)]);
         assert_eq!(answer(&mut v, 5, unlucky, 10), vec![Verdict::Suspect(unlucky)], "counted afresh");
         assert_eq!(answer(&mut v, 6, shady, 10), vec![Verdict::Suspect(shady)], "counted afresh after a verdict");
-        v.check_invariants();
-    }
-
-    /// A node most of whose latest answers are largely unmentioned hears too little to judge:
-    /// even an answer naming only invented peers is let be. Once it hears again, it judges.
-    #[test]
-    fn a_deaf_node_judges_nobody() {
-        let mut v = Vouchers::default();
-        let liar = pid(2);
-        let invented: Vec<PeerId> = (500..520).map(pid).collect();
-        for s in 0..3u16 {
-            let named: Vec<PeerId> = (0..20).map(|i| pid(1_000 + s * 20 + i)).collect();
-            v.answered(0, pid(10 + s), &named, |_| false);
-            v.heard(&named[..10]);
-        }
-        v.answered(0, liar, &invented, |_| false);
-        assert!(v.check(CHECK_AFTER_MS).is_empty(), "half of every answer unheard: deaf");
-        hearing(&mut v, 8);
-        v.answered(1, liar, &invented, |_| false);
-        assert_eq!(v.check(1 + CHECK_AFTER_MS), vec![Verdict::Poisoned(liar)]);
         v.check_invariants();
     }
 

@@ -67,9 +67,6 @@ pub struct ReputationConfig {
     /// Requests a peer served (decayed, more than it failed) that make this node ignore
     /// warnings about it.
     pub hearsay_exempt_served: f64,
-    /// Warnings are heard only from accusers this node scores at least this high on its own
-    /// evidence (time linked, requests served).
-    pub hearsay_accuser_min: f64,
     /// Below this score no gossip is sent to or taken from the peer (negative).
     pub gossip_threshold: f64,
     /// Below this score nothing is published to the peer (<= gossip_threshold).
@@ -140,10 +137,6 @@ impl Default for ReputationConfig {
             hearsay_quorum: 2.0,
             hearsay_half_life_ms: 2 * HOUR_MS, // guess: warnings repeat while they hold
             hearsay_exempt_served: 2.0,
-            // About 15 minutes linked, or one request served: an adversary the swarm cuts off
-            // (whose mistaken warnings of the honest nodes refusing it shunned 1.7% of honest
-            // peers at 1,000 nodes when any positive score was heard) rarely gets that far.
-            hearsay_accuser_min: 2.0,
             // gossipsub v1.1 thresholds in the ratio deployments use (Filecoin: -500 / -1000 /
             // -2500, accept PX 1000), scaled to our [-100, 100] range.
             gossip_threshold: -10.0,
@@ -178,7 +171,6 @@ impl ReputationConfig {
             ("reputation.rank_availability_weight", p.rank_availability_weight),
             ("reputation.hearsay_weight", p.hearsay_weight),
             ("reputation.hearsay_exempt_served", p.hearsay_exempt_served),
-            ("reputation.hearsay_accuser_min", p.hearsay_accuser_min),
         ] {
             check(w.is_finite() && w >= 0.0, field, format!("must be a finite number >= 0 (got {w})"))?;
         }

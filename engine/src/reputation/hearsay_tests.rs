@@ -196,28 +196,6 @@ fn an_accused_accuser_is_not_heard() {
     assert_eq!(c.standing(&pid(victim), 3 * SECOND), Standing::NoPublish);
 }
 
-/// Accusers this node is linked to but asked nothing of (adversaries the swarm cut off among
-/// them) are not heard; once they serve it well, they are.
-#[test]
-fn merely_linked_accusers_are_not_heard() {
-    use crate::core::LinkEvent;
-    let mut c = core();
-    for a in [1u8, 2] {
-        feed(&mut c, 0, Input::Link(LinkEvent::Up { peer: pid(a), outbound: true }));
-    }
-    let later = 600 * SECOND;
-    for a in [1u8, 2] {
-        assert!(c.record(&pid(a)).is_some_and(|r| r.first_hand_score(later, &ReputationConfig::default()) > 0.0));
-        feed(&mut c, later, Input::Warned { accuser: pid(a), accused: vec![pid(60)] });
-    }
-    assert_eq!(c.score(&pid(60), later), 0.0, "linked for 10 minutes, asked nothing: not heard");
-    for a in [1u8, 2] {
-        serve(&mut c, later, a);
-        feed(&mut c, later, Input::Warned { accuser: pid(a), accused: vec![pid(60)] });
-    }
-    assert_eq!(c.standing(&pid(60), later), Standing::NoPublish, "serving well: heard");
-}
-
 /// Warnings from strangers (no first-hand evidence here) are not heard, however many.
 #[test]
 fn strangers_are_not_heard() {
