@@ -175,7 +175,7 @@ impl Vouchers {
 
     /// The verdicts on the answers due by now (clean answers say nothing).
     pub fn check(&mut self, now: Millis) -> Vec<Verdict> {
-        let mut due = Vec::new();
+        let mut verdicts = Vec::new();
         while let Some((&at, _)) = self.pending.first_key_value() {
             if at.0 > now {
                 break;
@@ -183,32 +183,33 @@ impl Vouchers {
             let Some(answer) = self.forget(at) else { break };
             let share = answer.unheard.len() as f64 / answer.named as f64;
             tracing::trace!(source = %at.1.short(), share, named = answer.named, "peer exchange answer checked");
-            due.push((at.1, share));
-        }
-        let mut verdicts = Vec::new();
-        for (source, share) in due {
-            if share > MAX_UNHEARD_SHARE {
-                tracing::debug!(source = %source.short(), share, "peer exchange answer poisoned");
-                self.suspects.remove(&source);
-                verdicts.push(Verdict::Poisoned(source));
-            } else if share > SUSPECT_SHARE {
-                let times = self.suspects.entry(source).or_default();
-                *times += 1;
-                if *times >= MAX_SUSPECT_ANSWERS {
-                    tracing::debug!(source = %source.short(), share, "peer exchange answers suspect again: poisoned");
-                    self.suspects.remove(&source);
-                    verdicts.push(Verdict::Poisoned(source));
-                } else {
-                    verdicts.push(Verdict::Suspect(source));
-                }
-                while self.suspects.len() > MAX_PENDING {
-                    self.suspects.pop_first();
-                }
-            } else {
-                self.suspects.remove(&source);
-            }
+            verdicts.extend(self.judge(at.1, share));
         }
         verdicts
+    }
+
+    /// What an answer of `source` with `share` of its named peers unheard says of it.
+    fn judge(&mut self, source: PeerId, share: f64) -> Option<Verdict> {
+        if share <= SUSPECT_SHARE {
+            self.suspects.remove(&source);
+            return None;
+        }
+        if share > MAX_UNHEARD_SHARE {
+            tracing::debug!(source = %source.short(), share, "peer exchange answer poisoned");
+            self.suspects.remove(&source);
+            return Some(Verdict::Poisoned(source));
+        }
+        let times = self.suspects.entry(source).or_default();
+        *times += 1;
+        if *times >= MAX_SUSPECT_ANSWERS {
+            tracing::debug!(source = %source.short(), share, "peer exchange answers suspect again: poisoned");
+            self.suspects.remove(&source);
+            return Some(Verdict::Poisoned(source));
+        }
+        while self.suspects.len() > MAX_PENDING {
+            self.suspects.pop_first();
+        }
+        Some(Verdict::Suspect(source))
     }
 
     /// When the next answer is due for its check.
