@@ -212,6 +212,7 @@ impl Collector {
         s.slot_of.remove(peer);
         let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
         s.trust.left(*peer, now_ms);
+        tracing::trace!(target: "swarm_sim::chunk", t_ms = now_ms, node = %peer.short(), "crashed");
         let l = &mut s.links;
         if let Some(open) = l.open.remove(peer) {
             l.lifetimes_ms.extend(open.into_values().map(|at| now_ms.saturating_sub(at)));
@@ -575,16 +576,26 @@ impl Observer for Collector {
                 if !s.trust.is_adversary(&peer) && !s.trust.is_adversary(&node) {
                     tracing::debug!(target: "swarm_sim::honest_offence", t_s = now_ms / 1000, node = %node.short(), peer = %peer.short(), ?offence);
                 }
+                if let (Some(kind), false) = (s.trust.kind(&node), s.trust.is_adversary(&peer)) {
+                    tracing::debug!(target: "swarm_sim::adv_evidence", t_s = now_ms / 1000, node = %node.short(), kind, peer = %peer.short(), ?offence, "offence");
+                }
                 s.trust.dealt(node, peer, now_ms);
             }
             // A timeout alone is no dealing: a crashed peer times out too.
-            Event::RequestFailed { peer, answered: true } => {
+            Event::RequestFailed { peer, answered } => {
                 let now_ms = Self::now_ms(&s);
-                s.trust.dealt(node, peer, now_ms);
+                if let (Some(kind), false) = (s.trust.kind(&node), s.trust.is_adversary(&peer)) {
+                    tracing::debug!(target: "swarm_sim::adv_evidence", t_s = now_ms / 1000, node = %node.short(), kind, peer = %peer.short(), answered, "request failed");
+                }
+                if answered {
+                    s.trust.dealt(node, peer, now_ms);
+                }
             }
-            Event::RequestFailed { .. } => {}
             Event::Standing { peer, standing: Standing::Graylisted } => {
                 let now_ms = Self::now_ms(&s);
+                if let (Some(kind), false) = (s.trust.kind(&node), s.trust.is_adversary(&peer)) {
+                    tracing::debug!(target: "swarm_sim::adv_evidence", t_s = now_ms / 1000, node = %node.short(), kind, peer = %peer.short(), "graylisted");
+                }
                 s.trust.graylisted(node, peer, now_ms);
             }
             Event::Standing { .. } => {}
@@ -600,6 +611,7 @@ impl Observer for Collector {
             }
             Event::ChunkStored { chunk, bytes, cause } => {
                 let now_ms = tokio::time::Instant::now().saturating_duration_since(s.epoch).as_millis() as u64;
+                tracing::trace!(target: "swarm_sim::chunk", t_ms = now_ms, node = %node.short(), chunk = %chunk.short(), ?cause, "stored");
                 let by_adversary = s.trust.is_adversary(&node);
                 let c = &mut s.content;
                 let i = match c.index.get(&chunk) {
@@ -628,11 +640,13 @@ impl Observer for Collector {
                 }
             }
             Event::ChunkDropped { chunk } => {
+                tracing::trace!(target: "swarm_sim::chunk", t_ms = Self::now_ms(&s), node = %node.short(), chunk = %chunk.short(), "dropped");
                 if s.content.let_go(node, &chunk) {
                     s.content.dropped += 1;
                 }
             }
             Event::ChunkReclaimed { chunk } => {
+                tracing::trace!(target: "swarm_sim::chunk", t_ms = Self::now_ms(&s), node = %node.short(), chunk = %chunk.short(), "reclaimed");
                 s.content.let_go(node, &chunk);
             }
             Event::FetchFinished { id, ok, latency_ms, chunk, relayed } => {

@@ -63,6 +63,7 @@ pub struct KindLinks {
 
 impl Trust {
     pub fn mark(&mut self, peer: PeerId, kind: &'static str, forger: bool) {
+        tracing::debug!(target: "swarm_sim::adversary", peer = %peer.short(), kind, "adversary started");
         self.kinds.insert(peer, kind);
         if forger {
             self.forgers.insert(peer);

@@ -298,17 +298,25 @@ impl DiscoveryCore {
     }
 
     /// Report the sources whose answers, checked now, named peers heard of nowhere else; ask
-    /// the suspect ones again (if still linked).
+    /// the suspect ones, and the ones this node could not judge yet, again (if still linked).
     fn check_answers(&mut self, now: Millis) {
         for verdict in self.vouchers.check(now) {
-            let effect = match verdict {
-                Verdict::Poisoned(source) => Effect::Report { peer: source, offence: Offence::BadPex },
-                Verdict::Suspect(source) if self.links.contains(&source) => {
-                    Effect::Send { to: source, msg: Message::PexRequest { max: self.pex_ask() } }
+            let source = match verdict {
+                Verdict::Poisoned(source) => {
+                    tracing::debug!(node = %self.me.short(), source = %source.short(), "peer exchange answer judged poisoned");
+                    self.out.push_back(Output::Effect(Effect::Report { peer: source, offence: Offence::BadPex }));
+                    continue;
                 }
-                Verdict::Suspect(_) => continue,
+                Verdict::Suspect(source) => source,
+                Verdict::Unjudged(source, median) => {
+                    tracing::debug!(node = %self.me.short(), source = %source.short(), ?median, "peer exchange answer unjudged: this node hears too little");
+                    source
+                }
             };
-            self.out.push_back(Output::Effect(effect));
+            if self.links.contains(&source) {
+                let msg = Message::PexRequest { max: self.pex_ask() };
+                self.out.push_back(Output::Effect(Effect::Send { to: source, msg }));
+            }
         }
     }
 

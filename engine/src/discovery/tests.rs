@@ -251,14 +251,24 @@ fn a_pex_answer_vouches_only_for_peers_seen_alive_lately() {
     assert!(answer(&mut c, t0 + fresh + 10).is_empty(), "seen too long ago");
 }
 
-/// A started node linked to pid(1), pid(2) and pid(3), its outputs so far drained.
+/// A started node linked to pid(1), pid(2) and pid(3), its outputs so far drained; pid(2) and
+/// pid(3) have answered peer exchange three times with peers gossip mentions, checked by
+/// `CHECK_AFTER_MS + 20`, so the node hears the swarm well enough to judge pid(1) (a node does
+/// not judge before three answers of other sources are checked).
 fn linked_to_three() -> Node {
+    use crate::discovery::vouchers::CHECK_AFTER_MS;
     let mut c = core(&[pid(1), pid(2), pid(3)]);
     c.handle_timeout(0);
     drain(&mut c);
     for i in 1..=3 {
         c.link(10, LinkEvent::Up { peer: pid(i), outbound: true });
     }
+    for (i, from) in [pid(2), pid(3), pid(2)].into_iter().enumerate() {
+        let peers: Vec<PeerId> = (0..10).map(|j| pid(10_000 + 100 * i as u16 + j)).collect();
+        c.handle(10 + i as u64, Input::PexResponse { from, peers: peers.clone() });
+        c.handle(15, Input::Learned { peers: vec![], heard: peers });
+    }
+    c.handle_timeout(CHECK_AFTER_MS + 20);
     drain(&mut c);
     c
 }
@@ -279,13 +289,14 @@ fn a_source_naming_peers_nobody_else_mentions_is_reported_for_poisoning_pex() {
             .collect()
     };
     let mut c = linked_to_three();
-    c.handle(20, Input::PexResponse { from: pid(1), peers: (100..120).map(pid).collect() });
-    c.handle(20, Input::PexResponse { from: pid(2), peers: (200..220).map(pid).collect() });
-    c.handle(20, Input::PexResponse { from: pid(3), peers: (300..320).map(pid).collect() });
-    c.handle(60_000, Input::Learned { peers: vec![], heard: (200..216).chain(300..320).map(pid).collect() });
+    let t0 = CHECK_AFTER_MS + 30;
+    c.handle(t0, Input::PexResponse { from: pid(1), peers: (100..120).map(pid).collect() });
+    c.handle(t0, Input::PexResponse { from: pid(2), peers: (200..220).map(pid).collect() });
+    c.handle(t0, Input::PexResponse { from: pid(3), peers: (300..320).map(pid).collect() });
+    c.handle(t0 + 60_000, Input::Learned { peers: vec![], heard: (200..216).chain(300..320).map(pid).collect() });
     let mut got = reports(&drain(&mut c));
-    let mut now = 60_000;
-    while let Some(t) = c.next_timeout().filter(|t| *t <= 20 + CHECK_AFTER_MS) {
+    let mut now = t0 + 60_000;
+    while let Some(t) = c.next_timeout().filter(|t| *t <= t0 + CHECK_AFTER_MS) {
         now = t.max(now);
         c.handle_timeout(now);
         got.extend(reports(&drain(&mut c)));
@@ -315,7 +326,7 @@ fn a_suspect_source_is_asked_again_and_reported_at_its_third_suspect_answer() {
     use crate::discovery::vouchers::{CHECK_AFTER_MS, MAX_SUSPECT_ANSWERS};
     use crate::observer::Offence;
     let mut c = linked_to_three();
-    let (mut now, mut asked_again, mut reported) = (10, 0, 0);
+    let (mut now, mut asked_again, mut reported) = (CHECK_AFTER_MS + 30, 0, 0);
     for round in 0..MAX_SUSPECT_ANSWERS {
         // 20 named, half mentioned by gossip; pid(2) and pid(3) answer cleanly (this node hears).
         let named: Vec<PeerId> = (0..60).map(|i| pid(1_000 + u16::from(round) * 60 + i)).collect();
@@ -347,4 +358,55 @@ fn a_suspect_source_is_asked_again_and_reported_at_its_third_suspect_answer() {
         !out.iter().any(|o| matches!(o, Output::Effect(Effect::Send { msg: Message::PexRequest { .. }, .. }))),
         "{out:?}"
     );
+}
+
+/// A node that hears too little of the swarm to judge (the other sources' answers are half
+/// unmentioned too) reports nobody, but asks the source again; once it hears, it reports.
+#[test]
+fn a_node_that_hears_too_little_asks_again_instead_of_reporting() {
+    use crate::discovery::vouchers::CHECK_AFTER_MS;
+    use crate::observer::Offence;
+    let mut c = core(&[pid(1), pid(2), pid(3)]);
+    c.handle_timeout(0);
+    drain(&mut c);
+    for i in 1..=3 {
+        c.link(10, LinkEvent::Up { peer: pid(i), outbound: true });
+    }
+    drain(&mut c);
+    // Answers of pid(2) and pid(3) from `t` on, `heard` of every 20 named mentioned by gossip.
+    let mut next = 1_000u16;
+    let mut others = |c: &mut Node, t: u64, answers: u16, heard: usize| {
+        for i in 0..answers {
+            let peers: Vec<PeerId> = (next..next + 20).map(pid).collect();
+            next += 20;
+            let from = if i % 2 == 0 { pid(2) } else { pid(3) };
+            c.handle(t + u64::from(i), Input::PexResponse { from, peers: peers.clone() });
+            c.handle(t + 50, Input::Learned { peers: vec![], heard: peers[..heard].to_vec() });
+        }
+    };
+    // Runs the checks due by `until`: (reports of pid(1), requests sent to pid(1)).
+    let run = |c: &mut Node, until: u64| {
+        let (mut reported, mut asked) = (0, 0);
+        while let Some(t) = c.next_timeout().filter(|t| *t <= until) {
+            c.handle_timeout(t);
+            for o in drain(c) {
+                match o {
+                    Output::Effect(Effect::Report { peer, offence: Offence::BadPex }) if peer == pid(1) => {
+                        reported += 1
+                    }
+                    Output::Effect(Effect::Send { to, msg: Message::PexRequest { .. } }) if to == pid(1) => asked += 1,
+                    _ => {}
+                }
+            }
+        }
+        (reported, asked)
+    };
+    others(&mut c, 20, 4, 10);
+    c.handle(100, Input::PexResponse { from: pid(1), peers: (500..520).map(pid).collect() });
+    assert_eq!(run(&mut c, 100 + CHECK_AFTER_MS), (0, 1), "deaf: not judged, asked again");
+
+    let t = 200 + CHECK_AFTER_MS;
+    others(&mut c, t, 6, 20);
+    c.handle(t + 100, Input::PexResponse { from: pid(1), peers: (600..620).map(pid).collect() });
+    assert_eq!(run(&mut c, t + 100 + CHECK_AFTER_MS), (1, 0), "hears again: reported");
 }

@@ -345,6 +345,7 @@ impl ReplicationCore {
         let stand_ins = ranked[set.len()..].iter().filter(|m| !self.unreachable.contains(now, m)).take(blocked);
         let targets: Vec<PeerId> =
             set.iter().filter(|m| !self.unreachable.contains(now, m)).chain(stand_ins).copied().collect();
+        tracing::trace!(target: "swarm::replica", node = %self.me.short(), chunk = %chunk.short(), found = ?peers.iter().map(|f| (f.peer.short(), f.holds, f.full)).collect::<Vec<_>>(), targets = ?targets.iter().map(|p| p.short()).collect::<Vec<_>>(), "found");
         let mut offers = 0;
         for m in targets {
             if m == self.me || holding.contains(&m) || self.offered.contains_key(&(chunk, m)) {
@@ -562,6 +563,7 @@ impl Core for ReplicationCore {
                 }
             }
             Input::Offer { from, chunk } => {
+                tracing::trace!(target: "swarm::replica", node = %self.me.short(), chunk = %chunk.short(), from = %from.short(), "offered");
                 if from != self.me && !self.held.contains_key(&chunk) {
                     self.dropped.remove(&chunk);
                     self.known.entry(chunk).or_default().insert(from);

@@ -56,7 +56,8 @@ impl Lookup {
         l
     }
 
-    /// Keep at most this many candidates: the closest; farther ones could never make the result.
+    /// Keep at most this many candidates: the closest; farther ones could never make the result
+    /// (the `k` closest that answered are kept beyond it, see [`Lookup::add`]).
     fn cap(&self) -> usize {
         4 * self.cfg.k.max(self.cfg.alpha)
     }
@@ -71,12 +72,28 @@ impl Lookup {
             let d = Key::of_peer(&p).distance(&self.target);
             self.peers.entry(d).or_insert((p, State::Fresh));
         }
-        // Drop the farthest candidates nobody is waiting on.
+        // Drop the farthest candidates nobody is waiting on and that are not among the `k`
+        // closest that answered: closer candidates may all fail yet (peers named that no path of
+        // this lookup reaches), and then those answers are the result. Dropping them once left
+        // a holder's check lookups empty for two minutes while eight peers had answered, and its
+        // new chunk with no second copy (adversaries-20, 1,000 nodes).
         while self.peers.len() > self.cap() {
-            let waiting = |s: &State| matches!(s, State::Asked | State::Stalled);
-            let Some(&d) = self.peers.iter().rev().find(|(_, (_, s))| !waiting(s)).map(|(d, _)| d) else {
-                break;
-            };
+            let k = self.cfg.k;
+            let mut answered = 0;
+            let keep: Vec<bool> = self
+                .peers
+                .values()
+                .map(|(_, s)| match s {
+                    State::Asked | State::Stalled => true,
+                    State::Answered => {
+                        answered += 1;
+                        answered <= k
+                    }
+                    State::Fresh | State::Failed => false,
+                })
+                .collect();
+            let Some(i) = keep.iter().rposition(|kept| !kept) else { break };
+            let d = *self.peers.keys().nth(i).expect("a position in the map");
             self.peers.remove(&d);
         }
     }
@@ -256,6 +273,35 @@ mod tests {
         l.on_failure(&other);
         assert!(l.is_done());
         assert_eq!(l.result(), vec![q[0]]);
+    }
+
+    /// Answers that bring more closer candidates than the lookup keeps do not push the peers
+    /// that answered out: when every closer one fails, those that answered are the result.
+    #[test]
+    fn the_peers_that_answered_stay_when_closer_candidates_crowd_in_and_fail() {
+        let target = Key([0; 32]);
+        let far = |i: u16| {
+            let mut b = [0xFFu8; 32];
+            b[..2].copy_from_slice(&i.to_be_bytes());
+            b[0] |= 0x80;
+            PeerId(b)
+        };
+        let cfg = LookupConfig { k: 2, alpha: 2, await_stalled: true };
+        let mut l = Lookup::new(target, [far(1), far(2)], cfg);
+        let q = l.next_queries();
+        assert_eq!(q.len(), 2);
+        // Each names 40 peers nearer the target: far more than the lookup keeps (4 k = 8).
+        l.on_answer(&q[0], (0..40).map(peer));
+        l.on_answer(&q[1], (40..80).map(peer));
+        let mut rounds = 0;
+        while !l.is_done() {
+            rounds += 1;
+            assert!(rounds < 100, "the lookup does not end");
+            for p in l.next_queries() {
+                l.on_failure(&p);
+            }
+        }
+        assert_eq!(l.result(), vec![far(1), far(2)]);
     }
 
     /// A stalled question among the `k` closest holds a lookup open only while `await_stalled`
