@@ -99,6 +99,11 @@ pub enum Input {
         from: PeerId,
         chunk: ChunkId,
     },
+    /// `chunk` arrived but could not be stored here (no room): no fault of its holder, which
+    /// may be asked again once there is room.
+    NotStored {
+        chunk: ChunkId,
+    },
     /// A holder (neighbour or not) says we belong to the replica set of `chunk`.
     Offer {
         from: PeerId,
@@ -561,6 +566,9 @@ impl Core for ReplicationCore {
                         self.unknow(&chunk, &from);
                     }
                 }
+            }
+            Input::NotStored { chunk } => {
+                self.pending.remove(&chunk);
             }
             Input::Offer { from, chunk } => {
                 tracing::trace!(target: "swarm::replica", node = %self.me.short(), chunk = %chunk.short(), from = %from.short(), "offered");

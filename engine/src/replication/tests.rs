@@ -132,11 +132,16 @@ impl Model {
                         // Over a link, or one made for the purpose (an offer may come from afar).
                         let served = self.nodes.get(&to).is_some_and(|n| n.inventory.contains(&chunk));
                         let room = self.nodes[&from].inventory.len() < self.nodes[&from].capacity;
-                        if served && room {
-                            self.store(&from, chunk);
-                        } else {
-                            let now = self.now;
-                            self.nodes.get_mut(&from).unwrap().core.handle(now, Input::Failed { from: to, chunk });
+                        let now = self.now;
+                        match (served, room) {
+                            (true, true) => self.store(&from, chunk),
+                            // Served, but the asker filled up meanwhile (it asked for several).
+                            (true, false) => {
+                                self.nodes.get_mut(&from).unwrap().core.handle(now, Input::NotStored { chunk })
+                            }
+                            (false, _) => {
+                                self.nodes.get_mut(&from).unwrap().core.handle(now, Input::Failed { from: to, chunk })
+                            }
                         }
                     }
                     Output::Lookup { chunk } => {
@@ -326,7 +331,7 @@ proptest! {
                 prop_assert!(holders.len() >= want, "chunk {:?} has {} live copies, want {}", c, holders.len(), want);
                 // The closest peer with room holds it: a lookup for the chunk ends there.
                 let root = replica_set(c, room.iter().copied(), 1)[0];
-                prop_assert!(holders.contains(&root), "chunk {:?} is not on its closest peer", c);
+                prop_assert!(holders.contains(&root), "chunk {:?} is not on its closest peer {:?} (cap {}, inv {:?}); holders {:?}; room {:?}", c, root, m.nodes[&root].capacity, m.nodes[&root].inventory, holders, replica_set(c, room.iter().copied(), 6));
             }
         }
         // Surplus copies go at their holder's next check (every check interval): give every
@@ -370,4 +375,43 @@ fn a_full_peer_is_passed_over_and_the_chunk_migrates() {
     let holders = m.holders(&c);
     assert!(!holders.contains(&set[0]), "the full peer stores nothing");
     assert!(holders.contains(&set[1]) && holders.contains(&set[2]), "the next closest take its place: {holders:?}");
+}
+
+/// A chunk that arrives when this node has no room left is not its holder's fault: once there
+/// is room again, the same holder is asked again. (A holder that failed is not asked again for
+/// that chunk while the link lasts.)
+#[test]
+fn a_replica_this_node_could_not_store_is_asked_of_the_same_holder_again() {
+    let cfg = ReplicationConfig::default();
+    let (me, holder) = (peer(1), peer(2));
+    let c = chunk(7);
+    let requests = |core: &mut ReplicationCore| {
+        let mut to = vec![];
+        while let Some(o) = core.poll_output() {
+            if let Output::Request { to: p, chunk } = o {
+                assert_eq!(chunk, c);
+                to.push(p);
+            }
+        }
+        to
+    };
+    for not_stored in [true, false] {
+        let mut core = ReplicationCore::new(me, cfg.clone(), CHUNK_BYTES, cfg.repair_interval_ms);
+        core.handle(0, Input::Room { full: false });
+        core.handle(0, Input::Link(LinkEvent::Up { peer: holder, outbound: true }));
+        core.handle(0, Input::Holdings { from: holder, held: vec![c], released: vec![], full: false });
+        assert_eq!(requests(&mut core), vec![holder], "asked at once: the only other peer holds it");
+        let now = 10;
+        if not_stored {
+            core.handle(now, Input::Room { full: true });
+            core.handle(now, Input::NotStored { chunk: c });
+            core.handle(now, Input::Room { full: false });
+        } else {
+            core.handle(now, Input::Failed { from: holder, chunk: c });
+        }
+        core.handle_timeout(2 * cfg.repair_interval_ms);
+        let again = if not_stored { vec![holder] } else { vec![] };
+        assert_eq!(requests(&mut core), again, "not stored here: {not_stored}");
+        core.check_invariants();
+    }
 }

@@ -378,8 +378,8 @@ impl ContentCore {
                 self.effect(Effect::Event(Event::ChunkStored { chunk, bytes, cause: StoreCause::Repair }));
             }
             Err(e) => {
-                tracing::debug!(node = %self.me.short(), error = %e, "replica not stored");
-                self.repl.handle(now, ReplIn::Failed { from, chunk });
+                tracing::debug!(node = %self.me.short(), from = %from.short(), error = %e, "replica not stored");
+                self.repl.handle(now, ReplIn::NotStored { chunk });
             }
         }
         self.update_room(now);
