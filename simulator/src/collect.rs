@@ -576,7 +576,7 @@ impl Observer for Collector {
                 if !s.trust.is_adversary(&peer) && !s.trust.is_adversary(&node) {
                     tracing::debug!(target: "swarm_sim::honest_offence", t_s = now_ms / 1000, node = %node.short(), peer = %peer.short(), ?offence);
                 }
-                if let (Some(kind), false) = (s.trust.kind(&node), s.trust.is_adversary(&peer)) {
+                if let Some(kind) = s.trust.evidence_against_honest(&node, &peer) {
                     tracing::debug!(target: "swarm_sim::adv_evidence", t_s = now_ms / 1000, node = %node.short(), kind, peer = %peer.short(), ?offence, "offence");
                 }
                 s.trust.dealt(node, peer, now_ms);
@@ -584,7 +584,7 @@ impl Observer for Collector {
             // A timeout alone is no dealing: a crashed peer times out too.
             Event::RequestFailed { peer, answered } => {
                 let now_ms = Self::now_ms(&s);
-                if let (Some(kind), false) = (s.trust.kind(&node), s.trust.is_adversary(&peer)) {
+                if let Some(kind) = s.trust.evidence_against_honest(&node, &peer) {
                     tracing::debug!(target: "swarm_sim::adv_evidence", t_s = now_ms / 1000, node = %node.short(), kind, peer = %peer.short(), answered, "request failed");
                 }
                 if answered {
@@ -593,7 +593,7 @@ impl Observer for Collector {
             }
             Event::Standing { peer, standing: Standing::Graylisted } => {
                 let now_ms = Self::now_ms(&s);
-                if let (Some(kind), false) = (s.trust.kind(&node), s.trust.is_adversary(&peer)) {
+                if let Some(kind) = s.trust.evidence_against_honest(&node, &peer) {
                     tracing::debug!(target: "swarm_sim::adv_evidence", t_s = now_ms / 1000, node = %node.short(), kind, peer = %peer.short(), "graylisted");
                 }
                 s.trust.graylisted(node, peer, now_ms);

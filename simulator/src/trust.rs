@@ -74,6 +74,15 @@ impl Trust {
         self.kinds.contains_key(peer)
     }
 
+    /// The kind of adversary `node` is when `peer` is honest, while the `swarm_sim::adv_evidence`
+    /// diagnostic is on (what adversaries hold against honest peers); `None` otherwise.
+    pub fn evidence_against_honest(&self, node: &PeerId, peer: &PeerId) -> Option<&'static str> {
+        if !tracing::enabled!(target: "swarm_sim::adv_evidence", tracing::Level::DEBUG) || self.is_adversary(peer) {
+            return None;
+        }
+        self.kind(node)
+    }
+
     /// The adversary kind `peer` was started as, if any.
     pub fn kind(&self, peer: &PeerId) -> Option<&'static str> {
         self.kinds.get(peer).copied()

@@ -257,18 +257,26 @@ fn a_pex_answer_vouches_only_for_peers_seen_alive_lately() {
 /// not judge before three answers of other sources are checked).
 fn linked_to_three() -> Node {
     use crate::discovery::vouchers::CHECK_AFTER_MS;
-    let mut c = core(&[pid(1), pid(2), pid(3)]);
-    c.handle_timeout(0);
-    drain(&mut c);
-    for i in 1..=3 {
-        c.link(10, LinkEvent::Up { peer: pid(i), outbound: true });
-    }
+    let mut c = linked_to_three_unheard();
     for (i, from) in [pid(2), pid(3), pid(2)].into_iter().enumerate() {
         let peers: Vec<PeerId> = (0..10).map(|j| pid(10_000 + 100 * i as u16 + j)).collect();
         c.handle(10 + i as u64, Input::PexResponse { from, peers: peers.clone() });
         c.handle(15, Input::Learned { peers: vec![], heard: peers });
     }
     c.handle_timeout(CHECK_AFTER_MS + 20);
+    drain(&mut c);
+    c
+}
+
+/// A started node linked to pid(1), pid(2) and pid(3), its outputs so far drained, no answer
+/// checked yet.
+fn linked_to_three_unheard() -> Node {
+    let mut c = core(&[pid(1), pid(2), pid(3)]);
+    c.handle_timeout(0);
+    drain(&mut c);
+    for i in 1..=3 {
+        c.link(10, LinkEvent::Up { peer: pid(i), outbound: true });
+    }
     drain(&mut c);
     c
 }
@@ -366,13 +374,7 @@ fn a_suspect_source_is_asked_again_and_reported_at_its_third_suspect_answer() {
 fn a_node_that_hears_too_little_asks_again_instead_of_reporting() {
     use crate::discovery::vouchers::CHECK_AFTER_MS;
     use crate::observer::Offence;
-    let mut c = core(&[pid(1), pid(2), pid(3)]);
-    c.handle_timeout(0);
-    drain(&mut c);
-    for i in 1..=3 {
-        c.link(10, LinkEvent::Up { peer: pid(i), outbound: true });
-    }
-    drain(&mut c);
+    let mut c = linked_to_three_unheard();
     // Answers of pid(2) and pid(3) from `t` on, `heard` of every 20 named mentioned by gossip.
     let mut next = 1_000u16;
     let mut others = |c: &mut Node, t: u64, answers: u16, heard: usize| {

@@ -132,16 +132,15 @@ impl Model {
                         // Over a link, or one made for the purpose (an offer may come from afar).
                         let served = self.nodes.get(&to).is_some_and(|n| n.inventory.contains(&chunk));
                         let room = self.nodes[&from].inventory.len() < self.nodes[&from].capacity;
-                        let now = self.now;
-                        match (served, room) {
-                            (true, true) => self.store(&from, chunk),
-                            // Served, but the asker filled up meanwhile (it asked for several).
-                            (true, false) => {
-                                self.nodes.get_mut(&from).unwrap().core.handle(now, Input::NotStored { chunk })
-                            }
-                            (false, _) => {
-                                self.nodes.get_mut(&from).unwrap().core.handle(now, Input::Failed { from: to, chunk })
-                            }
+                        if served && room {
+                            self.store(&from, chunk);
+                        } else {
+                            // Served, but the asker filled up meanwhile (it asked for several):
+                            // no fault of the holder.
+                            let input =
+                                if served { Input::NotStored { chunk } } else { Input::Failed { from: to, chunk } };
+                            let now = self.now;
+                            self.nodes.get_mut(&from).unwrap().core.handle(now, input);
                         }
                     }
                     Output::Lookup { chunk } => {

@@ -77,23 +77,18 @@ impl Lookup {
         // this lookup reaches), and then those answers are the result. Dropping them once left
         // a holder's check lookups empty for two minutes while eight peers had answered, and its
         // new chunk with no second copy (adversaries-20, 1,000 nodes).
+        // The k-th closest answer stays where it is while farther candidates go.
+        let kth_answered =
+            self.peers.iter().filter(|(_, (_, s))| *s == State::Answered).nth(self.cfg.k - 1).map(|(d, _)| *d);
+        let evictable = |d: &Distance, s: &State| match s {
+            State::Asked | State::Stalled => false,
+            State::Answered => kth_answered.is_some_and(|kth| *d > kth),
+            State::Fresh | State::Failed => true,
+        };
         while self.peers.len() > self.cap() {
-            let k = self.cfg.k;
-            let mut answered = 0;
-            let keep: Vec<bool> = self
-                .peers
-                .values()
-                .map(|(_, s)| match s {
-                    State::Asked | State::Stalled => true,
-                    State::Answered => {
-                        answered += 1;
-                        answered <= k
-                    }
-                    State::Fresh | State::Failed => false,
-                })
-                .collect();
-            let Some(i) = keep.iter().rposition(|kept| !kept) else { break };
-            let d = *self.peers.keys().nth(i).expect("a position in the map");
+            let Some(&d) = self.peers.iter().rev().find(|(d, (_, s))| evictable(d, s)).map(|(d, _)| d) else {
+                break;
+            };
             self.peers.remove(&d);
         }
     }
