@@ -173,7 +173,7 @@ impl Node {
         let content_core =
             ContentCore::new(id, cfg.replication.clone(), cfg.routing.clone(), index, view.clone(), table.clone())
                 .with_trust(trust.clone())
-                .with_faults(p.content_faults);
+                .with_faults(p.content_faults.clone());
         let rctx: Context<ReputationActor> = Context::new();
         let raddr = rctx.address();
         let outbox = Outbox::new(id, p.transport, p.observer, gate.clone(), p.clock).with_reputation(raddr.clone());
@@ -262,7 +262,11 @@ impl Node {
                 p.identity.clone(),
                 p.verifier.clone(),
                 p.clock.unix_epoch_ms(),
-                Faults { flood_rumors: p.content_faults.flood_rumors, ..p.faults },
+                Faults {
+                    flood_rumors: p.content_faults.flood_rumors,
+                    slander: p.content_faults.slander.clone(),
+                    ..p.faults
+                },
                 cfg.gossip.clone(),
                 view.clone(),
                 subsystem_rng(p.seed, STREAM_GOSSIP),

@@ -109,6 +109,9 @@ pub enum Offence {
     /// Sent more rumours of its own or more requests than its link's budget allows (see
     /// `flood`): reported at most once per `flood.report_interval_ms` per link.
     Flood,
+    /// Signed a warning naming this node, which knows it did nothing to earn one (a
+    /// slanderer, or a node that took churn for malice).
+    FalseWarning,
 }
 
 pub trait Observer {

@@ -31,6 +31,14 @@ pub struct AdversarySpec {
     /// round and `flood_lookups` lookup questions to every link every 5 s (their content service
     /// is honest).
     pub flood: f64,
+    /// Share of lone slanderers: honest in all else, they warn of every peer they link to, as
+    /// if they had graylisted it.
+    pub slander: f64,
+    /// Share of sybil ids: one operator runs `sybil_ids` of them (the ids drawn one after the
+    /// other make a group), honest in all else; they never accuse one another, and each warns of
+    /// every peer any of them linked to.
+    pub sybil: f64,
+    pub sybil_ids: usize,
     pub slow_ms: u64,
     pub covert_after_s: u64,
     pub flood_rumors: usize,
@@ -48,6 +56,9 @@ impl Default for AdversarySpec {
             lying_holder: 0.0,
             pex_poison: 0.0,
             flood: 0.0,
+            slander: 0.0,
+            sybil: 0.0,
+            sybil_ids: 4,        // guess: a few hosts' worth of ids per operator
             slow_ms: 3_000,      // past `reputation.late_after_ms`, within a request's timeout
             covert_after_s: 900, // long enough to earn a good score first
             // A flooder's own rumours, 31 a minute, are past the default budget of 20 at once
@@ -70,6 +81,8 @@ pub enum ContentAdversary {
     LyingHolder,
     PexPoison,
     Flood,
+    Slander,
+    Sybil,
 }
 
 impl ContentAdversary {
@@ -82,13 +95,15 @@ impl ContentAdversary {
             ContentAdversary::LyingHolder => "lying_holder",
             ContentAdversary::PexPoison => "pex_poison",
             ContentAdversary::Flood => "flood",
+            ContentAdversary::Slander => "slander",
+            ContentAdversary::Sybil => "sybil",
         }
     }
 }
 
 impl AdversarySpec {
     /// The content kinds with their shares, in a fixed order (the draw is made in it).
-    pub fn content_shares(&self) -> [(ContentAdversary, f64); 7] {
+    pub fn content_shares(&self) -> [(ContentAdversary, f64); 9] {
         [
             (ContentAdversary::Withhold, self.withhold),
             (ContentAdversary::Corrupt, self.corrupt),
@@ -97,13 +112,15 @@ impl AdversarySpec {
             (ContentAdversary::LyingHolder, self.lying_holder),
             (ContentAdversary::PexPoison, self.pex_poison),
             (ContentAdversary::Flood, self.flood),
+            (ContentAdversary::Slander, self.slander),
+            (ContentAdversary::Sybil, self.sybil),
         ]
     }
 }
 
 impl AdversarySpec {
     /// The content faults of a node starting at `now_ms` for a uniform draw `u` in [0, 1)
-    /// (none when `u` falls past every share).
+    /// (none when `u` falls past every share). A slanderer's group is the caller's to attach.
     pub fn content_faults(&self, u: f64, now_ms: u64) -> Option<(ContentAdversary, ContentFaults)> {
         let mut u = u;
         let kind = self.content_shares().into_iter().find_map(|(k, s)| {
@@ -127,6 +144,7 @@ impl AdversarySpec {
                 flood_lookups: self.flood_lookups,
                 ..ContentFaults::default()
             },
+            ContentAdversary::Slander | ContentAdversary::Sybil => ContentFaults::default(),
         };
         Some((kind, faults))
     }

@@ -133,6 +133,7 @@ impl Content {
         self.live_holders[i] -= 1;
         if self.live_holders[i] == 0 && !self.lost[i] {
             self.lost[i] = true;
+            tracing::debug!(target: "swarm_sim::chunk", chunk = %chunk.short(), node = %node.short(), "lost: last copy let go");
         }
         true
     }
@@ -144,6 +145,11 @@ pub struct ContentSummary {
     pub published: usize,
     pub lost: usize,
     pub lost_unreplicated: u64,
+    /// Of the published chunks, those an adversary published whose publication completed (a
+    /// second copy stored), and those of them lost after: an adversary's own data, which
+    /// durability leaves out (as the availability probes do).
+    pub adversarial_completed: usize,
+    pub adversarial_lost: usize,
     pub repair_bytes: u64,
     pub repair_stores: u64,
     pub dropped: u64,
@@ -222,6 +228,8 @@ impl Collector {
             c.live_holders[i] -= 1;
             if c.live_holders[i] == 0 && !c.lost[i] {
                 c.lost[i] = true;
+                let chunk = c.published[i].0.short();
+                tracing::debug!(target: "swarm_sim::chunk", %chunk, node = %peer.short(), copies_max = c.max_holders[i], "lost: last holder crashed");
                 if c.max_holders[i] <= 1 {
                     c.lost_unreplicated += 1;
                 }
@@ -258,10 +266,17 @@ impl Collector {
         let mut latencies_s: Vec<f64> = c.latencies_ms.iter().map(|ms| *ms as f64 / 1000.0).collect();
         latencies_s.sort_by(f64::total_cmp);
         let alive: Vec<u32> = (0..c.published.len()).filter(|i| !c.lost[*i]).map(|i| c.live_holders[i]).collect();
+        let adversarial = |lost: bool| {
+            (0..c.published.len())
+                .filter(|i| c.by_adversary[*i] && c.max_holders[*i] >= 2 && (!lost || c.lost[*i]))
+                .count()
+        };
         ContentSummary {
             published: c.published.len(),
             lost: c.lost.iter().filter(|l| **l).count(),
             lost_unreplicated: c.lost_unreplicated,
+            adversarial_completed: adversarial(false),
+            adversarial_lost: adversarial(true),
             repair_bytes: c.repair_bytes,
             repair_stores: c.repair_stores,
             dropped: c.dropped,

@@ -129,6 +129,7 @@ pub struct Metrics {
     /// Share of published chunks never lost (some live node held a copy all along). A
     /// publication completes when a second copy is stored (the write is acknowledged); one cut
     /// short by its author's crash before that is counted apart, in `publishes_cut_short`.
+    /// Chunks adversaries published are left out (as from the availability probes).
     #[serde(default)]
     pub durability: Option<f64>,
     /// Durability the replication factor alone would give under the scenario's mass failure,

@@ -5,14 +5,14 @@
 use crate::churn::{self, ChurnAction, ChurnEvent};
 use crate::collect::Collector;
 use crate::report::{percentile, Metrics, Report, Sample};
-use crate::scenario::{ChurnSpec, Scenario};
+use crate::scenario::{ChurnSpec, ContentAdversary, Scenario};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 use swarm_engine::files::{FileListener, FilesHandle};
-use swarm_engine::gossip::Faults;
+use swarm_engine::gossip::{Faults, Slander};
 use swarm_engine::identity::{Identity, MemoVerifier};
 use swarm_engine::links::Purpose;
 use swarm_engine::node::{Node, NodeParams};
@@ -118,6 +118,8 @@ struct World {
     /// Times an isolated node asked the rendezvous point again.
     rediscoveries: u64,
     adv_rng: ChaCha8Rng,
+    /// The sybil operator whose ids are being drawn (a new one once it has `sybil_ids`).
+    sybil_group: Option<Slander>,
     /// Who is behind a NAT (its own stream: scenarios without NAT draw nothing from the others).
     nat_rng: ChaCha8Rng,
     /// Slots whose current node is NATed.
@@ -221,8 +223,22 @@ impl World {
             return ContentFaults::default();
         }
         let u: f64 = self.adv_rng.gen();
-        let Some((kind, faults)) = a.content_faults(u, self.clock.now()) else { return ContentFaults::default() };
+        let Some((kind, mut faults)) = a.content_faults(u, self.clock.now()) else { return ContentFaults::default() };
         self.collector.mark_adversary(id, kind.name());
+        let group = match kind {
+            ContentAdversary::Slander => Some(Slander::new_group()),
+            ContentAdversary::Sybil => {
+                let ids = a.sybil_ids;
+                let g = self.sybil_group.take().filter(|g| g.members() < ids).unwrap_or_else(Slander::new_group);
+                self.sybil_group = Some(g.clone());
+                Some(g)
+            }
+            _ => None,
+        };
+        if let Some(g) = &group {
+            g.join(id);
+        }
+        faults.slander = group;
         faults
     }
 
@@ -405,6 +421,7 @@ async fn drive(sc: Scenario, opts: RunOptions) -> Report {
         rediscover_rng: stream(sc.seed, STREAM_REDISCOVER),
         rediscoveries: 0,
         adv_rng: stream(sc.seed, STREAM_ADVERSARY),
+        sybil_group: None,
         nat_rng: stream(sc.seed, STREAM_NAT),
         natted: BTreeSet::new(),
         live: 0,

@@ -325,6 +325,7 @@ impl Scenario {
             sum += share;
         }
         ensure(sum <= 1.0, "adversary", format!("{} must be at most 1, got {sum}", kinds.join(" + ")))?;
+        ensure(self.adversary.sybil_ids >= 1, "adversary.sybil_ids", "must be at least 1")?;
         let c = &self.content;
         ensure(
             c.publishes_per_node_per_hour.is_finite() && (0.0..=3600.0).contains(&c.publishes_per_node_per_hour),

@@ -34,6 +34,8 @@ use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
+use super::slander::Slander;
+
 /// Peer ids gathered from rumours between two rounds, at most (duplicates included; they are
 /// sorted out once per round, far cheaper than keeping a set up to date per rumour). The
 /// registry they feed holds about 100 peers, so a few hundred per round is plenty.
@@ -143,13 +145,15 @@ fn rumor_id(r: &Rumor) -> Option<u64> {
 
 /// Deliberate misbehaviour, for the simulator's adversarial peers only (a real node never sets
 /// any).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
     /// Every rumour this node sends, its own and the ones it relays, carries a broken signature.
     pub corrupt_signatures: bool,
     /// A flooder: every round, this many more rumours of its own (valid, signed, empty), each
     /// in a frame of its own, to every link.
     pub flood_rumors: usize,
+    /// A slanderer: it warns of every peer its group links to (see [`Slander`]).
+    pub slander: Option<Slander>,
 }
 
 pub struct GossipCore {
@@ -301,6 +305,10 @@ impl GossipCore {
                 }
             }
             if !body.warnings.is_empty() {
+                if body.warnings.contains(&self.me) {
+                    let offence = Offence::FalseWarning;
+                    self.out.push_back(Output::Effect(Effect::Report { peer: origin, offence }));
+                }
                 let accused: Vec<PeerId> = body.warnings.iter().copied().filter(|p| *p != self.me).collect();
                 if !accused.is_empty() {
                     self.out.push_back(Output::Warned { accuser: origin, accused });
@@ -360,17 +368,20 @@ impl GossipCore {
     fn push(&mut self, except: PeerId, r: Rumor) {
         let mut to: Vec<PeerId> = self.links.peers();
         to.retain(|p| *p != except && self.trust.allows_gossip(p));
-        let k = self.cfg.warning_fanout.min(to.len());
+        // A slanderer tells every link.
+        let fanout = if self.faults.slander.is_some() { to.len() } else { self.cfg.warning_fanout };
+        let k = fanout.min(to.len());
         let picked: Vec<PeerId> =
             rand::seq::index::sample(&mut self.rng, to.len(), k).into_iter().map(|i| to[i]).collect();
         self.send(picked, vec![r]);
     }
 
-    /// Drop warnings past their time or about peers no longer graylisted here.
+    /// Drop warnings past their time or about peers no longer graylisted here (a slanderer's
+    /// only past their time).
     fn prune_warnings(&mut self, now: Millis) {
-        let (ttl, trust) = (self.cfg.warning_ttl_ms, &self.trust);
+        let (ttl, trust, lies) = (self.cfg.warning_ttl_ms, &self.trust, self.faults.slander.is_some());
         let before = self.warnings.len();
-        self.warnings.retain(|p, t| now.saturating_sub(*t) < ttl && trust.is_graylisted(p));
+        self.warnings.retain(|p, t| now.saturating_sub(*t) < ttl && (lies || trust.is_graylisted(p)));
         if self.warnings.len() != before {
             self.warnings_rumor = None;
         }
@@ -413,6 +424,9 @@ impl GossipCore {
 
     /// A new link hears all of this node's warnings (one rumour, not forwarded).
     fn on_link_up(&mut self, now: Millis, peer: PeerId) {
+        if self.faults.slander.as_ref().is_some_and(|s| s.linked(peer, now)) {
+            self.warn(now, peer, true);
+        }
         self.push_warnings(now);
         self.prune_warnings(now);
         if self.warnings.is_empty() || !self.trust.allows_gossip(&peer) {
@@ -481,7 +495,22 @@ impl GossipCore {
         let mut to: Vec<PeerId> = self.links.peers();
         to.retain(|p| self.trust.allows_gossip(p));
         self.flood(now, &to);
+        self.slander(now);
         self.send(to, rumors);
+    }
+
+    /// A slanderer's round: warn of the victims its group found since (see [`Slander`]).
+    fn slander(&mut self, now: Millis) {
+        let Some(s) = &self.faults.slander else { return };
+        let fresh: Vec<PeerId> =
+            s.victims().into_iter().filter(|p| *p != self.me && !self.warnings.contains_key(p)).collect();
+        for p in fresh.into_iter().take(self.cfg.max_warnings).rev() {
+            self.warn(now, p, false);
+            if self.unpushed.len() < self.cfg.max_warnings {
+                self.unpushed.push(p);
+            }
+        }
+        self.push_warnings(now);
     }
 
     /// A flooder's extra rumours (see [`Faults::flood_rumors`]).

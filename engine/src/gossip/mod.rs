@@ -2,8 +2,10 @@
 
 pub mod actor;
 pub mod core;
+pub mod slander;
 #[cfg(test)]
 mod tests;
 
 pub use self::core::{Faults, GossipCore, Input, Output, SeenCache};
 pub use actor::GossipActor;
+pub use slander::Slander;

@@ -372,3 +372,60 @@ fn a_new_link_hears_every_warning_in_force() {
     assert_eq!(out[0].1[0].ttl, 1, "not forwarded");
     assert_eq!(out[0].1[0].body().unwrap().warnings, vec![pid(60), pid(61)]);
 }
+
+/// A warning naming this node reports its signer (not the link that relayed it) for it; one
+/// that does not name this node reports nobody.
+#[test]
+fn a_warning_naming_this_node_reports_its_signer() {
+    let mut c = warning_node();
+    let hops = GossipConfig::default().warning_hops;
+    let naming = RumorBody { seq: 1, peers: vec![], warnings: vec![pid(70), origin(0)] };
+    let r = Rumor::seal(&ident(9), &naming, hops, UNIX0).unwrap();
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![r].into() });
+    let reports: Vec<Output> =
+        drain(&mut c).into_iter().filter(|o| matches!(o, Output::Effect(Effect::Report { .. }))).collect();
+    assert_eq!(reports, vec![Output::Effect(Effect::Report { peer: origin(9), offence: Offence::FalseWarning })]);
+    let other = RumorBody { seq: 1, peers: vec![], warnings: vec![pid(71)] };
+    let r = Rumor::seal(&ident(10), &other, hops, UNIX0).unwrap();
+    c.handle(0, Input::Frame { from: pid(1), rumors: vec![r].into() });
+    assert!(drain(&mut c).iter().all(|o| !matches!(o, Output::Effect(Effect::Report { .. }))));
+}
+
+/// The warnings in a batch of sends, in order.
+fn warned_in(out: &[(Vec<PeerId>, Vec<Rumor>)]) -> Vec<PeerId> {
+    out.iter().flat_map(|(_, rs)| rs.iter().flat_map(|r| r.body().unwrap().warnings)).collect()
+}
+
+/// The simulator's slanderer: it warns every link of each peer it links to, never of its
+/// group's own ids; at its next round it warns of the peers the other ids of its group linked
+/// to; and it keeps those warnings for new links though nobody is graylisted.
+#[test]
+fn a_slanderer_warns_of_every_peer_its_group_links_to() {
+    let group = super::Slander::new_group();
+    group.join(origin(0));
+    group.join(pid(5));
+    let mut c = core_with(GossipConfig::default(), Faults { slander: Some(group.clone()), ..Faults::default() });
+    connect(&mut c, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let out = sends(&drain(&mut c));
+    let warned = warned_in(&out);
+    for p in [1, 2, 3, 4, 6, 7, 8] {
+        assert!(warned.contains(&pid(p)), "warned of {p}: {warned:?}");
+    }
+    assert!(!warned.contains(&pid(5)), "never of its own group");
+    let (to, _) = out.iter().find(|(_, rs)| rs[0].body().unwrap().warnings == vec![pid(8)]).unwrap();
+    assert_eq!(to.len(), 8, "every link, past the fanout of {}", GossipConfig::default().warning_fanout);
+    // Another id of the group links to 9 (and to 5, one of its own); this one warns of 9 at
+    // its next round.
+    assert!(group.linked(pid(9), 10_000));
+    assert!(!group.linked(pid(5), 10_000));
+    let next = c.next_timeout().unwrap().max(60_000);
+    c.handle_timeout(next);
+    c.handle(next, Input::TopPeers(vec![]));
+    assert_eq!(warned_in(&sends(&drain(&mut c))), vec![pid(9)]);
+    c.links.set(pid(10), true);
+    c.handle(next + 1, Input::Link(LinkEvent::Up { peer: pid(10), outbound: false }));
+    let to_new: Vec<(Vec<PeerId>, Vec<Rumor>)> =
+        sends(&drain(&mut c)).into_iter().filter(|(to, _)| to == &vec![pid(10)]).collect();
+    let all: Vec<PeerId> = [1, 2, 3, 4, 6, 7, 8, 9, 10].into_iter().map(pid).collect();
+    assert_eq!(warned_in(&to_new), all, "kept, not pruned");
+}

@@ -385,6 +385,28 @@ impl ReplicationCore {
         }
     }
 
+    /// A neighbour that had no room has room again: the chunks we hold whose replica set it
+    /// now belongs to (fewer than `rf` peers with room nearer, us included) are checked at the
+    /// next round rather than at their calm interval, and offered to it.
+    fn recheck_for(&mut self, now: Millis, peer: &PeerId) {
+        let (me, them, rf) = (Key::of_peer(&self.me), Key::of_peer(peer), self.cfg.rf);
+        let base = self.cfg.check_interval_ms;
+        for (c, h) in self.held.iter_mut() {
+            let key = Key::of_chunk(c);
+            let d = key.distance(&them);
+            let nearer = self
+                .neighbours
+                .iter()
+                .filter(|(p, n)| *p != peer && !n.full && key.distance(&Key::of_peer(p)) < d)
+                .take(rf)
+                .count();
+            if nearer + usize::from(key.distance(&me) < d) < rf {
+                h.check_at = h.check_at.min(now);
+                h.calm_ms = base;
+            }
+        }
+    }
+
     /// How far our own view reaches: the distance to our `2 * rf`-th closest neighbour (None:
     /// fewer neighbours than that, we see everyone). The topology links every node to its XOR
     /// neighbourhood, so within this radius nobody closer to a chunk can hide from us; beyond
@@ -547,7 +569,11 @@ impl Core for ReplicationCore {
             }
             Input::Holdings { from, held, released, full } => {
                 let Some(n) = self.neighbours.get_mut(&from) else { return };
+                let room_again = n.full && !full;
                 n.full = full;
+                if room_again {
+                    self.recheck_for(now, &from);
+                }
                 for c in &held {
                     self.known.entry(*c).or_default().insert(from);
                 }

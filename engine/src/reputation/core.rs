@@ -96,6 +96,9 @@ struct Entry {
     /// Below the publish threshold with at least half the hearsay weight behind it (as last
     /// reported; looked at again at each input and each change of standing).
     shunned: bool,
+    /// When this peer last warned of one that serves this node well: its warnings are not
+    /// heard here for a hearsay half-life after.
+    contradicted: Option<Millis>,
 }
 
 impl Entry {
@@ -199,6 +202,7 @@ impl ReputationCore {
                 accusers: Vec::new(),
                 vouched: false,
                 shunned: false,
+                contradicted: None,
             };
             self.by_eviction.insert(e.evict_key(peer));
             self.peers.insert(peer, e);
@@ -269,7 +273,7 @@ impl ReputationCore {
         }
         if !standing.is_graylisted() {
             e.vouched = false;
-        } else if !e.vouched && e.record.first_hand_score(now, &self.cfg) < self.cfg.graylist_threshold {
+        } else if !e.vouched && e.record.own_verdict(now, &self.cfg) < self.cfg.graylist_threshold {
             e.vouched = true;
             let window = self.cfg.hearsay_half_life_ms;
             let heard = e.accusers.iter().filter(|a| now.saturating_sub(a.at) < window).count();
@@ -286,7 +290,10 @@ impl ReputationCore {
     /// Take a warning only from an accuser this node knows first-hand for good (a positive
     /// score on its own evidence: time linked, requests served) and that nobody has warned of,
     /// once per accuser and half-life; it counts once the peer does not serve this node well (at
-    /// once, or later). Strangers' and accused accusers' warnings are not heard: at 1,000 nodes
+    /// once, or later). An accuser that warns of a peer serving this node well is *contradicted*:
+    /// for a half-life its warnings of other peers are not heard (a slanderer names every peer
+    /// it links to, this node's good peers among them; at 1,000 nodes, pairs of sybil ids shunned
+    /// 2% of honest peers before). Strangers' and accused accusers' warnings are not heard: at 1,000 nodes
     /// nearly every honest peer shunned by mistake had only adversaries among its accusers (a
     /// peer the swarm cuts off finds honest nodes refusing it, and warns of them in turn).
     /// Hearing only accusers scored at least 2 (about 15 minutes linked, or a request served) or
@@ -299,8 +306,20 @@ impl ReputationCore {
         if accused_itself || known.record.first_hand_score(now, &self.cfg) <= 0.0 {
             return;
         }
-        for peer in accused {
-            if peer == accuser {
+        let cfg = &self.cfg;
+        let good: Vec<bool> =
+            accused.iter().map(|p| self.peers.get(p).is_some_and(|e| e.record.at(now, cfg).serves_well(cfg))).collect();
+        if good.contains(&true) {
+            if let Some(e) = self.peers.get_mut(&accuser) {
+                e.contradicted = Some(now);
+            }
+        }
+        let contradicted =
+            self.peers.get(&accuser).and_then(|e| e.contradicted).is_some_and(|t| now.saturating_sub(t) < window);
+        for (peer, good) in accused.into_iter().zip(good) {
+            // A contradicted accuser is heard only of the peers that serve this node well,
+            // which its warnings do not touch unless they stop.
+            if peer == accuser || (contradicted && !good) {
                 continue;
             }
             let e = self.entry(peer, now);
@@ -399,6 +418,7 @@ impl Record {
         };
         self.counts.rtt_samples = n;
         self.counts.malice += o.counts.malice;
+        self.counts.slandered += o.counts.slandered;
         self.counts.violation += o.counts.violation;
         self.counts.noise += o.counts.noise;
         self.counts.warned += o.counts.warned;

@@ -208,3 +208,52 @@ fn strangers_are_not_heard() {
     warn(&mut c, 2 * SECOND, 2, 60);
     assert_eq!(c.standing(&pid(60), 2 * SECOND), Standing::NoPublish, "once known, they are");
 }
+
+/// A warning naming this node, which knows it did nothing to earn one, graylists its signer
+/// here at once, and that verdict is kept to this node: every adversary takes the warnings
+/// about itself for slander, and warning others in turn would set them against the honest
+/// peers that warned of it. The signer's own warnings are no longer heard. Evidence of the
+/// signer's own doing is passed on as before.
+#[test]
+fn a_peer_that_slanders_this_node_is_graylisted_here_and_not_warned_of() {
+    let mut c = core();
+    let liar = pid(40);
+    serve(&mut c, SECOND, 40);
+    let out = feed(&mut c, 2 * SECOND, Input::Offence { peer: liar, kind: OffenceKind::FalseWarning });
+    assert_eq!(c.standing(&liar, 2 * SECOND), Standing::Graylisted, "score {}", c.score(&liar, 2 * SECOND));
+    assert!(warns(&out).is_empty(), "kept to this node: {out:?}");
+    serve(&mut c, 3 * SECOND, 41);
+    warn(&mut c, 3 * SECOND, 41, 50);
+    warn(&mut c, 3 * SECOND, 40, 50);
+    assert!(c.standing(&pid(50), 3 * SECOND).may_publish(), "the liar is not heard: one accuser counts");
+    let out = feed(&mut c, 4 * SECOND, Input::Offence { peer: liar, kind: OffenceKind::BadChunk });
+    assert_eq!(warns(&out), vec![(liar, true)], "its own doing is warned of");
+}
+
+/// An accuser that warns of a peer serving this node well says something this node knows to be
+/// wrong: none of that warning counts, nor any of its warnings for a hearsay half-life (a
+/// slanderer names every peer it links to, this node's good peers among them). Other accusers
+/// are heard as before, and the contradicted one again after the half-life.
+#[test]
+fn an_accuser_contradicted_by_this_nodes_own_evidence_is_not_heard_for_a_while() {
+    let mut c = core();
+    let cfg = ReputationConfig::default();
+    // Served a little more than the exemption asks (the counts decay).
+    serve(&mut c, SECOND, 30);
+    feed(&mut c, SECOND, Input::Request { peer: pid(30), outcome: Outcome::Served { rtt_ms: 50 } });
+    serve(&mut c, SECOND, 1);
+    serve(&mut c, SECOND, 2);
+    feed(&mut c, 2 * SECOND, Input::Warned { accuser: pid(1), accused: vec![pid(50), pid(30)] });
+    feed(&mut c, 2 * SECOND, Input::Warned { accuser: pid(1), accused: vec![pid(51)] });
+    warn(&mut c, 3 * SECOND, 2, 50);
+    warn(&mut c, 3 * SECOND, 2, 51);
+    for p in [50, 51] {
+        let s = c.standing(&pid(p), 3 * SECOND);
+        assert!(s.may_publish(), "one accuser heard of {p}: {s:?}");
+    }
+    assert!(c.standing(&pid(30), 3 * SECOND).may_publish());
+    let later = 4 * SECOND + cfg.hearsay_half_life_ms;
+    warn(&mut c, later, 2, 52);
+    let out = feed(&mut c, later, Input::Warned { accuser: pid(1), accused: vec![pid(52)] });
+    assert!(out.contains(&Output::Shunned { peer: pid(52), shunned: true }), "heard again: {out:?}");
+}

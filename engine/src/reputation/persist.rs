@@ -94,6 +94,7 @@ impl StoredRecord {
             ("violation", c.violation),
             ("noise", c.noise),
             ("warned", c.warned),
+            ("slandered", c.slandered),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(DecodeError::Field { field, value });

@@ -115,6 +115,8 @@ pub enum OffenceKind {
     AuthTimeout,
     /// An envelope outside the time window, or one seen already (clocks, retransmits).
     StaleEnvelope,
+    /// A signed warning naming this node.
+    FalseWarning,
 }
 
 impl OffenceKind {
@@ -123,8 +125,9 @@ impl OffenceKind {
         match self {
             // A poisoned peer exchange answer is judged on many peers at once (most of at least
             // 8 named peers mentioned nowhere else within minutes), which an honest answer of
-            // live peers does not come near: weighed as proof.
-            BadSignature | AuthFailed | BadChunk | FailedVerification | BadPex => OffenceClass::Malice,
+            // live peers does not come near: weighed as proof. A signed warning naming this
+            // node is proof to it that the signer slanders (or took churn for malice).
+            BadSignature | AuthFailed | BadChunk | FailedVerification | BadPex | FalseWarning => OffenceClass::Malice,
             Unauthenticated | InvalidEnvelope | Flood => OffenceClass::Violation,
             MalformedFrame | AuthTimeout | StaleEnvelope => OffenceClass::Noise,
         }
@@ -142,6 +145,7 @@ impl From<Offence> for OffenceKind {
             Offence::BadShare => OffenceKind::FailedVerification,
             Offence::BadPex => OffenceKind::BadPex,
             Offence::Flood => OffenceKind::Flood,
+            Offence::FalseWarning => OffenceKind::FalseWarning,
             Offence::InvalidEnvelope(r) => match r {
                 Rejection::BadSignature => OffenceKind::BadSignature,
                 Rejection::Unsigned | Rejection::TooLarge { .. } | Rejection::Malformed => OffenceKind::InvalidEnvelope,
@@ -196,6 +200,10 @@ pub struct Counts {
     /// `hearsay_half_life_ms`; see [`Record::warned`]).
     #[serde(default)]
     pub warned: f64,
+    /// Of `malice`, the warnings naming this node that the peer signed (decayed with it): a
+    /// verdict this node keeps to itself (see [`Record::own_verdict`]).
+    #[serde(default)]
+    pub slandered: f64,
 }
 
 /// What a node knows of one peer. Counts are decayed to `stamp`.
@@ -243,6 +251,7 @@ impl Record {
         self.counts.withheld *= av;
         self.counts.rtt_samples *= av;
         self.counts.malice *= factor(dt, cfg.malice_half_life_ms);
+        self.counts.slandered *= factor(dt, cfg.malice_half_life_ms);
         self.counts.violation *= factor(dt, cfg.violation_half_life_ms);
         self.counts.noise *= factor(dt, cfg.noise_half_life_ms);
         self.counts.warned *= factor(dt, cfg.hearsay_half_life_ms);
@@ -296,6 +305,9 @@ impl Record {
 
     pub fn offence(&mut self, now: Millis, kind: OffenceKind, cfg: &ReputationConfig) {
         self.advance(now, cfg);
+        if kind == OffenceKind::FalseWarning {
+            self.counts.slandered += 1.0;
+        }
         match kind.class() {
             OffenceClass::Malice => self.counts.malice += 1.0,
             OffenceClass::Violation => self.counts.violation += 1.0,
@@ -330,6 +342,16 @@ impl Record {
     pub fn first_hand_score(&self, now: Millis, cfg: &ReputationConfig) -> f64 {
         let c = self.at(now, cfg).components(cfg);
         clamp(c.iter().sum::<f64>() - c[HEARSAY])
+    }
+
+    /// The score on this node's own evidence that others may hear of: the first-hand score
+    /// without the warnings this peer signed against this node. Those graylist it here, but
+    /// are not passed on: every adversary takes the warnings about itself for slander, and its
+    /// counter-warnings would turn the swarm against the honest peers that warned of it.
+    pub fn own_verdict(&self, now: Millis, cfg: &ReputationConfig) -> f64 {
+        let r = self.at(now, cfg);
+        let c = r.components(cfg);
+        clamp(c.iter().sum::<f64>() - c[HEARSAY] + cfg.malice_weight * r.counts.slandered)
     }
 
     /// Served against asked, in [-1, 1], pulled toward 0 by a neutral prior (one answer is not a

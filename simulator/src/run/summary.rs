@@ -194,10 +194,14 @@ fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metr
     m.availability_min = answered.iter().copied().reduce(f64::min);
     m.availability_final = answered.last().copied();
     // A publication counts once it completed (a second copy stored): before that the author
-    // holds the only copy and the write is not acknowledged.
+    // holds the only copy and the write is not acknowledged. Adversaries' own chunks are left
+    // out: the swarm cuts their authors off, and what they kept among themselves is theirs to
+    // lose (the availability probes do not ask for them either).
     let completed = c.published - c.lost_unreplicated as usize;
     let lost = c.lost - c.lost_unreplicated as usize;
-    m.durability = (completed > 0).then(|| 1.0 - lost as f64 / completed as f64);
+    let honest_completed = completed - c.adversarial_completed;
+    let honest_lost = lost - c.adversarial_lost;
+    m.durability = (honest_completed > 0).then(|| 1.0 - honest_lost as f64 / honest_completed as f64);
     m.fetch_latency_p50_s = (!c.latencies_s.is_empty()).then(|| percentile(&c.latencies_s, 50.0));
     m.fetch_latency_p99_s = (!c.latencies_s.is_empty()).then(|| percentile(&c.latencies_s, 99.0));
     m.relayed_share = (c.fetches_ok > 0).then(|| c.relayed as f64 / c.fetches_ok as f64);
@@ -207,8 +211,8 @@ fn content_metrics(sc: &Scenario, world: &World, node_seconds: f64, m: &mut Metr
     m.publishes_cut_short = Some(c.lost_unreplicated);
     let rf = sc.node.replication.rf as i32;
     notes.push(format!(
-        "content: {} chunks published, {} of them cut short (the author crashed before any other node stored a copy: not acknowledged, not counted), {} lost after; {} replicas stored by repair ({} bytes), {} surplus copies dropped; live copies of surviving chunks at the end: min {}, mean {:.2} (rf {rf})",
-        c.published, c.lost_unreplicated, lost, c.repair_stores, c.repair_bytes, c.dropped, c.copies_min, c.copies_mean
+        "content: {} chunks published, {} of them cut short (the author crashed before any other node stored a copy: not acknowledged, not counted), {} lost after ({} of them adversaries' own, not counted in durability); {} replicas stored by repair ({} bytes), {} surplus copies dropped; live copies of surviving chunks at the end: min {}, mean {:.2} (rf {rf})",
+        c.published, c.lost_unreplicated, lost, c.adversarial_lost, c.repair_stores, c.repair_bytes, c.dropped, c.copies_min, c.copies_mean
     ));
     notes.push(format!(
         "availability: {} probes of up to {} fetches each, every {} s, of chunks published at least {} s before (publication completed), each from a random live node; {} fetches ok, {} failed (fetches whose node crashed are not counted)",

@@ -7,7 +7,7 @@
 use super::*;
 
 /// What an adversarial content service does; nothing by default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContentFaults {
     /// Accept replicas and announce them, but answer every request for one "not here".
     pub withhold: bool,
@@ -28,6 +28,8 @@ pub struct ContentFaults {
     /// ...and every gossip round this many more rumours of its own (the gossip core's
     /// `Faults::flood_rumors`; carried here so the node's adversarial faults come in one place).
     pub flood_rumors: usize,
+    /// ...and a slanderer's group (the gossip core's `Faults::slander`).
+    pub slander: Option<crate::gossip::Slander>,
 }
 
 /// How often a flooder sends its burst of lookup questions.
