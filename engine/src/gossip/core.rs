@@ -12,7 +12,8 @@
 //! and forwarded the same way on receipt for `warning_hops` hops (push gossip: the ~150 nodes
 //! within three hops hear it within seconds, not rounds). Each new link is sent one rumour
 //! with all of this node's current warnings, so nodes that join later hear them too. Receivers
-//! hand warnings to reputation, which weighs them as hearsay.
+//! hand warnings to reputation, which weighs them as hearsay; a warning that names the receiver
+//! itself is reported as an offence of its signer (`Offence::FalseWarning`).
 //!
 //! Rumours are signed envelopes: a receiver checks the timestamp and the origin's signature before
 //! it believes or relays one, and reports the neighbour that sent a bad one (honest nodes relay

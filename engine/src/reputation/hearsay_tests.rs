@@ -1,6 +1,7 @@
 //! Hearsay: warnings from other nodes need a quorum of distinct accusers in good standing, never
-//! graylist alone, are ignored about peers that serve this node well, make the first failure
-//! here decisive, and a node warns others only on its own evidence.
+//! graylist alone, are ignored about peers that serve this node well (and an accuser contradicted
+//! so is not heard for a while), make the first failure here decisive, and a node warns others
+//! only on its own evidence (not on warnings that named it).
 
 use super::core::{Input, Output, ReputationCore};
 use super::score::{OffenceKind, Outcome, Standing};
