@@ -389,6 +389,15 @@ impl GossipCore {
     }
 
     fn warn(&mut self, now: Millis, peer: PeerId, spread: bool) {
+        self.note_warning(now, peer, spread);
+        if spread {
+            self.push_warnings(now);
+        }
+    }
+
+    /// Keep a warning for new links (the newest `max_warnings`) and, with `spread`, queue it to
+    /// be pushed.
+    fn note_warning(&mut self, now: Millis, peer: PeerId, spread: bool) {
         self.warnings.insert(peer, now);
         while self.warnings.len() > self.cfg.max_warnings {
             let oldest = self.warnings.iter().min_by_key(|(p, t)| (**t, **p)).map(|(p, _)| *p);
@@ -402,7 +411,6 @@ impl GossipCore {
                 self.unpushed.remove(0);
             }
             self.unpushed.push(peer);
-            self.push_warnings(now);
         }
     }
 
@@ -506,10 +514,7 @@ impl GossipCore {
         let fresh: Vec<PeerId> =
             s.victims().into_iter().filter(|p| *p != self.me && !self.warnings.contains_key(p)).collect();
         for p in fresh.into_iter().take(self.cfg.max_warnings).rev() {
-            self.warn(now, p, false);
-            if self.unpushed.len() < self.cfg.max_warnings {
-                self.unpushed.push(p);
-            }
+            self.note_warning(now, p, true);
         }
         self.push_warnings(now);
     }

@@ -41,10 +41,6 @@ impl Slander {
         self.0.borrow().members.len()
     }
 
-    pub fn is_member(&self, peer: &PeerId) -> bool {
-        self.0.borrow().members.contains(peer)
-    }
-
     /// A member linked to `peer`: a victim, unless it is one of the group.
     pub(super) fn linked(&self, peer: PeerId, now: Millis) -> bool {
         let mut g = self.0.borrow_mut();

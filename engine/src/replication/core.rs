@@ -389,18 +389,21 @@ impl ReplicationCore {
     /// now belongs to (fewer than `rf` peers with room nearer, us included) are checked at the
     /// next round rather than at their calm interval, and offered to it.
     fn recheck_for(&mut self, now: Millis, peer: &PeerId) {
-        let (me, them, rf) = (Key::of_peer(&self.me), Key::of_peer(peer), self.cfg.rf);
+        let (me, them) = (Key::of_peer(&self.me), Key::of_peer(peer));
+        let nobody = BTreeSet::new();
+        let joined: Vec<ChunkId> = self
+            .held
+            .keys()
+            .filter(|c| {
+                let key = Key::of_chunk(c);
+                let me_nearer = key.distance(&me) < key.distance(&them);
+                self.nearer_with_room(&key, peer, &nobody) + usize::from(me_nearer) < self.cfg.rf
+            })
+            .copied()
+            .collect();
         let base = self.cfg.check_interval_ms;
-        for (c, h) in self.held.iter_mut() {
-            let key = Key::of_chunk(c);
-            let d = key.distance(&them);
-            let nearer = self
-                .neighbours
-                .iter()
-                .filter(|(p, n)| *p != peer && !n.full && key.distance(&Key::of_peer(p)) < d)
-                .take(rf)
-                .count();
-            if nearer + usize::from(key.distance(&me) < d) < rf {
+        for c in joined {
+            if let Some(h) = self.held.get_mut(&c) {
                 h.check_at = h.check_at.min(now);
                 h.calm_ms = base;
             }
@@ -430,16 +433,20 @@ impl ReplicationCore {
         }
         // In the replica set exactly when fewer than `rf` eligible peers are nearer than we are
         // (keys are distinct, so distances are): a count, not a sort, for every chunk of a round.
-        let key = Key::of_chunk(chunk);
-        let mine = key.distance(&Key::of_peer(&self.me));
-        let nearer = self
-            .neighbours
+        self.nearer_with_room(&Key::of_chunk(chunk), &self.me, holders) < self.cfg.rf
+    }
+
+    /// The neighbours other than `than` nearer to `key` than `than` is, that have room (a full
+    /// one counts only if it is among `holders`), counted up to `rf`: whether `than` belongs to
+    /// the replica set is all that is asked.
+    fn nearer_with_room(&self, key: &Key, than: &PeerId, holders: &BTreeSet<PeerId>) -> usize {
+        let d = key.distance(&Key::of_peer(than));
+        self.neighbours
             .iter()
-            .filter(|(p, n)| **p != self.me && (!n.full || holders.contains(p)))
-            .filter(|(p, _)| key.distance(&Key::of_peer(p)) < mine)
+            .filter(|(p, n)| *p != than && (!n.full || holders.contains(p)))
+            .filter(|(p, _)| key.distance(&Key::of_peer(p)) < d)
             .take(self.cfg.rf)
-            .count();
-        nearer < self.cfg.rf
+            .count()
     }
 
     /// One repair round: fetch what we should hold and do not, within the byte budget.

@@ -306,16 +306,16 @@ impl ReputationCore {
         if accused_itself || known.record.first_hand_score(now, &self.cfg) <= 0.0 {
             return;
         }
+        let was_contradicted = known.contradicted.is_some_and(|t| now.saturating_sub(t) < window);
         let cfg = &self.cfg;
         let good: Vec<bool> =
             accused.iter().map(|p| self.peers.get(p).is_some_and(|e| e.record.at(now, cfg).serves_well(cfg))).collect();
+        let contradicted = was_contradicted || good.contains(&true);
         if good.contains(&true) {
             if let Some(e) = self.peers.get_mut(&accuser) {
                 e.contradicted = Some(now);
             }
         }
-        let contradicted =
-            self.peers.get(&accuser).and_then(|e| e.contradicted).is_some_and(|t| now.saturating_sub(t) < window);
         for (peer, good) in accused.into_iter().zip(good) {
             // A contradicted accuser is heard only of the peers that serve this node well,
             // which its warnings do not touch unless they stop.

@@ -340,8 +340,13 @@ impl Record {
     /// The score on this node's own evidence only (the hearsay component left out): a node
     /// warns others of a peer only on this, so hearsay never feeds itself.
     pub fn first_hand_score(&self, now: Millis, cfg: &ReputationConfig) -> f64 {
-        let c = self.at(now, cfg).components(cfg);
-        clamp(c.iter().sum::<f64>() - c[HEARSAY])
+        clamp(self.at(now, cfg).first_hand_sum(cfg))
+    }
+
+    /// The components but hearsay, summed, unclamped, at the record's stamp.
+    fn first_hand_sum(&self, cfg: &ReputationConfig) -> f64 {
+        let c = self.components(cfg);
+        c.iter().sum::<f64>() - c[HEARSAY]
     }
 
     /// The score on this node's own evidence that others may hear of: the first-hand score
@@ -350,8 +355,7 @@ impl Record {
     /// counter-warnings would turn the swarm against the honest peers that warned of it.
     pub fn own_verdict(&self, now: Millis, cfg: &ReputationConfig) -> f64 {
         let r = self.at(now, cfg);
-        let c = r.components(cfg);
-        clamp(c.iter().sum::<f64>() - c[HEARSAY] + cfg.malice_weight * r.counts.slandered)
+        clamp(r.first_hand_sum(cfg) + cfg.malice_weight * r.counts.slandered)
     }
 
     /// Served against asked, in [-1, 1], pulled toward 0 by a neutral prior (one answer is not a
